@@ -1,0 +1,150 @@
+// Row functions: the innermost loops of every coreseg kernel.
+//
+// Modelled on libyuv: each row function has a portable C version
+// (row_common.cc) that is the definition, and SIMD twins for x86-64
+// (row_sse41.cc, row_avx2.cc) and arm64 (row_neon64.cc) that must give the
+// same bytes. One RowFunctions table per backend; cpu.cc picks one at run
+// time. The image-level kernels (label_kernels.cc, composite.cc,
+// resample.cc) only ever call rows through that table.
+//
+// All row functions work on plain pointers and a width; none allocates.
+// Pixels are RGBA bytes in memory order; a "colour" is those 4 bytes read as
+// one uint32_t with memcpy, so the code is endian-neutral.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define CORESEG_ARCH_X86_64 1
+#endif
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define CORESEG_ARCH_ARM64 1
+#endif
+
+namespace coreseg {
+
+// Fixed-point precision of resize_image (resample.cc): coefficients carry
+// kCoeffBits fractional bits (they fit int16), the vertical pass keeps
+// kInterBits fractional bits in its int16 intermediate (255 << 7 < 32768).
+constexpr int kCoeffBits = 14;
+constexpr int kInterBits = 7;
+constexpr int kVerticalShift = kCoeffBits - kInterBits;    // 7
+constexpr int kHorizontalShift = kCoeffBits + kInterBits;  // 21
+
+// dst[x] (4 bytes) = color if src[x] equals one of selected[0..n) else 0.
+template <typename T>
+using RenderMaskRowFn = void (*)(const T* src, const int32_t* selected,
+                                 int num_selected, uint32_t color,
+                                 uint8_t* dst, int width);
+
+// dst[x] (4 bytes) = palette[min((uint32_t)src[x], n)]; palette has n + 1
+// entries and palette[n] is the colour for "outside the palette".
+template <typename T>
+using ColorizeRowFn = void (*)(const T* src, const uint32_t* palette,
+                               uint32_t n, uint8_t* dst, int width);
+
+// dst[x] = src[xmap[x]]: one row of a nearest-neighbour resize.
+template <typename T>
+using ResizeLabelsRowFn = void (*)(const T* src, const int32_t* xmap, T* dst,
+                                   int width);
+
+// Per byte: t = src*(255-alpha) + color*alpha; dst = round(t / 255) computed
+// exactly as (t + 128 + ((t + 128) >> 8)) >> 8. dst may equal src.
+using BlendRowFn = void (*)(const uint8_t* src, const uint8_t* color,
+                            const uint8_t* alpha, uint8_t* dst, int count);
+
+// Vertical resample pass, one output row of `count` bytes-positions:
+// dst[i] = (sum_k rows[k][i] * coeffs[k] + 64) >> 7, k < taps (taps even).
+using ResampleVerticalRowFn = void (*)(const uint8_t* const* rows,
+                                       const int16_t* coeffs, int taps,
+                                       int16_t* dst, int count);
+
+// Horizontal resample pass over the vertical pass's int16 row of
+// `channels` (3 or 4) interleaved values per pixel. For output pixel x:
+// v_c = sum_k src[(start[x] + k) * channels + c] * coeffs[x * taps + k],
+// dst[4x + c] = clamp((v_c + (1 << 20)) >> 21, 0, 255); for 3 channels the
+// alpha byte is 255. taps is even; src must be readable (zero padded) for
+// (start[x] + taps + 1) * channels + 2 values.
+using ResampleHorizontalRowFn = void (*)(const int16_t* src, int channels,
+                                         const int32_t* start,
+                                         const int16_t* coeffs, int taps,
+                                         uint8_t* dst, int width);
+
+template <typename T>
+struct LabelRowFunctions {
+  RenderMaskRowFn<T> render_mask;
+  ColorizeRowFn<T> colorize;
+  ResizeLabelsRowFn<T> resize_labels;
+};
+
+struct RowFunctions {
+  const char* name;  // "scalar", "sse41", "avx2", "neon"
+  LabelRowFunctions<uint8_t> u8;
+  LabelRowFunctions<uint16_t> u16;
+  LabelRowFunctions<int32_t> i32;
+  BlendRowFn blend;
+  ResampleVerticalRowFn resample_vertical;
+  ResampleHorizontalRowFn resample_horizontal;
+
+  template <typename T>
+  const LabelRowFunctions<T>& labels() const;
+};
+
+template <>
+inline const LabelRowFunctions<uint8_t>& RowFunctions::labels<uint8_t>() const {
+  return u8;
+}
+template <>
+inline const LabelRowFunctions<uint16_t>& RowFunctions::labels<uint16_t>()
+    const {
+  return u16;
+}
+template <>
+inline const LabelRowFunctions<int32_t>& RowFunctions::labels<int32_t>() const {
+  return i32;
+}
+
+// The tables, one per backend. Each SIMD table falls back to the C row for
+// the rows it has no better version of (documented in its file).
+extern const RowFunctions kRowsC;
+#if CORESEG_ARCH_X86_64
+extern const RowFunctions kRowsSSE41;
+extern const RowFunctions kRowsAVX2;
+#endif
+#if CORESEG_ARCH_ARM64
+extern const RowFunctions kRowsNEON;
+#endif
+
+// The C rows, exported so SIMD rows can finish a row's tail with them.
+template <typename T>
+void RenderMaskRow_C(const T* src, const int32_t* selected, int num_selected,
+                     uint32_t color, uint8_t* dst, int width);
+template <typename T>
+void ColorizeRow_C(const T* src, const uint32_t* palette, uint32_t n,
+                   uint8_t* dst, int width);
+template <typename T>
+void ResizeLabelsRow_C(const T* src, const int32_t* xmap, T* dst, int width);
+void BlendRow_C(const uint8_t* src, const uint8_t* color, const uint8_t* alpha,
+                uint8_t* dst, int count);
+void ResampleVerticalRow_C(const uint8_t* const* rows, const int16_t* coeffs,
+                           int taps, int16_t* dst, int count);
+void ResampleHorizontalRow_C(const int16_t* src, int channels,
+                             const int32_t* start, const int16_t* coeffs,
+                             int taps, uint8_t* dst, int width);
+
+// One value of the vertical pass, shared by the C row and the SIMD tails.
+inline int16_t ResampleVerticalPoint(const uint8_t* const* rows,
+                                     const int16_t* coeffs, int taps, int i) {
+  int32_t acc = 1 << (kVerticalShift - 1);
+  for (int k = 0; k < taps; ++k) acc += rows[k][i] * coeffs[k];
+  return static_cast<int16_t>(acc >> kVerticalShift);
+}
+
+// One pixel of the blend, shared by the rows' tails and composite's outline.
+inline uint8_t BlendPixel(uint32_t src, uint32_t color, uint32_t alpha) {
+  const uint32_t t = src * (255 - alpha) + color * alpha + 128;
+  return static_cast<uint8_t>((t + (t >> 8)) >> 8);
+}
+
+}  // namespace coreseg

@@ -1,0 +1,186 @@
+// AVX2 row functions (x86-64). Built with -mavx2 and only called when the
+// CPU and OS support AVX2 (cpu.cc). Each gives the same bytes as its C twin.
+// ResizeLabels uses the AVX2 gather for int32 labels; uint8/uint16 rows
+// have no safe gather (it would read past the row) and use the C loop.
+#include "row.h"
+
+#if CORESEG_ARCH_X86_64
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace coreseg {
+namespace {
+
+// Eight labels widened to int32 lanes.
+inline __m256i Load8(const uint8_t* p) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m256i Load8(const uint16_t* p) {
+  return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m256i Load8(const int32_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+inline int32_t PackPair(int16_t c0, int16_t c1) {
+  return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(c0)) |
+                              (static_cast<uint32_t>(static_cast<uint16_t>(c1)) << 16));
+}
+
+template <typename T>
+void RenderMaskRow_AVX2(const T* src, const int32_t* selected,
+                        int num_selected, uint32_t color, uint8_t* dst,
+                        int width) {
+  const __m256i vcolor = _mm256_set1_epi32(static_cast<int32_t>(color));
+  int x = 0;
+  for (; x + 8 <= width; x += 8) {
+    const __m256i v = Load8(src + x);
+    __m256i hit = _mm256_setzero_si256();
+    for (int k = 0; k < num_selected; ++k)
+      hit = _mm256_or_si256(hit, _mm256_cmpeq_epi32(v, _mm256_set1_epi32(selected[k])));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 4 * x),
+                        _mm256_and_si256(hit, vcolor));
+  }
+  RenderMaskRow_C(src + x, selected, num_selected, color, dst + 4 * x,
+                  width - x);
+}
+
+template <typename T>
+void ColorizeRow_AVX2(const T* src, const uint32_t* palette, uint32_t n,
+                      uint8_t* dst, int width) {
+  const __m256i vn = _mm256_set1_epi32(static_cast<int32_t>(n));
+  const int* table = reinterpret_cast<const int*>(palette);
+  int x = 0;
+  for (; x + 8 <= width; x += 8) {
+    const __m256i idx = _mm256_min_epu32(Load8(src + x), vn);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 4 * x),
+                        _mm256_i32gather_epi32(table, idx, 4));
+  }
+  ColorizeRow_C(src + x, palette, n, dst + 4 * x, width - x);
+}
+
+void ResizeLabelsRow_AVX2(const int32_t* src, const int32_t* xmap,
+                          int32_t* dst, int width) {
+  const int* s = reinterpret_cast<const int*>(src);
+  int x = 0;
+  for (; x + 8 <= width; x += 8) {
+    const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xmap + x));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + x),
+                        _mm256_i32gather_epi32(s, idx, 4));
+  }
+  ResizeLabelsRow_C(src, xmap + x, dst + x, width - x);
+}
+
+// Sixteen bytes of the blend in 16-bit lanes; see row_sse41.cc's Blend8.
+inline __m256i Blend16(__m256i s, __m256i c, __m256i a) {
+  const __m256i k255 = _mm256_set1_epi16(255);
+  const __m256i k128 = _mm256_set1_epi16(128);
+  const __m256i k257 = _mm256_set1_epi16(257);
+  __m256i t = _mm256_add_epi16(_mm256_mullo_epi16(s, _mm256_sub_epi16(k255, a)),
+                               _mm256_mullo_epi16(c, a));
+  return _mm256_mulhi_epu16(_mm256_add_epi16(t, k128), k257);
+}
+
+inline __m256i Widen16(const uint8_t* p) {
+  return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+void BlendRow_AVX2(const uint8_t* src, const uint8_t* color,
+                   const uint8_t* alpha, uint8_t* dst, int count) {
+  int i = 0;
+  for (; i + 32 <= count; i += 32) {
+    const __m256i lo = Blend16(Widen16(src + i), Widen16(color + i), Widen16(alpha + i));
+    const __m256i hi = Blend16(Widen16(src + i + 16), Widen16(color + i + 16),
+                               Widen16(alpha + i + 16));
+    // packus works per 128-bit lane; the permute puts the quarters back.
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(lo, hi), 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), packed);
+  }
+  BlendRow_C(src + i, color + i, alpha + i, dst + i, count - i);
+}
+
+void ResampleVerticalRow_AVX2(const uint8_t* const* rows,
+                              const int16_t* coeffs, int taps, int16_t* dst,
+                              int count) {
+  const __m256i round = _mm256_set1_epi32(1 << (kVerticalShift - 1));
+  int i = 0;
+  for (; i + 16 <= count; i += 16) {
+    __m256i acc0 = round, acc1 = round;
+    for (int k = 0; k < taps; k += 2) {
+      const __m256i a = Widen16(rows[k] + i);
+      const __m256i b = Widen16(rows[k + 1] + i);
+      const __m256i cc = _mm256_set1_epi32(PackPair(coeffs[k], coeffs[k + 1]));
+      // Per 128-bit lane: lo holds values 0-3 | 8-11, hi 4-7 | 12-15, so the
+      // lane-wise packs below restores the order 0-7 | 8-15.
+      acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), cc));
+      acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), cc));
+    }
+    acc0 = _mm256_srai_epi32(acc0, kVerticalShift);
+    acc1 = _mm256_srai_epi32(acc1, kVerticalShift);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        _mm256_packs_epi32(acc0, acc1));
+  }
+  for (; i < count; ++i) dst[i] = ResampleVerticalPoint(rows, coeffs, taps, i);
+}
+
+void ResampleHorizontalRow_AVX2(const int16_t* src, int channels,
+                                const int32_t* start, const int16_t* coeffs,
+                                int taps, uint8_t* dst, int width) {
+  // Per 128-bit lane, two neighbouring pixels regrouped into channel pairs
+  // for madd (as in row_sse41.cc); lane 1 holds the next two taps.
+  const __m256i pairs =
+      channels == 4
+          ? _mm256_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15,
+                             0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15)
+          : _mm256_setr_epi8(0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11, -1, -1, -1, -1,
+                             0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11, -1, -1, -1, -1);
+  const __m128i round = _mm_set1_epi32(1 << (kHorizontalShift - 1));
+  const uint32_t alpha = channels == 3 ? 0xFF000000u : 0u;
+  const ptrdiff_t two = 2 * channels;  // offset of taps k+2, k+3
+  for (int x = 0; x < width; ++x) {
+    const int16_t* p = src + static_cast<ptrdiff_t>(start[x]) * channels;
+    const int16_t* c = coeffs + static_cast<ptrdiff_t>(x) * taps;
+    __m256i acc = _mm256_setzero_si256();
+    int k = 0;
+    for (; k + 4 <= taps; k += 4) {
+      const int16_t* q = p + k * channels;
+      const __m256i v = _mm256_shuffle_epi8(
+          _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(q + two),
+                              reinterpret_cast<const __m128i*>(q)),
+          pairs);
+      const __m256i cc = _mm256_setr_m128i(_mm_set1_epi32(PackPair(c[k], c[k + 1])),
+                                           _mm_set1_epi32(PackPair(c[k + 2], c[k + 3])));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(v, cc));
+    }
+    __m128i sum = _mm_add_epi32(
+        _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1)),
+        round);
+    if (k < taps) {  // taps is even: one pair left
+      const __m128i v = _mm_shuffle_epi8(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k * channels)),
+          _mm256_castsi256_si128(pairs));
+      sum = _mm_add_epi32(sum, _mm_madd_epi16(v, _mm_set1_epi32(PackPair(c[k], c[k + 1]))));
+    }
+    sum = _mm_srai_epi32(sum, kHorizontalShift);
+    const __m128i px = _mm_packus_epi16(_mm_packs_epi32(sum, sum), sum);
+    const uint32_t rgba = static_cast<uint32_t>(_mm_cvtsi128_si32(px)) | alpha;
+    std::memcpy(dst + 4 * x, &rgba, 4);
+  }
+}
+
+}  // namespace
+
+const RowFunctions kRowsAVX2 = {
+    "avx2",
+    {RenderMaskRow_AVX2<uint8_t>, ColorizeRow_AVX2<uint8_t>, ResizeLabelsRow_C<uint8_t>},
+    {RenderMaskRow_AVX2<uint16_t>, ColorizeRow_AVX2<uint16_t>,
+     ResizeLabelsRow_C<uint16_t>},
+    {RenderMaskRow_AVX2<int32_t>, ColorizeRow_AVX2<int32_t>, ResizeLabelsRow_AVX2},
+    BlendRow_AVX2,
+    ResampleVerticalRow_AVX2,
+    ResampleHorizontalRow_AVX2,
+};
+
+}  // namespace coreseg
+#endif  // CORESEG_ARCH_X86_64

@@ -1,0 +1,90 @@
+// Portable C row functions: the definition every SIMD twin is tested
+// against (src/native/tests/test_rows.cc), and the fallback everywhere.
+#include <cstring>
+
+#include "row.h"
+
+namespace coreseg {
+
+template <typename T>
+void RenderMaskRow_C(const T* src, const int32_t* selected, int num_selected,
+                     uint32_t color, uint8_t* dst, int width) {
+  for (int x = 0; x < width; ++x) {
+    const int32_t v = static_cast<int32_t>(src[x]);
+    uint32_t c = 0;
+    for (int k = 0; k < num_selected; ++k) {
+      if (v == selected[k]) {
+        c = color;
+        break;
+      }
+    }
+    std::memcpy(dst + 4 * x, &c, 4);
+  }
+}
+
+template <typename T>
+void ColorizeRow_C(const T* src, const uint32_t* palette, uint32_t n,
+                   uint8_t* dst, int width) {
+  for (int x = 0; x < width; ++x) {
+    // A negative int32 label becomes a huge unsigned one: outside too.
+    uint32_t v = static_cast<uint32_t>(src[x]);
+    if (v > n) v = n;
+    std::memcpy(dst + 4 * x, &palette[v], 4);
+  }
+}
+
+template <typename T>
+void ResizeLabelsRow_C(const T* src, const int32_t* xmap, T* dst, int width) {
+  for (int x = 0; x < width; ++x) dst[x] = src[xmap[x]];
+}
+
+void BlendRow_C(const uint8_t* src, const uint8_t* color, const uint8_t* alpha,
+                uint8_t* dst, int count) {
+  for (int i = 0; i < count; ++i) dst[i] = BlendPixel(src[i], color[i], alpha[i]);
+}
+
+void ResampleVerticalRow_C(const uint8_t* const* rows, const int16_t* coeffs,
+                           int taps, int16_t* dst, int count) {
+  for (int i = 0; i < count; ++i)
+    dst[i] = ResampleVerticalPoint(rows, coeffs, taps, i);
+}
+
+void ResampleHorizontalRow_C(const int16_t* src, int channels,
+                             const int32_t* start, const int16_t* coeffs,
+                             int taps, uint8_t* dst, int width) {
+  for (int x = 0; x < width; ++x) {
+    const int16_t* p = src + static_cast<ptrdiff_t>(start[x]) * channels;
+    const int16_t* c = coeffs + static_cast<ptrdiff_t>(x) * taps;
+    for (int ch = 0; ch < channels; ++ch) {
+      int32_t acc = 0;
+      for (int k = 0; k < taps; ++k) acc += p[k * channels + ch] * c[k];
+      int32_t v = (acc + (1 << (kHorizontalShift - 1))) >> kHorizontalShift;
+      dst[4 * x + ch] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+    }
+    if (channels == 3) dst[4 * x + 3] = 255;
+  }
+}
+
+#define CORESEG_INSTANTIATE_LABEL_ROWS(T)                                  \
+  template void RenderMaskRow_C<T>(const T*, const int32_t*, int, uint32_t, \
+                                   uint8_t*, int);                          \
+  template void ColorizeRow_C<T>(const T*, const uint32_t*, uint32_t,       \
+                                 uint8_t*, int);                            \
+  template void ResizeLabelsRow_C<T>(const T*, const int32_t*, T*, int);
+CORESEG_INSTANTIATE_LABEL_ROWS(uint8_t)
+CORESEG_INSTANTIATE_LABEL_ROWS(uint16_t)
+CORESEG_INSTANTIATE_LABEL_ROWS(int32_t)
+#undef CORESEG_INSTANTIATE_LABEL_ROWS
+
+const RowFunctions kRowsC = {
+    "scalar",
+    {RenderMaskRow_C<uint8_t>, ColorizeRow_C<uint8_t>, ResizeLabelsRow_C<uint8_t>},
+    {RenderMaskRow_C<uint16_t>, ColorizeRow_C<uint16_t>,
+     ResizeLabelsRow_C<uint16_t>},
+    {RenderMaskRow_C<int32_t>, ColorizeRow_C<int32_t>, ResizeLabelsRow_C<int32_t>},
+    BlendRow_C,
+    ResampleVerticalRow_C,
+    ResampleHorizontalRow_C,
+};
+
+}  // namespace coreseg

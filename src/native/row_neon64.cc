@@ -1,0 +1,151 @@
+// NEON row functions (arm64: Apple silicon, Linux aarch64). NEON is always
+// present on arm64, so these are the default there. Each gives the same
+// bytes as its C twin; src/native/tests/run-aarch64.sh checks that under
+// qemu. ResizeLabels has no NEON version: NEON has no gather, so it is the C
+// loop; resize_labels gets its speed from copying repeated rows instead.
+#include "row.h"
+
+#if CORESEG_ARCH_ARM64
+#include <arm_neon.h>
+
+#include <cstring>
+
+namespace coreseg {
+namespace {
+
+// Eight labels widened to two uint32x4 halves (int32 labels reinterpreted:
+// equality and the unsigned clamp are what the C rows do).
+struct Lanes8 {
+  uint32x4_t lo, hi;
+};
+inline Lanes8 Load8(const uint8_t* p) {
+  const uint16x8_t w = vmovl_u8(vld1_u8(p));
+  return {vmovl_u16(vget_low_u16(w)), vmovl_high_u16(w)};
+}
+inline Lanes8 Load8(const uint16_t* p) {
+  const uint16x8_t w = vld1q_u16(p);
+  return {vmovl_u16(vget_low_u16(w)), vmovl_high_u16(w)};
+}
+inline Lanes8 Load8(const int32_t* p) {
+  return {vreinterpretq_u32_s32(vld1q_s32(p)), vreinterpretq_u32_s32(vld1q_s32(p + 4))};
+}
+
+template <typename T>
+void RenderMaskRow_NEON(const T* src, const int32_t* selected,
+                        int num_selected, uint32_t color, uint8_t* dst,
+                        int width) {
+  const uint32x4_t vcolor = vdupq_n_u32(color);
+  int x = 0;
+  for (; x + 8 <= width; x += 8) {
+    const Lanes8 v = Load8(src + x);
+    uint32x4_t hit_lo = vdupq_n_u32(0), hit_hi = vdupq_n_u32(0);
+    for (int k = 0; k < num_selected; ++k) {
+      const uint32x4_t s = vdupq_n_u32(static_cast<uint32_t>(selected[k]));
+      hit_lo = vorrq_u32(hit_lo, vceqq_u32(v.lo, s));
+      hit_hi = vorrq_u32(hit_hi, vceqq_u32(v.hi, s));
+    }
+    vst1q_u8(dst + 4 * x, vreinterpretq_u8_u32(vandq_u32(hit_lo, vcolor)));
+    vst1q_u8(dst + 4 * x + 16, vreinterpretq_u8_u32(vandq_u32(hit_hi, vcolor)));
+  }
+  RenderMaskRow_C(src + x, selected, num_selected, color, dst + 4 * x,
+                  width - x);
+}
+
+// The clamp is vectorised; NEON has no gather, so the palette loads are
+// lane loads.
+template <typename T>
+void ColorizeRow_NEON(const T* src, const uint32_t* palette, uint32_t n,
+                      uint8_t* dst, int width) {
+  const uint32x4_t vn = vdupq_n_u32(n);
+  int x = 0;
+  for (; x + 8 <= width; x += 8) {
+    const Lanes8 v = Load8(src + x);
+    const uint32x4_t lo = vminq_u32(v.lo, vn), hi = vminq_u32(v.hi, vn);
+    uint32x4_t c0 = vdupq_n_u32(0), c1 = vdupq_n_u32(0);
+    c0 = vld1q_lane_u32(palette + vgetq_lane_u32(lo, 0), c0, 0);
+    c0 = vld1q_lane_u32(palette + vgetq_lane_u32(lo, 1), c0, 1);
+    c0 = vld1q_lane_u32(palette + vgetq_lane_u32(lo, 2), c0, 2);
+    c0 = vld1q_lane_u32(palette + vgetq_lane_u32(lo, 3), c0, 3);
+    c1 = vld1q_lane_u32(palette + vgetq_lane_u32(hi, 0), c1, 0);
+    c1 = vld1q_lane_u32(palette + vgetq_lane_u32(hi, 1), c1, 1);
+    c1 = vld1q_lane_u32(palette + vgetq_lane_u32(hi, 2), c1, 2);
+    c1 = vld1q_lane_u32(palette + vgetq_lane_u32(hi, 3), c1, 3);
+    vst1q_u8(dst + 4 * x, vreinterpretq_u8_u32(c0));
+    vst1q_u8(dst + 4 * x + 16, vreinterpretq_u8_u32(c1));
+  }
+  ColorizeRow_C(src + x, palette, n, dst + 4 * x, width - x);
+}
+
+// Eight bytes of the blend: t = s*(255-a) + c*a + 128; (t + (t >> 8)) >> 8.
+inline uint8x8_t Blend8(uint8x8_t s, uint8x8_t c, uint8x8_t a) {
+  uint16x8_t t = vmull_u8(s, vsub_u8(vdup_n_u8(255), a));
+  t = vmlal_u8(t, c, a);
+  t = vaddq_u16(t, vdupq_n_u16(128));
+  return vshrn_n_u16(vsraq_n_u16(t, t, 8), 8);
+}
+
+void BlendRow_NEON(const uint8_t* src, const uint8_t* color,
+                   const uint8_t* alpha, uint8_t* dst, int count) {
+  int i = 0;
+  for (; i + 16 <= count; i += 16) {
+    const uint8x16_t s = vld1q_u8(src + i), c = vld1q_u8(color + i),
+                     a = vld1q_u8(alpha + i);
+    const uint8x8_t lo = Blend8(vget_low_u8(s), vget_low_u8(c), vget_low_u8(a));
+    const uint8x8_t hi = Blend8(vget_high_u8(s), vget_high_u8(c), vget_high_u8(a));
+    vst1q_u8(dst + i, vcombine_u8(lo, hi));
+  }
+  BlendRow_C(src + i, color + i, alpha + i, dst + i, count - i);
+}
+
+void ResampleVerticalRow_NEON(const uint8_t* const* rows,
+                              const int16_t* coeffs, int taps, int16_t* dst,
+                              int count) {
+  int i = 0;
+  for (; i + 8 <= count; i += 8) {
+    int32x4_t acc_lo = vdupq_n_s32(0), acc_hi = vdupq_n_s32(0);
+    for (int k = 0; k < taps; ++k) {
+      const int16x8_t v = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(rows[k] + i)));
+      acc_lo = vmlal_n_s16(acc_lo, vget_low_s16(v), coeffs[k]);
+      acc_hi = vmlal_high_n_s16(acc_hi, v, coeffs[k]);
+    }
+    // vrshrn: (acc + 64) >> 7, the C rounding.
+    vst1q_s16(dst + i, vcombine_s16(vrshrn_n_s32(acc_lo, kVerticalShift),
+                                    vrshrn_n_s32(acc_hi, kVerticalShift)));
+  }
+  for (; i < count; ++i) dst[i] = ResampleVerticalPoint(rows, coeffs, taps, i);
+}
+
+void ResampleHorizontalRow_NEON(const int16_t* src, int channels,
+                                const int32_t* start, const int16_t* coeffs,
+                                int taps, uint8_t* dst, int width) {
+  const uint32_t alpha = channels == 3 ? 0xFF000000u : 0u;
+  for (int x = 0; x < width; ++x) {
+    const int16_t* p = src + static_cast<ptrdiff_t>(start[x]) * channels;
+    const int16_t* c = coeffs + static_cast<ptrdiff_t>(x) * taps;
+    int32x4_t acc = vdupq_n_s32(0);
+    // For RGB the fourth lane reads the next pixel's red: ignored below.
+    for (int k = 0; k < taps; ++k)
+      acc = vmlal_n_s16(acc, vld1_s16(p + k * channels), c[k]);
+    // vrshr is the C rounding; the two saturating narrows are its clamp.
+    const uint8x8_t px = vqmovn_u16(
+        vcombine_u16(vqmovun_s32(vrshrq_n_s32(acc, kHorizontalShift)), vdup_n_u16(0)));
+    const uint32_t rgba = vget_lane_u32(vreinterpret_u32_u8(px), 0) | alpha;
+    std::memcpy(dst + 4 * x, &rgba, 4);
+  }
+}
+
+}  // namespace
+
+const RowFunctions kRowsNEON = {
+    "neon",
+    {RenderMaskRow_NEON<uint8_t>, ColorizeRow_NEON<uint8_t>, ResizeLabelsRow_C<uint8_t>},
+    {RenderMaskRow_NEON<uint16_t>, ColorizeRow_NEON<uint16_t>,
+     ResizeLabelsRow_C<uint16_t>},
+    {RenderMaskRow_NEON<int32_t>, ColorizeRow_NEON<int32_t>, ResizeLabelsRow_C<int32_t>},
+    BlendRow_NEON,
+    ResampleVerticalRow_NEON,
+    ResampleHorizontalRow_NEON,
+};
+
+}  // namespace coreseg
+#endif  // CORESEG_ARCH_ARM64

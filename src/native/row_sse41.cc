@@ -1,0 +1,166 @@
+// SSE4.1 row functions (x86-64). Built with -msse4.1 and only called when
+// the CPU has SSE4.1 (cpu.cc). Each gives the same bytes as its C twin.
+// ResizeLabels has no SSE4.1 version: without a gather instruction it is the
+// C loop; resize_labels gets its speed from copying repeated rows instead.
+#include "row.h"
+
+#if CORESEG_ARCH_X86_64
+#include <smmintrin.h>
+
+#include <cstring>
+
+namespace coreseg {
+namespace {
+
+// Four labels widened to int32 lanes.
+inline __m128i Load4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm_cvtepu8_epi32(_mm_cvtsi32_si128(v));
+}
+inline __m128i Load4(const uint16_t* p) {
+  return _mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m128i Load4(const int32_t* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+
+// Two int16 coefficients as the (lo, hi) pair that _mm_madd_epi16 expects.
+inline __m128i CoeffPair(int16_t c0, int16_t c1) {
+  return _mm_set1_epi32(static_cast<int32_t>(
+      static_cast<uint32_t>(static_cast<uint16_t>(c0)) |
+      (static_cast<uint32_t>(static_cast<uint16_t>(c1)) << 16)));
+}
+
+template <typename T>
+void RenderMaskRow_SSE41(const T* src, const int32_t* selected,
+                         int num_selected, uint32_t color, uint8_t* dst,
+                         int width) {
+  const __m128i vcolor = _mm_set1_epi32(static_cast<int32_t>(color));
+  int x = 0;
+  for (; x + 4 <= width; x += 4) {
+    const __m128i v = Load4(src + x);
+    __m128i hit = _mm_setzero_si128();
+    for (int k = 0; k < num_selected; ++k)
+      hit = _mm_or_si128(hit, _mm_cmpeq_epi32(v, _mm_set1_epi32(selected[k])));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 4 * x),
+                     _mm_and_si128(hit, vcolor));
+  }
+  RenderMaskRow_C(src + x, selected, num_selected, color, dst + 4 * x,
+                  width - x);
+}
+
+// The clamp is vectorised; SSE4.1 has no gather, so the four palette loads
+// are scalar.
+template <typename T>
+void ColorizeRow_SSE41(const T* src, const uint32_t* palette, uint32_t n,
+                       uint8_t* dst, int width) {
+  const __m128i vn = _mm_set1_epi32(static_cast<int32_t>(n));
+  int x = 0;
+  for (; x + 4 <= width; x += 4) {
+    const __m128i idx = _mm_min_epu32(Load4(src + x), vn);
+    const __m128i c = _mm_setr_epi32(
+        static_cast<int32_t>(palette[_mm_cvtsi128_si32(idx)]),
+        static_cast<int32_t>(palette[_mm_extract_epi32(idx, 1)]),
+        static_cast<int32_t>(palette[_mm_extract_epi32(idx, 2)]),
+        static_cast<int32_t>(palette[_mm_extract_epi32(idx, 3)]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 4 * x), c);
+  }
+  ColorizeRow_C(src + x, palette, n, dst + 4 * x, width - x);
+}
+
+// Eight bytes of the blend, widened to 16 bits. Uses the identity
+// (u + (u >> 8)) >> 8 == (u * 257) >> 16 for u < 65536 (see row.h).
+inline __m128i Blend8(__m128i s, __m128i c, __m128i a) {
+  const __m128i k255 = _mm_set1_epi16(255);
+  const __m128i k128 = _mm_set1_epi16(128);
+  const __m128i k257 = _mm_set1_epi16(257);
+  __m128i t = _mm_add_epi16(_mm_mullo_epi16(s, _mm_sub_epi16(k255, a)),
+                            _mm_mullo_epi16(c, a));
+  return _mm_mulhi_epu16(_mm_add_epi16(t, k128), k257);
+}
+
+void BlendRow_SSE41(const uint8_t* src, const uint8_t* color,
+                    const uint8_t* alpha, uint8_t* dst, int count) {
+  const __m128i zero = _mm_setzero_si128();
+  int i = 0;
+  for (; i + 16 <= count; i += 16) {
+    const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(color + i));
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(alpha + i));
+    const __m128i lo = Blend8(_mm_unpacklo_epi8(s, zero), _mm_unpacklo_epi8(c, zero),
+                              _mm_unpacklo_epi8(a, zero));
+    const __m128i hi = Blend8(_mm_unpackhi_epi8(s, zero), _mm_unpackhi_epi8(c, zero),
+                              _mm_unpackhi_epi8(a, zero));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm_packus_epi16(lo, hi));
+  }
+  BlendRow_C(src + i, color + i, alpha + i, dst + i, count - i);
+}
+
+void ResampleVerticalRow_SSE41(const uint8_t* const* rows,
+                               const int16_t* coeffs, int taps, int16_t* dst,
+                               int count) {
+  const __m128i round = _mm_set1_epi32(1 << (kVerticalShift - 1));
+  int i = 0;
+  for (; i + 8 <= count; i += 8) {
+    __m128i acc0 = round, acc1 = round;
+    for (int k = 0; k < taps; k += 2) {
+      const __m128i a = _mm_cvtepu8_epi16(
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[k] + i)));
+      const __m128i b = _mm_cvtepu8_epi16(
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[k + 1] + i)));
+      const __m128i cc = CoeffPair(coeffs[k], coeffs[k + 1]);
+      acc0 = _mm_add_epi32(acc0, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), cc));
+      acc1 = _mm_add_epi32(acc1, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), cc));
+    }
+    acc0 = _mm_srai_epi32(acc0, kVerticalShift);
+    acc1 = _mm_srai_epi32(acc1, kVerticalShift);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm_packs_epi32(acc0, acc1));
+  }
+  for (; i < count; ++i) dst[i] = ResampleVerticalPoint(rows, coeffs, taps, i);
+}
+
+void ResampleHorizontalRow_SSE41(const int16_t* src, int channels,
+                                 const int32_t* start, const int16_t* coeffs,
+                                 int taps, uint8_t* dst, int width) {
+  // Two neighbouring pixels' channels regrouped as (c of px0, c of px1) pairs
+  // for _mm_madd_epi16; for RGB the fourth pair is zero.
+  const __m128i pairs =
+      channels == 4
+          ? _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15)
+          : _mm_setr_epi8(0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11, -1, -1, -1, -1);
+  const __m128i round = _mm_set1_epi32(1 << (kHorizontalShift - 1));
+  const uint32_t alpha = channels == 3 ? 0xFF000000u : 0u;
+  for (int x = 0; x < width; ++x) {
+    const int16_t* p = src + static_cast<ptrdiff_t>(start[x]) * channels;
+    const int16_t* c = coeffs + static_cast<ptrdiff_t>(x) * taps;
+    __m128i acc = round;
+    for (int k = 0; k < taps; k += 2) {
+      const __m128i v = _mm_shuffle_epi8(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k * channels)), pairs);
+      acc = _mm_add_epi32(acc, _mm_madd_epi16(v, CoeffPair(c[k], c[k + 1])));
+    }
+    acc = _mm_srai_epi32(acc, kHorizontalShift);
+    const __m128i px = _mm_packus_epi16(_mm_packs_epi32(acc, acc), acc);
+    const uint32_t rgba = static_cast<uint32_t>(_mm_cvtsi128_si32(px)) | alpha;
+    std::memcpy(dst + 4 * x, &rgba, 4);
+  }
+}
+
+}  // namespace
+
+const RowFunctions kRowsSSE41 = {
+    "sse41",
+    {RenderMaskRow_SSE41<uint8_t>, ColorizeRow_SSE41<uint8_t>,
+     ResizeLabelsRow_C<uint8_t>},
+    {RenderMaskRow_SSE41<uint16_t>, ColorizeRow_SSE41<uint16_t>,
+     ResizeLabelsRow_C<uint16_t>},
+    {RenderMaskRow_SSE41<int32_t>, ColorizeRow_SSE41<int32_t>,
+     ResizeLabelsRow_C<int32_t>},
+    BlendRow_SSE41,
+    ResampleVerticalRow_SSE41,
+    ResampleHorizontalRow_SSE41,
+};
+
+}  // namespace coreseg
+#endif  // CORESEG_ARCH_X86_64

@@ -1,0 +1,197 @@
+// Every SIMD row function against its C twin (row_common.cc), libyuv style:
+// random data, every width from 0 to 80 plus a few long rows, unaligned
+// pointers. Prints one line per failure and a closing "N passed, N failed".
+// Run natively by run-native.sh and under qemu-aarch64 by run-aarch64.sh.
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../cpu.h"
+#include "../row.h"
+
+namespace coreseg {
+namespace {
+
+std::mt19937 rng(12345);
+int passed = 0, failed = 0;
+
+void Check(bool ok, const std::string& backend, const char* what, int width,
+           int detail = 0) {
+  if (ok) {
+    ++passed;
+  } else {
+    ++failed;
+    std::printf("FAIL %s %s width=%d case=%d\n", backend.c_str(), what, width, detail);
+  }
+}
+
+std::vector<int> Widths() {
+  std::vector<int> w;
+  for (int i = 0; i <= 80; ++i) w.push_back(i);
+  for (int i : {127, 128, 129, 255, 256, 257, 1000, 4033}) w.push_back(i);
+  return w;
+}
+
+template <typename T>
+T RandomLabel(int max_label) {
+  // Mostly in range, some just outside, some extreme (negative for int32).
+  const int r = static_cast<int>(rng() % 16);
+  if (r == 0) return static_cast<T>(rng());
+  return static_cast<T>(rng() % (max_label + 2));
+}
+
+template <typename T>
+void TestLabelRows(const RowFunctions& simd, const char* type) {
+  const std::string name = simd.name;
+  for (int width : Widths()) {
+    for (int offset = 0; offset < 3; ++offset) {
+      std::vector<T> src(width + offset);
+      for (T& v : src) v = RandomLabel<T>(40);
+      const T* s = src.data() + offset;
+
+      // render_mask with 0, 1 and several selected ids (one never present).
+      for (int nsel : {0, 1, 3, 9}) {
+        std::vector<int32_t> sel;
+        for (int k = 0; k < nsel; ++k) sel.push_back(static_cast<int32_t>(rng() % 42));
+        if (nsel == 9) sel.back() = -7;
+        const uint32_t color = rng();
+        std::vector<uint8_t> a(4 * width + 1, 0xAB), b(4 * width + 1, 0xAB);
+        RenderMaskRow_C(s, sel.data(), nsel, color, a.data() + 1, width);
+        simd.labels<T>().render_mask(s, sel.data(), nsel, color, b.data() + 1, width);
+        Check(a == b, name, (std::string("render_mask_") + type).c_str(), width, nsel);
+      }
+
+      // colorize with palettes smaller and larger than the labels present.
+      for (uint32_t n : {0u, 1u, 17u, 41u}) {
+        std::vector<uint32_t> palette(n + 1);
+        for (uint32_t& c : palette) c = rng();
+        palette[n] = 0;
+        std::vector<uint8_t> a(4 * width + 1, 0xCD), b(4 * width + 1, 0xCD);
+        ColorizeRow_C(s, palette.data(), n, a.data() + 1, width);
+        simd.labels<T>().colorize(s, palette.data(), n, b.data() + 1, width);
+        Check(a == b, name, (std::string("colorize_") + type).c_str(), width, n);
+      }
+
+      // resize_labels with a random map into the source row.
+      if (width > 0) {
+        std::vector<int32_t> xmap(width + 7);
+        for (int32_t& m : xmap) m = static_cast<int32_t>(rng() % width);
+        std::vector<T> a(width + 7 + 1), b(width + 7 + 1);
+        ResizeLabelsRow_C(s, xmap.data(), a.data() + 1, width + 7);
+        simd.labels<T>().resize_labels(s, xmap.data(), b.data() + 1, width + 7);
+        Check(a == b, name, (std::string("resize_labels_") + type).c_str(), width);
+      }
+    }
+  }
+}
+
+void TestBlend(const RowFunctions& simd) {
+  for (int width : Widths()) {
+    const int n = 4 * width + (width % 3);
+    std::vector<uint8_t> src(n + 1), color(n + 1), alpha(n + 1);
+    for (int i = 0; i <= n; ++i) {
+      src[i] = rng();
+      color[i] = rng();
+      // Include the extremes 0 and 255 often: they must be exact.
+      const uint32_t r = rng() % 8;
+      alpha[i] = r == 0 ? 0 : (r == 1 ? 255 : static_cast<uint8_t>(rng()));
+    }
+    std::vector<uint8_t> a(n + 1), b(n + 1);
+    BlendRow_C(src.data() + 1, color.data() + 1, alpha.data() + 1, a.data() + 1, n);
+    simd.blend(src.data() + 1, color.data() + 1, alpha.data() + 1, b.data() + 1, n);
+    Check(a == b, simd.name, "blend", width);
+    // In place (dst == src), as composite(out=image) does.
+    std::vector<uint8_t> c(src);
+    simd.blend(c.data() + 1, color.data() + 1, alpha.data() + 1, c.data() + 1, n);
+    c[0] = a[0];
+    Check(a == c, simd.name, "blend_in_place", width);
+  }
+}
+
+// A random set of resample coefficients: non-negative int16 summing to
+// 1 << kCoeffBits, as resample.cc makes them, with zero padding taps.
+std::vector<int16_t> RandomCoeffs(int taps) {
+  std::vector<int16_t> c(taps, 0);
+  const int used = 1 + static_cast<int>(rng() % taps);
+  int left = 1 << kCoeffBits;
+  for (int k = 0; k < used - 1; ++k) {
+    const int v = static_cast<int>(rng() % (left / 2 + 1));
+    c[k] = static_cast<int16_t>(v);
+    left -= v;
+  }
+  c[used - 1] = static_cast<int16_t>(left);
+  return c;
+}
+
+void TestResample(const RowFunctions& simd) {
+  for (int width : Widths()) {
+    for (int taps : {2, 4, 6, 20, 40}) {
+      // Vertical: `taps` rows of `width` bytes each, at odd offsets.
+      std::vector<std::vector<uint8_t>> rows(taps, std::vector<uint8_t>(width + 1));
+      std::vector<const uint8_t*> ptrs;
+      for (auto& r : rows) {
+        for (uint8_t& v : r) v = rng();
+        if (rng() % 4 == 0) std::fill(r.begin(), r.end(), 255);  // worst case
+        ptrs.push_back(r.data() + 1);
+      }
+      const std::vector<int16_t> vc = RandomCoeffs(taps);
+      std::vector<int16_t> a(width), b(width);
+      ResampleVerticalRow_C(ptrs.data(), vc.data(), taps, a.data(), width);
+      simd.resample_vertical(ptrs.data(), vc.data(), taps, b.data(), width);
+      Check(a == b, simd.name, "resample_vertical", width, taps);
+
+      // Horizontal: output `width` pixels from a source of src_w pixels.
+      for (int channels : {3, 4}) {
+        const int src_w = 1 + width * 2;
+        std::vector<int16_t> src((src_w + taps + 2) * channels + 8, 0);
+        for (int i = 0; i < src_w * channels; ++i)
+          src[i] = static_cast<int16_t>(rng() % (255 * 128 + 1));
+        std::vector<int32_t> start(width);
+        std::vector<int16_t> coeffs;
+        for (int x = 0; x < width; ++x) {
+          start[x] = static_cast<int32_t>(rng() % src_w);
+          std::vector<int16_t> c = RandomCoeffs(taps);
+          coeffs.insert(coeffs.end(), c.begin(), c.end());
+        }
+        std::vector<uint8_t> ha(4 * width), hb(4 * width);
+        ResampleHorizontalRow_C(src.data(), channels, start.data(), coeffs.data(), taps,
+                                ha.data(), width);
+        simd.resample_horizontal(src.data(), channels, start.data(), coeffs.data(), taps,
+                                 hb.data(), width);
+        Check(ha == hb, simd.name,
+              channels == 3 ? "resample_horizontal_rgb" : "resample_horizontal_rgba",
+              width, taps);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace coreseg
+
+int main() {
+  using namespace coreseg;
+  const std::vector<std::string> backends = AvailableBackends();
+  std::string list;
+  for (const std::string& b : backends) list += " " + b;
+  std::printf("backends on this CPU:%s\n", list.c_str());
+  if (backends.size() < 2) {
+    std::printf("no SIMD backend to test on this CPU\n");
+    return 1;
+  }
+  for (const std::string& b : backends) {
+    if (b == "scalar") continue;
+    const RowFunctions& simd = *RowsByName(b);
+    const int before = failed;
+    TestLabelRows<uint8_t>(simd, "u8");
+    TestLabelRows<uint16_t>(simd, "u16");
+    TestLabelRows<int32_t>(simd, "i32");
+    TestBlend(simd);
+    TestResample(simd);
+    std::printf("%s: %s\n", b.c_str(), failed == before ? "all rows match C" : "MISMATCH");
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
