@@ -1,0 +1,249 @@
+// coreseg._native: the pybind11 layer. It checks that every array is what
+// the kernel will read or write (dtype, dimensions, packed rows, sizes) and
+// raises TypeError/ValueError naming the argument otherwise, converts to
+// the kernels' plain views, and releases the GIL while a kernel runs.
+// coreseg.kernels (Python) normalises user arguments before calling here.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <climits>
+#include <optional>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "cpu.h"
+#include "kernels.h"
+#include "thread_pool.h"
+
+namespace py = pybind11;
+
+namespace coreseg {
+namespace {
+
+std::string ShapeString(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+std::string DtypeString(const py::array& a) {
+  return py::str(a.dtype()).cast<std::string>();
+}
+
+// The row functions take int widths; keep every row's byte count in range.
+void CheckRowSize(int64_t elements, const char* name) {
+  if (elements > INT_MAX / 8)
+    throw py::value_error(std::string(name) + " has rows too long for coreseg (" +
+                          std::to_string(elements) + " values)");
+}
+
+LabelMap AsLabelMap(const py::array& a, const char* name) {
+  if (a.ndim() != 2)
+    throw py::value_error(std::string(name) + " must be a 2-D array, got shape " + ShapeString(a));
+  LabelType type;
+  if (a.dtype().is(py::dtype::of<int32_t>()))
+    type = LabelType::kInt32;
+  else if (a.dtype().is(py::dtype::of<uint8_t>()))
+    type = LabelType::kUInt8;
+  else if (a.dtype().is(py::dtype::of<uint16_t>()))
+    type = LabelType::kUInt16;
+  else
+    throw py::type_error(std::string(name) + " must have dtype int32, uint8 or uint16, got " +
+                         DtypeString(a));
+  if (a.shape(1) > 1 && a.strides(1) != a.itemsize())
+    throw py::value_error(std::string(name) + " must have packed rows (strides[1] == itemsize)");
+  CheckRowSize(a.shape(1), name);
+  return {static_cast<const uint8_t*>(a.data()), type, a.shape(1), a.shape(0), a.strides(0)};
+}
+
+ImageView AsImage(const py::array& a, const char* name) {
+  if (!a.dtype().is(py::dtype::of<uint8_t>()))
+    throw py::type_error(std::string(name) + " must have dtype uint8, got " + DtypeString(a));
+  if (a.ndim() != 3 || (a.shape(2) != 3 && a.shape(2) != 4))
+    throw py::value_error(std::string(name) + " must have shape (h, w, 3) or (h, w, 4), got " +
+                          ShapeString(a));
+  const int channels = static_cast<int>(a.shape(2));
+  if (a.strides(2) != 1 || (a.shape(1) > 1 && a.strides(1) != channels))
+    throw py::value_error(std::string(name) + " must have packed pixels (strides[1:] == (" +
+                          std::to_string(channels) + ", 1))");
+  CheckRowSize(a.shape(1) * channels, name);
+  return {static_cast<const uint8_t*>(a.data()), a.shape(1), a.shape(0), channels, a.strides(0)};
+}
+
+// A writable output of exactly `shape` and `dtype` with packed rows; returns
+// its data pointer, the row stride in *stride.
+uint8_t* AsOutput(py::array& out, const std::vector<py::ssize_t>& shape, const py::dtype& dtype,
+                  ptrdiff_t* stride) {
+  if (!out.dtype().is(dtype))
+    throw py::type_error("out must have dtype " + py::str(dtype).cast<std::string>() + ", got " +
+                         DtypeString(out));
+  bool same = out.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t i = 0; same && i < shape.size(); ++i) same = out.shape(i) == shape[i];
+  if (!same) {
+    std::string want = "(";
+    for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
+    throw py::value_error("out must have shape " + want + "), got " + ShapeString(out));
+  }
+  if (!out.writeable()) throw py::value_error("out must be writable");
+  // Everything after the row axis must be packed.
+  py::ssize_t expect = out.itemsize();
+  for (py::ssize_t i = out.ndim() - 1; i >= 1; --i) {
+    if (out.shape(i) > 1 && out.strides(i) != expect)
+      throw py::value_error("out must have packed rows (C-contiguous within each row)");
+    expect *= out.shape(i);
+  }
+  *stride = out.strides(0);
+  return static_cast<uint8_t*>(out.mutable_data());
+}
+
+uint32_t PackColor(const std::vector<int>& rgba, const char* name) {
+  if (rgba.size() != 4) throw py::value_error(std::string(name) + " must have 4 values (r, g, b, a)");
+  uint8_t bytes[4];
+  for (int i = 0; i < 4; ++i) {
+    if (rgba[i] < 0 || rgba[i] > 255)
+      throw py::value_error(std::string(name) + " values must be in 0..255");
+    bytes[i] = static_cast<uint8_t>(rgba[i]);
+  }
+  uint32_t c;
+  std::memcpy(&c, bytes, 4);
+  return c;
+}
+
+std::vector<uint32_t> AsPalette(const py::array& palette) {
+  if (!palette.dtype().is(py::dtype::of<uint8_t>()))
+    throw py::type_error("palette must have dtype uint8, got " + DtypeString(palette));
+  if (palette.ndim() != 2 || palette.shape(1) != 4)
+    throw py::value_error("palette must have shape (n, 4), got " + ShapeString(palette));
+  std::vector<uint32_t> colors(palette.shape(0));
+  const auto* base = static_cast<const uint8_t*>(palette.data());
+  for (py::ssize_t i = 0; i < palette.shape(0); ++i) {
+    uint8_t rgba[4];
+    for (int c = 0; c < 4; ++c) rgba[c] = base[i * palette.strides(0) + c * palette.strides(1)];
+    std::memcpy(&colors[i], rgba, 4);
+  }
+  return colors;
+}
+
+py::dtype LabelDtype(LabelType t) {
+  switch (t) {
+    case LabelType::kUInt8: return py::dtype::of<uint8_t>();
+    case LabelType::kUInt16: return py::dtype::of<uint16_t>();
+    default: return py::dtype::of<int32_t>();
+  }
+}
+
+void RenderMaskPy(const py::array& labels, const std::vector<int64_t>& selected,
+                  const std::vector<int>& color, py::array& out) {
+  const LabelMap l = AsLabelMap(labels, "labels");
+  const uint32_t c = PackColor(color, "color");
+  ptrdiff_t stride;
+  uint8_t* o = AsOutput(out, {labels.shape(0), labels.shape(1), 4}, py::dtype::of<uint8_t>(), &stride);
+  py::gil_scoped_release release;
+  RenderMask(l, selected, c, o, stride);
+}
+
+void ColorizePy(const py::array& labels, const py::array& palette, py::array& out) {
+  const LabelMap l = AsLabelMap(labels, "labels");
+  const std::vector<uint32_t> colors = AsPalette(palette);
+  ptrdiff_t stride;
+  uint8_t* o = AsOutput(out, {labels.shape(0), labels.shape(1), 4}, py::dtype::of<uint8_t>(), &stride);
+  py::gil_scoped_release release;
+  Colorize(l, colors, o, stride);
+}
+
+void ResizeLabelsPy(const py::array& labels, py::array& out) {
+  const LabelMap l = AsLabelMap(labels, "labels");
+  if (out.ndim() != 2) throw py::value_error("out must be a 2-D array, got shape " + ShapeString(out));
+  const int64_t w = out.shape(1), h = out.shape(0);
+  if ((w > 0 && h > 0) && (l.width == 0 || l.height == 0))
+    throw py::value_error("labels is empty: there is nothing to resize from");
+  CheckRowSize(w, "out");
+  ptrdiff_t stride;
+  uint8_t* o = AsOutput(out, {h, w}, LabelDtype(l.type), &stride);
+  py::gil_scoped_release release;
+  ResizeLabels(l, o, w, h, stride);
+}
+
+void CompositePy(const py::array& image, const py::array& labels, const py::array& palette,
+                 double opacity, const std::optional<std::vector<int>>& outline, py::array& out) {
+  const ImageView img = AsImage(image, "image");
+  const LabelMap l = AsLabelMap(labels, "labels");
+  const std::vector<uint32_t> colors = AsPalette(palette);
+  if (!(opacity >= 0.0 && opacity <= 1.0))
+    throw py::value_error("opacity must be a number in [0, 1], got " + std::to_string(opacity));
+  if (img.width > 0 && img.height > 0 && (l.width == 0 || l.height == 0))
+    throw py::value_error("labels is empty but image is not");
+  uint32_t outline_color = 0;
+  if (outline) outline_color = PackColor(*outline, "outline");
+  ptrdiff_t stride;
+  uint8_t* o = AsOutput(out, {image.shape(0), image.shape(1), image.shape(2)},
+                        py::dtype::of<uint8_t>(), &stride);
+  py::gil_scoped_release release;
+  Composite(img, l, colors, opacity, outline ? &outline_color : nullptr, o, stride);
+}
+
+void ResizeImagePy(const py::array& image, const std::vector<int>& order, py::array& out) {
+  const ImageView img = AsImage(image, "image");
+  if (img.width == 0 || img.height == 0) throw py::value_error("image is empty");
+  const int out_channels = static_cast<int>(order.size());
+  if (out_channels != 3 && out_channels != 4) throw py::value_error("order must have 3 or 4 entries");
+  for (int c : order)
+    if (c < 0 || c > 3) throw py::value_error("order entries must be in 0..3");
+  if (out.ndim() != 3) throw py::value_error("out must be a 3-D array, got shape " + ShapeString(out));
+  const int64_t w = out.shape(1), h = out.shape(0);
+  if (w < 1 || h < 1) throw py::value_error("out must be at least 1x1");
+  CheckRowSize(w * 4, "out");
+  ptrdiff_t stride;
+  uint8_t* o = AsOutput(out, {h, w, out_channels}, py::dtype::of<uint8_t>(), &stride);
+  py::gil_scoped_release release;
+  ResizeImage(img, o, w, h, stride, order.data(), out_channels);
+}
+
+py::array_t<int32_t> NearestIndexMapPy(int64_t src, int64_t dst) {
+  if (src < 1 || dst < 0) throw py::value_error("need src >= 1 and dst >= 0");
+  const std::vector<int32_t> map = NearestIndexMap(src, dst);
+  return py::array_t<int32_t>(static_cast<py::ssize_t>(map.size()), map.data());
+}
+
+py::tuple ResampleAxisPy(int64_t in_size, int64_t out_size) {
+  if (in_size < 1 || out_size < 1) throw py::value_error("need sizes >= 1");
+  const ResampleAxis a = ComputeResampleAxis(in_size, out_size);
+  py::array_t<int32_t> start(static_cast<py::ssize_t>(a.start.size()), a.start.data());
+  py::array_t<int16_t> coeffs({static_cast<py::ssize_t>(out_size), static_cast<py::ssize_t>(a.taps)},
+                              a.coeffs.data());
+  return py::make_tuple(start, coeffs);
+}
+
+}  // namespace
+}  // namespace coreseg
+
+PYBIND11_MODULE(_native, m) {
+  using namespace coreseg;
+  m.doc() = "coreseg's native kernels. Use the coreseg package, not this module.";
+  m.def("simd_backend", [] { return std::string(ActiveRows().name); },
+        "Name of the row functions in use: scalar, sse41, avx2 or neon.");
+  m.def("available_backends", &AvailableBackends, "Backends this CPU can run, best last.");
+  m.def("set_simd_backend", [](const std::string& name) {
+    try {
+      SetActiveBackend(name);
+    } catch (const std::invalid_argument& e) {
+      throw py::value_error(e.what());
+    }
+  }, py::arg("name"));
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("n must be >= 1, got " + std::to_string(n));
+    SetNumThreads(n);
+  }, py::arg("n"));
+  m.def("get_num_threads", &NumThreads);
+  m.def("render_mask", &RenderMaskPy, py::arg("labels"), py::arg("selected"), py::arg("color"),
+        py::arg("out"));
+  m.def("colorize", &ColorizePy, py::arg("labels"), py::arg("palette"), py::arg("out"));
+  m.def("resize_labels", &ResizeLabelsPy, py::arg("labels"), py::arg("out"));
+  m.def("composite", &CompositePy, py::arg("image"), py::arg("labels"), py::arg("palette"),
+        py::arg("opacity"), py::arg("outline"), py::arg("out"));
+  m.def("resize_image", &ResizeImagePy, py::arg("image"), py::arg("order"), py::arg("out"));
+  m.def("nearest_index_map", &NearestIndexMapPy, py::arg("src"), py::arg("dst"));
+  m.def("resample_axis", &ResampleAxisPy, py::arg("in_size"), py::arg("out_size"));
+}

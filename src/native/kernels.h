@@ -1,0 +1,75 @@
+// Image-level kernels: whole label maps and images, described by pointers,
+// sizes and byte strides. They split rows over the thread pool and call the
+// active row functions; they validate nothing (bindings.cc does that).
+// Each has a numpy twin of the same name in coreseg.reference.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace coreseg {
+
+enum class LabelType { kUInt8, kUInt16, kInt32 };
+
+// A 2-D label map; elements within a row are packed.
+struct LabelMap {
+  const uint8_t* data;
+  LabelType type;
+  int64_t width, height;
+  ptrdiff_t row_stride;  // bytes, may be negative
+};
+
+// An image of `channels` (3 or 4) uint8 per pixel; pixels within a row are
+// packed.
+struct ImageView {
+  const uint8_t* data;
+  int64_t width, height;
+  int channels;
+  ptrdiff_t row_stride;  // bytes, may be negative
+};
+
+// The nearest-neighbour index map of DESIGN.md (Pillow's NEAREST):
+// scale = src/dst, f = 0.5*scale; map[i] = min(floor(f), src-1); f += scale.
+std::vector<int32_t> NearestIndexMap(int64_t src, int64_t dst);
+
+// out (height x width x 4): `color` where the label is one of `selected`,
+// 0 elsewhere.
+void RenderMask(const LabelMap& labels, const std::vector<int64_t>& selected,
+                uint32_t color, uint8_t* out, ptrdiff_t out_stride);
+
+// out (height x width x 4) = palette[label], or 0 for labels outside
+// [0, palette.size()).
+void Colorize(const LabelMap& labels, const std::vector<uint32_t>& palette,
+              uint8_t* out, ptrdiff_t out_stride);
+
+// Nearest-neighbour resize to out_width x out_height, same element type.
+void ResizeLabels(const LabelMap& labels, uint8_t* out, int64_t out_width,
+                  int64_t out_height, ptrdiff_t out_stride);
+
+// out = image blended with palette colours of the labels mapped onto it
+// (NearestIndexMap), alpha = floor(palette alpha * opacity + 0.5). With an
+// outline colour, pixels whose label differs from their right or lower
+// neighbour are then blended with it. The image's alpha passes through.
+// out may be image.data (in place).
+void Composite(const ImageView& image, const LabelMap& labels,
+               const std::vector<uint32_t>& palette, double opacity,
+               const uint32_t* outline, uint8_t* out, ptrdiff_t out_stride);
+
+// Antialiased bilinear resample (Pillow's BILINEAR filter, fixed point) to
+// out_width x out_height, written as out_channels bytes per pixel taken from
+// the RGBA result in `order` (e.g. {2, 1, 0, 3} for BGRA).
+void ResizeImage(const ImageView& image, uint8_t* out, int64_t out_width,
+                 int64_t out_height, ptrdiff_t out_stride, const int* order,
+                 int out_channels);
+
+// The per-axis filter of ResizeImage: for each output index its first
+// source index and `taps` int16 coefficients summing to 1 << kCoeffBits.
+struct ResampleAxis {
+  int taps;  // even
+  std::vector<int32_t> start;
+  std::vector<int16_t> coeffs;  // out_size * taps
+};
+ResampleAxis ComputeResampleAxis(int64_t in_size, int64_t out_size);
+
+}  // namespace coreseg

@@ -1,0 +1,99 @@
+// resize_image: the model-input preprocessor. An antialiased bilinear
+// resample with the filter of Pillow's Image.resize(BILINEAR), in fixed
+// point: a vertical pass from the uint8 source rows into an int16 row with 7
+// fractional bits, then a horizontal pass into RGBA bytes, then the bytes
+// are written in the requested order. One output row at a time, so there is
+// no whole intermediate image. Differs from Pillow (which goes horizontal
+// first, rounding to 8 bits in between) by at most 1 per channel.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "cpu.h"
+#include "kernels.h"
+#include "thread_pool.h"
+
+namespace coreseg {
+
+ResampleAxis ComputeResampleAxis(int64_t in_size, int64_t out_size) {
+  // Pillow's precompute_coeffs with its triangle (bilinear) filter.
+  const double scale = static_cast<double>(in_size) / static_cast<double>(out_size);
+  const double filterscale = scale < 1.0 ? 1.0 : scale;
+  const double support = 1.0 * filterscale;
+  const int ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+  ResampleAxis axis;
+  axis.taps = (ksize + 1) & ~1;  // the SIMD rows take taps in pairs
+  axis.start.resize(out_size);
+  axis.coeffs.assign(static_cast<size_t>(out_size) * axis.taps, 0);
+  std::vector<double> w(ksize);
+  for (int64_t xx = 0; xx < out_size; ++xx) {
+    const double center = (static_cast<double>(xx) + 0.5) * scale;
+    const double ss = 1.0 / filterscale;
+    int64_t xmin = static_cast<int64_t>(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int64_t xmax = static_cast<int64_t>(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    const int count = static_cast<int>(xmax - xmin);
+    double ww = 0.0;
+    for (int x = 0; x < count; ++x) {
+      double t = (static_cast<double>(x + xmin) - center + 0.5) * ss;
+      if (t < 0.0) t = -t;
+      w[x] = t < 1.0 ? 1.0 - t : 0.0;
+      ww += w[x];
+    }
+    // Quantise, then give the rounding remainder to the largest tap so the
+    // taps sum to exactly 1: a flat image stays flat.
+    int16_t* q = &axis.coeffs[static_cast<size_t>(xx) * axis.taps];
+    int sum = 0, largest = 0;
+    for (int x = 0; x < count; ++x) {
+      const double v = ww != 0.0 ? w[x] / ww : 0.0;
+      q[x] = static_cast<int16_t>(std::floor(v * (1 << kCoeffBits) + 0.5));
+      sum += q[x];
+      if (q[x] > q[largest]) largest = x;
+    }
+    q[largest] = static_cast<int16_t>(q[largest] + ((1 << kCoeffBits) - sum));
+    axis.start[xx] = static_cast<int32_t>(xmin);
+  }
+  return axis;
+}
+
+void ResizeImage(const ImageView& image, uint8_t* out, int64_t out_width,
+                 int64_t out_height, ptrdiff_t out_stride, const int* order,
+                 int out_channels) {
+  const ResampleAxis xs = ComputeResampleAxis(image.width, out_width);
+  const ResampleAxis ys = ComputeResampleAxis(image.height, out_height);
+  const RowFunctions& rows = ActiveRows();
+  const int channels = image.channels;
+  const int64_t src_count = image.width * channels;
+  const bool rgba_order = out_channels == 4 && order[0] == 0 && order[1] == 1 &&
+                          order[2] == 2 && order[3] == 3;
+  // Bands of at least ~1M multiply-adds in the vertical pass.
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / (src_count * ys.taps + 1));
+
+  ParallelFor(out_height, grain, [&](int64_t y0, int64_t y1) {
+    // Zero padding past the row: the horizontal row reads up to `taps`
+    // pixels past its start with zero coefficients there (row.h).
+    std::vector<int16_t> inter(static_cast<size_t>((image.width + xs.taps + 2) * channels + 8), 0);
+    std::vector<uint8_t> rgba(rgba_order ? 0 : static_cast<size_t>(out_width) * 4);
+    std::vector<const uint8_t*> src_rows(ys.taps);
+    for (int64_t y = y0; y < y1; ++y) {
+      for (int k = 0; k < ys.taps; ++k) {
+        // Taps past the image have coefficient 0; any valid row will do.
+        const int64_t sy = std::min<int64_t>(ys.start[y] + k, image.height - 1);
+        src_rows[k] = image.data + sy * image.row_stride;
+      }
+      rows.resample_vertical(src_rows.data(), &ys.coeffs[static_cast<size_t>(y) * ys.taps],
+                             ys.taps, inter.data(), static_cast<int>(src_count));
+      uint8_t* dst = out + y * out_stride;
+      uint8_t* px = rgba_order ? dst : rgba.data();
+      rows.resample_horizontal(inter.data(), channels, xs.start.data(), xs.coeffs.data(),
+                               xs.taps, px, static_cast<int>(out_width));
+      if (rgba_order) continue;
+      for (int64_t x = 0; x < out_width; ++x)
+        for (int c = 0; c < out_channels; ++c)
+          dst[x * out_channels + c] = px[x * 4 + order[c]];
+    }
+  });
+}
+
+}  // namespace coreseg

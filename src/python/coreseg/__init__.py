@@ -1,0 +1,52 @@
+"""coreseg: semantic segmentation with Core ML models, and native kernels for
+everything around the model.
+
+The kernels (render_mask, colorize, resize_labels, composite, resize_image)
+are native, release the GIL and are bit-identical to their numpy twins in
+``coreseg.reference``.
+"""
+
+import os as _os
+
+from . import _native
+from .kernels import (
+    colorize,
+    composite,
+    get_num_threads,
+    render_mask,
+    resize_image,
+    resize_labels,
+    set_num_threads,
+    simd_backend,
+)
+from .palette import default_palette, parse_color, parse_colors
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "render_mask",
+    "colorize",
+    "resize_labels",
+    "composite",
+    "resize_image",
+    "default_palette",
+    "parse_color",
+    "parse_colors",
+    "simd_backend",
+    "set_num_threads",
+    "get_num_threads",
+]
+
+
+def _apply_simd_override() -> None:
+    # An explicit request that cannot be honoured is an error, not a silent
+    # fallback: a benchmark or test forcing a path must get that path.
+    forced = _os.environ.get("CORESEG_SIMD", "").strip().lower()
+    if forced:
+        try:
+            _native.set_simd_backend(forced)
+        except ValueError as e:
+            raise ImportError(f"CORESEG_SIMD={forced}: {e}") from None
+
+
+_apply_simd_override()

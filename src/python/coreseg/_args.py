@@ -1,0 +1,179 @@
+"""Argument checking shared by the native API (coreseg.kernels) and its numpy
+twin (coreseg.reference), so both accept and reject exactly the same input
+with the same messages."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+LABEL_DTYPES = (np.dtype(np.int32), np.dtype(np.uint8), np.dtype(np.uint16))
+
+#: Output byte orders of resize_image: layout name -> RGBA channel per byte.
+LAYOUTS = {
+    "RGBA": (0, 1, 2, 3),
+    "BGRA": (2, 1, 0, 3),
+    "ARGB": (3, 0, 1, 2),
+    "RGB": (0, 1, 2),
+    "BGR": (2, 1, 0),
+}
+
+
+def _as_array(value, name: str) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name} must be an array, got {type(value).__name__}")
+    return np.asarray(value)
+
+
+def labels_array(labels, name: str = "labels") -> np.ndarray:
+    """A 2-D int32/uint8/uint16 label map in native byte order with packed
+    rows (arrays whose rows are not packed are copied once)."""
+    a = _as_array(labels, name)
+    if a.dtype.newbyteorder("=") not in LABEL_DTYPES or a.dtype.kind == "b":
+        raise TypeError(f"{name} must have dtype int32, uint8 or uint16, got {a.dtype}")
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {a.shape}")
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    if a.shape[1] > 1 and a.strides[1] != a.itemsize:
+        a = np.ascontiguousarray(a)
+    return a
+
+
+def image_array(image, name: str = "image") -> np.ndarray:
+    """An (h, w, 3) or (h, w, 4) uint8 image with packed pixels (copied once
+    when its pixels are not packed, e.g. image[:, ::2] or image[..., ::-1])."""
+    a = _as_array(image, name)
+    if a.dtype != np.uint8:
+        raise TypeError(f"{name} must have dtype uint8, got {a.dtype}")
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError(f"{name} must have shape (h, w, 3) or (h, w, 4), got {a.shape}")
+    c = a.shape[2]
+    if a.strides[2] != 1 or (a.shape[1] > 1 and a.strides[1] != c):
+        a = np.ascontiguousarray(a)
+    return a
+
+
+def palette_array(palette, name: str = "palette") -> np.ndarray:
+    """An (n, 4) uint8 RGBA palette; (n, 3) gets alpha 255. Integer arrays
+    are accepted when every value is in 0..255."""
+    a = _as_array(palette, name)
+    if a.ndim != 2 or a.shape[1] not in (3, 4):
+        raise ValueError(f"{name} must have shape (n, 4) or (n, 3), got {a.shape}")
+    if a.dtype != np.uint8:
+        if a.dtype.kind not in "iu" or a.dtype.kind == "b":
+            raise TypeError(f"{name} must have dtype uint8, got {a.dtype}")
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise ValueError(f"{name} values must be in 0..255")
+        a = a.astype(np.uint8)
+    if a.shape[1] == 3:
+        a = np.concatenate([a, np.full((a.shape[0], 1), 255, np.uint8)], axis=1)
+    return np.ascontiguousarray(a)
+
+
+def rgba(color, name: str) -> tuple[int, int, int, int]:
+    """(r, g, b, a) from 3 or 4 integers in 0..255 or a "#RRGGBB[AA]" string."""
+    if isinstance(color, str):
+        from .palette import parse_color
+
+        return parse_color(color)
+    if not isinstance(color, (Sequence, np.ndarray)) or isinstance(color, bytes):
+        raise TypeError(f"{name} must be (r, g, b[, a]) or '#RRGGBB[AA]', got {color!r}")
+    values = list(color)
+    if len(values) not in (3, 4):
+        raise ValueError(f"{name} must have 3 or 4 values, got {len(values)}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} values must be integers, got {v!r}")
+        if not 0 <= int(v) <= 255:
+            raise ValueError(f"{name} values must be in 0..255, got {int(v)}")
+        out.append(int(v))
+    if len(out) == 3:
+        out.append(255)
+    return tuple(out)
+
+
+def selected_ids(selected) -> list[int]:
+    """The class ids of `selected`: one integer or a sequence of integers."""
+    if isinstance(selected, numbers.Integral) and not isinstance(selected, bool):
+        return [int(selected)]
+    if isinstance(selected, np.ndarray):
+        if selected.dtype.kind not in "iu":
+            raise TypeError(f"selected must contain integers, got dtype {selected.dtype}")
+        return [int(v) for v in selected.ravel()]
+    if isinstance(selected, (str, bytes)) or not isinstance(selected, (Sequence, set, frozenset)):
+        raise TypeError(f"selected must be an integer or a sequence of integers, got {selected!r}")
+    ids = []
+    for v in selected:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"selected must contain integers, got {v!r}")
+        ids.append(int(v))
+    return ids
+
+
+def size_arg(size, name: str = "size", minimum: int = 1) -> tuple[int, int]:
+    """(width, height) as two integers >= minimum."""
+    if not isinstance(size, (Sequence, np.ndarray)) or isinstance(size, (str, bytes)) or len(size) != 2:
+        raise TypeError(f"{name} must be (width, height), got {size!r}")
+    w, h = size
+    for v in (w, h):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be two integers (width, height), got {size!r}")
+    if w < minimum or h < minimum:
+        raise ValueError(f"{name} must be at least ({minimum}, {minimum}), got {tuple(size)}")
+    return int(w), int(h)
+
+
+def opacity_arg(opacity) -> float:
+    if isinstance(opacity, bool) or not isinstance(opacity, numbers.Real):
+        raise TypeError(f"opacity must be a number in [0, 1], got {opacity!r}")
+    value = float(opacity)
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {value}")
+    return value
+
+
+def layout_arg(layout) -> tuple[int, ...]:
+    if not isinstance(layout, str) or layout.upper() not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    return LAYOUTS[layout.upper()]
+
+
+def out_array(out, shape: tuple[int, ...], dtype, inputs=(), allow_same=None) -> np.ndarray:
+    """`out` checked against the result's shape and dtype, or a new array.
+
+    An `out` that overlaps one of `inputs` is refused (the result would depend
+    on the order of writes), except that it may be `allow_same` itself, the
+    very same view, for kernels that work in place."""
+    dtype = np.dtype(dtype)
+    if out is None:
+        return np.empty(shape, dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"out must have dtype {dtype}, got {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out must have shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError("out must be writable")
+    expect = out.itemsize
+    for i in range(out.ndim - 1, 0, -1):
+        if out.shape[i] > 1 and out.strides[i] != expect:
+            raise ValueError("out must have packed rows (C-contiguous within each row)")
+        expect *= out.shape[i]
+    for a in inputs:
+        same = (
+            allow_same is not None
+            and a is allow_same
+            and out.__array_interface__["data"][0] == a.__array_interface__["data"][0]
+            and out.strides == a.strides
+        )
+        if not same and np.may_share_memory(out, a):
+            raise ValueError("out overlaps an input array; pass a separate array")
+    return out

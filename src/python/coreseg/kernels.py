@@ -1,0 +1,204 @@
+"""The native kernels: render_mask, colorize, resize_labels, composite,
+resize_image.
+
+Each function normalises and checks its arguments (coreseg._args, shared
+with coreseg.reference), then runs the C++ kernel in coreseg._native with
+the GIL released, split over row bands on a small thread pool
+(`set_num_threads`). Results are bit-identical to coreseg.reference and do
+not depend on the thread count or the SIMD backend.
+
+Arrays whose rows are not packed (e.g. ``labels[:, ::2]``,
+``image[..., ::-1]``) are copied once before the kernel runs; row strides
+(crops, ``[::-1]`` row flips) are used as they are.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _args, _native
+
+__all__ = [
+    "render_mask",
+    "colorize",
+    "resize_labels",
+    "composite",
+    "resize_image",
+    "simd_backend",
+    "set_num_threads",
+    "get_num_threads",
+]
+
+
+def render_mask(labels, selected, color=(255, 255, 0, 255), out=None):
+    """Paint the pixels of some classes in one colour (Apple's renderMask).
+
+    Parameters
+    ----------
+    labels : (h, w) ndarray of int32, uint8 or uint16
+        Class map, e.g. ``Segmentation.labels`` from a Core ML model.
+    selected : int or sequence of int
+        Class id(s) to paint. Ids that do not occur paint nothing.
+    color : (r, g, b[, a]) ints in 0..255 or "#RRGGBB[AA]", optional
+        Colour of the selected pixels; default opaque yellow.
+    out : (h, w, 4) uint8 ndarray, optional
+        Where to write the result (rows packed); allocated when None.
+
+    Returns
+    -------
+    mask : (h, w, 4) uint8 ndarray
+        RGBA: `color` where the label is selected, (0, 0, 0, 0) elsewhere.
+
+    Examples
+    --------
+    >>> import numpy as np, coreseg
+    >>> coreseg.render_mask(np.array([[1, 2]], np.int32), 2)[0].tolist()
+    [[0, 0, 0, 0], [255, 255, 0, 255]]
+    """
+    labels = _args.labels_array(labels)
+    ids = _args.selected_ids(selected)
+    color = _args.rgba(color, "color")
+    out = _args.out_array(out, labels.shape + (4,), np.uint8, inputs=(labels,))
+    _native.render_mask(labels, ids, list(color), out)
+    return out
+
+
+def colorize(labels, palette, out=None):
+    """Map every class id to its palette colour.
+
+    Parameters
+    ----------
+    labels : (h, w) ndarray of int32, uint8 or uint16
+    palette : (n, 4) or (n, 3) uint8 array_like
+        RGBA (or RGB, alpha 255) colour of class ids 0..n-1, e.g.
+        ``default_palette(n)`` or ``parse_colors(model_colors)``.
+    out : (h, w, 4) uint8 ndarray, optional
+
+    Returns
+    -------
+    rgba : (h, w, 4) uint8 ndarray
+        ``palette[label]``; (0, 0, 0, 0) for labels outside [0, n).
+    """
+    labels = _args.labels_array(labels)
+    palette = _args.palette_array(palette)
+    out = _args.out_array(out, labels.shape + (4,), np.uint8, inputs=(labels,))
+    _native.colorize(labels, palette, out)
+    return out
+
+
+def resize_labels(labels, size, out=None):
+    """Resize a class map by nearest neighbour, never interpolating ids.
+
+    The index mapping is Pillow's ``Image.resize(NEAREST)`` (and OpenCV's
+    ``INTER_NEAREST_EXACT``): output index i reads source index
+    ``floor((i + 0.5) * src / dst)``, accumulated in double precision.
+
+    Parameters
+    ----------
+    labels : (h, w) ndarray of int32, uint8 or uint16
+    size : (width, height)
+        Output size in pixels; 0 gives an empty map.
+    out : (height, width) ndarray of labels.dtype, optional
+
+    Returns
+    -------
+    resized : (height, width) ndarray of labels.dtype
+    """
+    labels = _args.labels_array(labels)
+    w, h = _args.size_arg(size, minimum=0)
+    out = _args.out_array(out, (h, w), labels.dtype, inputs=(labels,))
+    _native.resize_labels(labels, out)
+    return out
+
+
+def composite(image, labels, palette, opacity=1.0, outline=None, out=None):
+    """Blend class colours onto a full-resolution image in one pass.
+
+    `labels` may have any size: it is mapped onto the image with the
+    `resize_labels` mapping without making the upscaled map. Each pixel is
+    blended with its class colour, ``round((img*(255-a) + col*a) / 255)``
+    exactly, with ``a = floor(palette_alpha * opacity + 0.5)``.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W, 4) uint8 ndarray
+        RGB or RGBA photo; an alpha channel passes through unchanged.
+    labels : (h, w) ndarray of int32, uint8 or uint16
+    palette : (n, 4) or (n, 3) uint8 array_like
+        Class colours; labels outside [0, n) leave the pixel as it was, and
+        an entry with alpha 0 hides its class.
+    opacity : float in [0, 1], optional
+        Scales every palette alpha.
+    outline : (r, g, b[, a]) or "#RRGGBB[AA]", optional
+        Also draw class boundaries in this colour (blended over the fill at
+        its own alpha, not scaled by `opacity`): pixels whose label differs
+        from their right or lower neighbour at image resolution. This gives
+        a cue that is not colour alone.
+    out : (H, W, C) uint8 ndarray, optional
+        Where to write; may be `image` itself (in place).
+
+    Returns
+    -------
+    overlay : ndarray, same shape as `image`
+    """
+    image = _args.image_array(image)
+    labels = _args.labels_array(labels)
+    palette = _args.palette_array(palette)
+    opacity = _args.opacity_arg(opacity)
+    outline = None if outline is None else list(_args.rgba(outline, "outline"))
+    out = _args.out_array(out, image.shape, np.uint8, inputs=(image, labels), allow_same=image)
+    _native.composite(image, labels, palette, opacity, outline, out)
+    return out
+
+
+def resize_image(image, size, layout="RGBA", out=None):
+    """Resample a photo to a model's input size and byte order in one pass.
+
+    Antialiased bilinear, with the filter of Pillow's
+    ``Image.resize(BILINEAR)`` (its support widens with the scale when
+    shrinking), in 14-bit fixed point; within 1 of Pillow per channel.
+    RGBA channels are filtered independently (no premultiplication), so for
+    opaque images this matches Pillow.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W, 4) uint8 ndarray
+        RGB or RGBA. RGB input gets alpha 255 in 4-byte layouts.
+    size : (width, height)
+        Output size, each >= 1.
+    layout : {"RGBA", "BGRA", "ARGB", "RGB", "BGR"}, optional
+        Byte order of each output pixel: Core ML's kCVPixelFormatType_32BGRA
+        is "BGRA", 32ARGB is "ARGB".
+    out : (height, width, len(layout)) uint8 ndarray, optional
+
+    Returns
+    -------
+    resized : (height, width, len(layout)) uint8 ndarray
+    """
+    image = _args.image_array(image)
+    w, h = _args.size_arg(size)
+    order = _args.layout_arg(layout)
+    out = _args.out_array(out, (h, w, len(order)), np.uint8, inputs=(image,))
+    _native.resize_image(image, list(order), out)
+    return out
+
+
+def simd_backend() -> str:
+    """The SIMD code in use: "scalar", "sse41", "avx2" or "neon".
+
+    The best the CPU has is chosen at import; ``CORESEG_SIMD=scalar|sse41|
+    avx2|neon`` in the environment forces one."""
+    return _native.simd_backend()
+
+
+def set_num_threads(n: int) -> None:
+    """Use `n` threads (the caller's included) for large images; default:
+    one per core. Results never depend on it."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an integer, got {n!r}")
+    _native.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """The number of threads the kernels use."""
+    return _native.get_num_threads()

@@ -1,0 +1,183 @@
+"""The numpy reference: the specification of every native kernel.
+
+Each function here has a native twin of the same name and signature in
+`coreseg` (coreseg.kernels); the tests hold the two equal bit for bit. This
+module favours clarity over speed and uses numpy only. The conventions are
+those of DESIGN.md: nearest-neighbour label mapping as Pillow's NEAREST,
+exact-rounding alpha blending, labels outside the palette draw nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _args
+from .palette import default_palette  # noqa: F401  (same name in both APIs)
+
+__all__ = [
+    "nearest_index",
+    "render_mask",
+    "colorize",
+    "resize_labels",
+    "composite",
+    "resize_image",
+    "resample_axis",
+    "default_palette",
+]
+
+COEFF_BITS = 14  # fractional bits of the resample coefficients
+INTER_BITS = 7  # fractional bits kept between the vertical and horizontal pass
+
+
+def nearest_index(src: int, dst: int) -> np.ndarray:
+    """Source index of each of `dst` outputs (Pillow NEAREST, OpenCV
+    INTER_NEAREST_EXACT): scale = src/dst, f = 0.5*scale, then
+    i -> min(floor(f), src-1), f += scale, accumulated in double."""
+    scale = src / dst if dst else 0.0
+    f = 0.5 * scale
+    out = np.empty(dst, np.intp)
+    for i in range(dst):
+        out[i] = min(math.floor(f), src - 1)
+        f += scale
+    return out
+
+
+def _blend(src, color, alpha):
+    """round((src*(255-alpha) + color*alpha) / 255), exactly, on int64."""
+    t = src * (255 - alpha) + color * alpha + 128
+    return (t + (t >> 8)) >> 8
+
+
+def render_mask(labels, selected, color=(255, 255, 0, 255), out=None):
+    labels = _args.labels_array(labels)
+    ids = _args.selected_ids(selected)
+    color = _args.rgba(color, "color")
+    out = _args.out_array(out, labels.shape + (4,), np.uint8, inputs=(labels,))
+    hit = np.isin(labels.astype(np.int64), np.array(ids, dtype=np.int64))
+    out[...] = 0
+    out[hit] = color
+    return out
+
+
+def colorize(labels, palette, out=None):
+    labels = _args.labels_array(labels)
+    palette = _args.palette_array(palette)
+    out = _args.out_array(out, labels.shape + (4,), np.uint8, inputs=(labels,))
+    lab = labels.astype(np.int64)
+    inside = (lab >= 0) & (lab < len(palette))
+    out[...] = 0
+    out[inside] = palette[lab[inside]]
+    return out
+
+
+def resize_labels(labels, size, out=None):
+    labels = _args.labels_array(labels)
+    w, h = _args.size_arg(size, minimum=0)
+    out = _args.out_array(out, (h, w), labels.dtype, inputs=(labels,))
+    if w == 0 or h == 0:
+        return out
+    if labels.size == 0:
+        raise ValueError("labels is empty: there is nothing to resize from")
+    ys = nearest_index(labels.shape[0], h)
+    xs = nearest_index(labels.shape[1], w)
+    out[...] = labels[ys][:, xs]
+    return out
+
+
+def composite(image, labels, palette, opacity=1.0, outline=None, out=None):
+    image = _args.image_array(image)
+    labels = _args.labels_array(labels)
+    palette = _args.palette_array(palette)
+    opacity = _args.opacity_arg(opacity)
+    outline = None if outline is None else _args.rgba(outline, "outline")
+    out = _args.out_array(out, image.shape, np.uint8, inputs=(image, labels), allow_same=image)
+    h, w, c = image.shape
+    if h == 0 or w == 0:
+        return out
+    if labels.size == 0:
+        raise ValueError("labels is empty but image is not")
+    lab = labels[nearest_index(labels.shape[0], h)][:, nearest_index(labels.shape[1], w)]
+    lab = lab.astype(np.int64)
+    inside = (lab >= 0) & (lab < len(palette))
+    idx = np.where(inside, lab, 0)
+    alpha = np.floor(palette[:, 3].astype(np.float64) * opacity + 0.5).astype(np.int64)
+    a = np.where(inside, alpha[idx] if len(palette) else 0, 0)[..., None]
+    color = palette[idx, :3].astype(np.int64) if len(palette) else np.zeros((h, w, 3), np.int64)
+
+    result = image.astype(np.int64)
+    result[..., :3] = _blend(result[..., :3], color, a)
+    if outline is not None:
+        edge = np.zeros((h, w), bool)
+        edge[:, :-1] |= lab[:, :-1] != lab[:, 1:]
+        edge[:-1, :] |= lab[:-1, :] != lab[1:, :]
+        result[edge, :3] = _blend(result[edge, :3], np.array(outline[:3]), outline[3])
+    out[...] = result
+    return out
+
+
+def resample_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The filter of one axis of resize_image: Pillow's bilinear
+    (triangle) filter, widened by the scale when shrinking.
+
+    Returns ``start`` (out_size,) int32, the first source index of each
+    output, and ``coeffs`` (out_size, taps) int16, fixed-point weights with
+    COEFF_BITS fractional bits that sum to exactly ``1 << COEFF_BITS`` per
+    row; ``taps`` is even (padding taps are zero)."""
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 1.0 * filterscale
+    ksize = int(math.ceil(support)) * 2 + 1
+    taps = (ksize + 1) & ~1
+    start = np.zeros(out_size, np.int32)
+    coeffs = np.zeros((out_size, taps), np.int16)
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        ss = 1.0 / filterscale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size)
+        w = []
+        ww = 0.0
+        for x in range(xmax - xmin):
+            t = abs(((x + xmin) - center + 0.5) * ss)
+            w.append(1.0 - t if t < 1.0 else 0.0)
+            ww += w[-1]
+        q = [math.floor((v / ww if ww != 0.0 else 0.0) * (1 << COEFF_BITS) + 0.5) for v in w]
+        largest = max(range(len(q)), key=lambda k: (q[k], -k))  # first maximum
+        q[largest] += (1 << COEFF_BITS) - sum(q)
+        coeffs[xx, : len(q)] = q
+        start[xx] = xmin
+    return start, coeffs
+
+
+def resize_image(image, size, layout="RGBA", out=None):
+    image = _args.image_array(image)
+    w, h = _args.size_arg(size)
+    order = _args.layout_arg(layout)
+    out = _args.out_array(out, (h, w, len(order)), np.uint8, inputs=(image,))
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError("image is empty")
+    src_h, src_w, c = image.shape
+    ys, yc = resample_axis(src_h, h)
+    xs, xc = resample_axis(src_w, w)
+    src = image.astype(np.int64)
+
+    # Vertical pass: int rows with INTER_BITS fractional bits.
+    shift_v = COEFF_BITS - INTER_BITS
+    inter = np.full((h, src_w, c), 1 << (shift_v - 1), np.int64)
+    for k in range(yc.shape[1]):
+        rows = np.minimum(ys + k, src_h - 1)
+        inter += src[rows] * yc[:, k, None, None].astype(np.int64)
+    inter >>= shift_v
+
+    # Horizontal pass (taps past the row have weight 0).
+    shift_h = COEFF_BITS + INTER_BITS
+    acc = np.full((h, w, c), 1 << (shift_h - 1), np.int64)
+    for k in range(xc.shape[1]):
+        cols = np.minimum(xs + k, src_w - 1)
+        acc += inter[:, cols] * xc[None, :, k, None].astype(np.int64)
+    rgba = np.full((h, w, 4), 255, np.int64)
+    rgba[..., :c] = np.clip(acc >> shift_h, 0, 255)
+    out[...] = rgba[..., list(order)]
+    return out
