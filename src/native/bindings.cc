@@ -52,7 +52,8 @@ LabelMap AsLabelMap(const py::array& a, const char* name) {
   else
     throw py::type_error(std::string(name) + " must have dtype int32, uint8 or uint16, got " +
                          DtypeString(a));
-  if (a.shape(1) > 1 && a.strides(1) != a.itemsize())
+  // An empty array is never read (numpy gives it zero strides).
+  if (a.size() > 0 && a.shape(1) > 1 && a.strides(1) != a.itemsize())
     throw py::value_error(std::string(name) + " must have packed rows (strides[1] == itemsize)");
   CheckRowSize(a.shape(1), name);
   return {static_cast<const uint8_t*>(a.data()), type, a.shape(1), a.shape(0), a.strides(0)};
@@ -65,7 +66,7 @@ ImageView AsImage(const py::array& a, const char* name) {
     throw py::value_error(std::string(name) + " must have shape (h, w, 3) or (h, w, 4), got " +
                           ShapeString(a));
   const int channels = static_cast<int>(a.shape(2));
-  if (a.strides(2) != 1 || (a.shape(1) > 1 && a.strides(1) != channels))
+  if (a.size() > 0 && (a.strides(2) != 1 || (a.shape(1) > 1 && a.strides(1) != channels)))
     throw py::value_error(std::string(name) + " must have packed pixels (strides[1:] == (" +
                           std::to_string(channels) + ", 1))");
   CheckRowSize(a.shape(1) * channels, name);
@@ -89,7 +90,7 @@ uint8_t* AsOutput(py::array& out, const std::vector<py::ssize_t>& shape, const p
   if (!out.writeable()) throw py::value_error("out must be writable");
   // Everything after the row axis must be packed.
   py::ssize_t expect = out.itemsize();
-  for (py::ssize_t i = out.ndim() - 1; i >= 1; --i) {
+  for (py::ssize_t i = out.ndim() - 1; i >= 1 && out.size() > 0; --i) {
     if (out.shape(i) > 1 && out.strides(i) != expect)
       throw py::value_error("out must have packed rows (C-contiguous within each row)");
     expect *= out.shape(i);

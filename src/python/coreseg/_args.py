@@ -40,7 +40,7 @@ def labels_array(labels, name: str = "labels") -> np.ndarray:
         raise ValueError(f"{name} must be a 2-D array, got shape {a.shape}")
     if not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))
-    if a.shape[1] > 1 and a.strides[1] != a.itemsize:
+    if a.size and a.shape[1] > 1 and a.strides[1] != a.itemsize:
         a = np.ascontiguousarray(a)
     return a
 
@@ -54,7 +54,7 @@ def image_array(image, name: str = "image") -> np.ndarray:
     if a.ndim != 3 or a.shape[2] not in (3, 4):
         raise ValueError(f"{name} must have shape (h, w, 3) or (h, w, 4), got {a.shape}")
     c = a.shape[2]
-    if a.strides[2] != 1 or (a.shape[1] > 1 and a.strides[1] != c):
+    if a.size and (a.strides[2] != 1 or (a.shape[1] > 1 and a.strides[1] != c)):
         a = np.ascontiguousarray(a)
     return a
 
@@ -163,7 +163,7 @@ def out_array(out, shape: tuple[int, ...], dtype, inputs=(), allow_same=None) ->
     if not out.flags.writeable:
         raise ValueError("out must be writable")
     expect = out.itemsize
-    for i in range(out.ndim - 1, 0, -1):
+    for i in range(out.ndim - 1, 0, -1) if out.size else ():
         if out.shape[i] > 1 and out.strides[i] != expect:
             raise ValueError("out must have packed rows (C-contiguous within each row)")
         expect *= out.shape[i]

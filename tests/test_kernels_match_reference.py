@@ -1,0 +1,165 @@
+"""Every native kernel equals its numpy twin in coreseg.reference bit for bit,
+under every SIMD backend this CPU has, for random and edge-case input."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import colors, images, label_maps, opacities, palettes
+
+import coreseg
+from coreseg import reference
+
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def assert_same(native, ref):
+    assert native.dtype == ref.dtype
+    assert native.shape == ref.shape
+    np.testing.assert_array_equal(native, ref)
+
+
+@SETTINGS
+@given(labels=label_maps(), selected=st.one_of(st.integers(-3, 45), st.lists(st.integers(-3, 45), max_size=20)),
+       color=colors)
+def test_render_mask(backend, labels, selected, color):
+    assert_same(coreseg.render_mask(labels, selected, color),
+                reference.render_mask(labels, selected, color))
+
+
+def test_render_mask_many_ids_and_extremes(backend):
+    # More than 8 ids takes the lookup-table path; huge and negative ids the
+    # compare path; ids the dtype cannot hold never match.
+    rng = np.random.default_rng(1)
+    for dtype in (np.int32, np.uint8, np.uint16):
+        labels = rng.integers(0, 300, (33, 67)).astype(dtype)
+        for selected in [list(range(0, 300, 7)), [5, 2**31 - 1, -5, 70000], [-1, 256, 65536]]:
+            assert_same(coreseg.render_mask(labels, selected), reference.render_mask(labels, selected))
+
+
+@SETTINGS
+@given(labels=label_maps(), palette=palettes())
+def test_colorize(backend, labels, palette):
+    assert_same(coreseg.colorize(labels, palette), reference.colorize(labels, palette))
+
+
+@SETTINGS
+@given(labels=label_maps(min_side=1), w=st.integers(0, 90), h=st.integers(0, 40))
+def test_resize_labels(backend, labels, w, h):
+    assert_same(coreseg.resize_labels(labels, (w, h)), reference.resize_labels(labels, (w, h)))
+
+
+@SETTINGS
+@given(image=images(), labels=label_maps(min_side=1, max_h=12, max_w=20), palette=palettes(),
+       opacity=opacities, outline=st.one_of(st.none(), colors))
+def test_composite(backend, image, labels, palette, opacity, outline):
+    assert_same(coreseg.composite(image, labels, palette, opacity, outline),
+                reference.composite(image, labels, palette, opacity, outline))
+
+
+@SETTINGS
+@given(image=images(min_side=1), w=st.integers(1, 70), h=st.integers(1, 40),
+       layout=st.sampled_from(["RGBA", "BGRA", "ARGB", "RGB", "BGR"]))
+def test_resize_image(backend, image, w, h, layout):
+    assert_same(coreseg.resize_image(image, (w, h), layout),
+                reference.resize_image(image, (w, h), layout))
+
+
+def test_resize_image_large_downscale(backend):
+    # The model-input case: a photo many times the model's size, so the
+    # filter has many taps (the SIMD rows' multi-tap loops).
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (605, 806, 4), np.uint8)
+    for size in [(64, 64), (17, 45), (448, 448)]:
+        assert_same(coreseg.resize_image(image, size, "BGRA"),
+                    reference.resize_image(image, size, "BGRA"))
+
+
+def test_composite_large_upscale(backend, threads):
+    # A model-sized map onto a much larger photo, split over threads.
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.repeat(rng.integers(0, 30, (28, 28)), 16, 0), 16, 1).astype(np.int32)
+    image = rng.integers(0, 256, (1011, 1333, 4), np.uint8)
+    palette = coreseg.default_palette(30, alpha=160)
+    assert_same(coreseg.composite(image, labels, palette, 0.8, outline=(255, 255, 255, 255)),
+                reference.composite(image, labels, palette, 0.8, outline=(255, 255, 255, 255)))
+
+
+def test_results_do_not_depend_on_thread_count(threads):
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 50, (448, 448)).astype(np.int32)
+    image = rng.integers(0, 256, (777, 1001, 3), np.uint8)
+    palette = coreseg.default_palette(50, alpha=128)
+    assert_same(coreseg.colorize(labels, palette), reference.colorize(labels, palette))
+    assert_same(coreseg.render_mask(labels, [3, 4]), reference.render_mask(labels, [3, 4]))
+    assert_same(coreseg.resize_labels(labels, (1001, 777)), reference.resize_labels(labels, (1001, 777)))
+    assert_same(coreseg.composite(image, labels, palette, outline="#FFFFFF"),
+                reference.composite(image, labels, palette, outline="#FFFFFF"))
+    assert_same(coreseg.resize_image(image, (300, 200), "ARGB"),
+                reference.resize_image(image, (300, 200), "ARGB"))
+
+
+@pytest.mark.parametrize("api", [coreseg, reference], ids=["native", "reference"])
+def test_out_is_written_and_returned(api):
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 9, (20, 31)).astype(np.uint16)
+    image = rng.integers(0, 256, (40, 50, 4), np.uint8)
+    palette = coreseg.default_palette(9)
+    cases = [
+        (lambda out: api.render_mask(labels, 3, out=out), np.zeros((20, 31, 4), np.uint8)),
+        (lambda out: api.colorize(labels, palette, out=out), np.zeros((20, 31, 4), np.uint8)),
+        (lambda out: api.resize_labels(labels, (50, 40), out=out), np.zeros((40, 50), np.uint16)),
+        (lambda out: api.composite(image, labels, palette, out=out), np.zeros((40, 50, 4), np.uint8)),
+        (lambda out: api.resize_image(image, (10, 7), "BGRA", out=out), np.zeros((7, 10, 4), np.uint8)),
+    ]
+    for call, out in cases:
+        expected = call(None)
+        assert call(out) is out
+        np.testing.assert_array_equal(out, expected)
+    # A row-strided out (a crop of a bigger buffer) is written in place.
+    big = np.zeros((30, 40, 4), np.uint8)
+    window = big[5:25, 3:34]
+    api.colorize(labels, palette, out=window)
+    np.testing.assert_array_equal(window, api.colorize(labels, palette))
+    assert not big[:5].any() and not big[25:].any() and not big[:, :3].any() and not big[:, 34:].any()
+
+
+@pytest.mark.parametrize("api", [coreseg, reference], ids=["native", "reference"])
+def test_composite_in_place(api):
+    rng = np.random.default_rng(6)
+    image = rng.integers(0, 256, (64, 80, 3), np.uint8)
+    labels = rng.integers(0, 5, (8, 10)).astype(np.int32)
+    palette = coreseg.default_palette(5, alpha=100)
+    expected = reference.composite(image, labels, palette, outline=(0, 0, 0))
+    assert api.composite(image, labels, palette, outline=(0, 0, 0), out=image) is image
+    np.testing.assert_array_equal(image, expected)
+
+
+def test_semantics_by_hand():
+    # Small cases whose answer is written out, so the reference itself is
+    # checked against the spec and not only against the native code.
+    labels = np.array([[0, 1], [2, 7]], np.int32)
+    palette = np.array([[10, 20, 30, 255], [200, 100, 0, 0], [0, 0, 0, 128]], np.uint8)
+    image = np.full((2, 2, 4), 100, np.uint8)
+    for api in (coreseg, reference):
+        over = api.composite(image, labels, palette)
+        assert over[0, 0].tolist() == [10, 20, 30, 100]  # alpha 255: colour, image alpha kept
+        assert over[0, 1].tolist() == [100, 100, 100, 100]  # alpha 0: unchanged
+        # (100*127 + 0*128)/255 = 49.8 -> 50
+        assert over[1, 0].tolist() == [50, 50, 50, 100]
+        assert over[1, 1].tolist() == [100, 100, 100, 100]  # label 7 outside the palette
+        half = api.composite(image, labels, palette, opacity=0.5)
+        # alpha floor(255*0.5 + 0.5) = 128: (100*127 + 10*128)/255 = 54.8 -> 55
+        assert half[0, 0, 0] == 55
+        col = api.colorize(labels, palette)
+        assert col[1, 1].tolist() == [0, 0, 0, 0] and col[0, 1].tolist() == [200, 100, 0, 0]
+        # Outline: every pixel of a 2x2 map of 4 classes has a differing
+        # right or lower neighbour, except the bottom-right one.
+        edged = api.composite(image, labels, palette, opacity=0.0, outline=(255, 0, 0, 255))
+        assert edged[0, 0].tolist() == [255, 0, 0, 100] and edged[1, 1].tolist() == [100, 100, 100, 100]
+        # Upscaling by 2 repeats each label on a 2x2 block (Pillow NEAREST).
+        up = api.resize_labels(labels, (4, 4))
+        assert up.tolist() == [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 7, 7], [2, 2, 7, 7]]
+        flat = np.full((9, 13, 3), 77, np.uint8)
+        assert (api.resize_image(flat, (5, 4), "BGRA") == [77, 77, 77, 255]).all()
