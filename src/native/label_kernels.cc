@@ -23,11 +23,13 @@ std::vector<int32_t> NearestIndexMap(int64_t src, int64_t dst) {
 
 namespace {
 
-// Above this many selected ids a table lookup per pixel beats comparing
-// each pixel with every id.
-constexpr size_t kMaxComparedIds = 8;
-// A lookup table may cover ids up to this (256 KiB of colours).
+// A colour table indexed by id, drawn by the colorize rows (which skip the
+// lookup on uniform runs), beats comparing every pixel with each id: use
+// one whenever it stays small (16 KiB, L1-sized), or whenever there are
+// many ids and it fits 256 KiB. Huge or negative ids are compared.
+constexpr int64_t kSmallTableIds = 1 << 12;
 constexpr int64_t kMaxTableIds = 1 << 16;
+constexpr size_t kMaxComparedIds = 8;
 
 template <typename T>
 void RenderMaskT(const LabelMap& labels, const std::vector<int32_t>& ids,
@@ -58,7 +60,10 @@ void RenderMask(const LabelMap& labels, const std::vector<int64_t>& selected,
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
 
-  if (ids.size() > kMaxComparedIds && ids.front() >= 0 && ids.back() < kMaxTableIds) {
+  const bool table_fits = !ids.empty() && ids.front() >= 0 &&
+                          (ids.back() < kSmallTableIds ||
+                           (ids.size() > kMaxComparedIds && ids.back() < kMaxTableIds));
+  if (table_fits) {
     std::vector<uint32_t> table(static_cast<size_t>(ids.back()) + 1, 0);
     for (int32_t id : ids) table[id] = color;
     Colorize(labels, table, out, out_stride);

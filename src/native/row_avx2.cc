@@ -54,8 +54,14 @@ void ColorizeRow_AVX2(const T* src, const uint32_t* palette, uint32_t n,
   int x = 0;
   for (; x + 8 <= width; x += 8) {
     const __m256i idx = _mm256_min_epu32(Load8(src + x), vn);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 4 * x),
-                        _mm256_i32gather_epi32(table, idx, 4));
+    // Class maps come in blocks: when all eight ids are equal, one load and
+    // a broadcast replace the gather.
+    const __m256i first = _mm256_broadcastd_epi32(_mm256_castsi256_si128(idx));
+    const __m256i colors =
+        _mm256_movemask_epi8(_mm256_cmpeq_epi32(idx, first)) == -1
+            ? _mm256_set1_epi32(table[_mm256_cvtsi256_si32(idx)])
+            : _mm256_i32gather_epi32(table, idx, 4);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 4 * x), colors);
   }
   ColorizeRow_C(src + x, palette, n, dst + 4 * x, width - x);
 }

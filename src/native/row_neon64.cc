@@ -61,6 +61,14 @@ void ColorizeRow_NEON(const T* src, const uint32_t* palette, uint32_t n,
   for (; x + 8 <= width; x += 8) {
     const Lanes8 v = Load8(src + x);
     const uint32x4_t lo = vminq_u32(v.lo, vn), hi = vminq_u32(v.hi, vn);
+    // Class maps come in blocks: eight equal ids need one load, not eight.
+    const uint32x4_t first = vdupq_laneq_u32(lo, 0);
+    if (vminvq_u32(vandq_u32(vceqq_u32(lo, first), vceqq_u32(hi, first))) == 0xFFFFFFFFu) {
+      const uint8x16_t c = vreinterpretq_u8_u32(vdupq_n_u32(palette[vgetq_lane_u32(lo, 0)]));
+      vst1q_u8(dst + 4 * x, c);
+      vst1q_u8(dst + 4 * x + 16, c);
+      continue;
+    }
     uint32x4_t c0 = vdupq_n_u32(0), c1 = vdupq_n_u32(0);
     c0 = vld1q_lane_u32(palette + vgetq_lane_u32(lo, 0), c0, 0);
     c0 = vld1q_lane_u32(palette + vgetq_lane_u32(lo, 1), c0, 1);

@@ -59,6 +59,12 @@ void ColorizeRow_SSE41(const T* src, const uint32_t* palette, uint32_t n,
   int x = 0;
   for (; x + 4 <= width; x += 4) {
     const __m128i idx = _mm_min_epu32(Load4(src + x), vn);
+    // Class maps come in blocks: four equal ids need one load, not four.
+    if (_mm_movemask_epi8(_mm_cmpeq_epi32(idx, _mm_shuffle_epi32(idx, 0))) == 0xFFFF) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 4 * x),
+                       _mm_set1_epi32(static_cast<int32_t>(palette[_mm_cvtsi128_si32(idx)])));
+      continue;
+    }
     const __m128i c = _mm_setr_epi32(
         static_cast<int32_t>(palette[_mm_cvtsi128_si32(idx)]),
         static_cast<int32_t>(palette[_mm_extract_epi32(idx, 1)]),

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <memory>
@@ -72,11 +73,17 @@ class ThreadPool {
   void Work() {
     uint64_t seen = 0;
     for (;;) {
+      // Video loops call kernels back to back: stay awake briefly so the
+      // next call does not pay a futex wake-up per worker.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+      while (generation_.load(std::memory_order_acquire) == seen &&
+             std::chrono::steady_clock::now() < until)
+        std::this_thread::yield();
       {
         std::unique_lock<std::mutex> lock(mu_);
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        wake_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
         if (stop_) return;
-        seen = generation_;
+        seen = generation_.load();
       }
       RunChunks();
       std::lock_guard<std::mutex> lock(mu_);
@@ -93,7 +100,7 @@ class ThreadPool {
   std::atomic<int64_t> next_{0};
   std::exception_ptr error_;
   int pending_ = 0;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
 };
 
