@@ -71,12 +71,12 @@ def test_resize_labels_reference(benchmark, labels448):
     slow(benchmark, lambda: reference.resize_labels(labels448, (4032, 3024)))
 
 
-def test_resize_labels_opencv(benchmark, labels448):
+def test_resize_labels_opencv_nearest_exact(benchmark, labels448):
     benchmark.group = "resize_labels 448 -> 4032x3024"
     benchmark(cv2.resize, labels448, (4032, 3024), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
-def test_resize_labels_pillow(benchmark, labels448):
+def test_resize_labels_pillow_nearest(benchmark, labels448):
     benchmark.group = "resize_labels 448 -> 4032x3024"
     benchmark(lambda: np.asarray(Image.fromarray(labels448).resize((4032, 3024), Image.NEAREST)))
 

@@ -1,0 +1,91 @@
+"""Run the benchmarks and write BENCHMARKS.md: one table per case, every
+time as a ratio to coreseg's in the same run.
+
+    python benchmarks/report.py            # runs pytest-benchmark, writes BENCHMARKS.md
+    python benchmarks/report.py RESULT.json  # formats an earlier --benchmark-json
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NAMES = {
+    "coreseg": "coreseg",
+    "coreseg_outline": "coreseg, with outline",
+    "reference": "coreseg.reference (numpy)",
+    "opencv": "OpenCV pipeline",
+    "opencv_area": "OpenCV INTER_AREA + cvtColor",
+    "pillow": "Pillow pipeline",
+    "pillow_bilinear": "Pillow resize(BILINEAR)",
+    "opencv_nearest_exact": "OpenCV resize(INTER_NEAREST_EXACT)",
+    "pillow_nearest": "Pillow resize(NEAREST)",
+    "numpy": "numpy idiom",
+    "memcpy_floor": "memcpy of the same bytes (floor)",
+}
+
+
+def _label(name: str) -> str:
+    base = name.split("[")[0].removeprefix("test_")
+    for prefix in ("render_mask_", "colorize_", "resize_labels_"):
+        base = base.removeprefix(prefix)
+    return NAMES.get(base, base)
+
+
+def format_report(data: dict) -> str:
+    groups = defaultdict(list)
+    for b in data["benchmarks"]:
+        groups[b["group"]].append((_label(b["name"]), b["stats"]["median"]))
+    info = data.get("machine_info", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        "Made by `python benchmarks/report.py` (pytest-benchmark) on "
+        f"{info.get('cpu', {}).get('brand_raw', platform.processor() or 'unknown CPU')}, "
+        f"{info.get('system', platform.system())} {info.get('machine', platform.machine())}, "
+        f"Python {info.get('python_version', platform.python_version())}, "
+        f"SIMD backend `{data.get('coreseg_simd', '?')}`, {data.get('coreseg_threads', '?')} threads.",
+        "Times are medians. This is a shared 2-core machine, so compare within a table",
+        "(ratios to coreseg in the same run), not absolute numbers across runs.",
+        "The memcpy row copies the kernel's output (for resize_image: its input,",
+        "which must be read once) with `np.copyto`: the memory-speed floor.",
+        "",
+    ]
+    for group in sorted(groups):
+        rows = sorted(groups[group], key=lambda r: r[1])
+        ours = dict(rows).get("coreseg")
+        lines += [f"## {group}", "", "| implementation | median | vs coreseg |", "|---|---:|---:|"]
+        for name, t in rows:
+            unit = f"{t * 1e3:.2f} ms" if t >= 1e-3 else f"{t * 1e6:.1f} µs"
+            ratio = f"{t / ours:.2f}x" if ours else ""
+            lines.append(f"| {name} | {unit} | {ratio} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if argv:
+        data = json.loads(Path(argv[0]).read_text())
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "bench.json"
+            subprocess.run([sys.executable, "-m", "pytest", str(HERE), "-q", "-p", "no:cacheprovider",
+                            f"--benchmark-json={out}"], check=True)
+            data = json.loads(out.read_text())
+    import coreseg
+
+    data.setdefault("coreseg_simd", coreseg.simd_backend())
+    data.setdefault("coreseg_threads", coreseg.get_num_threads())
+    (HERE.parent / "BENCHMARKS.md").write_text(format_report(data))
+    print(f"wrote {HERE.parent / 'BENCHMARKS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
