@@ -19,11 +19,17 @@ from .kernels import (
     set_num_threads,
     simd_backend,
 )
+from .model_info import ModelError, ModelInfo, inspect
+from .annotate import annotate
 from .palette import default_palette, parse_color, parse_colors
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "inspect",
+    "annotate",
+    "ModelInfo",
+    "ModelError",
     "render_mask",
     "colorize",
     "resize_labels",

@@ -1,0 +1,150 @@
+"""Write segmentation labels and colours into a copy of a Core ML model, in
+the preview metadata Apple's sample code reads (see coreseg.model_info)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .model_info import (
+    PREVIEW_PARAMS_KEY,
+    PREVIEW_TYPE_KEY,
+    SEGMENTER,
+    ModelError,
+    ModelInfo,
+    info_from_spec,
+    read_spec,
+    spec_file,
+)
+from .palette import parse_colors
+
+__all__ = ["annotate", "read_label_list"]
+
+
+def read_label_list(value: str) -> list[str]:
+    """Labels (or colours) from the command line: a file holding a JSON list
+    or one entry per line, an inline JSON list, or a comma-separated list."""
+    p = Path(value)
+    where, text = (str(p), p.read_text()) if p.is_file() else ("the list", value)
+    if text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise ModelError(f"{where}: not a JSON list ({e})") from None
+        return data
+    if p.is_file():
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    return [s.strip() for s in value.split(",")]
+
+
+def _check_labels(labels) -> list[str]:
+    if isinstance(labels, str) or not isinstance(labels, Sequence):
+        raise ModelError("labels must be a list of strings")
+    if not labels or not all(isinstance(s, str) and s for s in labels):
+        raise ModelError("labels must be a non-empty list of non-empty strings")
+    return list(labels)
+
+
+def _hex(colors) -> list[str]:
+    if isinstance(colors, np.ndarray) or (len(colors) and not isinstance(colors[0], str)):
+        a = np.asarray(colors)
+        if a.ndim != 2 or a.shape[1] not in (3, 4) or a.dtype.kind not in "iu" or a.min() < 0 or a.max() > 255:
+            raise ModelError("colors must be hex strings or an (n, 3)/(n, 4) array of 0..255")
+        return ["#" + bytes(c.astype(np.uint8)).hex().upper() for c in a]
+    try:
+        parsed = parse_colors(colors)
+    except ValueError as e:
+        raise ModelError(str(e)) from None
+    # Hex RGB as Apple writes it; alpha only where it is not opaque.
+    return ["#" + bytes(c[:3] if c[3] == 255 else c).hex().upper() for c in parsed]
+
+
+def annotate(model, labels, out, colors=None, force: bool = False) -> ModelInfo:
+    """Copy a segmentation model with labels (and colours) in its metadata.
+
+    Writes ``com.apple.coreml.model.preview.type = "imageSegmenter"`` and
+    ``com.apple.coreml.model.preview.params = {"labels": [...], "colors":
+    [...]}`` (other keys already in the params are kept) into a copy at
+    `out`. The input model is never modified.
+
+    Parameters
+    ----------
+    model : str or os.PathLike
+        A ``.mlpackage`` or ``.mlmodel`` with an image input and an integer
+        class-map output.
+    labels : list of str
+        Class names, index = class id; "--" for unused ids.
+    out : str or os.PathLike
+        Where to write the copy; same format (suffix) as `model`.
+    colors : list of "#RRGGBB[AA]" or (n, 3)/(n, 4) array, optional
+        One per label.
+    force : bool
+        Replace `out` if it exists. Without it an existing `out` is an error.
+
+    Returns
+    -------
+    ModelInfo
+        Of the written copy.
+    """
+    src, dst = Path(os.fspath(model)), Path(os.fspath(out))
+    labels = _check_labels(labels)
+    spec, fmt = read_spec(src)
+    info_from_spec(spec, src, fmt)  # refuse what is not a segmentation model
+    if dst.suffix.lower() != src.suffix.lower():
+        raise ModelError(f"{dst}: the copy must have the same format as {src.name} ({src.suffix})")
+    if dst.resolve() == src.resolve():
+        raise ModelError(f"{dst}: refusing to write over the input model; choose another output")
+    if dst.exists() and not force:
+        raise ModelError(f"{dst} exists; pass force=True (--force) to replace it")
+
+    params = {}
+    existing = spec.description.metadata.userDefined.get(PREVIEW_PARAMS_KEY)
+    if existing:
+        try:
+            params = json.loads(existing)
+        except ValueError:
+            params = {}
+        if not isinstance(params, dict):
+            params = {}
+    params["labels"] = labels
+    params.pop("colors", None)
+    if colors is not None:
+        hex_colors = _hex(colors)
+        if len(hex_colors) != len(labels):
+            raise ModelError(f"{len(hex_colors)} colors for {len(labels)} labels; they must match one to one")
+        params["colors"] = hex_colors
+    user = spec.description.metadata.userDefined
+    user[PREVIEW_TYPE_KEY] = SEGMENTER
+    user[PREVIEW_PARAMS_KEY] = json.dumps(params)
+
+    # Build the copy beside its destination, then move it into place, so a
+    # failure never leaves a half-written model at `out`.
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".coreseg-", dir=dst.parent))
+    try:
+        staged = tmp / dst.name
+        if fmt == "mlpackage":
+            shutil.copytree(src, staged)
+            # The copy is the user's new file: writable, whatever the source was.
+            for folder, _, files in os.walk(staged):
+                os.chmod(folder, 0o755)
+                for name in files:
+                    os.chmod(os.path.join(folder, name), 0o644)
+            spec_path, _ = spec_file(staged)
+        else:
+            spec_path = staged
+        spec_path.write_bytes(spec.SerializeToString())
+        if dst.exists():
+            shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
+        os.replace(staged, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    from .model_info import inspect
+
+    return inspect(dst)

@@ -1,0 +1,357 @@
+"""Core ML model files on any OS: what a segmentation model takes, returns
+and calls its classes, read from the model's own spec.
+
+`inspect` reads ``.mlpackage`` folders (through ``Manifest.json`` to the
+root spec; weights need not be present) and ``.mlmodel`` files with
+coremltools' protobuf classes. It never asks coremltools to run a model.
+Labels and colours come from the creator-defined metadata Apple's sample
+code uses::
+
+    com.apple.coreml.model.preview.type   = "imageSegmenter"
+    com.apple.coreml.model.preview.params = {"labels": [...], "colors": ["#RRGGBB", ...]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._coremltools import model_pb2
+from .palette import default_palette, parse_colors
+
+__all__ = ["ModelError", "ModelInfo", "inspect", "PREVIEW_TYPE_KEY", "PREVIEW_PARAMS_KEY", "UNUSED_LABEL"]
+
+PREVIEW_TYPE_KEY = "com.apple.coreml.model.preview.type"
+PREVIEW_PARAMS_KEY = "com.apple.coreml.model.preview.params"
+SEGMENTER = "imageSegmenter"
+#: The label Apple's models give to class ids that are not used.
+UNUSED_LABEL = "--"
+
+_COLOR_LAYOUTS = {10: "GRAY", 20: "RGB", 30: "BGR", 40: "GRAY"}  # ImageFeatureType.ColorSpace
+_INT_DTYPES = {131104: "int32", 131080: "int8"}  # ArrayFeatureType.ArrayDataType
+_FLOAT_DTYPES = {65568: "float32", 65600: "float64", 65552: "float16"}
+
+
+class ModelError(ValueError):
+    """A model file that coreseg cannot use, with the file and the reason."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a Core ML segmentation model takes and returns.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The model file or package.
+    format : {"mlpackage", "mlmodel"}
+    model_type : str
+        The spec's model kind: "mlProgram", "neuralNetwork", "pipeline", ...
+    spec_version : int
+        Core ML specification version.
+    preview_type : str or None
+        ``com.apple.coreml.model.preview.type``; "imageSegmenter" for models
+        annotated like Apple's.
+    labels : list of str or None
+        Class names, index = class id; "--" marks unused ids. None when the
+        model carries no labels (then class ids are used as names).
+    colors : (n, 4) uint8 ndarray or None
+        The model's own RGBA class colours, if it has them.
+    input_name : str
+    input_size : (int, int)
+        Default input (width, height) in pixels.
+    input_color_layout : {"RGB", "BGR", "GRAY"}
+    input_size_range : ((int, int), (int, int)) or None
+        ((min_width, max_width), (min_height, max_height)) for models with a
+        flexible input size; a max of -1 means unbounded.
+    input_sizes : tuple of (int, int) or None
+        The (width, height) sizes a model with enumerated sizes accepts.
+    output_name : str
+    output_dtype : str
+        "int32" (or "int8").
+    output_shape : tuple of int or None
+        The class map's declared shape, e.g. (448, 448); None if flexible.
+    author, license, version, description : str
+    user_defined : dict of str to str
+        All creator-defined metadata.
+    """
+
+    path: Path
+    format: str
+    model_type: str
+    spec_version: int
+    preview_type: str | None
+    labels: list[str] | None
+    colors: np.ndarray | None
+    input_name: str
+    input_size: tuple[int, int]
+    input_color_layout: str
+    input_size_range: tuple[tuple[int, int], tuple[int, int]] | None
+    input_sizes: tuple[tuple[int, int], ...] | None
+    output_name: str
+    output_dtype: str
+    output_shape: tuple[int, ...] | None
+    author: str = ""
+    license: str = ""
+    version: str = ""
+    description: str = ""
+    user_defined: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int | None:
+        """Number of class ids the labels name (unused ones included)."""
+        return None if self.labels is None else len(self.labels)
+
+    def palette(self) -> np.ndarray:
+        """(n, 4) uint8 RGBA colours for the class ids: the model's own when it
+        has them, else ``default_palette(len(labels))`` (256 entries for a
+        model without labels)."""
+        if self.colors is not None:
+            return self.colors.copy()
+        return default_palette(256 if self.labels is None else len(self.labels))
+
+    def label_name(self, class_id: int) -> str:
+        """The name of a class id (the id itself as text without labels)."""
+        if self.labels is not None and 0 <= class_id < len(self.labels):
+            return self.labels[class_id]
+        return str(class_id)
+
+    def label_index(self, name: str) -> int:
+        """The class id of a label name.
+
+        Raises
+        ------
+        KeyError
+            Listing the valid names when `name` is not one of them.
+        """
+        if self.labels is None:
+            raise KeyError(f"{self.path.name} has no labels; use class ids")
+        if name != UNUSED_LABEL and name in self.labels:
+            return self.labels.index(name)
+        raise KeyError(f"no label {name!r} in {self.path.name}; valid labels: {', '.join(self.legend_names())}")
+
+    def legend(self) -> list[tuple[int, str]]:
+        """(class id, name) of every used class, for legends and reports
+        ("--" ids are left out)."""
+        if self.labels is None:
+            return []
+        return [(i, name) for i, name in enumerate(self.labels) if name != UNUSED_LABEL]
+
+    def legend_names(self) -> list[str]:
+        return [name for _, name in self.legend()]
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict of everything above (colours as "#RRGGBBAA")."""
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["path"] = str(self.path)
+        d["colors"] = None if self.colors is None else ["#" + bytes(c).hex().upper() for c in self.colors]
+        d["input_size"] = list(self.input_size)
+        return json.loads(json.dumps(d))
+
+    def summary(self) -> str:
+        """A human-readable description, as ``coreseg info`` prints it."""
+        w, h = self.input_size
+        lines = [
+            f"{self.path.name}: {self.format} ({self.model_type}, spec v{self.spec_version})",
+            f"  input   {self.input_name}: {w}x{h} {self.input_color_layout} image",
+        ]
+        if self.input_size_range:
+            (w0, w1), (h0, h1) = self.input_size_range
+            lines.append(f"          flexible size: width {w0}..{'inf' if w1 < 0 else w1}, "
+                         f"height {h0}..{'inf' if h1 < 0 else h1}")
+        if self.input_sizes:
+            lines.append("          sizes: " + ", ".join(f"{a}x{b}" for a, b in self.input_sizes))
+        shape = "flexible" if self.output_shape is None else "x".join(map(str, self.output_shape))
+        lines.append(f"  output  {self.output_name}: {self.output_dtype} class map, {shape}")
+        lines.append(f"  preview type: {self.preview_type or '(none)'}")
+        if self.labels is None:
+            lines.append("  labels: none (class ids are used)")
+        else:
+            used = self.legend()
+            lines.append(f"  labels: {len(used)} classes over ids 0..{len(self.labels) - 1}"
+                         f"{', colours from the model' if self.colors is not None else ', default colours'}")
+            lines.append("    " + ", ".join(f"{i}:{name}" for i, name in used))
+        for key, value in (("author", self.author), ("license", self.license),
+                           ("version", self.version), ("description", self.description)):
+            if value:
+                lines.append(f"  {key}: {value}")
+        return "\n".join(lines)
+
+
+def inspect(path) -> ModelInfo:
+    """Read what a Core ML segmentation model takes and returns, on any OS.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.mlpackage`` folder or an ``.mlmodel`` file.
+
+    Returns
+    -------
+    ModelInfo
+
+    Raises
+    ------
+    ModelError
+        Naming the file and what is wrong: missing, not a model, a corrupt
+        spec, no image input, no integer class-map output, or malformed
+        preview metadata.
+    """
+    path = Path(os.fspath(path))
+    spec, fmt = read_spec(path)
+    return info_from_spec(spec, path, fmt)
+
+
+def spec_file(path: Path) -> tuple[Path, str]:
+    """The protobuf spec file of a model path, and the format name."""
+    if not path.exists():
+        raise ModelError(f"{path}: no such file or folder")
+    suffix = path.suffix.lower()
+    if suffix == ".mlmodelc":
+        raise ModelError(f"{path}: a compiled .mlmodelc can only be read by Core ML on macOS; "
+                         "inspect the .mlpackage or .mlmodel it was compiled from")
+    if path.is_dir():
+        manifest = path / "Manifest.json"
+        if suffix != ".mlpackage" and not manifest.exists():
+            raise ModelError(f"{path}: not a Core ML model (expected a .mlpackage folder or an .mlmodel file)")
+        try:
+            data = json.loads(manifest.read_text())
+            root = data["rootModelIdentifier"]
+            entry = data["itemInfoEntries"][root]
+            spec_path = path / "Data" / entry["path"]
+        except FileNotFoundError:
+            raise ModelError(f"{path}: not a Core ML package: it has no Manifest.json") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise ModelError(f"{path}: Manifest.json is not a valid Core ML package manifest ({e!r})") from None
+        if not spec_path.is_file():
+            raise ModelError(f"{path}: the manifest names {entry['path']!r} as the model spec, but it is missing")
+        return spec_path, "mlpackage"
+    if suffix != ".mlmodel":
+        raise ModelError(f"{path}: not a Core ML model (expected a .mlpackage folder or an .mlmodel file)")
+    return path, "mlmodel"
+
+
+def read_spec(path: Path):
+    """Parse a model's spec: (Model_pb2.Model, format)."""
+    spec_path, fmt = spec_file(path)
+    Model = model_pb2().Model
+    spec = Model()
+    try:
+        spec.ParseFromString(spec_path.read_bytes())
+    except Exception as e:  # protobuf's DecodeError and friends
+        raise ModelError(f"{path}: corrupt model spec ({type(e).__name__}: {e})") from None
+    if spec.specificationVersion <= 0 or spec.WhichOneof("Type") is None:
+        raise ModelError(f"{path}: corrupt model spec (no specification version or model type)")
+    return spec, fmt
+
+
+def _feature_summary(feature) -> str:
+    kind = feature.type.WhichOneof("Type")
+    if kind == "multiArrayType":
+        t = feature.type.multiArrayType
+        dtype = _INT_DTYPES.get(t.dataType) or _FLOAT_DTYPES.get(t.dataType, "unknown")
+        shape = list(t.shape) if len(t.shape) else "flexible"
+        return f"{feature.name} (multiArray {dtype} {shape})"
+    if kind == "imageType":
+        t = feature.type.imageType
+        return f"{feature.name} (image {t.width}x{t.height} {_COLOR_LAYOUTS.get(t.colorSpace, '?')})"
+    return f"{feature.name} ({kind.removesuffix('Type') if kind else 'unknown'})"
+
+
+def _class_map_shape(t) -> tuple[int, ...] | None:
+    shape = tuple(int(s) for s in t.shape)
+    if not shape:
+        return None
+    return shape
+
+
+def _is_class_map(feature) -> bool:
+    if feature.type.WhichOneof("Type") != "multiArrayType":
+        return False
+    t = feature.type.multiArrayType
+    if t.dataType not in _INT_DTYPES:
+        return False
+    # (h, w) or with leading 1s, e.g. (1, h, w); flexible shapes are accepted.
+    shape = tuple(t.shape)
+    return not shape or sum(1 for s in shape if s != 1) <= 2
+
+
+def info_from_spec(spec, path: Path, fmt: str) -> ModelInfo:
+    desc = spec.description
+    images = [f for f in desc.input if f.type.WhichOneof("Type") == "imageType"]
+    if not images:
+        has = ", ".join(_feature_summary(f) for f in desc.input) or "none"
+        raise ModelError(f"{path}: not a segmentation model: it has no image input (inputs: {has})")
+    maps = [f for f in desc.output if _is_class_map(f)]
+    if not maps:
+        has = ", ".join(_feature_summary(f) for f in desc.output) or "none"
+        raise ModelError(f"{path}: not a segmentation model: it has no integer class-map output "
+                         f"(outputs: {has})")
+    image, out = images[0], maps[0]
+    it = image.type.imageType
+
+    size_range = sizes = None
+    if it.WhichOneof("SizeFlexibility") == "imageSizeRange":
+        r = it.imageSizeRange
+        size_range = ((int(r.widthRange.lowerBound), int(r.widthRange.upperBound)),
+                      (int(r.heightRange.lowerBound), int(r.heightRange.upperBound)))
+    elif it.WhichOneof("SizeFlexibility") == "enumeratedSizes":
+        sizes = tuple((int(s.width), int(s.height)) for s in it.enumeratedSizes.sizes)
+
+    user = dict(desc.metadata.userDefined)
+    labels, colors = parse_preview_params(user.get(PREVIEW_PARAMS_KEY), path)
+    return ModelInfo(
+        path=path,
+        format=fmt,
+        model_type=spec.WhichOneof("Type"),
+        spec_version=int(spec.specificationVersion),
+        preview_type=user.get(PREVIEW_TYPE_KEY),
+        labels=labels,
+        colors=colors,
+        input_name=image.name,
+        input_size=(int(it.width), int(it.height)),
+        input_color_layout=_COLOR_LAYOUTS.get(it.colorSpace, "unknown"),
+        input_size_range=size_range,
+        input_sizes=sizes,
+        output_name=out.name,
+        output_dtype=_INT_DTYPES[out.type.multiArrayType.dataType],
+        output_shape=_class_map_shape(out.type.multiArrayType),
+        author=desc.metadata.author,
+        license=desc.metadata.license,
+        version=desc.metadata.versionString,
+        description=desc.metadata.shortDescription,
+        user_defined=user,
+    )
+
+
+def parse_preview_params(text: str | None, path: Path):
+    """(labels, colors) from the preview params JSON, checked."""
+    if text is None:
+        return None, None
+    where = f"{path}: {PREVIEW_PARAMS_KEY}"
+    try:
+        params = json.loads(text)
+    except ValueError as e:
+        raise ModelError(f"{where} is not JSON ({e})") from None
+    if not isinstance(params, dict):
+        raise ModelError(f"{where} must be a JSON object, got {type(params).__name__}")
+    labels = params.get("labels")
+    if labels is not None:
+        if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
+            raise ModelError(f"{where}: labels must be a list of strings")
+    colors = params.get("colors")
+    if colors is not None:
+        if not isinstance(colors, list):
+            raise ModelError(f"{where}: colors must be a list of hex strings like '#RRGGBB'")
+        try:
+            colors = parse_colors(colors)
+        except ValueError as e:
+            raise ModelError(f"{where}: {e}") from None
+        if labels is None or len(colors) != len(labels):
+            n = "no" if labels is None else len(labels)
+            raise ModelError(f"{where}: {len(colors)} colors for {n} labels; they must match one to one")
+    return labels, colors
