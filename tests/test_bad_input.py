@@ -150,3 +150,17 @@ def test_bindings_check_arrays_themselves():
         _native.set_simd_backend("mmx")
     with pytest.raises(ValueError, match="n must be >= 1"):
         coreseg.set_num_threads(0)
+
+
+@APIS
+def test_bad_logits(api):
+    with pytest.raises(TypeError, match="logits must have dtype float32 or float16, got float64"):
+        api.argmax(np.zeros((3, 4, 5)))
+    with pytest.raises(ValueError, match=r"logits must have shape \(classes, h, w\)"):
+        api.argmax(np.zeros((4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"must have one image \(shape \(1, classes, h, w\)\), got shape \(2, 3, 4, 5\)"):
+        api.argmax(np.zeros((2, 3, 4, 5), np.float32))
+    with pytest.raises(ValueError, match="logits must have at least one class"):
+        api.argmax(np.zeros((0, 4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"out must have shape \(4, 5\)"):
+        api.argmax(np.zeros((3, 4, 5), np.float32), out=np.zeros((5, 4), np.int32))

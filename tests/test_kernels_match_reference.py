@@ -163,3 +163,43 @@ def test_semantics_by_hand():
         assert up.tolist() == [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 7, 7], [2, 2, 7, 7]]
         flat = np.full((9, 13, 3), 77, np.uint8)
         assert (api.resize_image(flat, (5, 4), "BGRA") == [77, 77, 77, 255]).all()
+
+
+@st.composite
+def logits_arrays(draw):
+    dtype = draw(st.sampled_from([np.float32, np.float16]))
+    c, h, w = draw(st.integers(1, 25)), draw(st.integers(0, 9)), draw(st.integers(0, 70))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    # Few distinct values so ties are frequent; NaN and infinities too.
+    values = rng.integers(-2, 3, (c, h, w + 3)).astype(dtype)
+    special = rng.random(values.shape)
+    values[special < 0.03] = np.nan
+    values[(special >= 0.03) & (special < 0.05)] = -np.inf
+    values[(special >= 0.05) & (special < 0.06)] = np.inf
+    view = draw(st.sampled_from(["contiguous", "padded_rows", "batch", "col_step"]))
+    if view == "padded_rows":
+        return values[..., 1 : w + 1]
+    if view == "batch":
+        return values[None, ..., :w]
+    if view == "col_step":
+        return np.ascontiguousarray(np.repeat(values[..., :w], 2, axis=2))[..., ::2]
+    return np.ascontiguousarray(values[..., :w])
+
+
+@SETTINGS
+@given(logits=logits_arrays())
+def test_argmax(backend, logits):
+    assert_same(coreseg.argmax(logits), reference.argmax(logits))
+
+
+def test_argmax_semantics_by_hand():
+    logits = np.array([[[1.0, np.nan, 0.0, -np.inf]],
+                       [[3.0, 2.0, 0.0, -np.inf]],
+                       [[3.0, np.nan, -1.0, np.nan]]], np.float32)
+    for api in (coreseg, reference):
+        # first maximum wins; NaN never wins; all -inf/NaN gives 0
+        assert api.argmax(logits).tolist() == [[1, 1, 0, 0]]
+        assert api.argmax(logits.astype(np.float16)).tolist() == [[1, 1, 0, 0]]
+    rng = np.random.default_rng(0)
+    big = rng.standard_normal((21, 130, 170)).astype(np.float32)
+    np.testing.assert_array_equal(coreseg.argmax(big), np.argmax(big, axis=0))

@@ -202,6 +202,27 @@ void ResizeImagePy(const py::array& image, const std::vector<int>& order, py::ar
   ResizeImage(img, o, w, h, stride, order.data(), out_channels);
 }
 
+void ArgmaxPy(const py::array& logits, py::array& out) {
+  const bool half = logits.dtype().is(py::dtype("float16"));
+  if (!half && !logits.dtype().is(py::dtype::of<float>()))
+    throw py::type_error("logits must have dtype float32 or float16, got " + DtypeString(logits));
+  if (logits.ndim() != 3)
+    throw py::value_error("logits must have shape (classes, h, w), got " + ShapeString(logits));
+  if (logits.shape(0) < 1) throw py::value_error("logits must have at least one class");
+  if (logits.shape(0) > INT_MAX) throw py::value_error("logits has too many classes");
+  const py::ssize_t item = logits.itemsize();
+  if (logits.size() > 0 && ((logits.shape(2) > 1 && logits.strides(2) != item) ||
+                            logits.strides(0) % item != 0))
+    throw py::value_error("logits must have packed rows (strides[2] == itemsize)");
+  CheckRowSize(logits.shape(2), "logits");
+  const Logits l{static_cast<const uint8_t*>(logits.data()), half, logits.shape(0), logits.shape(2),
+                 logits.shape(1), logits.strides(0), logits.strides(1)};
+  ptrdiff_t stride;
+  uint8_t* o = AsOutput(out, {logits.shape(1), logits.shape(2)}, py::dtype::of<int32_t>(), &stride);
+  py::gil_scoped_release release;
+  Argmax(l, reinterpret_cast<int32_t*>(o), stride);
+}
+
 py::array_t<int32_t> NearestIndexMapPy(int64_t src, int64_t dst) {
   if (src < 1 || dst < 0) throw py::value_error("need src >= 1 and dst >= 0");
   const std::vector<int32_t> map = NearestIndexMap(src, dst);
@@ -245,6 +266,7 @@ PYBIND11_MODULE(_native, m) {
   m.def("composite", &CompositePy, py::arg("image"), py::arg("labels"), py::arg("palette"),
         py::arg("opacity"), py::arg("outline"), py::arg("out"));
   m.def("resize_image", &ResizeImagePy, py::arg("image"), py::arg("order"), py::arg("out"));
+  m.def("argmax", &ArgmaxPy, py::arg("logits"), py::arg("out"));
   m.def("nearest_index_map", &NearestIndexMapPy, py::arg("src"), py::arg("dst"));
   m.def("resample_axis", &ResampleAxisPy, py::arg("in_size"), py::arg("out_size"));
 }

@@ -10,10 +10,12 @@ std::vector<const RowFunctions*> Tables() {
   std::vector<const RowFunctions*> tables = {&kRowsC};
 #if CORESEG_ARCH_X86_64
   // __builtin_cpu_supports("avx2") also checks that the OS saves the YMM
-  // registers (XCR0), so a true answer means AVX2 code may run.
+  // registers (XCR0), so a true answer means AVX2 code may run. The AVX2
+  // table also converts float16 with F16C, which every AVX2 CPU has.
   __builtin_cpu_init();
   if (__builtin_cpu_supports("sse4.1")) tables.push_back(&kRowsSSE41);
-  if (__builtin_cpu_supports("avx2")) tables.push_back(&kRowsAVX2);
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
+    tables.push_back(&kRowsAVX2);
 #endif
 #if CORESEG_ARCH_ARM64
   tables.push_back(&kRowsNEON);

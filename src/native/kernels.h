@@ -63,6 +63,20 @@ void ResizeImage(const ImageView& image, uint8_t* out, int64_t out_width,
                  int64_t out_height, ptrdiff_t out_stride, const int* order,
                  int out_channels);
 
+// Logits [channels, height, width] of float32 or float16 (`half`); values
+// within a row are packed; strides in bytes, plane_stride a multiple of the
+// element size.
+struct Logits {
+  const uint8_t* data;
+  bool half;
+  int64_t channels, width, height;
+  ptrdiff_t plane_stride, row_stride;
+};
+
+// out (height x width, int32) = the first channel with the largest logit;
+// NaN is never the largest.
+void Argmax(const Logits& logits, int32_t* out, ptrdiff_t out_stride);
+
 // The per-axis filter of ResizeImage: for each output index its first
 // source index and `taps` int16 coefficients summing to 1 << kCoeffBits.
 struct ResampleAxis {

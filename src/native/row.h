@@ -71,6 +71,13 @@ using ResampleHorizontalRowFn = void (*)(const int16_t* src, int channels,
                                          const int16_t* coeffs, int taps,
                                          uint8_t* dst, int width);
 
+// dst[x] = the first c in [0, channels) with the largest src[c * plane + x]
+// (float32, or float16 given as its bits); NaN is never the largest, so a
+// pixel whose values are all NaN or -inf gets 0.
+template <typename T>
+using ArgmaxRowFn = void (*)(const T* src, ptrdiff_t plane, int channels,
+                             int32_t* dst, int width);
+
 template <typename T>
 struct LabelRowFunctions {
   RenderMaskRowFn<T> render_mask;
@@ -86,6 +93,8 @@ struct RowFunctions {
   BlendRowFn blend;
   ResampleVerticalRowFn resample_vertical;
   ResampleHorizontalRowFn resample_horizontal;
+  ArgmaxRowFn<float> argmax_f32;
+  ArgmaxRowFn<uint16_t> argmax_f16;
 
   template <typename T>
   const LabelRowFunctions<T>& labels() const;
@@ -132,6 +141,13 @@ void ResampleVerticalRow_C(const uint8_t* const* rows, const int16_t* coeffs,
 void ResampleHorizontalRow_C(const int16_t* src, int channels,
                              const int32_t* start, const int16_t* coeffs,
                              int taps, uint8_t* dst, int width);
+void ArgmaxRow_C(const float* src, ptrdiff_t plane, int channels, int32_t* dst,
+                 int width);
+void ArgmaxRow_C(const uint16_t* src, ptrdiff_t plane, int channels,
+                 int32_t* dst, int width);
+
+// IEEE half (as bits) to float, exactly: subnormals, infinities and NaN too.
+float HalfToFloat(uint16_t h);
 
 // One value of the vertical pass, shared by the C row and the SIMD tails.
 inline int16_t ResampleVerticalPoint(const uint8_t* const* rows,

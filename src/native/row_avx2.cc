@@ -175,6 +175,30 @@ void ResampleHorizontalRow_AVX2(const int16_t* src, int channels,
   }
 }
 
+// Logits are float32, or float16 widened with F16C (part of the AVX2 table:
+// cpu.cc requires both).
+inline __m256 Load8f(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 Load8f(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+template <typename T>
+void ArgmaxRow_AVX2(const T* src, ptrdiff_t plane, int channels, int32_t* dst, int width) {
+  int x = 0;
+  for (; x + 8 <= width; x += 8) {
+    __m256 best = _mm256_set1_ps(-__builtin_inff());
+    __m256i index = _mm256_setzero_si256();
+    for (int c = 0; c < channels; ++c) {
+      const __m256 v = Load8f(src + c * plane + x);
+      const __m256 greater = _mm256_cmp_ps(v, best, _CMP_GT_OQ);  // false for NaN
+      best = _mm256_blendv_ps(best, v, greater);
+      index = _mm256_blendv_epi8(index, _mm256_set1_epi32(c), _mm256_castps_si256(greater));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + x), index);
+  }
+  ArgmaxRow_C(src + x, plane, channels, dst + x, width - x);
+}
+
 }  // namespace
 
 const RowFunctions kRowsAVX2 = {
@@ -186,6 +210,8 @@ const RowFunctions kRowsAVX2 = {
     BlendRow_AVX2,
     ResampleVerticalRow_AVX2,
     ResampleHorizontalRow_AVX2,
+    ArgmaxRow_AVX2<float>,
+    ArgmaxRow_AVX2<uint16_t>,
 };
 
 }  // namespace coreseg

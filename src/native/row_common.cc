@@ -1,6 +1,7 @@
 // Portable C row functions: the definition every SIMD twin is tested
 // against (src/native/tests/test_rows.cc), and the fallback everywhere.
 #include <cstring>
+#include <limits>
 
 #include "row.h"
 
@@ -65,6 +66,59 @@ void ResampleHorizontalRow_C(const int16_t* src, int channels,
   }
 }
 
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exponent = (h >> 10) & 0x1Fu;
+  uint32_t mantissa = h & 0x3FFu;
+  uint32_t bits;
+  if (exponent == 0x1F) {
+    bits = sign | 0x7F800000u | (mantissa << 13);  // inf, NaN
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    bits = sign;  // +-0
+  } else {
+    // Subnormal half: normalise it into a float.
+    exponent = 113;
+    while ((mantissa & 0x400u) == 0) {
+      mantissa <<= 1;
+      --exponent;
+    }
+    bits = sign | (exponent << 23) | ((mantissa & 0x3FFu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+namespace {
+inline float AsFloat(float v) { return v; }
+inline float AsFloat(uint16_t v) { return HalfToFloat(v); }
+
+template <typename T>
+void ArgmaxRowT(const T* src, ptrdiff_t plane, int channels, int32_t* dst, int width) {
+  for (int x = 0; x < width; ++x) {
+    float best = -std::numeric_limits<float>::infinity();
+    int32_t index = 0;
+    for (int c = 0; c < channels; ++c) {
+      const float v = AsFloat(src[c * plane + x]);
+      if (v > best) {  // false for NaN; strict, so the first maximum wins
+        best = v;
+        index = c;
+      }
+    }
+    dst[x] = index;
+  }
+}
+}  // namespace
+
+void ArgmaxRow_C(const float* src, ptrdiff_t plane, int channels, int32_t* dst, int width) {
+  ArgmaxRowT(src, plane, channels, dst, width);
+}
+void ArgmaxRow_C(const uint16_t* src, ptrdiff_t plane, int channels, int32_t* dst, int width) {
+  ArgmaxRowT(src, plane, channels, dst, width);
+}
+
 #define CORESEG_INSTANTIATE_LABEL_ROWS(T)                                  \
   template void RenderMaskRow_C<T>(const T*, const int32_t*, int, uint32_t, \
                                    uint8_t*, int);                          \
@@ -85,6 +139,8 @@ const RowFunctions kRowsC = {
     BlendRow_C,
     ResampleVerticalRow_C,
     ResampleHorizontalRow_C,
+    ArgmaxRow_C,
+    ArgmaxRow_C,
 };
 
 }  // namespace coreseg

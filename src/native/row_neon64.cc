@@ -142,6 +142,28 @@ void ResampleHorizontalRow_NEON(const int16_t* src, int channels,
   }
 }
 
+inline float32x4_t Load4f(const float* p) { return vld1q_f32(p); }
+inline float32x4_t Load4f(const uint16_t* p) {
+  return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+}
+
+template <typename T>
+void ArgmaxRow_NEON(const T* src, ptrdiff_t plane, int channels, int32_t* dst, int width) {
+  int x = 0;
+  for (; x + 4 <= width; x += 4) {
+    float32x4_t best = vdupq_n_f32(-__builtin_inff());
+    uint32x4_t index = vdupq_n_u32(0);
+    for (int c = 0; c < channels; ++c) {
+      const float32x4_t v = Load4f(src + c * plane + x);
+      const uint32x4_t greater = vcgtq_f32(v, best);  // false for NaN
+      best = vbslq_f32(greater, v, best);
+      index = vbslq_u32(greater, vdupq_n_u32(static_cast<uint32_t>(c)), index);
+    }
+    vst1q_s32(dst + x, vreinterpretq_s32_u32(index));
+  }
+  ArgmaxRow_C(src + x, plane, channels, dst + x, width - x);
+}
+
 }  // namespace
 
 const RowFunctions kRowsNEON = {
@@ -153,6 +175,8 @@ const RowFunctions kRowsNEON = {
     BlendRow_NEON,
     ResampleVerticalRow_NEON,
     ResampleHorizontalRow_NEON,
+    ArgmaxRow_NEON<float>,
+    ArgmaxRow_NEON<uint16_t>,
 };
 
 }  // namespace coreseg

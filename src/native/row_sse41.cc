@@ -153,6 +153,29 @@ void ResampleHorizontalRow_SSE41(const int16_t* src, int channels,
   }
 }
 
+void ArgmaxRow_SSE41(const float* src, ptrdiff_t plane, int channels, int32_t* dst,
+                     int width) {
+  int x = 0;
+  for (; x + 4 <= width; x += 4) {
+    __m128 best = _mm_set1_ps(-__builtin_inff());
+    __m128i index = _mm_setzero_si128();
+    for (int c = 0; c < channels; ++c) {
+      const __m128 v = _mm_loadu_ps(src + c * plane + x);
+      const __m128 greater = _mm_cmpgt_ps(v, best);  // false for NaN
+      best = _mm_blendv_ps(best, v, greater);
+      index = _mm_blendv_epi8(index, _mm_set1_epi32(c), _mm_castps_si128(greater));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + x), index);
+  }
+  ArgmaxRow_C(src + x, plane, channels, dst + x, width - x);
+}
+
+// SSE4.1 has no half-to-float conversion: float16 logits use the C row.
+void ArgmaxRowHalf_C(const uint16_t* src, ptrdiff_t plane, int channels, int32_t* dst,
+                     int width) {
+  ArgmaxRow_C(src, plane, channels, dst, width);
+}
+
 }  // namespace
 
 const RowFunctions kRowsSSE41 = {
@@ -166,6 +189,8 @@ const RowFunctions kRowsSSE41 = {
     BlendRow_SSE41,
     ResampleVerticalRow_SSE41,
     ResampleHorizontalRow_SSE41,
+    ArgmaxRow_SSE41,
+    ArgmaxRowHalf_C,
 };
 
 }  // namespace coreseg

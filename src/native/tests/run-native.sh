@@ -13,7 +13,7 @@ for src in row_common.cc cpu.cc row_sse41.cc row_avx2.cc row_neon64.cc; do
   extra=()
   case "$(uname -m)-$src" in
     x86_64-row_sse41.cc) extra=(-msse4.1) ;;
-    x86_64-row_avx2.cc) extra=(-mavx2) ;;
+    x86_64-row_avx2.cc) extra=(-mavx2 -mf16c) ;;
   esac
   "$cxx" "${flags[@]}" "${extra[@]}" -c "$native/$src" -o "$build/${src%.cc}.o"
   objs+=("$build/${src%.cc}.o")

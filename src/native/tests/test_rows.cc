@@ -2,7 +2,9 @@
 // random data, every width from 0 to 80 plus a few long rows, unaligned
 // pointers. Prints one line per failure and a closing "N passed, N failed".
 // Run natively by run-native.sh and under qemu-aarch64 by run-aarch64.sh.
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <cstring>
 #include <random>
 #include <string>
@@ -168,6 +170,46 @@ void TestResample(const RowFunctions& simd) {
   }
 }
 
+void TestArgmax(const RowFunctions& simd) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int width : Widths()) {
+    for (int channels : {1, 2, 3, 7, 21, 40}) {
+      const ptrdiff_t plane = width + 5;  // planes padded, as strided logits are
+      std::vector<float> f(plane * channels + 1);
+      std::vector<uint16_t> h(plane * channels + 1);
+      for (size_t i = 0; i < f.size(); ++i) {
+        // Few distinct values, so ties are common; some NaN and infinities.
+        const uint32_t r = rng() % 32;
+        f[i] = r == 0 ? nan : r == 1 ? -inf : r == 2 ? inf : static_cast<float>(rng() % 5) - 2.0f;
+        // Any half bits: normals, subnormals, infinities, NaNs, -0.
+        h[i] = static_cast<uint16_t>(rng() % 4 == 0 ? (rng() % 8) * 0x3C00 / 4 : rng());
+      }
+      std::vector<int32_t> a(width + 1, -1), b(width + 1, -1);
+      ArgmaxRow_C(f.data() + 1, plane, channels, a.data(), width);
+      simd.argmax_f32(f.data() + 1, plane, channels, b.data(), width);
+      Check(a == b, simd.name, "argmax_f32", width, channels);
+      ArgmaxRow_C(h.data() + 1, plane, channels, a.data(), width);
+      simd.argmax_f16(h.data() + 1, plane, channels, b.data(), width);
+      Check(a == b, simd.name, "argmax_f16", width, channels);
+    }
+  }
+}
+
+void TestHalfToFloat() {
+  // Spot values whose float value is known exactly.
+  const struct {
+    uint16_t h;
+    float f;
+  } cases[] = {{0x0000, 0.0f}, {0x3C00, 1.0f}, {0xC000, -2.0f}, {0x7BFF, 65504.0f},
+               {0x0001, 5.9604644775390625e-08f}, {0x03FF, 6.097555160522461e-05f},
+               {0x0400, 6.103515625e-05f}, {0x3555, 0.333251953125f}};
+  for (const auto& c : cases) Check(HalfToFloat(c.h) == c.f, "scalar", "half_to_float", c.h);
+  Check(HalfToFloat(0x7C00) == std::numeric_limits<float>::infinity(), "scalar", "half_inf", 0);
+  Check(std::isnan(HalfToFloat(0x7E00)), "scalar", "half_nan", 0);
+  Check(std::signbit(HalfToFloat(0x8000)), "scalar", "half_neg_zero", 0);
+}
+
 }  // namespace
 }  // namespace coreseg
 
@@ -181,6 +223,7 @@ int main() {
     std::printf("no SIMD backend to test on this CPU\n");
     return 1;
   }
+  TestHalfToFloat();
   for (const std::string& b : backends) {
     if (b == "scalar") continue;
     const RowFunctions& simd = *RowsByName(b);
@@ -190,6 +233,7 @@ int main() {
     TestLabelRows<int32_t>(simd, "i32");
     TestBlend(simd);
     TestResample(simd);
+    TestArgmax(simd);
     std::printf("%s: %s\n", b.c_str(), failed == before ? "all rows match C" : "MISMATCH");
   }
   std::printf("%d passed, %d failed\n", passed, failed);

@@ -10,6 +10,7 @@ import os as _os
 
 from . import _native
 from .kernels import (
+    argmax,
     colorize,
     composite,
     get_num_threads,
@@ -35,6 +36,7 @@ __all__ = [
     "resize_labels",
     "composite",
     "resize_image",
+    "argmax",
     "default_palette",
     "parse_color",
     "parse_colors",

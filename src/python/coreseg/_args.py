@@ -177,3 +177,24 @@ def out_array(out, shape: tuple[int, ...], dtype, inputs=(), allow_same=None) ->
         if not same and np.may_share_memory(out, a):
             raise ValueError("out overlaps an input array; pass a separate array")
     return out
+
+
+def logits_array(logits, name: str = "logits") -> np.ndarray:
+    """(classes, h, w) float32/float16 logits; a leading batch axis of 1 is
+    dropped. Arrays whose rows are not packed are copied once."""
+    a = _as_array(logits, name)
+    if a.dtype.newbyteorder("=") not in (np.dtype(np.float32), np.dtype(np.float16)):
+        raise TypeError(f"{name} must have dtype float32 or float16, got {a.dtype}")
+    if a.ndim == 4:
+        if a.shape[0] != 1:
+            raise ValueError(f"{name} must have one image (shape (1, classes, h, w)), got shape {a.shape}")
+        a = a[0]
+    if a.ndim != 3:
+        raise ValueError(f"{name} must have shape (classes, h, w) or (1, classes, h, w), got {a.shape}")
+    if a.shape[0] < 1:
+        raise ValueError(f"{name} must have at least one class")
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    if a.size and ((a.shape[2] > 1 and a.strides[2] != a.itemsize) or a.strides[0] % a.itemsize):
+        a = np.ascontiguousarray(a)
+    return a

@@ -24,6 +24,7 @@ __all__ = [
     "resize_labels",
     "composite",
     "resize_image",
+    "argmax",
     "simd_backend",
     "set_num_threads",
     "get_num_threads",
@@ -180,6 +181,27 @@ def resize_image(image, size, layout="RGBA", out=None):
     order = _args.layout_arg(layout)
     out = _args.out_array(out, (h, w, len(order)), np.uint8, inputs=(image,))
     _native.resize_image(image, list(order), out)
+    return out
+
+
+def argmax(logits, out=None):
+    """Class map from a model's logits: the first class with the largest
+    score, read in place (the logits are not copied).
+
+    Parameters
+    ----------
+    logits : (classes, h, w) or (1, classes, h, w) ndarray of float32 or float16
+        Per-class scores, as ONNX segmentation models return them. NaN is
+        never the largest; a pixel whose scores are all NaN or -inf gets 0.
+    out : (h, w) int32 ndarray, optional
+
+    Returns
+    -------
+    labels : (h, w) int32 ndarray
+    """
+    logits = _args.logits_array(logits)
+    out = _args.out_array(out, logits.shape[1:], np.int32, inputs=(logits,))
+    _native.argmax(logits, out)
     return out
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "composite",
     "resize_image",
     "resample_axis",
+    "argmax",
     "default_palette",
 ]
 
@@ -180,4 +181,12 @@ def resize_image(image, size, layout="RGBA", out=None):
     rgba = np.full((h, w, 4), 255, np.int64)
     rgba[..., :c] = np.clip(acc >> shift_h, 0, 255)
     out[...] = rgba[..., list(order)]
+    return out
+
+
+def argmax(logits, out=None):
+    logits = _args.logits_array(logits)
+    out = _args.out_array(out, logits.shape[1:], np.int32, inputs=(logits,))
+    scores = logits.astype(np.float32)
+    out[...] = np.argmax(np.where(np.isnan(scores), -np.inf, scores), axis=0)
     return out
