@@ -22,11 +22,16 @@ from .kernels import (
 )
 from .model_info import ModelError, ModelInfo, inspect
 from .annotate import annotate
+from .segmenter import BackendUnavailableError, Segmentation, Segmenter, load
 from .palette import default_palette, parse_color, parse_colors
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "load",
+    "Segmenter",
+    "Segmentation",
+    "BackendUnavailableError",
     "inspect",
     "annotate",
     "ModelInfo",

@@ -1,0 +1,1 @@
+"""Model backends behind coreseg.load: ONNX Runtime (onnx.py) and Core ML."""

@@ -1,0 +1,160 @@
+"""The bundled demo: procedurally drawn outdoor scenes with exact class maps,
+and the small model trained on them (tools/train_demo_model.py).
+
+The scenes let coreseg show its whole job on a fresh machine with nothing
+downloaded: the model that segments them was trained only on scenes this
+module drew, from seeds disjoint from the ones the demo uses.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CLASSES", "COLORS", "INPUT_SIZE", "scene", "model_path"]
+
+#: Class names, index = class id.
+CLASSES = ["sky", "sun", "hill", "water", "grass", "tree", "road", "building"]
+#: Legend colours (RGB hex), one per class.
+COLORS = ["#5DADE2", "#F4D03F", "#8E7CC3", "#1F4E9E", "#58D68D", "#1E7B3A", "#7F8C8D", "#E67E22"]
+#: The demo model's input (width, height).
+INPUT_SIZE = (256, 192)
+#: Seeds below this are for training; the demo and the README's mIoU use others.
+TRAINING_SEEDS = 1_000_000
+
+SKY, SUN, HILL, WATER, GRASS, TREE, ROAD, BUILDING = range(len(CLASSES))
+
+
+def model_path(kind: str = "onnx") -> Path:
+    """Path of the bundled demo model: kind "onnx" or "mlpackage"."""
+    name = {"onnx": "demo.onnx", "mlpackage": "demo.mlpackage"}.get(kind)
+    if name is None:
+        raise ValueError(f"kind must be 'onnx' or 'mlpackage', got {kind!r}")
+    return Path(str(resources.files("coreseg") / "models" / name))
+
+
+def _mix(a, b, t):
+    return a + (b - a) * t
+
+
+def scene(seed: int, size: tuple[int, int] = (320, 240)):
+    """Draw a random outdoor scene and its exact class map.
+
+    Sky with a gradient and clouds, maybe a sun, one or two ranges of hills,
+    maybe a lake, grass, maybe a road to the horizon, buildings and trees;
+    random layout, lighting, colour cast and sensor noise.
+
+    Parameters
+    ----------
+    seed : int
+        Same seed, same scene.
+    size : (width, height)
+        In pixels, each >= 16.
+
+    Returns
+    -------
+    image : (height, width, 3) uint8 ndarray
+        RGB.
+    labels : (height, width) int32 ndarray
+        Class ids into `CLASSES`.
+    """
+    w, h = (int(v) for v in size)
+    if w < 16 or h < 16:
+        raise ValueError(f"size must be at least (16, 16), got {size!r}")
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = x / w, y / h  # 0..1 across and down
+    img = np.zeros((h, w, 3), np.float32)
+    lab = np.zeros((h, w), np.int32)
+
+    def paint(mask, color, label):
+        img[mask] = color if np.ndim(color) == 1 else color[mask]
+        lab[mask] = label
+
+    # Sky: a vertical gradient, day or dusk.
+    horizon = rng.uniform(0.35, 0.6)
+    dusk = rng.random() < 0.25
+    top = np.array([0.95, 0.55, 0.35] if dusk else [0.25, 0.45, 0.85]) * rng.uniform(0.8, 1.1)
+    low = np.array([1.0, 0.8, 0.55] if dusk else [0.7, 0.85, 1.0]) * rng.uniform(0.85, 1.05)
+    t = np.clip(v / horizon, 0, 1)[..., None]
+    paint(np.ones((h, w), bool), _mix(top, low, t), SKY)
+
+    # Sun, then clouds that may cross it (clouds are sky).
+    if rng.random() < 0.6:
+        cx, cy, r = rng.uniform(0.1, 0.9), rng.uniform(0.05, horizon * 0.7), rng.uniform(0.03, 0.08)
+        disc = ((u - cx) * w) ** 2 + ((v - cy) * h) ** 2 < (r * w) ** 2
+        paint(disc, np.array([1.0, 0.9, 0.45]) if not dusk else np.array([1.0, 0.6, 0.3]), SUN)
+    for _ in range(rng.integers(0, 6)):
+        cx, cy = rng.uniform(-0.1, 1.1), rng.uniform(0.02, horizon * 0.8)
+        rx, ry = rng.uniform(0.05, 0.2), rng.uniform(0.02, 0.06)
+        d = ((u - cx) / rx) ** 2 + ((v - cy) / ry) ** 2
+        puff = np.clip(1.2 - d, 0, 1)[..., None] * rng.uniform(0.5, 0.9)
+        img[:] = _mix(img, np.array([0.97, 0.97, 0.98]), puff)
+
+    # Hills: far (hazy) and near ridges from sums of sines.
+    for depth in range(rng.integers(1, 3)):
+        base = horizon - rng.uniform(0.02, 0.18) + depth * 0.05
+        ridge = base + sum(rng.uniform(0.01, 0.05) * np.sin(2 * np.pi * (rng.uniform(0.5, 3) * u[0] + rng.random()))
+                           for _ in range(3))
+        mask = v > ridge[None, :]
+        hue = rng.choice([[0.45, 0.5, 0.65], [0.35, 0.5, 0.3], [0.5, 0.42, 0.3]]) * (0.75 + 0.15 * depth)
+        shade = (0.85 + 0.3 * (v - ridge[None, :]))[..., None]
+        paint(mask, np.clip(hue * shade, 0, 1), HILL)
+
+    # Ground: grass below the horizon, with texture.
+    ground = v >= horizon
+    grass = np.array([0.3, 0.6, 0.25]) * rng.uniform(0.7, 1.2) + rng.normal(0, 0.04, 3)
+    texture = (1 + 0.15 * np.sin(x * rng.uniform(0.3, 0.9)) * np.sin(y * rng.uniform(0.3, 0.9)))[..., None]
+    paint(ground, np.clip(grass * texture * (0.8 + 0.4 * v[..., None]), 0, 1), GRASS)
+
+    # A lake: an ellipse just below the horizon, with ripples.
+    if rng.random() < 0.55:
+        cx, ry, rx = rng.uniform(0.2, 0.8), rng.uniform(0.04, 0.15), rng.uniform(0.2, 0.5)
+        cy = horizon + ry * rng.uniform(0.2, 0.9)
+        lake = (((u - cx) / rx) ** 2 + ((v - cy) / ry) ** 2 < 1) & ground
+        ripple = (0.9 + 0.1 * np.sin(y * 1.7 + np.sin(x * 0.2)))[..., None]
+        water = np.array([0.15, 0.35, 0.6]) * rng.uniform(0.8, 1.2)
+        paint(lake, np.clip(water * ripple + 0.3 * low * (1 - t), 0, 1), WATER)
+
+    # A road: a trapezoid from the bottom edge to a vanishing point.
+    if rng.random() < 0.6:
+        vx, bottom_w = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.9)
+        bx = rng.uniform(0.2, 0.8)
+        depth = np.clip((v - horizon) / (1 - horizon), 0, 1)
+        center = _mix(vx, bx, depth)
+        half = 0.005 + depth * bottom_w / 2
+        road = ground & (np.abs(u - center) < half)
+        paint(road, np.array([0.42, 0.42, 0.45]) * rng.uniform(0.7, 1.2), ROAD)
+        dashes = road & (np.abs(u - center) < half * 0.04) & (np.sin(depth * 40 * np.pi) > 0)
+        img[dashes] = [0.95, 0.95, 0.9]
+
+    # Buildings standing on the horizon, with window grids.
+    for _ in range(rng.integers(0, 4)):
+        bw, bh = rng.uniform(0.06, 0.2), rng.uniform(0.1, 0.35)
+        bx, by = rng.uniform(0, 1 - bw), horizon + rng.uniform(0, 0.08)
+        block = (u >= bx) & (u < bx + bw) & (v < by) & (v >= by - bh)
+        wall = rng.choice([[0.75, 0.7, 0.6], [0.6, 0.3, 0.25], [0.85, 0.85, 0.8], [0.45, 0.45, 0.5]])
+        windows = (np.sin((u - bx) * w * 0.6) > 0.3) & (np.sin((v - by) * h * 0.5) > 0.3)
+        color = np.where(windows[..., None], np.array([0.3, 0.35, 0.45]), wall)
+        paint(block, color, BUILDING)
+
+    # Trees: trunk and a round crown, on the ground.
+    for _ in range(rng.integers(0, 7)):
+        tx = rng.uniform(0, 1)
+        ty = rng.uniform(horizon + 0.02, 1.0)
+        scale = 0.3 + (ty - horizon) / (1 - horizon)
+        crown_r = rng.uniform(0.025, 0.06) * scale
+        trunk = (np.abs(u - tx) < crown_r * 0.2) & (v < ty) & (v > ty - crown_r * 3)
+        paint(trunk, np.array([0.35, 0.22, 0.1]), TREE)
+        crown = ((u - tx) * w) ** 2 + ((v - (ty - crown_r * 3.2)) * h) ** 2 < (crown_r * w) ** 2
+        leaves = np.array([0.1, 0.35, 0.12]) * rng.uniform(0.7, 1.3)
+        shade = (0.85 + 0.25 * np.sin(x * 0.8 + y * 0.7))[..., None]  # leafy texture
+        paint(crown, np.clip(leaves * shade, 0, 1), TREE)
+
+    # Lighting, colour cast and sensor noise.
+    img *= rng.uniform(0.6, 1.25)
+    img *= 1 + rng.normal(0, 0.08, 3)
+    img += rng.normal(0, rng.uniform(0.005, 0.04), img.shape)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), lab
