@@ -4,11 +4,17 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-pytest.importorskip("coremltools", reason="coremltools has no wheel for this platform")
-
-import coreml_models as cm  # noqa: E402
+try:
+    import coreml_models as cm
+except ImportError:  # coremltools has no wheel for this platform
+    cm = None
+needs_coremltools = pytest.mark.skipif(cm is None, reason="coremltools has no wheel for this platform")
+needs_onnxruntime = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("onnxruntime") is None,
+    reason="the ONNX backend needs onnxruntime: pip install '.[onnx]'")
 
 
 def run(*args):
@@ -18,11 +24,14 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
+    if cm is None:
+        pytest.skip("coremltools has no wheel for this platform")
     path = tmp_path_factory.mktemp("cli") / "seg.mlpackage"
     cm.segmenter().save(str(path))
     return path
 
 
+@needs_coremltools
 def test_info_text_and_json(model):
     r = run("info", model)
     assert r.returncode == 0, r.stderr
@@ -33,6 +42,7 @@ def test_info_text_and_json(model):
     assert data["input_size"] == [24, 16] and data["labels"] is None
 
 
+@needs_coremltools
 def test_annotate_then_info(model, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("background\nsky\n\ntree\n")
@@ -71,3 +81,116 @@ def test_selfcheck():
     r = run("selfcheck")
     assert r.returncode == 0, r.stderr
     assert "all kernels match the reference" in r.stdout
+
+
+def _png(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im), im.mode
+
+
+@needs_onnxruntime
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    r = run("demo", "--out", out, "--width", "400", "--height", "300")
+    assert r.returncode == 0, r.stderr
+    overlay, mode = _png(out / "overlay.png")
+    mask, _ = _png(out / "mask.png")
+    assert overlay.shape[0] == 300 and overlay.shape[1] > 400  # the image plus the legend panel
+    assert mask.shape[:2] == (300, 400)
+    # The legend panel holds the swatch colour of every class it lists.
+    from coreseg import demo
+
+    panel = overlay[:, 400:, :3].reshape(-1, 3)
+    listed = [line.split()[0] for line in r.stdout.splitlines()[2:10] if "%" in line and "-" not in line.split()[1]]
+    assert listed, r.stdout
+    for name in listed:
+        color = bytes.fromhex(demo.COLORS[demo.CLASSES.index(name)][1:])
+        assert (panel == np.frombuffer(color, np.uint8)).all(axis=1).any(), name
+    assert "mIoU" in r.stdout and "inference" in r.stdout and "preprocess" in r.stdout
+    miou = float(next(line for line in r.stdout.splitlines() if line.startswith("mIoU")).split()[1])
+    assert miou > 0.5
+    # A second run does not overwrite without --force.
+    before = (out / "overlay.png").read_bytes()
+    r = run("demo", "--out", out)
+    assert r.returncode == 1 and "exists (and 1 more); pass --force" in r.stderr
+    assert (out / "overlay.png").read_bytes() == before
+    assert run("demo", "--out", out, "--force", "--seed", "2000001").returncode == 0
+
+
+@needs_onnxruntime
+def test_demo_on_a_users_photo(tmp_path):
+    from PIL import Image
+
+    from coreseg import demo
+
+    photo, _ = demo.scene(3_000_000, (200, 150))
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=95)
+    r = run("demo", "--image", tmp_path / "photo.jpg", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert "mIoU" not in r.stdout  # no ground truth for a photo
+    overlay, _ = _png(tmp_path / "o" / "overlay.png")
+    # The image, plus a legend panel on the right (which may be taller than a small photo).
+    assert overlay.shape[0] >= 150 and overlay.shape[1] > 200
+    np.testing.assert_array_equal(overlay[150:, :200], 250)  # below the photo: background only
+
+
+@needs_onnxruntime
+def test_segment_end_to_end(tmp_path):
+    from PIL import Image
+
+    import coreseg
+    from coreseg import demo
+
+    paths = []
+    for i, size in enumerate([(320, 240), (200, 300)]):
+        image, _ = demo.scene(3_000_100 + i, size)
+        paths.append(tmp_path / f"img{i}.png")
+        Image.fromarray(image).save(paths[-1])
+    out = tmp_path / "out"
+    r = run("segment", "demo", *paths, "--out", out, "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert [e["image"] for e in report] == [str(p) for p in paths]
+    model = coreseg.load("demo")
+    for p in paths:
+        image = np.asarray(Image.open(p))
+        overlay, _ = _png(out / f"{p.stem}.overlay.png")
+        labels, mode = _png(out / f"{p.stem}.labels.png")
+        assert overlay.shape[:2] == image.shape[:2] and mode.startswith("I;16")
+        np.testing.assert_array_equal(labels, model.predict(image).full_labels())
+        areas = json.loads((out / f"{p.stem}.areas.json").read_text())
+        assert set(areas) <= set(demo.CLASSES) and abs(sum(areas.values()) - 1) < 1e-6
+    # Existing outputs are refused, then replaced with --force.
+    r = run("segment", "demo", *paths, "--out", out)
+    assert r.returncode == 1 and "pass --force to overwrite" in r.stderr
+    r = run("segment", "demo", paths[0], "--out", out, "--force", "--label", "sky", "--label", "road")
+    assert r.returncode == 0, r.stderr
+    assert "segmented 1 image into" in r.stdout
+
+
+@needs_onnxruntime
+def test_segment_errors(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "a.png")
+    r = run("segment", "demo", tmp_path / "a.png", "--label", "spaceship", "--out", tmp_path)
+    assert r.returncode == 1
+    assert "no label 'spaceship'" in r.stderr and "valid labels: sky, sun, hill" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run("segment", "demo", tmp_path / "missing.png", "--out", tmp_path / "o")
+    assert r.returncode == 1 and "no such image file" in r.stderr
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "sub" / "a.png")
+    r = run("segment", "demo", tmp_path / "a.png", tmp_path / "sub" / "a.png", "--out", tmp_path / "o")
+    assert r.returncode == 1 and "two images are named 'a'" in r.stderr
+    r = run("segment", tmp_path / "nope.onnx", tmp_path / "a.png")
+    assert r.returncode == 1 and "no such file" in r.stderr
+
+
+@needs_coremltools
+def test_info_demo():
+    r = run("info", "demo")
+    assert r.returncode == 0, r.stderr
+    assert "0:sky, 1:sun, 2:hill" in r.stdout and "colours from the model" in r.stdout

@@ -50,8 +50,7 @@ def write_png(path, array: np.ndarray) -> None:
     """Write RGB/RGBA uint8 or a 2-D uint8/uint16 map as PNG (uint16 keeps
     all 16 bits)."""
     Image, _ = pillow()
-    if array.ndim == 2 and array.dtype == np.uint16:
-        im = Image.fromarray(array, mode="I;16")
-    else:
-        im = Image.fromarray(np.ascontiguousarray(array))
-    im.save(path, format="PNG")
+    if array.dtype not in (np.uint8, np.uint16) or (array.dtype == np.uint16 and array.ndim != 2):
+        raise ValueError(f"can write uint8 images or 2-D uint16 maps as PNG, got {array.dtype} {array.shape}")
+    # Pillow picks mode I;16 for 2-D uint16 and writes all 16 bits.
+    Image.fromarray(np.ascontiguousarray(array)).save(path, format="PNG")

@@ -65,6 +65,21 @@ def _hex(colors) -> list[str]:
     return ["#" + bytes(c[:3] if c[3] == 255 else c).hex().upper() for c in parsed]
 
 
+def _write_onnx(src: Path, dst: Path, metadata: dict) -> None:
+    """Copy an ONNX model with `metadata` set in its metadata_props."""
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("annotating ONNX models needs the onnx package: pip install 'coreseg[onnx]'") from None
+    model = onnx.load(str(src))
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in metadata]
+    del model.metadata_props[:]
+    for key, value in kept + list(metadata.items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(dst))
+
+
 def annotate(model, labels, out, colors=None, force: bool = False) -> ModelInfo:
     """Copy a segmentation model with labels (and colours) in its metadata.
 
@@ -77,7 +92,8 @@ def annotate(model, labels, out, colors=None, force: bool = False) -> ModelInfo:
     ----------
     model : str or os.PathLike
         A ``.mlpackage`` or ``.mlmodel`` with an image input and an integer
-        class-map output.
+        class-map output, or an ``.onnx`` segmentation model (its
+        metadata_props, with the ``onnx`` package).
     labels : list of str
         Class names, index = class id; "--" for unused ids.
     out : str or os.PathLike
@@ -94,8 +110,15 @@ def annotate(model, labels, out, colors=None, force: bool = False) -> ModelInfo:
     """
     src, dst = Path(os.fspath(model)), Path(os.fspath(out))
     labels = _check_labels(labels)
-    spec, fmt = read_spec(src)
-    info_from_spec(spec, src, fmt)  # refuse what is not a segmentation model
+    if src.suffix.lower() == ".onnx":
+        from .backends.onnx import OnnxSegmenter
+
+        existing = OnnxSegmenter(src).info.user_defined.get(PREVIEW_PARAMS_KEY)  # checks the model
+        spec = fmt = None
+    else:
+        spec, fmt = read_spec(src)
+        info_from_spec(spec, src, fmt)  # refuse what is not a segmentation model
+        existing = spec.description.metadata.userDefined.get(PREVIEW_PARAMS_KEY)
     if dst.suffix.lower() != src.suffix.lower():
         raise ModelError(f"{dst}: the copy must have the same format as {src.name} ({src.suffix})")
     if dst.resolve() == src.resolve():
@@ -104,7 +127,6 @@ def annotate(model, labels, out, colors=None, force: bool = False) -> ModelInfo:
         raise ModelError(f"{dst} exists; pass force=True (--force) to replace it")
 
     params = {}
-    existing = spec.description.metadata.userDefined.get(PREVIEW_PARAMS_KEY)
     if existing:
         try:
             params = json.loads(existing)
@@ -119,9 +141,7 @@ def annotate(model, labels, out, colors=None, force: bool = False) -> ModelInfo:
         if len(hex_colors) != len(labels):
             raise ModelError(f"{len(hex_colors)} colors for {len(labels)} labels; they must match one to one")
         params["colors"] = hex_colors
-    user = spec.description.metadata.userDefined
-    user[PREVIEW_TYPE_KEY] = SEGMENTER
-    user[PREVIEW_PARAMS_KEY] = json.dumps(params)
+    metadata = {PREVIEW_TYPE_KEY: SEGMENTER, PREVIEW_PARAMS_KEY: json.dumps(params)}
 
     # Build the copy beside its destination, then move it into place, so a
     # failure never leaves a half-written model at `out`.
@@ -129,7 +149,9 @@ def annotate(model, labels, out, colors=None, force: bool = False) -> ModelInfo:
     tmp = Path(tempfile.mkdtemp(prefix=".coreseg-", dir=dst.parent))
     try:
         staged = tmp / dst.name
-        if fmt == "mlpackage":
+        if spec is None:
+            _write_onnx(src, staged, metadata)
+        elif fmt == "mlpackage":
             shutil.copytree(src, staged)
             # The copy is the user's new file: writable, whatever the source was.
             for folder, _, files in os.walk(staged):
@@ -139,7 +161,9 @@ def annotate(model, labels, out, colors=None, force: bool = False) -> ModelInfo:
             spec_path, _ = spec_file(staged)
         else:
             spec_path = staged
-        spec_path.write_bytes(spec.SerializeToString())
+        if spec is not None:
+            spec.description.metadata.userDefined.update(metadata)
+            spec_path.write_bytes(spec.SerializeToString())
         if dst.exists():
             shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
         os.replace(staged, dst)

@@ -1,23 +1,61 @@
 """The `coreseg` command line.
 
-Every failure exits non-zero with one line on stderr; `--debug` shows the
-traceback instead."""
+    coreseg demo [--out DIR] [--image PHOTO]
+    coreseg segment MODEL IMAGE... [--label NAME ...] [--opacity F] [--out DIR] [--json]
+    coreseg info MODEL [--json]
+    coreseg annotate MODEL --labels FILE_OR_LIST [--colors ...] -o OUT [--force]
+    coreseg selfcheck
+
+MODEL may be the word `demo` for the bundled model. Every failure exits
+non-zero with one line on stderr; `--debug` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+OUTLINE = (255, 255, 255, 255)
+
+
+def _model_path(name: str) -> str:
+    if name != "demo":
+        return name
+    from . import demo
+
+    return str(demo.model_path("onnx" if _needs_onnx_for_info() else "mlpackage"))
+
+
+def _needs_onnx_for_info() -> bool:
+    try:
+        import coremltools  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+def _refuse_existing(paths, force: bool) -> None:
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise FileExistsError(f"{existing[0]} exists{more}; pass --force to overwrite")
+
+
+def _legend_entries(seg) -> list[tuple[int, str, float]]:
+    entries = [(i, seg.name(i), share) for i, share in seg.areas().items() if seg.name(i) != "--"]
+    return sorted(entries, key=lambda e: -e[2])
 
 
 def _cmd_info(args) -> int:
     from .model_info import inspect
 
-    info = inspect(args.model)
-    if args.json:
-        print(json.dumps(info.to_dict(), indent=2))
-    else:
-        print(info.summary())
+    info = inspect(_model_path(args.model))
+    print(json.dumps(info.to_dict(), indent=2) if args.json else info.summary())
     return 0
 
 
@@ -27,8 +65,7 @@ def _cmd_annotate(args) -> int:
     labels = read_label_list(args.labels)
     colors = read_label_list(args.colors) if args.colors else None
     info = annotate(args.model, labels, args.output, colors=colors, force=args.force)
-    print(f"wrote {info.path}: {len(info.legend())} labels"
-          f"{' with colours' if info.colors is not None else ''}")
+    print(f"wrote {info.path}: {len(info.legend())} labels{' with colours' if info.colors is not None else ''}")
     return 0
 
 
@@ -38,21 +75,144 @@ def _cmd_selfcheck(args) -> int:
     return selfcheck()
 
 
+def _cmd_demo(args) -> int:
+    from . import demo, kernels, load
+    from ._images import read_image, write_png
+    from .legend import with_legend
+    from .metrics import confusion_matrix, iou_per_class
+
+    out = Path(args.out)
+    targets = [out / "overlay.png", out / "mask.png"]
+    _refuse_existing(targets, args.force)
+
+    t0 = time.perf_counter()
+    model = load("demo")
+    t_load = time.perf_counter() - t0
+    if args.image:
+        image, truth = read_image(args.image), None
+        source = args.image
+    else:
+        image, truth = demo.scene(args.seed, (args.width, args.height))
+        source = f"generated scene, seed {args.seed}, {args.width}x{args.height}"
+
+    seg = model.predict(image)
+    t0 = time.perf_counter()
+    palette = seg.palette
+    overlay = kernels.composite(image, seg.labels, palette, args.opacity, OUTLINE)
+    framed = with_legend(overlay, _legend_entries(seg), palette)
+    mask = kernels.colorize(seg.full_labels(), palette)
+    t_render = time.perf_counter() - t0
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_png(targets[0], framed)
+    write_png(targets[1], mask)
+
+    print(f"coreseg demo: {model.info.path.name} ({model.backend}) on {source}")
+    if truth is not None:
+        names = model.labels
+        cm = confusion_matrix(truth, seg.full_labels(), len(names))
+        iou = iou_per_class(cm)
+        print(f"{'class':10} {'IoU':>6}  {'pixels':>7}")
+        for i, name in enumerate(names):
+            share = cm[i].sum() / cm.sum()
+            print(f"{name:10} {'   -  ' if np.isnan(iou[i]) else f'{iou[i]:6.3f}'}  {share * 100:6.1f}%")
+        print(f"{'mIoU':10} {np.nanmean(iou):6.3f}")
+    t = seg.timings
+    print(f"time: load {t_load * 1e3:.1f} ms, preprocess {t['preprocess'] * 1e3:.1f} ms, "
+          f"inference {t['inference'] * 1e3:.1f} ms, argmax {t['postprocess'] * 1e3:.2f} ms, "
+          f"render {t_render * 1e3:.1f} ms")
+    print(f"wrote {targets[0]} and {targets[1]}")
+    return 0
+
+
+def _cmd_segment(args) -> int:
+    from . import load
+    from ._images import read_image, write_png
+
+    model = load(args.model)
+    images = [Path(p) for p in args.images]
+    stems = [p.stem for p in images]
+    if len(set(stems)) != len(stems):
+        dup = next(s for s in stems if stems.count(s) > 1)
+        raise ValueError(f"two images are named {dup!r}: their outputs would collide")
+    out = Path(args.out)
+    outputs = {p: (out / f"{p.stem}.overlay.png", out / f"{p.stem}.labels.png", out / f"{p.stem}.areas.json")
+               for p in images}
+    classes = None
+    if args.label:
+        for name in args.label:
+            model.label_index(name)  # KeyError listing the valid labels
+        classes = list(args.label)
+    if model.labels is not None and len(model.labels) > 65536:
+        raise ValueError("models with more than 65536 classes cannot be written as 16-bit PNG")
+    _refuse_existing([f for files in outputs.values() for f in files], args.force)
+    for p in images:
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no such image file")
+    out.mkdir(parents=True, exist_ok=True)
+
+    progress = images
+    if len(images) > 1 and not args.json:
+        try:
+            from tqdm import tqdm
+
+            progress = tqdm(images, unit="image", file=sys.stderr)
+        except ImportError:
+            pass
+    report = []
+    for p in progress:
+        image = read_image(p)
+        seg = model.predict(image)
+        overlay_path, labels_path, areas_path = outputs[p]
+        write_png(overlay_path, seg.overlay(image, args.opacity, None if args.no_outline else OUTLINE, classes))
+        write_png(labels_path, seg.full_labels().astype(np.uint16))
+        areas = {seg.name(i): share for i, share in seg.areas().items()}
+        areas_path.write_text(json.dumps(areas, indent=2) + "\n")
+        report.append({"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),
+                       "areas": areas, "timings": seg.timings})
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"segmented {len(images)} image{'s' if len(images) != 1 else ''} into {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coreseg", description="Semantic segmentation with Core ML models.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("info", help="describe a Core ML segmentation model (any OS)")
-    p.add_argument("model", help=".mlpackage or .mlmodel")
+    p = sub.add_parser("demo", help="segment a generated scene (or your photo) with the bundled model")
+    p.add_argument("--out", default="coreseg-demo", help="folder for overlay.png and mask.png")
+    p.add_argument("--image", help="a photo to segment instead of a generated scene")
+    p.add_argument("--seed", type=int, default=2_000_000, help="scene seed (training used seeds < 1000000)")
+    p.add_argument("--width", type=int, default=800)
+    p.add_argument("--height", type=int, default=600)
+    p.add_argument("--opacity", type=float, default=0.55)
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(run=_cmd_demo)
+
+    p = sub.add_parser("segment", help="segment images: overlay, 16-bit label map and class areas per image")
+    p.add_argument("model", help=".onnx, .mlpackage, .mlmodel, .mlmodelc, or 'demo'")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--label", action="append", help="overlay only this class (repeatable)")
+    p.add_argument("--opacity", type=float, default=0.6)
+    p.add_argument("--no-outline", action="store_true", help="do not draw class boundaries")
+    p.add_argument("--out", default=".", help="output folder")
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(run=_cmd_segment)
+
+    p = sub.add_parser("info", help="describe a segmentation model (any OS)")
+    p.add_argument("model", help=".mlpackage, .mlmodel, .onnx, or 'demo'")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=_cmd_info)
 
     p = sub.add_parser("annotate", help="copy a model with labels/colours in its preview metadata")
-    p.add_argument("model", help=".mlpackage or .mlmodel (never modified)")
+    p.add_argument("model", help=".mlpackage, .mlmodel or .onnx (never modified)")
     p.add_argument("--labels", required=True,
-                   help="a file (JSON list, or one label per line) or a comma-separated list")
-    p.add_argument("--colors", help="hex colours, one per label: a file or a comma-separated list")
+                   help="a file (JSON list, or one label per line), an inline JSON list, or a comma-separated list")
+    p.add_argument("--colors", help="hex colours, one per label, given the same ways")
     p.add_argument("-o", "--output", required=True, help="where to write the annotated copy")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(run=_cmd_annotate)
@@ -67,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, KeyError, OSError, ImportError) as e:
+    except (ValueError, KeyError, OSError, ImportError, RuntimeError) as e:
         if args.debug:
             raise
         message = e.args[0] if isinstance(e, KeyError) and e.args else e

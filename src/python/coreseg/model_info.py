@@ -188,7 +188,8 @@ def inspect(path) -> ModelInfo:
     Parameters
     ----------
     path : str or os.PathLike
-        A ``.mlpackage`` folder or an ``.mlmodel`` file.
+        A ``.mlpackage`` folder or an ``.mlmodel`` file; an ``.onnx`` file
+        is read through ONNX Runtime (``coreseg[onnx]``).
 
     Returns
     -------
@@ -202,6 +203,10 @@ def inspect(path) -> ModelInfo:
         preview metadata.
     """
     path = Path(os.fspath(path))
+    if path.suffix.lower() == ".onnx":
+        from .backends.onnx import OnnxSegmenter
+
+        return OnnxSegmenter(path).info
     spec, fmt = read_spec(path)
     return info_from_spec(spec, path, fmt)
 

@@ -1,0 +1,84 @@
+"""Tiny ONNX segmentation models built with onnx.helper, whose correct output
+a test can compute in numpy."""
+
+import json
+
+
+import onnx
+from onnx import TensorProto, helper
+
+H, W = 12, 20
+PARAMS = "com.apple.coreml.model.preview.params"
+
+
+def _model(nodes, inputs, outputs, metadata=None, opset=17):
+    graph = helper.make_graph(nodes, "g", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    for k, v in (metadata or {}).items():
+        e = model.metadata_props.add()
+        e.key, e.value = k, v
+    onnx.checker.check_model(model)
+    return model
+
+
+def argmax_nhwc_uint8(metadata=None):
+    """uint8 [1, H, W, 3] -> int32 [1, H, W]: the brightest channel."""
+    nodes = [helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("ArgMax", ["f"], ["i"], axis=3, keepdims=0),
+             helper.make_node("Cast", ["i"], ["labels"], to=TensorProto.INT32)]
+    return _model(nodes, [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, H, W, 3])],
+                  [helper.make_tensor_value_info("labels", TensorProto.INT32, [1, H, W])], metadata)
+
+
+def argmax_nchw_uint8_int64():
+    """uint8 [1, 3, H, W] -> int64 [1, 1, H, W]."""
+    nodes = [helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("ArgMax", ["f"], ["labels"], axis=1, keepdims=1)]
+    return _model(nodes, [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, 3, H, W])],
+                  [helper.make_tensor_value_info("labels", TensorProto.INT64, [1, 1, H, W])])
+
+
+def logits_identity(dtype=TensorProto.FLOAT, out_dtype=None, dynamic=False, metadata=None):
+    """float NCHW in, the same values out as logits [1, 3, h, w]."""
+    shape = ["N", 3, "h", "w"] if dynamic else [1, 3, H, W]
+    out_dtype = out_dtype or dtype
+    node = (helper.make_node("Identity", ["image"], ["logits"]) if out_dtype == dtype
+            else helper.make_node("Cast", ["image"], ["logits"], to=out_dtype))
+    return _model([node], [helper.make_tensor_value_info("image", dtype, shape)],
+                  [helper.make_tensor_value_info("logits", out_dtype, shape)], metadata)
+
+
+def two_inputs():
+    nodes = [helper.make_node("Add", ["a", "b"], ["c"])]
+    t = [1, 3, H, W]
+    return _model(nodes, [helper.make_tensor_value_info("a", TensorProto.FLOAT, t),
+                          helper.make_tensor_value_info("b", TensorProto.FLOAT, t)],
+                  [helper.make_tensor_value_info("c", TensorProto.FLOAT, t)])
+
+
+def five_channel_input():
+    nodes = [helper.make_node("Identity", ["x"], ["y"])]
+    t = [1, 5, H, W]
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, t)],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, t)])
+
+
+def vector_output():
+    nodes = [helper.make_node("ReduceMean", ["image"], ["scores"], axes=[2, 3], keepdims=0)]
+    return _model(nodes, [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, H, W])],
+                  [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])], opset=13)
+
+
+def labels_meta(labels, colors=None):
+    params = {"labels": labels}
+    if colors:
+        params["colors"] = colors
+    return {"com.apple.coreml.model.preview.type": "imageSegmenter", PARAMS: json.dumps(params)}
+
+
+def save(model, path):
+    onnx.save(model, str(path))
+    return path
+
+

@@ -1,0 +1,190 @@
+"""The ONNX Runtime backend on tiny models whose answer the test computes."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime", reason="the ONNX backend needs onnxruntime: pip install '.[onnx]'")
+pytest.importorskip("onnx", reason="building test models needs onnx: pip install '.[onnx]'")
+
+import onnx_models as om  # noqa: E402
+
+import coreseg  # noqa: E402
+from coreseg import ModelError  # noqa: E402
+
+
+@pytest.fixture
+def photo():
+    return np.random.default_rng(0).integers(0, 256, (37, 55, 3), np.uint8)
+
+
+def test_uint8_nhwc_int32_labels(tmp_path, photo):
+    path = om.save(om.argmax_nhwc_uint8(om.labels_meta(["red", "green", "blue"], ["#FF0000", "#00FF00", "#0000FF"])),
+                   tmp_path / "m.onnx")
+    model = coreseg.load(path)
+    assert model.backend == "onnx" and model.input_size == (om.W, om.H)
+    assert model.labels == ["red", "green", "blue"]
+    assert model.palette()[:, :3].tolist() == [[255, 0, 0], [0, 255, 0], [0, 0, 255]]
+    seg = model.predict(photo)
+    expected = np.argmax(coreseg.resize_image(photo, (om.W, om.H), "RGB"), axis=2)
+    np.testing.assert_array_equal(seg.labels, expected)
+    assert seg.labels.dtype == np.int32 and seg.image_size == (55, 37)
+    assert set(seg.timings) == {"preprocess", "inference", "postprocess"}
+    assert model.label_index("blue") == 2
+
+
+def test_uint8_nchw_int64_labels(tmp_path, photo):
+    model = coreseg.load(om.save(om.argmax_nchw_uint8_int64(), tmp_path / "m.onnx"))
+    seg = model.predict(photo)
+    expected = np.argmax(coreseg.resize_image(photo, (om.W, om.H), "RGB"), axis=2)
+    np.testing.assert_array_equal(seg.labels, expected)
+    assert seg.labels.dtype == np.int32 and model.labels is None
+
+
+def test_float_input_with_mean_std_and_logits(tmp_path, photo):
+    mean, std = [0.9, 0.1, 0.5], [0.1, 0.5, 0.2]
+    meta = {"coreseg.input.mean": json.dumps(mean), "coreseg.input.std": json.dumps(std)}
+    model = coreseg.load(om.save(om.logits_identity(metadata=meta), tmp_path / "m.onnx"))
+    seg = model.predict(photo)
+    rgb = coreseg.resize_image(photo, (om.W, om.H), "RGB").astype(np.float32)
+    normalised = (rgb / 255 - np.float32(mean)) / np.float32(std)
+    np.testing.assert_array_equal(seg.labels, np.argmax(normalised, axis=2))
+
+
+def test_bgr_models_get_bgr(tmp_path, photo):
+    model = coreseg.load(om.save(om.argmax_nhwc_uint8({"coreseg.input.color_layout": "BGR"}), tmp_path / "m.onnx"))
+    expected = np.argmax(coreseg.resize_image(photo, (om.W, om.H), "BGR"), axis=2)
+    np.testing.assert_array_equal(model.predict(photo).labels, expected)
+
+
+def test_float16_logits_and_dynamic_size(tmp_path, photo):
+    from onnx import TensorProto
+
+    model = coreseg.load(om.save(om.logits_identity(TensorProto.FLOAT, TensorProto.FLOAT16, dynamic=True),
+                                 tmp_path / "m.onnx"))
+    assert model.input_size is None  # fed at the image's own size
+    seg = model.predict(photo)
+    assert seg.labels.shape == photo.shape[:2]
+    rgb = (photo.astype(np.float32) / 255).astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(seg.labels, np.argmax(rgb, axis=2))
+
+
+def test_predict_batch_matches_predict(tmp_path):
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (30 + i, 40, 3), np.uint8) for i in range(3)]
+    from onnx import TensorProto
+
+    dynamic_batch = om.logits_identity(TensorProto.FLOAT)
+    dynamic_batch.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    dynamic_batch.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    model = coreseg.load(om.save(dynamic_batch, tmp_path / "m.onnx"))
+    batch = model.predict_batch(images)
+    assert len(batch) == 3
+    for im, seg in zip(images, batch):
+        np.testing.assert_array_equal(seg.labels, model.predict(im).labels)
+        assert seg.image_size == (im.shape[1], im.shape[0])
+
+
+def test_images_as_pil_and_path(tmp_path, photo):
+    from PIL import Image
+
+    model = coreseg.load(om.save(om.argmax_nhwc_uint8(), tmp_path / "m.onnx"))
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    expected = model.predict(photo).labels
+    np.testing.assert_array_equal(model.predict(Image.fromarray(photo)).labels, expected)
+    np.testing.assert_array_equal(model.predict(tmp_path / "p.png").labels, expected)
+    np.testing.assert_array_equal(model.predict(str(tmp_path / "p.png")).labels, expected)
+    with pytest.raises(FileNotFoundError, match="no such image file"):
+        model.predict(tmp_path / "missing.png")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="not a readable image"):
+        model.predict(tmp_path / "bad.png")
+    with pytest.raises(TypeError, match="image must have dtype uint8"):
+        model.predict(photo.astype(np.float32))
+
+
+def test_segmentation_helpers(tmp_path, photo):
+    model = coreseg.load(om.save(om.argmax_nhwc_uint8(om.labels_meta(["r", "g", "b"])), tmp_path / "m.onnx"))
+    seg = model.predict(photo)
+    full = seg.full_labels()
+    np.testing.assert_array_equal(full, coreseg.resize_labels(seg.labels, (55, 37)))
+    areas = seg.areas()
+    assert abs(sum(areas.values()) - 1) < 1e-9
+    assert all(areas[i] == np.mean(seg.labels == i) for i in areas)
+    only_g = seg.overlay(photo, opacity=1.0, classes=["g"])
+    pal = seg.palette.copy()
+    pal[[0, 2], 3] = 0
+    np.testing.assert_array_equal(only_g, coreseg.composite(photo, seg.labels, pal, 1.0))
+    np.testing.assert_array_equal(seg.mask("b"), coreseg.render_mask(seg.labels, 2))
+    with pytest.raises(KeyError, match="unknown label 'sky'; valid labels: r, g, b"):
+        seg.overlay(photo, classes=["sky"])
+
+
+def test_annotate_onnx_round_trip(tmp_path):
+    src = om.save(om.argmax_nhwc_uint8({"other.key": "kept"}), tmp_path / "m.onnx")
+    before = src.read_bytes()
+    out = tmp_path / "annotated.onnx"
+    coreseg.annotate(src, ["a", "b", "c"], out, colors=["#010203", "#040506", "#070809"])
+    assert src.read_bytes() == before
+    info = coreseg.inspect(out)
+    assert info.labels == ["a", "b", "c"] and info.colors[:, :3].tolist() == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert info.preview_type == "imageSegmenter" and info.user_defined["other.key"] == "kept"
+    with pytest.raises(ModelError, match="exists; pass force=True"):
+        coreseg.annotate(src, ["x"], out)
+
+
+@pytest.mark.parametrize("build, message", [
+    (om.two_inputs, r"needs one image input \(uint8 or float, rank 4\), and has: a tensor\(float\)"),
+    (om.five_channel_input, r"has no axis of 3 colour channels"),
+    (om.vector_output, r"first output must be an integer class map or float logits .* scores tensor\(float\) \[1, 3\]"),
+])
+def test_not_segmentation_models(tmp_path, build, message):
+    with pytest.raises(ModelError, match=message):
+        coreseg.load(om.save(build(), tmp_path / "m.onnx"))
+
+
+def test_bad_onnx_files_and_metadata(tmp_path):
+    (tmp_path / "corrupt.onnx").write_bytes(b"\x08\x01garbage")
+    with pytest.raises(ModelError, match="corrupt.onnx: ONNX Runtime cannot load it"):
+        coreseg.load(tmp_path / "corrupt.onnx")
+    with pytest.raises(ModelError, match="no such file"):
+        coreseg.load(tmp_path / "missing.onnx")
+    bad_std = om.logits_identity(metadata={"coreseg.input.std": "[1, 0, 1]"})
+    with pytest.raises(ModelError, match="coreseg.input.std must not contain 0"):
+        coreseg.load(om.save(bad_std, tmp_path / "s.onnx"))
+    bad_mean = om.logits_identity(metadata={"coreseg.input.mean": "0.5"})
+    with pytest.raises(ModelError, match="coreseg.input.mean must be a JSON list of 3 numbers"):
+        coreseg.load(om.save(bad_mean, tmp_path / "m.onnx"))
+    bad_params = om.argmax_nhwc_uint8({"com.apple.coreml.model.preview.params": "{nope"})
+    with pytest.raises(ModelError, match="preview.params is not JSON"):
+        coreseg.load(om.save(bad_params, tmp_path / "p.onnx"))
+    wrong_count = om.logits_identity(metadata=om.labels_meta(["a", "b"]))
+    with pytest.raises(ModelError, match="2 labels for 3 logit channels"):
+        coreseg.load(om.save(wrong_count, tmp_path / "c.onnx"))
+
+
+def test_missing_onnxruntime_names_the_extra(tmp_path, monkeypatch):
+    path = om.save(om.argmax_nhwc_uint8(), tmp_path / "m.onnx")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ImportError, match=r"pip install 'coreseg\[onnx\]'"):
+        coreseg.load(path)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ValueError, match="backend must be"):
+        coreseg.load("demo", backend="tflite")
+    with pytest.raises(ValueError, match="compute_units must be one of all, cpu, cpu_gpu, cpu_ne"):
+        coreseg.load("demo", compute_units="gpu")
+    (tmp_path / "m.tflite").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"cannot load a '.tflite' file"):
+        coreseg.load(tmp_path / "m.tflite")
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="on macOS Core ML models can run")
+def test_core_ml_models_say_they_need_macos():
+    from coreseg import demo
+
+    with pytest.raises(coreseg.BackendUnavailableError, match="Core ML runs on macOS 13 or later only"):
+        coreseg.load(demo.model_path("mlpackage"))
