@@ -2,14 +2,15 @@
 to ONNX and Core ML (src/python/coreseg/models/demo.onnx, demo.mlpackage).
 
     pip install torch==2.13.0 onnx onnxscript coremltools && pip install .
-    python tools/train_demo_model.py [--steps 700] [--seed 0]
+    python tools/train_demo_model.py [--steps 1000] [--seed 0]
 
 Seeded and deterministic on the CPU (up to thread scheduling). About six
-minutes on 2 CPU cores (held-out mIoU 0.95 with the defaults). Training uses scene seeds below
-coreseg.demo.TRAINING_SEEDS; the demo and the reported mIoU use seeds above.
+minutes on 2 CPU cores, half of it drawing scenes; held-out mIoU 0.95 with
+the defaults. Training uses scene seeds below coreseg.demo.TRAINING_SEEDS;
+the demo and the reported mIoU use seeds above.
 
 The network is a small U-Net (three strided stages, two skip connections,
-~120k parameters). Both exports contain the same weights:
+~150k parameters). Both exports contain the same weights:
 - ONNX: input "image" uint8 [1, H, W, 3] RGB (what resize_image writes, so
   no conversion), output "logits" float32 [1, C, H, W], reduced by
   coreseg's native argmax kernel;
