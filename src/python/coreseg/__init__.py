@@ -22,7 +22,7 @@ from .kernels import (
 )
 from .model_info import ModelError, ModelInfo, inspect
 from .annotate import annotate
-from .segmenter import BackendUnavailableError, Segmentation, Segmenter, load
+from .segmenter import BackendUnavailableError, CoreMLError, Segmentation, Segmenter, load
 from .palette import default_palette, parse_color, parse_colors
 
 __version__ = "0.1.0"
@@ -32,6 +32,7 @@ __all__ = [
     "Segmenter",
     "Segmentation",
     "BackendUnavailableError",
+    "CoreMLError",
     "inspect",
     "annotate",
     "ModelInfo",

@@ -18,7 +18,7 @@ from . import kernels
 from ._images import as_image
 from .model_info import ModelError, ModelInfo
 
-__all__ = ["load", "Segmenter", "Segmentation", "BackendUnavailableError", "COMPUTE_UNITS"]
+__all__ = ["load", "Segmenter", "Segmentation", "BackendUnavailableError", "CoreMLError", "COMPUTE_UNITS"]
 
 COMPUTE_UNITS = ("all", "cpu", "cpu_gpu", "cpu_ne")
 _COREML_SUFFIXES = (".mlpackage", ".mlmodel", ".mlmodelc")
@@ -26,6 +26,11 @@ _COREML_SUFFIXES = (".mlpackage", ".mlmodel", ".mlmodelc")
 
 class BackendUnavailableError(RuntimeError):
     """The backend a model needs cannot run here (e.g. Core ML off macOS)."""
+
+
+class CoreMLError(RuntimeError):
+    """Core ML failed (compiling, loading or predicting), with Core ML's own
+    description of why."""
 
 
 @dataclass
@@ -218,12 +223,17 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
     path = Path(os.fspath(model))
     suffix = path.suffix.lower()
     if suffix in _COREML_SUFFIXES and backend in ("auto", "coreml"):
+        if sys.platform == "darwin" and not _coreml_available():
+            raise BackendUnavailableError(f"{path}: this build of coreseg has no Core ML backend "
+                                          "(install a macOS wheel, or build on macOS 13+)")
         if not _coreml_available():
             raise BackendUnavailableError(
                 f"{path}: Core ML runs on macOS 13 or later only, so this model cannot be run here. "
                 "coreseg.inspect() reads it on any OS; to run it elsewhere, convert it to ONNX and "
                 "load the .onnx file (pip install 'coreseg[onnx]')")
-        raise BackendUnavailableError(f"{path}: the Core ML backend is not part of this build")
+        from .backends.coreml import CoreMLSegmenter
+
+        return CoreMLSegmenter(path, compute_units)
     if suffix == ".onnx" and backend in ("auto", "onnx"):
         from .backends.onnx import OnnxSegmenter
 
