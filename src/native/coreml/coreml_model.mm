@@ -187,6 +187,9 @@ struct Model::Impl {
   uint32_t pixel_format = 0;
   std::vector<int64_t> output_shape;
   int64_t output_count = 1;
+  // Only an Int32 output can write into our int32 backing; others (float
+  // class maps of older neural networks) are converted in the one copy.
+  bool output_is_int32 = false;
   Description description;
   std::mutex mu;
 
@@ -348,6 +351,7 @@ Model::Model(const std::string& compiled_path, int compute_units) : impl_(new Im
             f.multiArrayConstraint.shape.count > 0) {
           impl_->output_name = f.name;
           impl_->output_shape_ns = f.multiArrayConstraint.shape;
+          impl_->output_is_int32 = f.multiArrayConstraint.dataType == MLMultiArrayDataTypeInt32;
         }
       }
       if (impl_->output_name == nil) throw Failure("the model has no multi-array output with a fixed shape");
@@ -401,18 +405,20 @@ Timing Model::Predict(const Frame& frame, Keepalive frame_keepalive, int32_t* ou
         input = impl_->Features(buffer.ref);
       }
       NSError* error = nil;
-      std::shared_ptr<Holder> keep = out_holder;
-      MLMultiArray* backing = [[MLMultiArray alloc] initWithDataPointer:out
-                                                                 shape:impl_->output_shape_ns
-                                                              dataType:MLMultiArrayDataTypeInt32
-                                                               strides:impl_->output_strides_ns
-                                                           deallocator:^(void* /*bytes*/) {
-                                                             keep->Release();
-                                                           }
-                                                                 error:&error];
-      if (backing == nil) Fail(error, "could not wrap the output buffer");
       MLPredictionOptions* options = [[MLPredictionOptions alloc] init];
-      options.outputBackings = @{impl_->output_name : backing};
+      if (impl_->output_is_int32) {
+        std::shared_ptr<Holder> keep = out_holder;
+        MLMultiArray* backing = [[MLMultiArray alloc] initWithDataPointer:out
+                                                                   shape:impl_->output_shape_ns
+                                                                dataType:MLMultiArrayDataTypeInt32
+                                                                 strides:impl_->output_strides_ns
+                                                             deallocator:^(void* /*bytes*/) {
+                                                               keep->Release();
+                                                             }
+                                                                   error:&error];
+        if (backing == nil) Fail(error, "could not wrap the output buffer");
+        options.outputBackings = @{impl_->output_name : backing};
+      }
       const auto t1 = Clock::now();
       id<MLFeatureProvider> result = [impl_->model predictionFromFeatures:input options:options error:&error];
       const auto t2 = Clock::now();
