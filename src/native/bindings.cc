@@ -223,6 +223,70 @@ void ArgmaxPy(const py::array& logits, py::array& out) {
   Argmax(l, reinterpret_cast<int32_t*>(o), stride);
 }
 
+int64_t DecodeColorsPy(const py::array& rgb, const py::array& colors, int32_t unknown, py::array& out) {
+  const bool sixteen = rgb.dtype().is(py::dtype::of<uint16_t>());
+  if (!sixteen && !rgb.dtype().is(py::dtype::of<uint8_t>()))
+    throw py::type_error("rgb must have dtype uint8 or uint16, got " + DtypeString(rgb));
+  if (rgb.ndim() != 3 || rgb.shape(2) != 3)
+    throw py::value_error("rgb must have shape (h, w, 3), got " + ShapeString(rgb));
+  const py::ssize_t item = rgb.itemsize();
+  if (rgb.size() > 0 && (rgb.strides(2) != item || (rgb.shape(1) > 1 && rgb.strides(1) != 3 * item)))
+    throw py::value_error("rgb must have packed pixels");
+  if (!colors.dtype().is(rgb.dtype()))
+    throw py::type_error("colors must have the dtype of rgb (" + DtypeString(rgb) + "), got " + DtypeString(colors));
+  if (colors.ndim() != 2 || colors.shape(1) != 3 || !(colors.flags() & py::array::c_style))
+    throw py::value_error("colors must be a C-contiguous (n, 3) array, got shape " + ShapeString(colors));
+  CheckRowSize(rgb.shape(1) * 3, "rgb");
+  const ColorMap map{static_cast<const uint8_t*>(rgb.data()), sixteen, rgb.shape(1), rgb.shape(0), rgb.strides(0)};
+  ptrdiff_t stride;
+  uint8_t* o = AsOutput(out, {rgb.shape(0), rgb.shape(1)}, py::dtype::of<int32_t>(), &stride);
+  py::gil_scoped_release release;
+  return DecodeColors(map, colors.data(), colors.shape(0), unknown, reinterpret_cast<int32_t*>(o), stride);
+}
+
+void ConfusionMatrixPy(const py::array& gt, const py::array& pred, int64_t num_classes,
+                       std::optional<int64_t> ignore_index, py::array& out) {
+  const LabelMap g = AsLabelMap(gt, "gt"), p = AsLabelMap(pred, "pred");
+  if (g.width != p.width || g.height != p.height)
+    throw py::value_error("gt and pred must have the same shape, got " + ShapeString(gt) + " and " +
+                          ShapeString(pred));
+  if (num_classes < 1 || num_classes > (1 << 16))
+    throw py::value_error("num_classes must be in 1..65536, got " + std::to_string(num_classes));
+  ptrdiff_t stride;
+  auto* o = reinterpret_cast<int64_t*>(
+      AsOutput(out, {static_cast<py::ssize_t>(num_classes), static_cast<py::ssize_t>(num_classes)},
+               py::dtype::of<int64_t>(), &stride));
+  if (stride != num_classes * 8) throw py::value_error("out must be C-contiguous");
+  int which = 0;
+  int64_t value = 0;
+  bool ok;
+  {
+    py::gil_scoped_release release;
+    ok = ConfusionMatrix(g, p, num_classes, ignore_index.value_or(0), ignore_index.has_value(), o, &which, &value);
+  }
+  if (!ok)
+    throw py::value_error(std::string(which == 0 ? "gt" : "pred") + " has value " + std::to_string(value) +
+                          " outside [0, " + std::to_string(num_classes) + ")");
+}
+
+void ClassHistogramPy(const py::array& labels, int64_t num_classes, py::array& out) {
+  const LabelMap l = AsLabelMap(labels, "labels");
+  if (num_classes < 1 || num_classes > (1 << 24))
+    throw py::value_error("num_classes must be in 1..16777216, got " + std::to_string(num_classes));
+  ptrdiff_t stride;
+  auto* o = reinterpret_cast<int64_t*>(
+      AsOutput(out, {static_cast<py::ssize_t>(num_classes)}, py::dtype::of<int64_t>(), &stride));
+  int64_t value = 0;
+  bool ok;
+  {
+    py::gil_scoped_release release;
+    ok = ClassHistogram(l, num_classes, o, &value);
+  }
+  if (!ok)
+    throw py::value_error("labels has value " + std::to_string(value) + " outside [0, " +
+                          std::to_string(num_classes) + ")");
+}
+
 py::array_t<int32_t> NearestIndexMapPy(int64_t src, int64_t dst) {
   if (src < 1 || dst < 0) throw py::value_error("need src >= 1 and dst >= 0");
   const std::vector<int32_t> map = NearestIndexMap(src, dst);
@@ -266,6 +330,10 @@ PYBIND11_MODULE(_native, m) {
   m.def("composite", &CompositePy, py::arg("image"), py::arg("labels"), py::arg("palette"),
         py::arg("opacity"), py::arg("outline"), py::arg("out"));
   m.def("resize_image", &ResizeImagePy, py::arg("image"), py::arg("order"), py::arg("out"));
+  m.def("decode_colors", &DecodeColorsPy, py::arg("rgb"), py::arg("colors"), py::arg("unknown"), py::arg("out"));
+  m.def("confusion_matrix", &ConfusionMatrixPy, py::arg("gt"), py::arg("pred"), py::arg("num_classes"),
+        py::arg("ignore_index"), py::arg("out"));
+  m.def("class_histogram", &ClassHistogramPy, py::arg("labels"), py::arg("num_classes"), py::arg("out"));
   m.def("argmax", &ArgmaxPy, py::arg("logits"), py::arg("out"));
   m.def("nearest_index_map", &NearestIndexMapPy, py::arg("src"), py::arg("dst"));
   m.def("resample_axis", &ResampleAxisPy, py::arg("in_size"), py::arg("out_size"));

@@ -77,6 +77,31 @@ struct Logits {
 // NaN is never the largest.
 void Argmax(const Logits& logits, int32_t* out, ptrdiff_t out_stride);
 
+// A colour-coded map: 3 channels of uint8 or uint16 per pixel, pixels packed.
+struct ColorMap {
+  const uint8_t* data;
+  bool sixteen_bit;
+  int64_t width, height;
+  ptrdiff_t row_stride;
+};
+
+// out = the index in `colors` (num_colors x 3, same element type as the map)
+// of each pixel's colour, or `unknown` for colours not in the table.
+// Returns the number of unknown pixels.
+int64_t DecodeColors(const ColorMap& map, const void* colors, int64_t num_colors, int32_t unknown,
+                     int32_t* out, ptrdiff_t out_stride);
+
+// out (num_classes^2 int64, rows ground truth, columns prediction). Pixels
+// whose ground truth is ignore_index (if use_ignore) are left out. Returns
+// false on a value outside [0, num_classes), with the array (0 gt, 1 pred)
+// and the value.
+bool ConfusionMatrix(const LabelMap& gt, const LabelMap& pred, int64_t num_classes, int64_t ignore_index,
+                     bool use_ignore, int64_t* out, int* bad_array, int64_t* bad_value);
+
+// out (num_classes int64) = pixels of each class; false on a value outside
+// [0, num_classes), with the value.
+bool ClassHistogram(const LabelMap& labels, int64_t num_classes, int64_t* out, int64_t* bad_value);
+
 // The per-axis filter of ResizeImage: for each output index its first
 // source index and `taps` int16 coefficients summing to 1 << kCoeffBits.
 struct ResampleAxis {

@@ -11,6 +11,9 @@ import os as _os
 from . import _native
 from .kernels import (
     argmax,
+    class_histogram,
+    confusion_matrix,
+    decode_colors,
     colorize,
     composite,
     get_num_threads,
@@ -43,6 +46,9 @@ __all__ = [
     "composite",
     "resize_image",
     "argmax",
+    "decode_colors",
+    "confusion_matrix",
+    "class_histogram",
     "default_palette",
     "parse_color",
     "parse_colors",

@@ -198,3 +198,67 @@ def logits_array(logits, name: str = "logits") -> np.ndarray:
     if a.size and ((a.shape[2] > 1 and a.strides[2] != a.itemsize) or a.strides[0] % a.itemsize):
         a = np.ascontiguousarray(a)
     return a
+
+
+def color_map(rgb, name: str = "rgb") -> np.ndarray:
+    """An (h, w, 3) uint8/uint16 colour-coded map with packed pixels."""
+    a = _as_array(rgb, name)
+    if a.dtype.newbyteorder("=") not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        raise TypeError(f"{name} must have dtype uint8 or uint16, got {a.dtype}")
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"{name} must have shape (h, w, 3), got {a.shape}")
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    if a.size and (a.strides[2] != a.itemsize or (a.shape[1] > 1 and a.strides[1] != 3 * a.itemsize)):
+        a = np.ascontiguousarray(a)
+    return a
+
+
+def color_table(colors, dtype, name: str = "colors") -> np.ndarray:
+    """An (n, 3) C-contiguous table of `dtype` without duplicate colours."""
+    a = _as_array(colors, name)
+    if a.ndim != 2 or a.shape[1] != 3:
+        raise ValueError(f"{name} must have shape (n, 3), got {a.shape}")
+    if a.dtype != dtype:
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {a.dtype}")
+        info = np.iinfo(dtype)
+        if a.size and (a.min() < info.min or a.max() > info.max):
+            raise ValueError(f"{name} values must fit {np.dtype(dtype)} like the map")
+        a = a.astype(dtype)
+    a = np.ascontiguousarray(a)
+    unique, counts = np.unique(a, axis=0, return_counts=True)
+    if len(unique) != len(a):
+        dup = tuple(int(v) for v in unique[counts > 1][0])
+        raise ValueError(f"{name} lists the colour {dup} more than once")
+    return a
+
+
+def unknown_arg(unknown):
+    if unknown is None:
+        return None
+    if isinstance(unknown, bool) or not isinstance(unknown, numbers.Integral) or not -2**31 <= unknown < 2**31:
+        raise TypeError(f"unknown must be None or an int32 class id, got {unknown!r}")
+    return int(unknown)
+
+
+def unknown_colors_error(rgb: np.ndarray, mask: np.ndarray) -> ValueError:
+    """The error for pixels whose colour is not in the table: how many, and
+    the first few colours (in raster order)."""
+    colors = rgb[mask]
+    _, first = np.unique(colors, axis=0, return_index=True)
+    shown = [tuple(int(v) for v in colors[i]) for i in sorted(first)[:5]]
+    more = f" (first 5 of {len(first)})" if len(first) > 5 else ""
+    return ValueError(f"rgb has {int(mask.sum())} pixels whose colour is not in colors: "
+                      f"{', '.join(map(str, shown))}{more}; pass unknown= to give them an id")
+
+
+def num_classes_arg(num_classes, limit: int) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or not 1 <= num_classes <= limit:
+        raise ValueError(f"num_classes must be an integer in 1..{limit}, got {num_classes!r}")
+    return int(num_classes)
+
+
+def same_shape(gt: np.ndarray, pred: np.ndarray) -> None:
+    if gt.shape != pred.shape:
+        raise ValueError(f"gt and pred must have the same shape, got {gt.shape} and {pred.shape}")

@@ -1,50 +1,30 @@
-"""Scoring predictions against ground truth: confusion matrix and per-class
-IoU. Rows of the confusion matrix are ground truth, columns prediction."""
+"""Scoring segmentations: confusion matrix (native), per-class IoU, mIoU,
+pixel and class accuracy, frequency-weighted IoU, Dice, with reports.
+
+Rows of a confusion matrix are ground truth, columns prediction. A class
+absent from both ground truth and prediction has IoU NaN and is left out of
+means; every report lists classes one by one.
+"""
 
 from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
 
 import numpy as np
 
 from . import _args
+from .kernels import confusion_matrix, resize_labels
 
-__all__ = ["confusion_matrix", "iou_per_class", "mean_iou"]
+__all__ = ["confusion_matrix", "ConfusionMatrix", "iou_per_class", "mean_iou"]
 
-
-def confusion_matrix(gt, pred, num_classes: int, ignore_index: int | None = None) -> np.ndarray:
-    """(C, C) int64 counts: [i, j] = pixels of class i predicted as j.
-
-    Parameters
-    ----------
-    gt, pred : (h, w) integer label maps of the same shape
-    num_classes : int
-    ignore_index : int, optional
-        Ground-truth pixels with this value are left out.
-
-    Raises
-    ------
-    ValueError
-        For a value outside [0, num_classes) (other than `ignore_index` in
-        `gt`), naming the array and the value; it is never dropped silently.
-    """
-    gt = _args.labels_array(gt, "gt")
-    pred = _args.labels_array(pred, "pred")
-    if gt.shape != pred.shape:
-        raise ValueError(f"gt and pred must have the same shape, got {gt.shape} and {pred.shape}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
-    g = gt.astype(np.int64).ravel()
-    p = pred.astype(np.int64).ravel()
-    if ignore_index is not None:
-        keep = g != ignore_index
-        g, p = g[keep], p[keep]
-    for name, a in (("gt", g), ("pred", p)):
-        bad = (a < 0) | (a >= num_classes)
-        if bad.any():
-            raise ValueError(f"{name} has value {int(a[bad][0])} outside [0, {num_classes})")
-    return np.bincount(g * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+UNUSED = "--"
 
 
-def iou_per_class(cm: np.ndarray) -> np.ndarray:
+def iou_per_class(cm) -> np.ndarray:
     """IoU = TP / (TP + FP + FN) per class; NaN where a class is absent from
     both ground truth and prediction."""
     cm = np.asarray(cm, np.float64)
@@ -54,7 +34,158 @@ def iou_per_class(cm: np.ndarray) -> np.ndarray:
         return np.where(union > 0, tp / union, np.nan)
 
 
-def mean_iou(cm: np.ndarray) -> float:
+def mean_iou(cm) -> float:
     """Mean IoU over the classes present in ground truth or prediction."""
     iou = iou_per_class(cm)
     return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+
+
+class ConfusionMatrix:
+    """A confusion matrix accumulated over a dataset.
+
+    Parameters
+    ----------
+    num_classes : int
+    names : list of str, optional
+        Class names, index = id; "--" marks unused ids (left out of reports).
+    ignore_index : int, optional
+        Ground-truth value to leave out (e.g. 255 for "void").
+
+    Examples
+    --------
+    >>> cm = ConfusionMatrix(3, ["sky", "tree", "road"])
+    >>> cm.update(gt, pred)            # any number of times; sizes may differ
+    >>> cm.miou(), cm.iou()
+    >>> print(cm.table())
+    """
+
+    def __init__(self, num_classes: int, names=None, ignore_index: int | None = None):
+        self.num_classes = _args.num_classes_arg(num_classes, 1 << 16)
+        if names is not None and len(names) != self.num_classes:
+            raise ValueError(f"names has {len(names)} entries for {self.num_classes} classes")
+        self.names = list(names) if names is not None else [str(i) for i in range(self.num_classes)]
+        self.ignore_index = ignore_index
+        self.matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
+
+    def update(self, gt, pred) -> "ConfusionMatrix":
+        """Add one image. A prediction of another size is first mapped onto
+        the ground truth with `resize_labels` (labels are never
+        interpolated)."""
+        gt = _args.labels_array(gt, "gt")
+        pred = _args.labels_array(pred, "pred")
+        if pred.shape != gt.shape:
+            pred = resize_labels(pred, (gt.shape[1], gt.shape[0]))
+        self.matrix += confusion_matrix(gt, pred, self.num_classes, self.ignore_index)
+        return self
+
+    def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+        """Add counts computed elsewhere (e.g. in another process)."""
+        if other.num_classes != self.num_classes:
+            raise ValueError(f"cannot merge {other.num_classes} classes into {self.num_classes}")
+        self.matrix += other.matrix
+        return self
+
+    # Per-class scores: NaN where undefined.
+    def iou(self) -> np.ndarray:
+        return iou_per_class(self.matrix)
+
+    def dice(self) -> np.ndarray:
+        """Dice / F1 = 2TP / (2TP + FP + FN) per class."""
+        m = self.matrix.astype(np.float64)
+        tp = np.diag(m)
+        denom = m.sum(0) + m.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(denom > 0, 2 * tp / denom, np.nan)
+
+    def class_accuracy(self) -> np.ndarray:
+        """Recall per class, TP / ground-truth pixels; NaN where absent."""
+        m = self.matrix.astype(np.float64)
+        gt = m.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(gt > 0, np.diag(m) / gt, np.nan)
+
+    # Summaries.
+    def miou(self) -> float:
+        return mean_iou(self.matrix)
+
+    def pixel_accuracy(self) -> float:
+        total = self.matrix.sum()
+        return float(np.trace(self.matrix) / total) if total else float("nan")
+
+    def mean_class_accuracy(self) -> float:
+        acc = self.class_accuracy()
+        return float(np.nanmean(acc)) if np.isfinite(acc).any() else float("nan")
+
+    def frequency_weighted_iou(self) -> float:
+        freq = self.matrix.sum(1) / max(self.matrix.sum(), 1)
+        iou = self.iou()
+        keep = (freq > 0) & np.isfinite(iou)
+        return float((freq[keep] * iou[keep]).sum()) if keep.any() else float("nan")
+
+    def _rows(self):
+        gt = self.matrix.sum(1)
+        total = max(int(gt.sum()), 1)
+        iou, dice, acc = self.iou(), self.dice(), self.class_accuracy()
+        for i, name in enumerate(self.names):
+            if name == UNUSED:
+                continue
+            yield {"id": i, "name": name, "iou": iou[i], "dice": dice[i], "accuracy": acc[i],
+                   "gt_pixels": int(gt[i]), "gt_share": gt[i] / total,
+                   "predicted_pixels": int(self.matrix[:, i].sum())}
+
+    def table(self, present_only: bool = False) -> str:
+        """A per-class text table ("--" ids left out), then the summaries."""
+        def f(v):
+            return "   -  " if not math.isfinite(v) else f"{v:6.3f}"
+
+        width = max([len(r["name"]) for r in self._rows()] + [5])
+        lines = [f"{'class':{width}}  {'IoU':>6}  {'Dice':>6}  {'acc':>6}  {'pixels':>7}"]
+        for r in self._rows():
+            if present_only and not r["gt_pixels"] and not r["predicted_pixels"]:
+                continue
+            lines.append(f"{r['name']:{width}}  {f(r['iou'])}  {f(r['dice'])}  {f(r['accuracy'])}  "
+                         f"{r['gt_share'] * 100:6.2f}%")
+        lines += [
+            f"{'mIoU':{width}}  {f(self.miou())}",
+            f"{'pixel accuracy':{width}}  {f(self.pixel_accuracy())}",
+            f"{'mean class accuracy':{width}}  {f(self.mean_class_accuracy())}",
+            f"{'frequency-weighted IoU':{width}}  {f(self.frequency_weighted_iou())}",
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """Everything, JSON-ready (NaN as null)."""
+        def clean(v):
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        return {
+            "num_classes": self.num_classes,
+            "names": self.names,
+            "ignore_index": self.ignore_index,
+            "miou": clean(self.miou()),
+            "pixel_accuracy": clean(self.pixel_accuracy()),
+            "mean_class_accuracy": clean(self.mean_class_accuracy()),
+            "frequency_weighted_iou": clean(self.frequency_weighted_iou()),
+            "classes": [{k: clean(float(v)) if isinstance(v, (float, np.floating)) else v for k, v in r.items()}
+                        for r in self._rows()],
+            "confusion_matrix": self.matrix.tolist(),
+        }
+
+    def to_json(self, path=None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    def to_csv(self, path=None) -> str:
+        """Per-class rows: id, name, iou, dice, accuracy, gt_pixels, gt_share,
+        predicted_pixels."""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, ["id", "name", "iou", "dice", "accuracy", "gt_pixels", "gt_share",
+                                      "predicted_pixels"])
+        writer.writeheader()
+        for r in self._rows():
+            writer.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()})
+        if path is not None:
+            Path(path).write_text(buf.getvalue())
+        return buf.getvalue()

@@ -25,6 +25,9 @@ __all__ = [
     "resize_image",
     "resample_axis",
     "argmax",
+    "decode_colors",
+    "confusion_matrix",
+    "class_histogram",
     "default_palette",
 ]
 
@@ -189,4 +192,64 @@ def argmax(logits, out=None):
     out = _args.out_array(out, logits.shape[1:], np.int32, inputs=(logits,))
     scores = logits.astype(np.float32)
     out[...] = np.argmax(np.where(np.isnan(scores), -np.inf, scores), axis=0)
+    return out
+
+
+def decode_colors(rgb, colors, unknown=None, out=None):
+    rgb = _args.color_map(rgb)
+    colors = _args.color_table(colors, rgb.dtype)
+    unknown = _args.unknown_arg(unknown)
+    out = _args.out_array(out, rgb.shape[:2], np.int32, inputs=(rgb,))
+
+    def pack(a):
+        a = a.astype(np.uint64)
+        return a[..., 0] | (a[..., 1] << np.uint64(16)) | (a[..., 2] << np.uint64(32))
+
+    keys = pack(colors)
+    order = np.argsort(keys)
+    sorted_keys = keys[order]
+    pixels = pack(rgb)
+    pos = np.searchsorted(sorted_keys, pixels).clip(0, max(len(keys) - 1, 0))
+    found = sorted_keys[pos] == pixels if len(keys) else np.zeros(pixels.shape, bool)
+    if not found.all() and unknown is None:
+        raise _args.unknown_colors_error(rgb, ~found)
+    out[...] = np.where(found, order[pos] if len(keys) else 0, -1 if unknown is None else unknown)
+    return out
+
+
+def _first_bad(values, num_classes):
+    bad = (values < 0) | (values >= num_classes)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def confusion_matrix(gt, pred, num_classes, ignore_index=None, out=None):
+    gt = _args.labels_array(gt, "gt")
+    pred = _args.labels_array(pred, "pred")
+    _args.same_shape(gt, pred)
+    num_classes = _args.num_classes_arg(num_classes, 1 << 16)
+    out = _args.out_array(out, (num_classes, num_classes), np.int64, inputs=(gt, pred))
+    g = gt.astype(np.int64).ravel()
+    p = pred.astype(np.int64).ravel()
+    if ignore_index is not None:
+        keep = g != int(ignore_index)
+        g, p = g[keep], p[keep]
+    # The first bad pixel in raster order; ground truth before prediction.
+    bad = ((g < 0) | (g >= num_classes)) | ((p < 0) | (p >= num_classes))
+    if bad.any():
+        i = int(np.argmax(bad))
+        name, value = ("gt", g[i]) if not 0 <= g[i] < num_classes else ("pred", p[i])
+        raise ValueError(f"{name} has value {int(value)} outside [0, {num_classes})")
+    out[...] = np.bincount(g * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return out
+
+
+def class_histogram(labels, num_classes, out=None):
+    labels = _args.labels_array(labels)
+    num_classes = _args.num_classes_arg(num_classes, 1 << 24)
+    out = _args.out_array(out, (num_classes,), np.int64, inputs=(labels,))
+    values = labels.astype(np.int64).ravel()
+    i = _first_bad(values, num_classes)
+    if i is not None:
+        raise ValueError(f"labels has value {int(values[i])} outside [0, {num_classes})")
+    out[...] = np.bincount(values, minlength=num_classes)
     return out
