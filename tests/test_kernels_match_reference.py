@@ -1,6 +1,8 @@
 """Every native kernel equals its numpy twin in coreseg.reference bit for bit,
 under every SIMD backend this CPU has, for random and edge-case input."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -203,3 +205,82 @@ def test_argmax_semantics_by_hand():
     rng = np.random.default_rng(0)
     big = rng.standard_normal((21, 130, 170)).astype(np.float32)
     np.testing.assert_array_equal(coreseg.argmax(big), np.argmax(big, axis=0))
+
+
+@st.composite
+def color_maps(draw):
+    dtype = draw(st.sampled_from([np.uint8, np.uint16]))
+    n = draw(st.integers(1, 40))
+    h, w = draw(st.integers(0, 12)), draw(st.integers(0, 50))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    hi = np.iinfo(dtype).max
+    colors = np.unique(rng.integers(0, hi + 1, (n, 3)).astype(dtype), axis=0)
+    rng.shuffle(colors)
+    ids = np.repeat(rng.integers(0, len(colors), (h, (w + 2) // 3)), 3, axis=1)[:, :w]  # runs, as in real maps
+    rgb = colors[ids]
+    if draw(st.booleans()) and rgb.size:  # some colours that are not in the table
+        rgb[rng.random((h, w)) < 0.1] = np.array([hi, 0, hi - 1], dtype)
+    if draw(st.booleans()):
+        rgb = np.ascontiguousarray(np.repeat(rgb, 2, axis=1))[:, ::2]  # pixels not packed
+    return rgb, colors
+
+
+@SETTINGS
+@given(case=color_maps(), unknown=st.sampled_from([None, -1, 7]))
+def test_decode_colors(case, unknown):
+    rgb, colors = case
+    try:
+        expected = reference.decode_colors(rgb, colors, unknown)
+    except ValueError as e:
+        with pytest.raises(ValueError, match=re.escape(str(e))):
+            coreseg.decode_colors(rgb, colors, unknown)
+        return
+    assert_same(coreseg.decode_colors(rgb, colors, unknown), expected)
+
+
+@SETTINGS
+@given(gt=label_maps(max_label=12), seed=st.integers(0, 2**32 - 1), ignore=st.sampled_from([None, 0, 3, 255]))
+def test_confusion_matrix(threads, gt, seed, ignore):
+    rng = np.random.default_rng(seed)
+    pred = np.where(rng.random(gt.shape) < 0.7, gt, rng.integers(0, 15, gt.shape)).astype(
+        rng.choice([np.int32, np.uint8, np.uint16]))
+    c = 14
+    try:
+        expected = reference.confusion_matrix(gt, pred, c, ignore)
+    except ValueError as e:
+        with pytest.raises(ValueError, match=re.escape(str(e))):
+            coreseg.confusion_matrix(gt, pred, c, ignore)
+        return
+    assert_same(coreseg.confusion_matrix(gt, pred, c, ignore), expected)
+
+
+@SETTINGS
+@given(labels=label_maps(max_label=12), c=st.sampled_from([1, 13, 15, 300]))
+def test_class_histogram(threads, labels, c):
+    try:
+        expected = reference.class_histogram(labels, c)
+    except ValueError as e:
+        with pytest.raises(ValueError, match=re.escape(str(e))):
+            coreseg.class_histogram(labels, c)
+        return
+    assert_same(coreseg.class_histogram(labels, c), expected)
+
+
+def test_metric_errors_name_the_first_bad_value_at_any_thread_count(threads):
+    # Bad values in several row bands: the error names the first in raster
+    # order, however the bands were split.
+    gt = np.zeros((600, 500), np.int32)
+    pred = np.zeros((600, 500), np.int32)
+    gt[550, 3] = 99
+    pred[400, 7] = -4
+    pred[20, 499] = 20
+    for api in (coreseg, reference):
+        with pytest.raises(ValueError, match=r"^pred has value 20 outside \[0, 10\)$"):
+            api.confusion_matrix(gt, pred, 10)
+        with pytest.raises(ValueError, match=r"^gt has value 99 outside \[0, 10\)$"):
+            api.confusion_matrix(gt, np.zeros_like(pred), 10)
+        # ignore_index drops the pixel, whatever its prediction
+        m = api.confusion_matrix(gt, np.where(gt == 99, 55, 0).astype(np.int32), 10, ignore_index=99)
+        assert m[0, 0] == gt.size - 1 and m.sum() == gt.size - 1
+        with pytest.raises(ValueError, match=r"^labels has value 99 outside \[0, 10\)$"):
+            api.class_histogram(gt, 10)
