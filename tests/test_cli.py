@@ -194,3 +194,64 @@ def test_info_demo():
     r = run("info", "demo")
     assert r.returncode == 0, r.stderr
     assert "0:sky, 1:sun, 2:hill" in r.stdout and "colours from the model" in r.stdout
+
+
+@needs_onnxruntime
+def test_eval_demo_model_on_the_datagen_fixtures(tmp_path):
+    import os
+    from pathlib import Path
+
+    shared = Path(os.environ.get("CORESEG_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+    datagen = shared / "fixtures/datagen"
+    if not datagen.is_dir():
+        pytest.skip(f"the shared Datagen fixtures are not at {datagen}")
+    out = tmp_path / "eval"
+    r = run("eval", "demo", datagen, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "mIoU 0.0000 over 80 images" in r.stdout  # a landscape model on faces: honest zeros
+    assert "skipped 1 datapoint(s) without a photo: ir_datapoint_00014" in r.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["images"] == 80 and len(report["confusion_matrix"]) == 33 + 8
+    assert sum(map(sum, report["confusion_matrix"])) == 80 * 128 * 128
+    names = [c["name"] for c in report["classes"]]
+    assert "human.head.hair" in names and "model: sky" in names
+    heat, _ = _png(out / "confusion.png")
+    assert heat.ndim == 3 and min(heat.shape[:2]) > 300
+    assert (out / "classes.csv").read_text().startswith("id,name,iou")
+    r = run("eval", "demo", datagen, "--out", out)
+    assert r.returncode == 1 and "pass --force" in r.stderr
+
+
+@needs_onnxruntime
+def test_eval_label_pngs(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "pred").mkdir()
+    gts, preds = [], []
+    for i in range(3):
+        g = rng.integers(0, 4, (20, 30)).astype(np.uint8)
+        p = np.where(rng.random((20, 30)) < 0.8, g, 3).astype(np.uint8)
+        Image.fromarray(g).save(tmp_path / "gt" / f"{i}.png")
+        Image.fromarray(p.astype(np.uint16)).save(tmp_path / "pred" / f"{i}.png")  # 16-bit is fine too
+        gts.append(g)
+        preds.append(p)
+    (tmp_path / "names.txt").write_text("a\nb\nc\nd\n")
+    out = tmp_path / "out"
+    r = run("eval", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--names", tmp_path / "names.txt",
+            "--out", out)
+    assert r.returncode == 0, r.stderr
+    from coreseg.metrics import ConfusionMatrix
+
+    expected = ConfusionMatrix(4)
+    for g, p in zip(gts, preds):
+        expected.update(g, p)
+    report = json.loads((out / "report.json").read_text())
+    assert report["confusion_matrix"] == expected.matrix.tolist()
+    assert abs(report["miou"] - expected.miou()) < 1e-12 and report["names"] == ["a", "b", "c", "d"]
+    (tmp_path / "gt" / "9.png").write_bytes((tmp_path / "gt" / "0.png").read_bytes())
+    r = run("eval", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--out", tmp_path / "o2")
+    assert r.returncode == 1 and "no prediction for 9" in r.stderr
+    r = run("eval", "demo", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt")
+    assert r.returncode == 1 and "give either MODEL DATASET_DIR, or --pred DIR --gt DIR" in r.stderr

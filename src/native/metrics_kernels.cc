@@ -1,11 +1,12 @@
 // Ground truth and scoring: decode_colors (colour-coded maps to class ids),
 // confusion_matrix and class_histogram.
 //
-// Segmentation maps are long runs of one class, so each loop keeps the last
-// value (or pair) and its count in registers and only touches the table or
-// the histogram when it changes: no store-to-load stalls on one counter, and
-// the colour hash is looked up once per run, not once per pixel. These
-// loops have no SIMD twins: their cost is the branch on "same as before".
+// decode_colors keeps the last colour and its id: colour-coded maps are long
+// runs of one class, so the hash is looked up once per run, not per pixel.
+// The counting loops are branch-free instead (see PairCounts): in real
+// predictions runs are short, and a branch per run boundary costs more than
+// it saves. These loops have no SIMD twins: a hash lookup and a histogram
+// increment have no vector form worth its complexity here.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -112,46 +113,58 @@ class BadValue {
   int64_t value_ = 0;
 };
 
-// Counts of (a, b) pairs into a histogram of `columns` per value of a, run
-// by run (b absent: one column). Stops at the first out-of-range value.
+// Counts of (a, b) pairs into a histogram of `columns` per value of a (b
+// absent: one column). Branch-free per pixel: an ignored or out-of-range
+// pixel goes to a spare bin, and two interleaved sub-histograms break the
+// load-add-store chain when neighbours hit the same bin (they usually do).
+// A row that had an out-of-range value is scanned again for the first one.
 template <typename A, typename B>
 void PairCounts(const LabelMap& a, const LabelMap* b, int64_t rows_of_a, int64_t columns, int64_t ignore,
                 bool use_ignore, int64_t* hist, BadValue* bad) {
   const int64_t bins = rows_of_a * columns;
+  const uint64_t ua = static_cast<uint64_t>(rows_of_a), ub = static_cast<uint64_t>(columns);
   std::mutex merge;
-  ParallelFor(a.height, RowGrain(a.width), [&](int64_t y0, int64_t y1) {
-    std::vector<int64_t> local(static_cast<size_t>(bins), 0);
+  // Bands of at least ~512K pixels: each band clears and merges its tables.
+  ParallelFor(a.height, 2 * RowGrain(a.width), [&](int64_t y0, int64_t y1) {
+    std::vector<int64_t> even(static_cast<size_t>(bins + 1), 0), odd(static_cast<size_t>(bins + 1), 0);
     for (int64_t y = y0; y < y1 && !bad->Past(y); ++y) {
       const A* ra = LabelRow<A>(a, y);
       const B* rb = b != nullptr ? LabelRow<B>(*b, y) : nullptr;
-      int64_t run_a = 0, run_b = 0, run = 0, start = 0;
-      for (int64_t x = 0; x <= a.width; ++x) {
-        int64_t va = 0, vb = 0;
-        if (x < a.width) {
-          va = static_cast<int64_t>(ra[x]);
-          vb = rb != nullptr ? static_cast<int64_t>(rb[x]) : 0;
-          if (run > 0 && va == run_a && vb == run_b) {
-            ++run;
-            continue;
-          }
-        }
-        if (run > 0 && !(use_ignore && run_a == ignore)) {
-          if (run_a < 0 || run_a >= rows_of_a) {
-            bad->Record(y, start, 0, run_a);
+      bool row_bad = false;
+      auto bin = [&](int64_t x) {
+        const int64_t va = static_cast<int64_t>(ra[x]);
+        const int64_t vb = rb != nullptr ? static_cast<int64_t>(rb[x]) : 0;
+        const bool ignored = use_ignore && va == ignore;
+        const bool out = static_cast<uint64_t>(va) >= ua || static_cast<uint64_t>(vb) >= ub;
+        row_bad |= out && !ignored;
+        return (ignored || out) ? bins : va * columns + vb;
+      };
+      int64_t x = 0;
+      for (; x + 2 <= a.width; x += 2) {
+        ++even[static_cast<size_t>(bin(x))];
+        ++odd[static_cast<size_t>(bin(x + 1))];
+      }
+      if (x < a.width) ++even[static_cast<size_t>(bin(x))];
+      if (row_bad) {
+        for (int64_t i = 0; i < a.width; ++i) {
+          const int64_t va = static_cast<int64_t>(ra[i]);
+          const int64_t vb = rb != nullptr ? static_cast<int64_t>(rb[i]) : 0;
+          if (use_ignore && va == ignore) continue;
+          if (static_cast<uint64_t>(va) >= ua) {
+            bad->Record(y, i, 0, va);
             break;
           }
-          if (run_b < 0 || run_b >= columns) {
-            bad->Record(y, start, 1, run_b);
+          if (static_cast<uint64_t>(vb) >= ub) {
+            bad->Record(y, i, 1, vb);
             break;
           }
-          local[static_cast<size_t>(run_a * columns + run_b)] += run;
         }
-        run_a = va, run_b = vb, run = 1, start = x;
+        break;
       }
     }
     if (bad->Found()) return;  // the counts are discarded
     std::lock_guard<std::mutex> lock(merge);
-    for (int64_t i = 0; i < bins; ++i) hist[i] += local[static_cast<size_t>(i)];
+    for (int64_t i = 0; i < bins; ++i) hist[i] += even[static_cast<size_t>(i)] + odd[static_cast<size_t>(i)];
   });
 }
 
