@@ -30,7 +30,9 @@ def color_coded():
 def gt_pred():
     rng = np.random.default_rng(1)
     gt = _blocky(rng, (1024, 2048), 134, 16).astype(np.int32)
-    pred = np.where(rng.random(gt.shape) < 0.9, gt, _blocky(rng, gt.shape, 134, 8)).astype(np.int32)
+    # A prediction is an upsampled model output: right or wrong in small blocks
+    # (4x4, a stride-4 model), not pixel by pixel.
+    pred = np.where(_blocky(rng, gt.shape, 10, 4) > 0, gt, _blocky(rng, gt.shape, 134, 8)).astype(np.int32)
     return gt, pred
 
 

@@ -113,58 +113,84 @@ class BadValue {
   int64_t value_ = 0;
 };
 
+// One row of PairCounts. The flags are template parameters so the inner
+// loop carries no test that is the same for every pixel.
+template <typename A, typename B, bool kPairs, bool kIgnore>
+bool CountRow(const A* ra, const B* rb, int64_t width, uint64_t ua, uint64_t ub, int64_t columns,
+              int64_t ignore, int64_t spare, uint32_t* const* sub) {
+  uint64_t out_of_range = 0;
+  auto bin = [&](int64_t x) -> int64_t {
+    const int64_t va = static_cast<int64_t>(ra[x]);
+    const int64_t vb = kPairs ? static_cast<int64_t>(rb[x]) : 0;
+    const bool out = (static_cast<uint64_t>(va) >= ua) | (static_cast<uint64_t>(vb) >= ub);
+    const bool ignored = kIgnore && va == ignore;
+    out_of_range |= out & !ignored;
+    return (out | ignored) ? spare : va * columns + vb;
+  };
+  int64_t x = 0;
+  for (; x + 4 <= width; x += 4) {
+    ++sub[0][bin(x)];
+    ++sub[1][bin(x + 1)];
+    ++sub[2][bin(x + 2)];
+    ++sub[3][bin(x + 3)];
+  }
+  for (; x < width; ++x) ++sub[0][bin(x)];
+  return out_of_range != 0;
+}
+
 // Counts of (a, b) pairs into a histogram of `columns` per value of a (b
 // absent: one column). Branch-free per pixel: an ignored or out-of-range
-// pixel goes to a spare bin, and two interleaved sub-histograms break the
+// pixel goes to a spare bin, and four interleaved sub-histograms break the
 // load-add-store chain when neighbours hit the same bin (they usually do).
-// A row that had an out-of-range value is scanned again for the first one.
+// They count in uint32 (half the cache of int64) and are added into int64
+// every 2^30 pixels at most. A row that had an out-of-range value is
+// scanned again for the first one.
 template <typename A, typename B>
 void PairCounts(const LabelMap& a, const LabelMap* b, int64_t rows_of_a, int64_t columns, int64_t ignore,
                 bool use_ignore, int64_t* hist, BadValue* bad) {
   const int64_t bins = rows_of_a * columns;
   const uint64_t ua = static_cast<uint64_t>(rows_of_a), ub = static_cast<uint64_t>(columns);
+  const auto count_row = b != nullptr ? (use_ignore ? CountRow<A, B, true, true> : CountRow<A, B, true, false>)
+                                      : (use_ignore ? CountRow<A, B, false, true> : CountRow<A, B, false, false>);
   std::mutex merge;
-  // Bands of at least ~512K pixels: each band clears and merges its tables.
+  // Bands of at least ~128K pixels: each band clears and merges its tables.
   ParallelFor(a.height, 2 * RowGrain(a.width), [&](int64_t y0, int64_t y1) {
-    std::vector<int64_t> even(static_cast<size_t>(bins + 1), 0), odd(static_cast<size_t>(bins + 1), 0);
+    const size_t stride = static_cast<size_t>(bins + 1);
+    std::vector<uint32_t> tables(4 * stride, 0);
+    uint32_t* sub[4] = {&tables[0], &tables[stride], &tables[2 * stride], &tables[3 * stride]};
+    std::vector<int64_t> total(static_cast<size_t>(bins), 0);
+    int64_t pending = 0;  // pixels counted since the last flush into `total`
+    auto flush = [&] {
+      for (size_t i = 0; i < static_cast<size_t>(bins); ++i)
+        total[i] += int64_t{sub[0][i]} + sub[1][i] + sub[2][i] + sub[3][i];
+      std::fill(tables.begin(), tables.end(), 0);
+      pending = 0;
+    };
     for (int64_t y = y0; y < y1 && !bad->Past(y); ++y) {
       const A* ra = LabelRow<A>(a, y);
       const B* rb = b != nullptr ? LabelRow<B>(*b, y) : nullptr;
-      bool row_bad = false;
-      auto bin = [&](int64_t x) {
-        const int64_t va = static_cast<int64_t>(ra[x]);
-        const int64_t vb = rb != nullptr ? static_cast<int64_t>(rb[x]) : 0;
-        const bool ignored = use_ignore && va == ignore;
-        const bool out = static_cast<uint64_t>(va) >= ua || static_cast<uint64_t>(vb) >= ub;
-        row_bad |= out && !ignored;
-        return (ignored || out) ? bins : va * columns + vb;
-      };
-      int64_t x = 0;
-      for (; x + 2 <= a.width; x += 2) {
-        ++even[static_cast<size_t>(bin(x))];
-        ++odd[static_cast<size_t>(bin(x + 1))];
-      }
-      if (x < a.width) ++even[static_cast<size_t>(bin(x))];
-      if (row_bad) {
-        for (int64_t i = 0; i < a.width; ++i) {
-          const int64_t va = static_cast<int64_t>(ra[i]);
-          const int64_t vb = rb != nullptr ? static_cast<int64_t>(rb[i]) : 0;
-          if (use_ignore && va == ignore) continue;
-          if (static_cast<uint64_t>(va) >= ua) {
-            bad->Record(y, i, 0, va);
-            break;
-          }
-          if (static_cast<uint64_t>(vb) >= ub) {
-            bad->Record(y, i, 1, vb);
-            break;
-          }
+      if (pending + a.width > (int64_t{1} << 30)) flush();  // no uint32 overflow
+      pending += a.width;
+      if (!count_row(ra, rb, a.width, ua, ub, columns, ignore, bins, sub)) continue;
+      for (int64_t i = 0; i < a.width; ++i) {
+        const int64_t va = static_cast<int64_t>(ra[i]);
+        const int64_t vb = rb != nullptr ? static_cast<int64_t>(rb[i]) : 0;
+        if (use_ignore && va == ignore) continue;
+        if (static_cast<uint64_t>(va) >= ua) {
+          bad->Record(y, i, 0, va);
+          break;
         }
-        break;
+        if (static_cast<uint64_t>(vb) >= ub) {
+          bad->Record(y, i, 1, vb);
+          break;
+        }
       }
+      break;
     }
     if (bad->Found()) return;  // the counts are discarded
+    flush();
     std::lock_guard<std::mutex> lock(merge);
-    for (int64_t i = 0; i < bins; ++i) hist[i] += even[static_cast<size_t>(i)] + odd[static_cast<size_t>(i)];
+    for (int64_t i = 0; i < bins; ++i) hist[i] += total[static_cast<size_t>(i)];
   });
 }
 
