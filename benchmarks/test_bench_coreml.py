@@ -4,7 +4,6 @@ prints the ratio)."""
 
 import sys
 
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.skipif(sys.platform != "darwin", reason="Core ML runs only on macOS")

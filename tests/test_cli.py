@@ -198,11 +198,8 @@ def test_info_demo():
 
 @needs_onnxruntime
 def test_eval_demo_model_on_the_datagen_fixtures(tmp_path):
-    import os
-    from pathlib import Path
+    from shared_fixtures import DATAGEN as datagen
 
-    shared = Path(os.environ.get("CORESEG_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-    datagen = shared / "fixtures/datagen"
     if not datagen.is_dir():
         pytest.skip(f"the shared Datagen fixtures are not at {datagen}")
     out = tmp_path / "eval"

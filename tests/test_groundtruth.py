@@ -1,9 +1,7 @@
 """Ground truth: the Datagen fixtures, colour tables, and their errors."""
 
 import json
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +11,8 @@ pytest.importorskip("cv2", reason="16-bit ground truth needs OpenCV: pip install
 import coreseg  # noqa: E402
 from coreseg import groundtruth as gt_mod  # noqa: E402
 from coreseg.groundtruth import DatagenClasses, GroundTruthError, load_datapoint  # noqa: E402
+from shared_fixtures import DATAGEN  # noqa: E402
 
-SHARED = Path(os.environ.get("CORESEG_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-DATAGEN = SHARED / "fixtures/datagen"
 needs_fixtures = pytest.mark.skipif(not DATAGEN.is_dir(), reason=f"the shared Datagen fixtures are not at {DATAGEN}")
 
 

@@ -3,7 +3,6 @@ coremltools, and on Apple's DETR spec from ../shared."""
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +11,11 @@ import pytest
 pytest.importorskip("coremltools", reason="coremltools has no wheel for this platform")
 
 import coreml_models as cm  # noqa: E402
+from shared_fixtures import DETR  # noqa: E402
 
 import coreseg  # noqa: E402
 from coreseg import ModelError  # noqa: E402
 
-SHARED = Path(os.environ.get("CORESEG_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-DETR = SHARED / "fixtures/detr/DETRResnet50SemanticSegmentationF16P8.mlpackage"
 
 
 @pytest.fixture(scope="module")
