@@ -101,7 +101,8 @@ def _cmd_demo(args) -> int:
     palette = seg.palette
     overlay = kernels.composite(image, seg.labels, palette, args.opacity, OUTLINE)
     framed = with_legend(overlay, _legend_entries(seg), palette)
-    mask = kernels.colorize(seg.full_labels(), palette)
+    full = seg.full_labels()
+    mask = kernels.colorize(full, palette)
     t_render = time.perf_counter() - t0
 
     out.mkdir(parents=True, exist_ok=True)
@@ -111,7 +112,7 @@ def _cmd_demo(args) -> int:
     print(f"coreseg demo: {model.info.path.name} ({model.backend}) on {source}")
     if truth is not None:
         names = model.labels
-        cm = confusion_matrix(truth, seg.full_labels(), len(names))
+        cm = confusion_matrix(truth, full, len(names))
         iou = iou_per_class(cm)
         print(f"{'class':10} {'IoU':>6}  {'pixels':>7}")
         for i, name in enumerate(names):

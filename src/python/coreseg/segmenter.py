@@ -100,9 +100,16 @@ class Segmentation:
 
     def areas(self) -> dict[int, float]:
         """Share of pixels (0..1) of every class present, by class id."""
-        ids, n = np.unique(self.labels, return_counts=True)
-        total = max(self.labels.size, 1)
-        return {int(i): float(c) / total for i, c in zip(ids, n)}
+        if self.labels.size == 0:
+            return {}
+        low, high = int(self.labels.min()), int(self.labels.max())
+        if low >= 0 and high < (1 << 24):
+            counts = kernels.class_histogram(self.labels, high + 1)
+            ids = np.flatnonzero(counts)
+            n = counts[ids]
+        else:  # negative or huge ids: count them as they are
+            ids, n = np.unique(self.labels, return_counts=True)
+        return {int(i): float(c) / self.labels.size for i, c in zip(ids, n)}
 
 
 class Segmenter:
