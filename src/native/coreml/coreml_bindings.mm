@@ -138,9 +138,10 @@ PYBIND11_MODULE(_coreml, m) {
       .def("predict", [](Model& self, const py::array& image, const std::vector<int>& order, bool wrap,
                          py::array& out) {
         Frame frame = AsFrame(image, order, wrap);
-        // Wrapping needs the model's size, 4 bytes a pixel and 16-byte rows.
+        // Wrapping needs the model's size, 4 bytes a pixel and 16-byte rows
+        // going forward (bytesPerRow is a size_t: no flipped views).
         frame.wrap = wrap && frame.channels == 4 && frame.width == self.input_width() &&
-                     frame.height == self.input_height() && frame.row_stride % 16 == 0 &&
+                     frame.height == self.input_height() && frame.row_stride > 0 && frame.row_stride % 16 == 0 &&
                      reinterpret_cast<uintptr_t>(frame.data) % 16 == 0;
         int32_t* o = AsOutput(out, OutputCount(self));
         const size_t bytes = static_cast<size_t>(out.nbytes());
