@@ -107,8 +107,10 @@ def read_class_dict_csv(path) -> tuple[list[str], np.ndarray]:
     except FileNotFoundError:
         raise GroundTruthError(f"{path}: no such file") from None
     for line, row in enumerate(rows, 1):
-        if not row or (line == 1 and not row[1].strip().lstrip("-").isdigit() if len(row) > 1 else False):
-            continue  # header or blank
+        if not row:
+            continue
+        if line == 1 and not all(v.strip().lstrip("-").isdigit() for v in row[1:]):
+            continue  # the header
         if len(row) != 4:
             raise GroundTruthError(f"{path}:{line}: expected name,r,g,b, got {row}")
         try:

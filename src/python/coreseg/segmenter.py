@@ -46,7 +46,7 @@ class Segmentation:
     names : list of str or None
         Class names, index = class id (None: the model has none).
     palette : (n, 4) uint8 ndarray
-        Colours of the class ids.
+        Colours of the class ids (the model's, shared and read-only).
     timings : dict of str to float
         Seconds spent in "preprocess", "inference" and "postprocess".
     """
@@ -127,6 +127,9 @@ class Segmenter:
 
     def __init__(self, info: ModelInfo):
         self.info = info
+        # Made once, not per frame; every Segmentation shares it, read-only.
+        self._palette = info.palette()
+        self._palette.setflags(write=False)
 
     @property
     def labels(self) -> list[str] | None:
@@ -139,7 +142,8 @@ class Segmenter:
         return self.info.input_size
 
     def palette(self) -> np.ndarray:
-        return self.info.palette()
+        """(n, 4) uint8 RGBA colours of the class ids (a copy)."""
+        return self._palette.copy()
 
     def label_index(self, name: str) -> int:
         return self.info.label_index(name)
@@ -164,7 +168,7 @@ class Segmenter:
         t2 = time.perf_counter()
         labels = self._postprocess(raw)
         t3 = time.perf_counter()
-        return Segmentation(labels, (img.shape[1], img.shape[0]), self.info.labels, self.palette(),
+        return Segmentation(labels, (img.shape[1], img.shape[0]), self.info.labels, self._palette,
                             {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2})
 
     def predict_batch(self, images) -> list[Segmentation]:

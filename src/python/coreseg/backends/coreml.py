@@ -197,7 +197,7 @@ class CoreMLSegmenter(Segmenter):
         img, order, wrap = self._frame(image, layout)
         out = page_aligned_empty(self._output_shape)
         t = self._model.predict(img, order, wrap, out)
-        return Segmentation(self._labels(out), (img.shape[1], img.shape[0]), self.info.labels, self.palette(), t)
+        return Segmentation(self._labels(out), (img.shape[1], img.shape[0]), self.info.labels, self._palette, t)
 
     def predict_batch(self, images, layout: str | None = None) -> list[Segmentation]:
         """Segment several images with one predictionsFromBatch: call."""
@@ -208,5 +208,5 @@ class CoreMLSegmenter(Segmenter):
         t0 = time.perf_counter()
         t = self._model.predict_batch([f[0] for f in frames], [f[1] for f in frames], outs)
         t["total"] = time.perf_counter() - t0
-        return [Segmentation(self._labels(out), (img.shape[1], img.shape[0]), self.info.labels, self.palette(), dict(t))
+        return [Segmentation(self._labels(out), (img.shape[1], img.shape[0]), self.info.labels, self._palette, dict(t))
                 for (img, _, _), out in zip(frames, outs)]

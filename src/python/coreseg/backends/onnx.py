@@ -177,5 +177,5 @@ class OnnxSegmenter(Segmenter):
         t3 = time.perf_counter()
         n = len(arrays)
         timings = {"preprocess": (t1 - t0) / n, "inference": (t2 - t1) / n, "postprocess": (t3 - t2) / n}
-        return [Segmentation(lab, (a.shape[1], a.shape[0]), self.info.labels, self.palette(), dict(timings))
+        return [Segmentation(lab, (a.shape[1], a.shape[0]), self.info.labels, self._palette, dict(timings))
                 for lab, a in zip(labels, arrays)]
