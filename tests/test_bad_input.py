@@ -153,6 +153,24 @@ def test_bindings_check_arrays_themselves():
 
 
 @APIS
+def test_bad_scores(api):
+    with pytest.raises(TypeError, match="scores must have dtype float32 or float16, got float64"):
+        api.upsample_argmax(np.zeros((3, 4, 5)), (8, 8))
+    with pytest.raises(ValueError, match=r"scores must have shape \(classes, h, w\)"):
+        api.upsample_argmax(np.zeros((4, 5), np.float32), (8, 8))
+    with pytest.raises(ValueError, match="scores must have at least one class"):
+        api.upsample_argmax(np.zeros((0, 4, 5), np.float32), (8, 8))
+    with pytest.raises(ValueError, match="scores has 65537 classes; at most 65536"):
+        api.upsample_argmax(np.zeros((65537, 1, 1), np.float32), (8, 8))
+    with pytest.raises(ValueError, match="scores is empty"):
+        api.upsample_argmax(np.zeros((2, 0, 5), np.float32), (8, 8))
+    with pytest.raises(TypeError, match=r"size must be \(width, height\)"):
+        api.upsample_argmax(np.zeros((2, 4, 5), np.float32), 8)
+    with pytest.raises(ValueError, match=r"out must have shape \(8, 9\)"):
+        api.upsample_argmax(np.zeros((2, 4, 5), np.float32), (9, 8), out=np.zeros((9, 8), np.int32))
+
+
+@APIS
 def test_bad_logits(api):
     with pytest.raises(TypeError, match="logits must have dtype float32 or float16, got float64"):
         api.argmax(np.zeros((3, 4, 5)))

@@ -208,6 +208,91 @@ def test_argmax_semantics_by_hand():
 
 
 @st.composite
+def score_arrays(draw):
+    """Per-class probabilities, smooth (as a model gives them) or with ties,
+    NaN and values outside [0, 1]; contiguous or read through a view."""
+    dtype = draw(st.sampled_from([np.float32, np.float16]))
+    c, h, w = draw(st.integers(1, 12)), draw(st.integers(1, 9)), draw(st.integers(1, 30))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        e = np.exp(3 * rng.standard_normal((c, h, w + 3)))
+        values = (e / e.sum(0)).astype(dtype)
+    else:
+        values = rng.integers(0, 3, (c, h, w + 3)).astype(dtype) / 2  # ties everywhere
+        special = rng.random(values.shape)
+        values[special < 0.03] = np.nan
+        values[(special >= 0.03) & (special < 0.05)] = -0.5
+        values[(special >= 0.05) & (special < 0.07)] = 7
+    view = draw(st.sampled_from(["contiguous", "crop", "batch", "col_step"]))
+    if view == "crop":  # rows and planes strided, as a letterbox crop of scores
+        return values[:, h // 3 :, 1 : w + 1]
+    if view == "batch":
+        return values[None, ..., :w]
+    if view == "col_step":
+        return np.ascontiguousarray(np.repeat(values[..., :w], 2, axis=2))[..., ::2]
+    return np.ascontiguousarray(values[..., :w])
+
+
+@SETTINGS
+@given(scores=score_arrays(), size=st.tuples(st.integers(0, 90), st.integers(0, 40)))
+def test_upsample_argmax(backend, scores, size):
+    assert_same(coreseg.upsample_argmax(scores, size), reference.upsample_argmax(scores, size))
+
+
+def test_upsample_argmax_threads_and_large(threads):
+    # Large enough to be split over the pool; 21 classes as PASCAL VOC.
+    rng = np.random.default_rng(3)
+    e = np.exp(4 * np.kron(rng.standard_normal((21, 8, 8)), np.ones((4, 4)))).astype(np.float32)
+    scores = e / e.sum(0)
+    assert_same(coreseg.upsample_argmax(scores, (700, 500)), reference.upsample_argmax(scores, (700, 500)))
+
+
+def test_upsample_argmax_semantics():
+    # Sampling as torch's bilinear interpolate(align_corners=False): source
+    # x = (i + 0.5) * 2 / 8 - 0.5 = -0.375, -0.125, 0.125, ... 1.375; clamped
+    # at the edges. Class 1 takes over past the midpoint 0.5.
+    p1 = np.array([[0.2, 0.8]], np.float32)
+    scores = np.stack([1 - p1, p1])
+    for api in (coreseg, reference):
+        assert api.upsample_argmax(scores, (8, 1)).tolist() == [[0, 0, 0, 0, 1, 1, 1, 1]]
+        # A tie at the midpoint goes to the lower class id, and NaN counts as 0.
+        tie = np.array([[[1.0, 0.0]], [[0.0, 1.0]]], np.float32)
+        assert api.upsample_argmax(tie, (3, 1)).tolist() == [[0, 0, 1]]
+        nan = np.array([[[np.nan]], [[0.1]]], np.float32)
+        assert api.upsample_argmax(nan, (2, 2)).tolist() == [[1, 1], [1, 1]]
+        # Same size: the plain argmax of the (quantised) scores.
+        rng = np.random.default_rng(0)
+        s = rng.random((5, 6, 7)).astype(np.float32)
+        np.testing.assert_array_equal(api.upsample_argmax(s, (7, 6)), np.argmax(s, axis=0))
+        assert api.upsample_argmax(s, (0, 4)).shape == (4, 0)
+
+
+def test_upsample_argmax_agrees_with_float_bilinear():
+    """Away from near-ties, the quantised arithmetic picks the class that
+    float bilinear interpolation (torch's convention, here in numpy) does."""
+    rng = np.random.default_rng(5)
+    e = np.exp(3 * rng.standard_normal((6, 12, 10)))
+    scores = (e / e.sum(0)).astype(np.float32)
+    w, h = 53, 61
+
+    def coords(n_in, n_out):
+        src = np.maximum((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0)
+        i0 = np.minimum(np.floor(src).astype(int), n_in - 1)
+        return i0, np.minimum(i0 + 1, n_in - 1), src - i0
+
+    y0, y1, ly = coords(12, h)
+    x0, x1, lx = coords(10, w)
+    s = scores.astype(np.float64)
+    rows = s[:, y0] * (1 - ly)[:, None] + s[:, y1] * ly[:, None]
+    interp = rows[:, :, x0] * (1 - lx) + rows[:, :, x1] * lx
+    top2 = np.sort(interp, axis=0)[-2:]
+    clear = top2[1] - top2[0] > 0.01
+    got = coreseg.upsample_argmax(scores, (w, h))
+    np.testing.assert_array_equal(got[clear], np.argmax(interp, axis=0)[clear])
+    assert clear.mean() > 0.9
+
+
+@st.composite
 def color_maps(draw):
     dtype = draw(st.sampled_from([np.uint8, np.uint16]))
     n = draw(st.integers(1, 40))

@@ -223,6 +223,33 @@ void ArgmaxPy(const py::array& logits, py::array& out) {
   Argmax(l, reinterpret_cast<int32_t*>(o), stride);
 }
 
+void UpsampleArgmaxPy(const py::array& scores, py::array& out) {
+  const bool half = scores.dtype().is(py::dtype("float16"));
+  if (!half && !scores.dtype().is(py::dtype::of<float>()))
+    throw py::type_error("scores must have dtype float32 or float16, got " + DtypeString(scores));
+  if (scores.ndim() != 3)
+    throw py::value_error("scores must have shape (classes, h, w), got " + ShapeString(scores));
+  if (scores.shape(0) < 1 || scores.shape(0) > (1 << 16))
+    throw py::value_error("scores must have 1..65536 classes, got " + std::to_string(scores.shape(0)));
+  const py::ssize_t item = scores.itemsize();
+  if (scores.size() > 0 && ((scores.shape(2) > 1 && scores.strides(2) != item) ||
+                            scores.strides(0) % item != 0 || scores.strides(1) % item != 0))
+    throw py::value_error("scores must have packed rows (strides[2] == itemsize)");
+  CheckRowSize(scores.shape(0) * scores.shape(2), "scores (classes x width)");
+  if (out.ndim() != 2) throw py::value_error("out must be a 2-D array, got shape " + ShapeString(out));
+  const int64_t w = out.shape(1), h = out.shape(0);
+  if (w > 0 && h > 0 && (scores.shape(1) == 0 || scores.shape(2) == 0))
+    throw py::value_error("scores is empty: there is nothing to upsample from");
+  CheckRowSize(w, "out");
+  const Logits s{static_cast<const uint8_t*>(scores.data()), half, scores.shape(0), scores.shape(2),
+                 scores.shape(1), scores.strides(0), scores.strides(1)};
+  ptrdiff_t stride;
+  uint8_t* o = AsOutput(out, {h, w}, py::dtype::of<int32_t>(), &stride);
+  if (w == 0 || h == 0) return;
+  py::gil_scoped_release release;
+  UpsampleArgmax(s, reinterpret_cast<int32_t*>(o), w, h, stride);
+}
+
 int64_t DecodeColorsPy(const py::array& rgb, const py::array& colors, int32_t unknown, py::array& out) {
   const bool sixteen = rgb.dtype().is(py::dtype::of<uint16_t>());
   if (!sixteen && !rgb.dtype().is(py::dtype::of<uint8_t>()))
@@ -335,6 +362,7 @@ PYBIND11_MODULE(_native, m) {
         py::arg("ignore_index"), py::arg("out"));
   m.def("class_histogram", &ClassHistogramPy, py::arg("labels"), py::arg("num_classes"), py::arg("out"));
   m.def("argmax", &ArgmaxPy, py::arg("logits"), py::arg("out"));
+  m.def("upsample_argmax", &UpsampleArgmaxPy, py::arg("scores"), py::arg("out"));
   m.def("nearest_index_map", &NearestIndexMapPy, py::arg("src"), py::arg("dst"));
   m.def("resample_axis", &ResampleAxisPy, py::arg("in_size"), py::arg("out_size"));
 }

@@ -77,6 +77,21 @@ struct Logits {
 // NaN is never the largest.
 void Argmax(const Logits& logits, int32_t* out, ptrdiff_t out_stride);
 
+// out (out_height x out_width, int32) = the first class with the largest
+// bilinearly interpolated score (half-pixel centres; scores in [0, 1],
+// quantised to kScoreOne, weights to kLerpBits: exact integers, row.h).
+// `scores` is (channels, height, width), float32 or float16.
+void UpsampleArgmax(const Logits& scores, int32_t* out, int64_t out_width, int64_t out_height,
+                    ptrdiff_t out_stride);
+
+// The per-axis map of UpsampleArgmax: output x interpolates source i0[x]
+// and i1[x] with weight w1[x] / kLerpOne on i1 (i0 == i1 at the edges).
+struct LerpAxis {
+  std::vector<int32_t> i0, i1;
+  std::vector<int16_t> w1;
+};
+LerpAxis ComputeLerpAxis(int64_t in_size, int64_t out_size);
+
 // A colour-coded map: 3 channels of uint8 or uint16 per pixel, pixels packed.
 struct ColorMap {
   const uint8_t* data;

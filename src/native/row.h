@@ -32,6 +32,14 @@ constexpr int kInterBits = 7;
 constexpr int kVerticalShift = kCoeffBits - kInterBits;    // 7
 constexpr int kHorizontalShift = kCoeffBits + kInterBits;  // 21
 
+// Fixed point of upsample_argmax (upsample.cc): scores in [0, 1] become
+// integers 0..kScoreOne, bilinear weights carry kLerpBits fractional bits,
+// and a fully interpolated value (< kScoreOne << 2 * kLerpBits < 2^31) is
+// exact in int32, so every backend and the numpy reference agree.
+constexpr int kScoreOne = 32767;
+constexpr int kLerpBits = 8;
+constexpr int kLerpOne = 1 << kLerpBits;
+
 // dst[x] (4 bytes) = color if src[x] equals one of selected[0..n) else 0.
 template <typename T>
 using RenderMaskRowFn = void (*)(const T* src, const int32_t* selected,
@@ -78,6 +86,15 @@ template <typename T>
 using ArgmaxRowFn = void (*)(const T* src, ptrdiff_t plane, int channels,
                              int32_t* dst, int width);
 
+// Vertical pass of upsample_argmax: dst[i] = a[i] * wa + b[i] * wb, exact
+// (a, b in 0..kScoreOne; wa + wb == kLerpOne).
+using UpsampleVerticalRowFn = void (*)(const int16_t* a, const int16_t* b,
+                                       int wa, int wb, int32_t* dst, int count);
+
+// dst[x] = the first c in [0, channels) with the largest src[c * plane + x].
+using ArgmaxInt32RowFn = void (*)(const int32_t* src, ptrdiff_t plane,
+                                  int channels, int32_t* dst, int width);
+
 template <typename T>
 struct LabelRowFunctions {
   RenderMaskRowFn<T> render_mask;
@@ -95,6 +112,8 @@ struct RowFunctions {
   ResampleHorizontalRowFn resample_horizontal;
   ArgmaxRowFn<float> argmax_f32;
   ArgmaxRowFn<uint16_t> argmax_f16;
+  UpsampleVerticalRowFn upsample_vertical;
+  ArgmaxInt32RowFn argmax_i32;
 
   template <typename T>
   const LabelRowFunctions<T>& labels() const;
@@ -144,6 +163,10 @@ void ResampleHorizontalRow_C(const int16_t* src, int channels,
 void ArgmaxRow_C(const float* src, ptrdiff_t plane, int channels, int32_t* dst,
                  int width);
 void ArgmaxRow_C(const uint16_t* src, ptrdiff_t plane, int channels,
+                 int32_t* dst, int width);
+void UpsampleVerticalRow_C(const int16_t* a, const int16_t* b, int wa, int wb,
+                           int32_t* dst, int count);
+void ArgmaxRow_C(const int32_t* src, ptrdiff_t plane, int channels,
                  int32_t* dst, int width);
 
 // IEEE half (as bits) to float, exactly: subnormals, infinities and NaN too.

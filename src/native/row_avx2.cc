@@ -199,6 +199,38 @@ void ArgmaxRow_AVX2(const T* src, ptrdiff_t plane, int channels, int32_t* dst, i
   ArgmaxRow_C(src + x, plane, channels, dst + x, width - x);
 }
 
+void UpsampleVerticalRow_AVX2(const int16_t* a, const int16_t* b, int wa, int wb,
+                              int32_t* dst, int count) {
+  // Interleave (a, b) in 128-bit halves so the 256-bit madd keeps lane order.
+  const __m256i w = _mm256_set1_epi32(PackPair(static_cast<int16_t>(wa), static_cast<int16_t>(wb)));
+  int i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i));
+    const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i));
+    const __m256i pairs = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_unpacklo_epi16(va, vb)), _mm_unpackhi_epi16(va, vb), 1);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_madd_epi16(pairs, w));
+  }
+  UpsampleVerticalRow_C(a + i, b + i, wa, wb, dst + i, count - i);
+}
+
+void ArgmaxInt32Row_AVX2(const int32_t* src, ptrdiff_t plane, int channels, int32_t* dst,
+                         int width) {
+  int x = 0;
+  for (; x + 8 <= width; x += 8) {
+    __m256i best = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + x));
+    __m256i index = _mm256_setzero_si256();
+    for (int c = 1; c < channels; ++c) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + c * plane + x));
+      const __m256i greater = _mm256_cmpgt_epi32(v, best);
+      best = _mm256_max_epi32(best, v);
+      index = _mm256_blendv_epi8(index, _mm256_set1_epi32(c), greater);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + x), index);
+  }
+  ArgmaxRow_C(src + x, plane, channels, dst + x, width - x);
+}
+
 }  // namespace
 
 const RowFunctions kRowsAVX2 = {
@@ -212,6 +244,8 @@ const RowFunctions kRowsAVX2 = {
     ResampleHorizontalRow_AVX2,
     ArgmaxRow_AVX2<float>,
     ArgmaxRow_AVX2<uint16_t>,
+    UpsampleVerticalRow_AVX2,
+    ArgmaxInt32Row_AVX2,
 };
 
 }  // namespace coreseg

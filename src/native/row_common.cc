@@ -119,6 +119,26 @@ void ArgmaxRow_C(const uint16_t* src, ptrdiff_t plane, int channels, int32_t* ds
   ArgmaxRowT(src, plane, channels, dst, width);
 }
 
+void UpsampleVerticalRow_C(const int16_t* a, const int16_t* b, int wa, int wb,
+                           int32_t* dst, int count) {
+  for (int i = 0; i < count; ++i) dst[i] = a[i] * wa + b[i] * wb;
+}
+
+void ArgmaxRow_C(const int32_t* src, ptrdiff_t plane, int channels, int32_t* dst,
+                 int width) {
+  for (int x = 0; x < width; ++x) {
+    int32_t best = src[x], index = 0;
+    for (int c = 1; c < channels; ++c) {
+      const int32_t v = src[c * plane + x];
+      if (v > best) {  // strict: the first maximum wins
+        best = v;
+        index = c;
+      }
+    }
+    dst[x] = index;
+  }
+}
+
 #define CORESEG_INSTANTIATE_LABEL_ROWS(T)                                  \
   template void RenderMaskRow_C<T>(const T*, const int32_t*, int, uint32_t, \
                                    uint8_t*, int);                          \
@@ -140,6 +160,8 @@ const RowFunctions kRowsC = {
     ResampleVerticalRow_C,
     ResampleHorizontalRow_C,
     ArgmaxRow_C,
+    ArgmaxRow_C,
+    UpsampleVerticalRow_C,
     ArgmaxRow_C,
 };
 

@@ -164,6 +164,38 @@ void ArgmaxRow_NEON(const T* src, ptrdiff_t plane, int channels, int32_t* dst, i
   ArgmaxRow_C(src + x, plane, channels, dst + x, width - x);
 }
 
+void UpsampleVerticalRow_NEON(const int16_t* a, const int16_t* b, int wa, int wb,
+                              int32_t* dst, int count) {
+  const int16x4_t va_w = vdup_n_s16(static_cast<int16_t>(wa));
+  const int16x4_t vb_w = vdup_n_s16(static_cast<int16_t>(wb));
+  int i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const int16x8_t va = vld1q_s16(a + i), vb = vld1q_s16(b + i);
+    const int32x4_t lo = vmlal_s16(vmull_s16(vget_low_s16(va), va_w), vget_low_s16(vb), vb_w);
+    const int32x4_t hi = vmlal_s16(vmull_s16(vget_high_s16(va), va_w), vget_high_s16(vb), vb_w);
+    vst1q_s32(dst + i, lo);
+    vst1q_s32(dst + i + 4, hi);
+  }
+  UpsampleVerticalRow_C(a + i, b + i, wa, wb, dst + i, count - i);
+}
+
+void ArgmaxInt32Row_NEON(const int32_t* src, ptrdiff_t plane, int channels, int32_t* dst,
+                         int width) {
+  int x = 0;
+  for (; x + 4 <= width; x += 4) {
+    int32x4_t best = vld1q_s32(src + x);
+    uint32x4_t index = vdupq_n_u32(0);
+    for (int c = 1; c < channels; ++c) {
+      const int32x4_t v = vld1q_s32(src + c * plane + x);
+      const uint32x4_t greater = vcgtq_s32(v, best);
+      best = vmaxq_s32(best, v);
+      index = vbslq_u32(greater, vdupq_n_u32(static_cast<uint32_t>(c)), index);
+    }
+    vst1q_s32(dst + x, vreinterpretq_s32_u32(index));
+  }
+  ArgmaxRow_C(src + x, plane, channels, dst + x, width - x);
+}
+
 }  // namespace
 
 const RowFunctions kRowsNEON = {
@@ -177,6 +209,8 @@ const RowFunctions kRowsNEON = {
     ResampleHorizontalRow_NEON,
     ArgmaxRow_NEON<float>,
     ArgmaxRow_NEON<uint16_t>,
+    UpsampleVerticalRow_NEON,
+    ArgmaxInt32Row_NEON,
 };
 
 }  // namespace coreseg

@@ -176,6 +176,37 @@ void ArgmaxRowHalf_C(const uint16_t* src, ptrdiff_t plane, int channels, int32_t
   ArgmaxRow_C(src, plane, channels, dst, width);
 }
 
+void UpsampleVerticalRow_SSE41(const int16_t* a, const int16_t* b, int wa, int wb,
+                               int32_t* dst, int count) {
+  // (a, b) pairs times (wa, wb) pairs: one madd gives a*wa + b*wb per lane.
+  const __m128i w = CoeffPair(static_cast<int16_t>(wa), static_cast<int16_t>(wb));
+  int i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i));
+    const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm_madd_epi16(_mm_unpacklo_epi16(va, vb), w));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i + 4), _mm_madd_epi16(_mm_unpackhi_epi16(va, vb), w));
+  }
+  UpsampleVerticalRow_C(a + i, b + i, wa, wb, dst + i, count - i);
+}
+
+void ArgmaxInt32Row_SSE41(const int32_t* src, ptrdiff_t plane, int channels, int32_t* dst,
+                          int width) {
+  int x = 0;
+  for (; x + 4 <= width; x += 4) {
+    __m128i best = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + x));
+    __m128i index = _mm_setzero_si128();
+    for (int c = 1; c < channels; ++c) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + c * plane + x));
+      const __m128i greater = _mm_cmpgt_epi32(v, best);
+      best = _mm_max_epi32(best, v);
+      index = _mm_blendv_epi8(index, _mm_set1_epi32(c), greater);
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + x), index);
+  }
+  ArgmaxRow_C(src + x, plane, channels, dst + x, width - x);
+}
+
 }  // namespace
 
 const RowFunctions kRowsSSE41 = {
@@ -191,6 +222,8 @@ const RowFunctions kRowsSSE41 = {
     ResampleHorizontalRow_SSE41,
     ArgmaxRow_SSE41,
     ArgmaxRowHalf_C,
+    UpsampleVerticalRow_SSE41,
+    ArgmaxInt32Row_SSE41,
 };
 
 }  // namespace coreseg

@@ -196,6 +196,40 @@ void TestArgmax(const RowFunctions& simd) {
   }
 }
 
+void TestUpsampleRows(const RowFunctions& simd) {
+  for (int width : Widths()) {
+    // Vertical lerp: scores over the whole 0..kScoreOne range, every kind of
+    // weight split (all on one row, all on the other, in between).
+    for (int wb : {0, 1, 77, 128, 255, kLerpOne}) {
+      std::vector<int16_t> a(width + 1), b(width + 1);
+      for (size_t i = 0; i < a.size(); ++i) {
+        a[i] = static_cast<int16_t>(rng() % 4 == 0 ? kScoreOne : rng() % (kScoreOne + 1));
+        b[i] = static_cast<int16_t>(rng() % 4 == 0 ? 0 : rng() % (kScoreOne + 1));
+      }
+      std::vector<int32_t> ra(width + 1, -1), rb(width + 1, -1);
+      UpsampleVerticalRow_C(a.data() + 1, b.data() + 1, kLerpOne - wb, wb, ra.data(), width);
+      simd.upsample_vertical(a.data() + 1, b.data() + 1, kLerpOne - wb, wb, rb.data(), width);
+      Check(ra == rb, simd.name, "upsample_vertical", width, wb);
+    }
+    // int32 argmax across planes: ties (first wins) and the int32 extremes.
+    for (int channels : {1, 2, 3, 8, 21, 150}) {
+      const ptrdiff_t plane = width + 3;
+      std::vector<int32_t> v(plane * channels + 1);
+      for (int32_t& x : v) {
+        const uint32_t r = rng() % 16;
+        x = r == 0 ? std::numeric_limits<int32_t>::min()
+            : r == 1 ? std::numeric_limits<int32_t>::max()
+            : r < 8 ? static_cast<int32_t>(rng() % 4)
+                    : static_cast<int32_t>(rng());
+      }
+      std::vector<int32_t> a(width + 1, -1), b(width + 1, -1);
+      ArgmaxRow_C(v.data() + 1, plane, channels, a.data(), width);
+      simd.argmax_i32(v.data() + 1, plane, channels, b.data(), width);
+      Check(a == b, simd.name, "argmax_i32", width, channels);
+    }
+  }
+}
+
 void TestHalfToFloat() {
   // Spot values whose float value is known exactly.
   const struct {
@@ -234,6 +268,7 @@ int main() {
     TestBlend(simd);
     TestResample(simd);
     TestArgmax(simd);
+    TestUpsampleRows(simd);
     std::printf("%s: %s\n", b.c_str(), failed == before ? "all rows match C" : "MISMATCH");
   }
   std::printf("%d passed, %d failed\n", passed, failed);

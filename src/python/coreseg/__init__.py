@@ -11,6 +11,7 @@ import os as _os
 from . import _native
 from .kernels import (
     argmax,
+    upsample_argmax,
     class_histogram,
     confusion_matrix,
     decode_colors,
@@ -46,6 +47,7 @@ __all__ = [
     "composite",
     "resize_image",
     "argmax",
+    "upsample_argmax",
     "decode_colors",
     "confusion_matrix",
     "class_histogram",

@@ -22,6 +22,10 @@ LAYOUTS = {
 }
 
 
+#: Most classes upsample_argmax takes (its per-row buffers are classes x width).
+MAX_SCORE_CLASSES = 1 << 16
+
+
 def _as_array(value, name: str) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value
@@ -196,6 +200,17 @@ def logits_array(logits, name: str = "logits") -> np.ndarray:
     if not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))
     if a.size and ((a.shape[2] > 1 and a.strides[2] != a.itemsize) or a.strides[0] % a.itemsize):
+        a = np.ascontiguousarray(a)
+    return a
+
+
+def scores_array(scores, name: str = "scores") -> np.ndarray:
+    """(classes, h, w) float32/float16 scores, as logits_array, with the
+    class-count limit of upsample_argmax."""
+    a = logits_array(scores, name)
+    if a.shape[0] > MAX_SCORE_CLASSES:
+        raise ValueError(f"{name} has {a.shape[0]} classes; at most {MAX_SCORE_CLASSES} are supported")
+    if a.size and a.strides[1] % a.itemsize:
         a = np.ascontiguousarray(a)
     return a
 

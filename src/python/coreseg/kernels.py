@@ -25,6 +25,7 @@ __all__ = [
     "composite",
     "resize_image",
     "argmax",
+    "upsample_argmax",
     "decode_colors",
     "confusion_matrix",
     "class_histogram",
@@ -205,6 +206,46 @@ def argmax(logits, out=None):
     logits = _args.logits_array(logits)
     out = _args.out_array(out, logits.shape[1:], np.int32, inputs=(logits,))
     _native.argmax(logits, out)
+    return out
+
+
+def upsample_argmax(scores, size, out=None):
+    """Class map at another size from per-class scores: bilinear
+    interpolation of the scores, then the first class with the largest one.
+
+    Edges follow the object at the output's resolution instead of the
+    staircase of `resize_labels`. The sampling is that of
+    ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``
+    (half-pixel centres). To be exact on every SIMD path, scores are
+    quantised to ``round(p * 32767)`` (NaN and p < 0 count as 0, p > 1 as 1)
+    and the interpolation weights to 1/256; the interpolated values are then
+    exact integers, so ties resolve to the lowest class id everywhere.
+
+    Parameters
+    ----------
+    scores : (classes, h, w) or (1, classes, h, w) ndarray of float32 or float16
+        Per-class probabilities in [0, 1], e.g. ``Segmentation.scores``.
+        Rows must be packed; planes and rows may be strided (a crop is
+        read in place).
+    size : (width, height)
+        Output size in pixels; 0 gives an empty map.
+    out : (height, width) int32 ndarray, optional
+
+    Returns
+    -------
+    labels : (height, width) int32 ndarray
+
+    Examples
+    --------
+    >>> import numpy as np, coreseg
+    >>> p = np.array([[[0.9, 0.2]], [[0.1, 0.8]]], np.float32)  # 2 classes, 1x2
+    >>> coreseg.upsample_argmax(p, (4, 1)).tolist()
+    [[0, 0, 1, 1]]
+    """
+    scores = _args.scores_array(scores)
+    w, h = _args.size_arg(size, minimum=0)
+    out = _args.out_array(out, (h, w), np.int32, inputs=(scores,))
+    _native.upsample_argmax(scores, out)
     return out
 
 

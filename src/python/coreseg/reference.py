@@ -25,12 +25,17 @@ __all__ = [
     "resize_image",
     "resample_axis",
     "argmax",
+    "upsample_argmax",
+    "lerp_axis",
+    "quantise_scores",
     "decode_colors",
     "confusion_matrix",
     "class_histogram",
     "default_palette",
 ]
 
+SCORE_ONE = 32767  # upsample_argmax: a score of 1.0
+LERP_BITS = 8  # upsample_argmax: fractional bits of the bilinear weights
 COEFF_BITS = 14  # fractional bits of the resample coefficients
 INTER_BITS = 7  # fractional bits kept between the vertical and horizontal pass
 
@@ -192,6 +197,48 @@ def argmax(logits, out=None):
     out = _args.out_array(out, logits.shape[1:], np.int32, inputs=(logits,))
     scores = logits.astype(np.float32)
     out[...] = np.argmax(np.where(np.isnan(scores), -np.inf, scores), axis=0)
+    return out
+
+
+def quantise_scores(scores) -> np.ndarray:
+    """round(p * SCORE_ONE) as int64, with NaN and p < 0 as 0, p > 1 as 1."""
+    p = scores.astype(np.float64)
+    p = np.where(p > 0, np.minimum(p, 1.0), 0.0)  # NaN > 0 is False
+    return np.floor(p * SCORE_ONE + 0.5).astype(np.int64)
+
+
+def lerp_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i0, i1, w1) of each output index: it interpolates source i0 and i1
+    with weight w1 / 2**LERP_BITS on i1. The source coordinate is
+    (x + 0.5) * in / out - 0.5 clamped at 0 (align_corners=False), taken
+    exactly as a fraction; w1 is its fractional part rounded to 1/256."""
+    x = np.arange(out_size, dtype=np.int64)
+    num = np.maximum(0, (2 * x + 1) * in_size - out_size)
+    den = 2 * out_size
+    i0 = num // den
+    w1 = ((num - i0 * den) * (1 << LERP_BITS) + out_size) // den
+    i1 = i0 + 1
+    edge = i0 >= in_size - 1
+    i0[edge] = i1[edge] = in_size - 1
+    w1[edge] = 0
+    return i0, i1, w1
+
+
+def upsample_argmax(scores, size, out=None):
+    scores = _args.scores_array(scores)
+    w, h = _args.size_arg(size, minimum=0)
+    out = _args.out_array(out, (h, w), np.int32, inputs=(scores,))
+    if w == 0 or h == 0:
+        return out
+    if scores.shape[1] == 0 or scores.shape[2] == 0:
+        raise ValueError("scores is empty: there is nothing to upsample from")
+    q = quantise_scores(scores)
+    one = 1 << LERP_BITS
+    y0, y1, wy = lerp_axis(scores.shape[1], h)
+    x0, x1, wx = lerp_axis(scores.shape[2], w)
+    rows = q[:, y0, :] * (one - wy)[None, :, None] + q[:, y1, :] * wy[None, :, None]  # (C, h, sw)
+    values = rows[:, :, x0] * (one - wx) + rows[:, :, x1] * wx  # (C, h, w), exact
+    out[...] = np.argmax(values, axis=0)  # the first maximum
     return out
 
 
