@@ -136,9 +136,9 @@ def test_annotate_onnx_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("build, message", [
-    (om.two_inputs, r"needs one image input \(uint8 or float, rank 4\), and has: a tensor\(float\)"),
+    (om.two_inputs, r"needs exactly one image input, and has: a float32 \[1, 3, 12, 20\], b float32"),
     (om.five_channel_input, r"has no axis of 3 colour channels"),
-    (om.vector_output, r"first output must be an integer class map or float logits .* scores tensor\(float\) \[1, 3\]"),
+    (om.vector_output, r"no output is an integer class map or float scores .* the outputs are: scores float32 \[1, 3\]"),
 ])
 def test_not_segmentation_models(tmp_path, build, message):
     with pytest.raises(ModelError, match=message):
@@ -147,21 +147,21 @@ def test_not_segmentation_models(tmp_path, build, message):
 
 def test_bad_onnx_files_and_metadata(tmp_path):
     (tmp_path / "corrupt.onnx").write_bytes(b"\x08\x01garbage")
-    with pytest.raises(ModelError, match="corrupt.onnx: ONNX Runtime cannot load it"):
+    with pytest.raises(ModelError, match="corrupt.onnx: not a readable ONNX model"):
         coreseg.load(tmp_path / "corrupt.onnx")
     with pytest.raises(ModelError, match="no such file"):
         coreseg.load(tmp_path / "missing.onnx")
     bad_std = om.logits_identity(metadata={"coreseg.input.std": "[1, 0, 1]"})
     with pytest.raises(ModelError, match="coreseg.input.std must not contain 0"):
         coreseg.load(om.save(bad_std, tmp_path / "s.onnx"))
-    bad_mean = om.logits_identity(metadata={"coreseg.input.mean": "0.5"})
-    with pytest.raises(ModelError, match="coreseg.input.mean must be a JSON list of 3 numbers"):
+    bad_mean = om.logits_identity(metadata={"coreseg.input.mean": "[0.5, 1]"})
+    with pytest.raises(ModelError, match=r"metadata coreseg.input.mean must be 3 numbers on the 0..1 scale"):
         coreseg.load(om.save(bad_mean, tmp_path / "m.onnx"))
     bad_params = om.argmax_nhwc_uint8({"com.apple.coreml.model.preview.params": "{nope"})
     with pytest.raises(ModelError, match="preview.params is not JSON"):
         coreseg.load(om.save(bad_params, tmp_path / "p.onnx"))
     wrong_count = om.logits_identity(metadata=om.labels_meta(["a", "b"]))
-    with pytest.raises(ModelError, match="2 labels for 3 logit channels"):
+    with pytest.raises(ModelError, match="2 labels for 3 score channels"):
         coreseg.load(om.save(wrong_count, tmp_path / "c.onnx"))
 
 

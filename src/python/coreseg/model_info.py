@@ -72,12 +72,26 @@ class ModelInfo:
         The (width, height) sizes a model with enumerated sizes accepts.
     output_name : str
     output_dtype : str
-        "int32" (or "int8").
+        "int32" (or "int8") for class maps; "float32"/"float16" for scores.
     output_shape : tuple of int or None
-        The class map's declared shape, e.g. (448, 448); None if flexible.
+        The output's declared shape, e.g. (448, 448); None if flexible; -1
+        for a dynamic axis.
     author, license, version, description : str
     user_defined : dict of str to str
         All creator-defined metadata.
+    input_dtype : str
+        "image" for Core ML image inputs, else the tensor's dtype.
+    input_layout : str
+        "NHWC" or "NCHW" for tensor inputs, "" for Core ML images.
+    normalization : str
+        How float inputs are scaled: a preset of coreseg.contract.NORMALIZATIONS
+        or "custom"; "" when pixels are fed as they are.
+    output_kind : {"labels", "scores", "binary"}
+        An integer class map, per-class scores, or one foreground channel.
+    output_layout : str or None
+        "NCHW" or "NHWC" for score outputs.
+    output_activation : str
+        What score outputs hold: "logits", "softmax", "sigmoid" or "none".
     """
 
     path: Path
@@ -100,6 +114,12 @@ class ModelInfo:
     version: str = ""
     description: str = ""
     user_defined: dict = field(default_factory=dict)
+    input_dtype: str = "image"
+    input_layout: str = ""
+    normalization: str = ""
+    output_kind: str = "labels"
+    output_layout: str | None = None
+    output_activation: str = "none"
 
     @property
     def num_classes(self) -> int | None:
@@ -149,15 +169,17 @@ class ModelInfo:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["path"] = str(self.path)
         d["colors"] = None if self.colors is None else ["#" + bytes(c).hex().upper() for c in self.colors]
-        d["input_size"] = list(self.input_size)
+        d["input_size"] = None if self.input_size is None else list(self.input_size)
         return json.loads(json.dumps(d))
 
     def summary(self) -> str:
         """A human-readable description, as ``coreseg info`` prints it."""
-        w, h = self.input_size
+        size = "any size" if self.input_size is None else "x".join(map(str, self.input_size))
+        kind = "image" if self.input_dtype == "image" else f"{self.input_dtype} {self.input_layout} tensor"
         lines = [
             f"{self.path.name}: {self.format} ({self.model_type}, spec v{self.spec_version})",
-            f"  input   {self.input_name}: {w}x{h} {self.input_color_layout} image",
+            f"  input   {self.input_name}: {size} {self.input_color_layout} {kind}"
+            + (f", normalization {self.normalization}" if self.normalization else ""),
         ]
         if self.input_size_range:
             (w0, w1), (h0, h1) = self.input_size_range
@@ -166,7 +188,9 @@ class ModelInfo:
         if self.input_sizes:
             lines.append("          sizes: " + ", ".join(f"{a}x{b}" for a, b in self.input_sizes))
         shape = "flexible" if self.output_shape is None else "x".join(map(str, self.output_shape))
-        lines.append(f"  output  {self.output_name}: {self.output_dtype} class map, {shape}")
+        what = {"labels": "class map", "scores": f"{self.output_layout} scores ({self.output_activation})",
+                "binary": f"binary {self.output_layout} score ({self.output_activation})"}[self.output_kind]
+        lines.append(f"  output  {self.output_name}: {self.output_dtype} {what}, {shape}")
         lines.append(f"  preview type: {self.preview_type or '(none)'}")
         if self.labels is None:
             lines.append("  labels: none (class ids are used)")
@@ -189,7 +213,8 @@ def inspect(path) -> ModelInfo:
     ----------
     path : str or os.PathLike
         A ``.mlpackage`` folder or an ``.mlmodel`` file; an ``.onnx`` file
-        is read through ONNX Runtime (``coreseg[onnx]``).
+        is read with the ``onnx`` package (``coreseg[onnx]``) under the
+        model contract of coreseg.contract.
 
     Returns
     -------
@@ -204,9 +229,9 @@ def inspect(path) -> ModelInfo:
     """
     path = Path(os.fspath(path))
     if path.suffix.lower() == ".onnx":
-        from .backends.onnx import OnnxSegmenter
+        from . import onnx_file  # model files only: no runtime, no backend
 
-        return OnnxSegmenter(path).info
+        return onnx_file.describe(onnx_file.read(path))[0]
     spec, fmt = read_spec(path)
     return info_from_spec(spec, path, fmt)
 

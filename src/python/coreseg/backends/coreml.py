@@ -23,6 +23,7 @@ content hash and the macOS build, so a second load does not compile.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import platform
@@ -43,6 +44,7 @@ from ..model_info import (
     inspect,
     parse_preview_params,
 )
+from ..geometry import place
 from ..segmenter import Segmentation, Segmenter
 
 COMPUTE_UNIT_CODES = {"cpu": 0, "cpu_gpu": 1, "all": 2, "cpu_ne": 3}
@@ -149,7 +151,7 @@ class CoreMLSegmenter(Segmenter):
 
     backend = "coreml"
 
-    def __init__(self, path, compute_units: str = "all"):
+    def __init__(self, path, compute_units: str = "all", crop: str = "fill", labels=None):
         from .. import _coreml
 
         path = Path(path)
@@ -166,19 +168,37 @@ class CoreMLSegmenter(Segmenter):
         self._output_shape = tuple(self._model.output_shape)
         self.description_info = info_from_description(self._model.describe(), path, self._model.input_size,
                                                       self._output_shape)
-        super().__init__(spec_info or self.description_info)
+        info = spec_info or self.description_info
+        if labels is not None:
+            if isinstance(labels, str) or not all(isinstance(n, str) for n in labels):
+                raise TypeError(f"labels must be a list of class names, got {labels!r}")
+            colors = info.colors if info.colors is not None and len(info.colors) == len(labels) else None
+            info = dataclasses.replace(info, labels=list(labels), colors=colors)
+        super().__init__(info, crop)
 
     def _frame(self, image, layout):
+        """(pixels, byte order of the pixel buffer's bytes in them, wrap?,
+        placement) for one image."""
         img = as_image(image)
         layout = (layout or ("RGBA" if img.shape[2] == 4 else "RGB")).upper()
         if layout not in _LAYOUTS or len(layout) != img.shape[2]:
             raise ValueError(f"layout must be one of {', '.join(_LAYOUTS)} with one letter per channel "
                              f"of the image ({img.shape[2]}), got {layout!r}")
+        placement = place((img.shape[1], img.shape[0]), tuple(self._model.input_size), self.crop)
+        if placement.mode == "center":
+            x, y, w, h = placement.source
+            img = img[y : y + h, x : x + w]  # a view: resized straight into the pixel buffer
+        elif placement.mode == "fit" and placement.source != placement.target:
+            # Letterbox into a model-sized frame in the pixel buffer's own
+            # byte order, which is then wrapped, not copied again.
+            if layout not in ("RGB", "RGBA"):
+                img = img[..., [layout.index(c) for c in "RGBA"[: img.shape[2]]]]
+            img, layout = placement.input_image(img, self._pixel_format), self._pixel_format
         # Source channel of each of the pixel buffer's bytes (3 on an RGB
         # source is the alpha byte the kernel sets to 255).
         order = [layout.index(c) if c in layout else 3 for c in self._pixel_format]
         wrap = layout == self._pixel_format and (img.shape[1], img.shape[0]) == tuple(self._model.input_size)
-        return img, order, wrap
+        return img, order, wrap, placement
 
     def _labels(self, out: np.ndarray) -> np.ndarray:
         return out.reshape(out.shape[-2:]) if out.ndim > 2 else out
@@ -194,10 +214,14 @@ class CoreMLSegmenter(Segmenter):
             order ("BGRA" for most models) with an image of the model's
             input size to skip the input copy.
         """
-        img, order, wrap = self._frame(image, layout)
+        img, order, wrap, placement = self._frame(image, layout)
         out = page_aligned_empty(self._output_shape)
         t = self._model.predict(img, order, wrap, out)
-        return Segmentation(self._labels(out), (img.shape[1], img.shape[0]), self.info.labels, self._palette, t)
+        return self._result(out, placement, t)
+
+    def _result(self, out, placement, timings) -> Segmentation:
+        return Segmentation(self._labels(out), placement.image_size, self.info.labels, self._palette, timings,
+                            placement=None if placement.mode == "fill" else placement)
 
     def predict_batch(self, images, layout: str | None = None) -> list[Segmentation]:
         """Segment several images with one predictionsFromBatch: call."""
@@ -208,5 +232,4 @@ class CoreMLSegmenter(Segmenter):
         t0 = time.perf_counter()
         t = self._model.predict_batch([f[0] for f in frames], [f[1] for f in frames], outs)
         t["total"] = time.perf_counter() - t0
-        return [Segmentation(self._labels(out), (img.shape[1], img.shape[0]), self.info.labels, self._palette, dict(t))
-                for (img, _, _), out in zip(frames, outs)]
+        return [self._result(out, placement, dict(t)) for (_, _, _, placement), out in zip(frames, outs)]
