@@ -82,3 +82,69 @@ def save(model, path):
     return path
 
 
+
+
+def _float_image(shape, dtype=TensorProto.FLOAT):
+    return helper.make_tensor_value_info("image", dtype, shape)
+
+
+def identity_nhwc(metadata=None, dtype=TensorProto.FLOAT, shape=(1, H, W, 3)):
+    """float NHWC in, the same values out as NHWC scores [1, h, w, 3]."""
+    return _model([helper.make_node("Identity", ["image"], ["scores"])], [_float_image(list(shape), dtype)],
+                  [helper.make_tensor_value_info("scores", dtype, list(shape))], metadata)
+
+
+def labels_with_unit_axes():
+    """uint8 NHWC in -> int64 [1, H, W, 1] class map (ArgMax keepdims)."""
+    nodes = [helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("ArgMax", ["f"], ["labels"], axis=3, keepdims=1)]
+    return _model(nodes, [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, H, W, 3])],
+                  [helper.make_tensor_value_info("labels", TensorProto.INT64, [1, H, W, 1])])
+
+
+def scores_and_labels():
+    """float NCHW in -> two outputs: scores [1, 3, H, W] and an int32 map."""
+    nodes = [helper.make_node("Identity", ["image"], ["scores"]),
+             helper.make_node("ArgMax", ["image"], ["i"], axis=1, keepdims=0),
+             helper.make_node("Cast", ["i"], ["labels"], to=TensorProto.INT32)]
+    return _model(nodes, [_float_image([1, 3, H, W])],
+                  [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3, H, W]),
+                   helper.make_tensor_value_info("labels", TensorProto.INT32, [1, H, W])])
+
+
+def quarter_resolution_logits(metadata=None):
+    """float NCHW [1, 3, 16, 32] -> logits at a quarter of the size (4x4
+    average pooling) [1, 3, 4, 8]."""
+    node = helper.make_node("AveragePool", ["image"], ["logits"], kernel_shape=[4, 4], strides=[4, 4])
+    return _model([node], [_float_image([1, 3, 16, 32])],
+                  [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 4, 8])], metadata)
+
+
+def binary_channel(activation_node=None, metadata=None):
+    """float NCHW in -> one channel [1, 1, H, W]: the red channel minus 0.5,
+    through a Sigmoid node when activation_node is "Sigmoid"."""
+    half = helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])
+    nodes = [helper.make_node("Slice", ["image", "s0", "s1", "ax"], ["red"]),
+             helper.make_node("Sub", ["red", "half"], ["centred"])]
+    inits = [helper.make_tensor("s0", TensorProto.INT64, [1], [0]), helper.make_tensor("s1", TensorProto.INT64, [1], [1]),
+             helper.make_tensor("ax", TensorProto.INT64, [1], [1]), half]
+    last = "centred"
+    if activation_node:
+        nodes.append(helper.make_node(activation_node, ["centred"], ["activated"]))
+        last = "activated"
+    nodes.append(helper.make_node("Identity", [last], ["mask"]))
+    graph = helper.make_graph(nodes, "g", [_float_image([1, 3, H, W])],
+                              [helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, H, W])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for k, v in (metadata or {}).items():
+        e = model.metadata_props.add()
+        e.key, e.value = k, v
+    onnx.checker.check_model(model)
+    return model
+
+
+def declared(input_shape, output_shape, out_dtype=TensorProto.FLOAT):
+    """A model whose only interest is its declared shapes (for load errors)."""
+    return _model([helper.make_node("Identity", ["image"], ["out"])], [_float_image(list(input_shape))],
+                  [helper.make_tensor_value_info("out", out_dtype, list(output_shape))])

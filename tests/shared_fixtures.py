@@ -8,3 +8,4 @@ from pathlib import Path
 SHARED = Path(os.environ.get("CORESEG_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 DETR = SHARED / "fixtures/detr/DETRResnet50SemanticSegmentationF16P8.mlpackage"
 DATAGEN = SHARED / "fixtures/datagen"
+MEDIAPIPE = SHARED / "fixtures/mediapipe-selfie"

@@ -128,11 +128,14 @@ class InputContract:
         if self.dtype == np.uint8:
             x = rgb
         else:
-            # One pass in float32: x * (1 / (255 std)) - mean / std.
-            scale = (1.0 / (255.0 * self.std)).astype(np.float32)
-            shift = (self.mean / self.std).astype(np.float32)
-            x = rgb * scale
-            x -= shift
+            # Exactly (pixel / 255 - mean) / std in float32, as a plain numpy
+            # preprocessing would compute it, so scores match such a run.
+            x = rgb.astype(np.float32)
+            x /= np.float32(255)
+            if self.mean.any():
+                x -= self.mean
+            if (self.std != 1).any():
+                x /= self.std
         if self.layout == "NCHW":
             x = x.transpose(2, 0, 1)
         return np.ascontiguousarray(x, dtype=self.dtype)[None]
