@@ -248,3 +248,14 @@ def test_center_crop_feeds_the_centre(tmp_path):
     feed = model._preprocess(photo, p)
     assert feed.shape == (1, 3, om.H, om.W)
     np.testing.assert_array_equal(feed[0], fed(photo[:, 13:46]).transpose(2, 0, 1))
+
+
+def test_reading_model_files_imports_no_backend(tmp_path):
+    import subprocess
+    import sys
+
+    path = om.save(om.logits_identity(metadata=om.labels_meta(["a", "b", "c"])), tmp_path / "m.onnx")
+    code = ("import sys, coreseg; info = coreseg.inspect(sys.argv[1]); assert info.labels == ['a', 'b', 'c']; "
+            "loaded = [m for m in sys.modules if m.startswith('coreseg.backends') or m == 'onnxruntime']; "
+            "assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)

@@ -188,3 +188,28 @@ def test_core_ml_models_say_they_need_macos():
 
     with pytest.raises(coreseg.BackendUnavailableError, match="Core ML runs on macOS 13 or later only"):
         coreseg.load(demo.model_path("mlpackage"))
+
+
+def test_sixteen_bit_greyscale_and_exif_read_alike(tmp_path):
+    from PIL import Image
+
+    from coreseg._images import as_image
+
+    ramp = (np.arange(12 * 20, dtype=np.uint32).reshape(12, 20) * 273).astype(np.uint16)  # 0..65247
+    Image.fromarray(ramp).save(tmp_path / "grey16.png")
+    opened = Image.open(tmp_path / "grey16.png")
+    assert opened.mode.startswith("I")
+    expected = np.repeat(((ramp.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)[..., None], 3, axis=2)
+    np.testing.assert_array_equal(as_image(tmp_path / "grey16.png"), expected)  # not all white
+    np.testing.assert_array_equal(as_image(opened), expected)
+    assert expected.max() == 254 and expected.min() == 0
+    # EXIF orientation 6 (rotate 90 clockwise): a path and an opened image agree.
+    rgb = np.random.default_rng(0).integers(0, 256, (12, 20, 3), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(rgb).save(tmp_path / "rot.jpg", exif=exif, quality=100)
+    from_path = as_image(tmp_path / "rot.jpg")
+    assert from_path.shape == (20, 12, 3)
+    np.testing.assert_array_equal(as_image(Image.open(tmp_path / "rot.jpg")), from_path)
+    with pytest.raises(ValueError, match="mode F"):
+        as_image(Image.fromarray(np.zeros((2, 2), np.float32)))

@@ -22,26 +22,46 @@ def pillow():
 
 def as_image(image, name: str = "image") -> np.ndarray:
     """An (H, W, 3) RGB or (H, W, 4) RGBA uint8 array from an array, a PIL
-    image or an image file (EXIF orientation applied)."""
+    image or an image file.
+
+    PIL images and files are read the same way: EXIF orientation applied,
+    greyscale made RGB, 16-bit and 32-bit integer pixels scaled to 8 bits
+    (round(v * 255 / 65535)). Arrays are taken as they are."""
     if isinstance(image, (str, os.PathLike)):
         return read_image(image)
     if type(image).__module__.startswith("PIL."):
-        mode = "RGBA" if image.mode in ("RGBA", "LA", "PA") else "RGB"
-        return np.asarray(image.convert(mode))
+        return pil_to_array(image)
     return _args.image_array(image, name)
 
 
+def pil_to_array(im) -> np.ndarray:
+    """A PIL image as RGB(A) uint8 (see `as_image`)."""
+    _, ImageOps = pillow()
+    if im.getexif().get(0x0112, 1) != 1:  # transpose (a copy) only when EXIF says so
+        im = ImageOps.exif_transpose(im)
+    if im.mode.startswith("I"):  # I;16, I;16B, I;16L, I (32-bit): 16-bit greyscale PNGs and TIFFs
+        grey = np.asarray(im)
+        if grey.size and (grey.min() < 0 or grey.max() > 65535):
+            raise ValueError(f"a {im.mode} image with values outside 0..65535 has no 8-bit meaning; "
+                             "scale it to uint8 first")
+        grey = ((grey.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if im.mode == "F":
+        raise ValueError("a floating-point (mode F) image has no fixed 8-bit scale; convert it to uint8 first")
+    mode = "RGBA" if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info else "RGB"
+    return np.asarray(im if im.mode == mode else im.convert(mode))
+
+
 def read_image(path) -> np.ndarray:
-    """Read an image file as RGB (or RGBA, if it has alpha) uint8."""
-    Image, ImageOps = pillow()
+    """Read an image file as RGB (or RGBA, if it has alpha) uint8 (see
+    `as_image`)."""
+    Image, _ = pillow()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
     try:
         with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            mode = "RGBA" if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info else "RGB"
-            return np.asarray(im.convert(mode))
+            return pil_to_array(im)
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from None
 
