@@ -27,6 +27,7 @@ NAMES = {
     "opencv_nearest_exact": "OpenCV resize(INTER_NEAREST_EXACT)",
     "pillow_nearest": "Pillow resize(NEAREST)",
     "numpy": "numpy idiom",
+    "torch": "torch interpolate(bilinear) + argmax",
     "numpy_bincount": "numpy: np.bincount(gt * C + pred)",
     "memcpy_floor": "memcpy of the same bytes (floor)",
 }
@@ -34,7 +35,7 @@ NAMES = {
 
 def _label(name: str) -> str:
     base = name.split("[")[0].removeprefix("test_")
-    for prefix in ("render_mask_", "colorize_", "resize_labels_", "decode_", "confusion_"):
+    for prefix in ("render_mask_", "colorize_", "resize_labels_", "decode_", "confusion_", "upsample_"):
         base = base.removeprefix(prefix)
     return NAMES.get(base, base)
 

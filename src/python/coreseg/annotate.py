@@ -3,6 +3,7 @@ the preview metadata Apple's sample code reads (see coreseg.model_info)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -80,7 +81,7 @@ def _write_onnx(src: Path, dst: Path, metadata: dict) -> None:
     onnx.save(model, str(dst))
 
 
-def annotate(model, labels, out, colors=None, force: bool = False) -> ModelInfo:
+def annotate(model, labels, out, colors=None, force: bool = False, metadata=None) -> ModelInfo:
     """Copy a segmentation model with labels (and colours) in its metadata.
 
     Writes ``com.apple.coreml.model.preview.type = "imageSegmenter"`` and
@@ -102,6 +103,12 @@ def annotate(model, labels, out, colors=None, force: bool = False) -> ModelInfo:
         One per label.
     force : bool
         Replace `out` if it exists. Without it an existing `out` is an error.
+    metadata : dict of str to str, optional
+        More metadata to write, e.g. the model contract's keys
+        (``{"coreseg.output.activation": "sigmoid",
+        "coreseg.input.normalization": "imagenet"}``, see
+        coreseg.contract). An ONNX copy is checked to load with them before
+        anything is written.
 
     Returns
     -------
@@ -110,10 +117,15 @@ def annotate(model, labels, out, colors=None, force: bool = False) -> ModelInfo:
     """
     src, dst = Path(os.fspath(model)), Path(os.fspath(out))
     labels = _check_labels(labels)
+    extra = dict(metadata or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+        raise ModelError(f"metadata must map strings to strings, got {extra!r}")
+    onnx = None
     if src.suffix.lower() == ".onnx":
-        from .backends.onnx import OnnxSegmenter
+        from . import onnx_file  # model files only, no runtime
 
-        existing = OnnxSegmenter(src).info.user_defined.get(PREVIEW_PARAMS_KEY)  # checks the model
+        onnx = onnx_file.read(src)
+        existing = onnx.metadata.get(PREVIEW_PARAMS_KEY)
         spec = fmt = None
     else:
         spec, fmt = read_spec(src)
@@ -141,7 +153,9 @@ def annotate(model, labels, out, colors=None, force: bool = False) -> ModelInfo:
         if len(hex_colors) != len(labels):
             raise ModelError(f"{len(hex_colors)} colors for {len(labels)} labels; they must match one to one")
         params["colors"] = hex_colors
-    metadata = {PREVIEW_TYPE_KEY: SEGMENTER, PREVIEW_PARAMS_KEY: json.dumps(params)}
+    metadata = {**extra, PREVIEW_TYPE_KEY: SEGMENTER, PREVIEW_PARAMS_KEY: json.dumps(params)}
+    if onnx is not None:  # refuse, before writing, a copy that would not load
+        onnx_file.describe(dataclasses.replace(onnx, metadata={**onnx.metadata, **metadata}))
 
     # Build the copy beside its destination, then move it into place, so a
     # failure never leaves a half-written model at `out`.

@@ -4,7 +4,7 @@
     coreseg segment MODEL IMAGE... [--label NAME ...] [--opacity F] [--out DIR] [--json]
     coreseg eval MODEL DATASET_DIR [--out DIR]   |   coreseg eval --pred DIR --gt DIR [--out DIR]
     coreseg info MODEL [--json]
-    coreseg annotate MODEL --labels FILE_OR_LIST [--colors ...] -o OUT [--force]
+    coreseg annotate MODEL --labels FILE_OR_LIST [--colors ...] [--set KEY=VALUE ...] -o OUT [--force]
     coreseg selfcheck
 
 MODEL may be the word `demo` for the bundled model. Every failure exits
@@ -65,7 +65,13 @@ def _cmd_annotate(args) -> int:
 
     labels = read_label_list(args.labels)
     colors = read_label_list(args.colors) if args.colors else None
-    info = annotate(args.model, labels, args.output, colors=colors, force=args.force)
+    metadata = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        metadata[key] = value
+    info = annotate(args.model, labels, args.output, colors=colors, force=args.force, metadata=metadata)
     print(f"wrote {info.path}: {len(info.legend())} labels{' with colours' if info.colors is not None else ''}")
     return 0
 
@@ -346,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a file (JSON list, or one label per line), an inline JSON list, or a comma-separated list")
     p.add_argument("--colors", help="hex colours, one per label, given the same ways")
     p.add_argument("-o", "--output", required=True, help="where to write the annotated copy")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="more metadata, e.g. coreseg.output.activation=sigmoid or "
+                        "coreseg.input.normalization=imagenet (repeatable)")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(run=_cmd_annotate)
 
