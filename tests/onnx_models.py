@@ -11,8 +11,8 @@ H, W = 12, 20
 PARAMS = "com.apple.coreml.model.preview.params"
 
 
-def _model(nodes, inputs, outputs, metadata=None, opset=17):
-    graph = helper.make_graph(nodes, "g", inputs, outputs)
+def _model(nodes, inputs, outputs, metadata=None, opset=17, initializers=()):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     for k, v in (metadata or {}).items():
@@ -133,15 +133,9 @@ def binary_channel(activation_node=None, metadata=None):
         nodes.append(helper.make_node(activation_node, ["centred"], ["activated"]))
         last = "activated"
     nodes.append(helper.make_node("Identity", [last], ["mask"]))
-    graph = helper.make_graph(nodes, "g", [_float_image([1, 3, H, W])],
-                              [helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, H, W])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    for k, v in (metadata or {}).items():
-        e = model.metadata_props.add()
-        e.key, e.value = k, v
-    onnx.checker.check_model(model)
-    return model
+    return _model(nodes, [_float_image([1, 3, H, W])],
+                  [helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, H, W])], metadata,
+                  initializers=inits)
 
 
 def declared(input_shape, output_shape, out_dtype=TensorProto.FLOAT):

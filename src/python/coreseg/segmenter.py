@@ -121,9 +121,10 @@ class Segmentation:
         return str(class_id)
 
     def _source_and_target(self):
-        """(source rect in the image, the labels' part covering it, and the
-        decision scores' part or None), with the output mapped to whole
-        pixels (through the model's input size when it does not fall on them)."""
+        """(the image rect the model saw, the labels covering it, and where
+        in the output that is: None without a placement, else (rect, True if
+        the rect is in input pixels because the output grid does not fall
+        on whole input pixels and the output had to be resized first))."""
         w, h = self.image_size
         p = self.placement
         if p is None:
@@ -138,7 +139,7 @@ class Segmentation:
         x, y, rw, rh = rect
         return p.source, labels[y : y + rh, x : x + rw], (rect, scale_scores)
 
-    def full_labels(self, smooth: bool = False, out=None) -> np.ndarray:
+    def full_labels(self, out=None, *, smooth: bool = False) -> np.ndarray:
         """The class map at the image's own resolution.
 
         Parameters
@@ -173,8 +174,8 @@ class Segmentation:
         kernels.upsample_argmax(scores, (sw, sh), out=region)
         return out
 
-    def overlay(self, image, opacity=0.6, outline=None, classes=None, palette=None, smooth=False,
-                out=None) -> np.ndarray:
+    def overlay(self, image, opacity=0.6, outline=None, classes=None, palette=None, out=None, *,
+                smooth: bool = False) -> np.ndarray:
         """The image with class colours blended on at full resolution.
 
         Parameters
