@@ -99,3 +99,22 @@ def test_letterboxed_landscape_model_on_a_portrait_photo(photo):
     assert iou(seg.full_labels(smooth=True) == 1, expected) >= 0.85
     over = seg.overlay(portrait, opacity=1.0)
     assert over.shape == portrait.shape
+
+
+def test_segment_command_with_a_centre_crop(tmp_path, photo):
+    from PIL import Image
+
+    from coreseg.cli import main
+
+    wide = np.ascontiguousarray(np.concatenate([photo, photo[:, :256]], axis=1))  # 768x512
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    assert main(["segment", str(LANDSCAPE), str(tmp_path / "wide.png"), "--crop", "center",
+                 "--out", str(tmp_path / "out")]) == 0
+    labels = np.asarray(Image.open(tmp_path / "out/wide.labels.png"))
+    overlay = np.asarray(Image.open(tmp_path / "out/wide.overlay.png"))
+    # 768x512 into 256:144: the centre 768x432 is seen, 40 rows above and below are not.
+    assert (labels[:40] == 65535).all() and (labels[-40:] == 65535).all()
+    assert set(np.unique(labels[40:-40])) <= {0, 1} and (labels[40:-40] == 1).any()
+    np.testing.assert_array_equal(overlay[:40], wide[:40])
+    seg = coreseg.load(LANDSCAPE, crop="center").predict(wide)
+    np.testing.assert_array_equal(labels.astype(np.int32)[40:-40], seg.full_labels(smooth=True)[40:-40])

@@ -137,7 +137,8 @@ def _cmd_segment(args) -> int:
     from . import load
     from ._images import read_image, write_png
 
-    model = load(args.model)
+    model = load(args.model, crop=args.crop)
+    smooth = model.has_scores and not args.blocky
     images = [Path(p) for p in args.images]
     stems = [p.stem for p in images]
     if len(set(stems)) != len(stems):
@@ -172,8 +173,10 @@ def _cmd_segment(args) -> int:
         image = read_image(p)
         seg = model.predict(image)
         overlay_path, labels_path, areas_path = outputs[p]
-        write_png(overlay_path, seg.overlay(image, args.opacity, None if args.no_outline else OUTLINE, classes))
-        write_png(labels_path, seg.full_labels().astype(np.uint16))
+        full = seg.full_labels(smooth=smooth)
+        write_png(overlay_path, seg.overlay(image, args.opacity, None if args.no_outline else OUTLINE, classes,
+                                            smooth=smooth))
+        write_png(labels_path, full.astype(np.uint16))  # -1 (never seen) is written as 65535
         areas = {seg.name(i): share for i, share in seg.areas().items()}
         areas_path.write_text(json.dumps(areas, indent=2) + "\n")
         report.append({"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),
@@ -324,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", action="append", help="overlay only this class (repeatable)")
     p.add_argument("--opacity", type=float, default=0.6)
     p.add_argument("--no-outline", action="store_true", help="do not draw class boundaries")
+    p.add_argument("--crop", choices=["fill", "fit", "center"], default="fill",
+                   help="how the image is placed in the model's input (Vision's crop and scale modes)")
+    p.add_argument("--blocky", action="store_true",
+                   help="map the model's class map to the image by nearest neighbour, even when the "
+                        "model gives scores (default: smooth edges from the scores)")
     p.add_argument("--out", default=".", help="output folder")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")

@@ -290,6 +290,13 @@ class Segmenter:
         """The model's input (width, height); None if any size is taken."""
         return self.info.input_size
 
+    @property
+    def has_scores(self) -> bool:
+        """Whether results carry per-class scores (`Segmentation.scores`), so
+        `full_labels(smooth=True)` works."""
+        out = getattr(self, "output", None)
+        return out is not None and out.kind != "labels" and out.activation != "none"
+
     def palette(self) -> np.ndarray:
         """(n, 4) uint8 RGBA colours of the class ids (a copy)."""
         return self._palette.copy()
