@@ -1,7 +1,6 @@
 """The model contract (coreseg.contract) on tiny ONNX models of every common
 exported layout, whose answers the tests compute; crop modes mapped back."""
 
-import json
 
 import numpy as np
 import pytest
