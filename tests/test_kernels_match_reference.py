@@ -369,3 +369,17 @@ def test_metric_errors_name_the_first_bad_value_at_any_thread_count(threads):
         assert m[0, 0] == gt.size - 1 and m.sum() == gt.size - 1
         with pytest.raises(ValueError, match=r"^labels has value 99 outside \[0, 10\)$"):
             api.class_histogram(gt, 10)
+
+
+def test_scores_with_unaligned_rows_are_copied_once():
+    # Rows that start off the element grid (row stride 30 bytes, planes
+    # 152): never read unaligned by the kernels, argmax and upsample_argmax alike.
+    rng = np.random.default_rng(2)
+    values = rng.random((3, 5, 7)).astype(np.float32)
+    buf = np.zeros(3 * 152, np.uint8)
+    raw = np.lib.stride_tricks.as_strided(buf, (3, 5, 28), (152, 30, 1), writeable=True)
+    raw[...] = values.view(np.uint8).reshape(3, 5, 28)
+    odd = raw.view(np.float32)
+    assert odd.strides == (152, 30, 4) and (odd == values).all()
+    assert_same(coreseg.argmax(odd), reference.argmax(values))
+    assert_same(coreseg.upsample_argmax(odd, (11, 9)), reference.upsample_argmax(values, (11, 9)))

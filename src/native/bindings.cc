@@ -202,21 +202,28 @@ void ResizeImagePy(const py::array& image, const std::vector<int>& order, py::ar
   ResizeImage(img, o, w, h, stride, order.data(), out_channels);
 }
 
+// Per-class planes (classes, h, w) of float32 or float16, rows packed,
+// every stride a whole number of elements.
+Logits AsLogits(const py::array& a, const char* name, int64_t max_classes) {
+  const bool half = a.dtype().is(py::dtype("float16"));
+  if (!half && !a.dtype().is(py::dtype::of<float>()))
+    throw py::type_error(std::string(name) + " must have dtype float32 or float16, got " + DtypeString(a));
+  if (a.ndim() != 3)
+    throw py::value_error(std::string(name) + " must have shape (classes, h, w), got " + ShapeString(a));
+  if (a.shape(0) < 1 || a.shape(0) > max_classes)
+    throw py::value_error(std::string(name) + " must have 1.." + std::to_string(max_classes) +
+                          " classes, got " + std::to_string(a.shape(0)));
+  const py::ssize_t item = a.itemsize();
+  if (a.size() > 0 && ((a.shape(2) > 1 && a.strides(2) != item) || a.strides(0) % item != 0 ||
+                       a.strides(1) % item != 0))
+    throw py::value_error(std::string(name) + " must have packed rows (strides[2] == itemsize)");
+  return {static_cast<const uint8_t*>(a.data()), half, a.shape(0), a.shape(2), a.shape(1), a.strides(0),
+          a.strides(1)};
+}
+
 void ArgmaxPy(const py::array& logits, py::array& out) {
-  const bool half = logits.dtype().is(py::dtype("float16"));
-  if (!half && !logits.dtype().is(py::dtype::of<float>()))
-    throw py::type_error("logits must have dtype float32 or float16, got " + DtypeString(logits));
-  if (logits.ndim() != 3)
-    throw py::value_error("logits must have shape (classes, h, w), got " + ShapeString(logits));
-  if (logits.shape(0) < 1) throw py::value_error("logits must have at least one class");
-  if (logits.shape(0) > INT_MAX) throw py::value_error("logits has too many classes");
-  const py::ssize_t item = logits.itemsize();
-  if (logits.size() > 0 && ((logits.shape(2) > 1 && logits.strides(2) != item) ||
-                            logits.strides(0) % item != 0))
-    throw py::value_error("logits must have packed rows (strides[2] == itemsize)");
-  CheckRowSize(logits.shape(2), "logits");
-  const Logits l{static_cast<const uint8_t*>(logits.data()), half, logits.shape(0), logits.shape(2),
-                 logits.shape(1), logits.strides(0), logits.strides(1)};
+  const Logits l = AsLogits(logits, "logits", INT_MAX);
+  CheckRowSize(l.width, "logits");
   ptrdiff_t stride;
   uint8_t* o = AsOutput(out, {logits.shape(1), logits.shape(2)}, py::dtype::of<int32_t>(), &stride);
   py::gil_scoped_release release;
@@ -224,25 +231,13 @@ void ArgmaxPy(const py::array& logits, py::array& out) {
 }
 
 void UpsampleArgmaxPy(const py::array& scores, py::array& out) {
-  const bool half = scores.dtype().is(py::dtype("float16"));
-  if (!half && !scores.dtype().is(py::dtype::of<float>()))
-    throw py::type_error("scores must have dtype float32 or float16, got " + DtypeString(scores));
-  if (scores.ndim() != 3)
-    throw py::value_error("scores must have shape (classes, h, w), got " + ShapeString(scores));
-  if (scores.shape(0) < 1 || scores.shape(0) > (1 << 16))
-    throw py::value_error("scores must have 1..65536 classes, got " + std::to_string(scores.shape(0)));
-  const py::ssize_t item = scores.itemsize();
-  if (scores.size() > 0 && ((scores.shape(2) > 1 && scores.strides(2) != item) ||
-                            scores.strides(0) % item != 0 || scores.strides(1) % item != 0))
-    throw py::value_error("scores must have packed rows (strides[2] == itemsize)");
-  CheckRowSize(scores.shape(0) * scores.shape(2), "scores (classes x width)");
+  const Logits s = AsLogits(scores, "scores", 1 << 16);
+  CheckRowSize(s.channels * s.width, "scores (classes x width)");
   if (out.ndim() != 2) throw py::value_error("out must be a 2-D array, got shape " + ShapeString(out));
   const int64_t w = out.shape(1), h = out.shape(0);
-  if (w > 0 && h > 0 && (scores.shape(1) == 0 || scores.shape(2) == 0))
+  if (w > 0 && h > 0 && (s.height == 0 || s.width == 0))
     throw py::value_error("scores is empty: there is nothing to upsample from");
   CheckRowSize(w, "out");
-  const Logits s{static_cast<const uint8_t*>(scores.data()), half, scores.shape(0), scores.shape(2),
-                 scores.shape(1), scores.strides(0), scores.strides(1)};
   ptrdiff_t stride;
   uint8_t* o = AsOutput(out, {h, w}, py::dtype::of<int32_t>(), &stride);
   if (w == 0 || h == 0) return;

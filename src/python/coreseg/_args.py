@@ -199,7 +199,8 @@ def logits_array(logits, name: str = "logits") -> np.ndarray:
         raise ValueError(f"{name} must have at least one class")
     if not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))
-    if a.size and ((a.shape[2] > 1 and a.strides[2] != a.itemsize) or a.strides[0] % a.itemsize):
+    if a.size and ((a.shape[2] > 1 and a.strides[2] != a.itemsize) or a.strides[0] % a.itemsize
+                   or a.strides[1] % a.itemsize):
         a = np.ascontiguousarray(a)
     return a
 
@@ -210,8 +211,6 @@ def scores_array(scores, name: str = "scores") -> np.ndarray:
     a = logits_array(scores, name)
     if a.shape[0] > MAX_SCORE_CLASSES:
         raise ValueError(f"{name} has {a.shape[0]} classes; at most {MAX_SCORE_CLASSES} are supported")
-    if a.size and a.strides[1] % a.itemsize:
-        a = np.ascontiguousarray(a)
     return a
 
 

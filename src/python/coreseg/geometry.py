@@ -77,10 +77,9 @@ class Placement:
 
 
 def _aligned(length: int, limit: int, step: int) -> int:
-    """`length` rounded to a multiple of `step` within [step, limit]."""
-    if step <= 1:
-        return min(max(length, 1), limit)
-    return min(max(step, int(round(length / step)) * step), limit - limit % step or limit)
+    """`length` rounded to a multiple of `step` within [step, limit] (`step`
+    divides `limit`)."""
+    return min(max(step, round(length / step) * step), limit)
 
 
 def place(image_size, canvas_size, mode: str = "fill", stride=(1, 1)) -> Placement:

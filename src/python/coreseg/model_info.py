@@ -358,6 +358,17 @@ def info_from_spec(spec, path: Path, fmt: str) -> ModelInfo:
     )
 
 
+def given_labels(labels, colors, given):
+    """(labels, colors) after `load(labels=given)`: the given names replace
+    the model's; its colours are kept only when they still match one to one."""
+    if given is None:
+        return labels, colors
+    if isinstance(given, str) or not all(isinstance(n, str) for n in given):
+        raise TypeError(f"labels must be a list of class names, got {given!r}")
+    given = list(given)
+    return given, colors if colors is not None and len(colors) == len(given) else None
+
+
 def parse_preview_params(text: str | None, path: Path):
     """(labels, colors) from the preview params JSON, checked."""
     if text is None:

@@ -19,7 +19,14 @@ from .contract import (
     labels_from_metadata,
     output_contract,
 )
-from .model_info import PREVIEW_PARAMS_KEY, PREVIEW_TYPE_KEY, ModelError, ModelInfo, parse_preview_params
+from .model_info import (
+    PREVIEW_PARAMS_KEY,
+    PREVIEW_TYPE_KEY,
+    ModelError,
+    ModelInfo,
+    given_labels,
+    parse_preview_params,
+)
 
 __all__ = ["OnnxFile", "read", "describe"]
 
@@ -109,12 +116,7 @@ def describe(file: OnnxFile, *, labels=None, layout=None, mean=None, std=None, c
     model_labels, colors = parse_preview_params(meta.get(PREVIEW_PARAMS_KEY), path)
     if model_labels is None:
         model_labels = labels_from_metadata(meta, str(path))
-    if labels is not None:
-        if isinstance(labels, str) or not all(isinstance(n, str) for n in labels):
-            raise TypeError(f"labels must be a list of class names, got {labels!r}")
-        labels, colors = list(labels), None if colors is None or len(colors) != len(labels) else colors
-    else:
-        labels = model_labels
+    labels, colors = given_labels(model_labels, colors, labels)
     out = output_contract(file.outputs, meta, str(path), input_size=inp.size,
                           num_labels=None if labels is None else len(labels), output=output,
                           output_layout=output_layout, output_activation=output_activation, threshold=threshold)

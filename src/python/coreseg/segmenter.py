@@ -163,7 +163,7 @@ class Segmentation:
             out[...] = -1
         region = out[sy : sy + sh, sx : sx + sw]
         if not smooth:
-            kernels.resize_labels(labels.astype(np.int32, copy=False), (sw, sh), out=region)
+            kernels.resize_labels(labels, (sw, sh), out=region)
             return out
         scores = self.output.decision_scores(self._require_scores("full_labels(smooth=True)"))
         if where is not None:

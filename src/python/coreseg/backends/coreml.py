@@ -41,6 +41,7 @@ from ..model_info import (
     PREVIEW_TYPE_KEY,
     ModelError,
     ModelInfo,
+    given_labels,
     inspect,
     parse_preview_params,
 )
@@ -169,12 +170,8 @@ class CoreMLSegmenter(Segmenter):
         self.description_info = info_from_description(self._model.describe(), path, self._model.input_size,
                                                       self._output_shape)
         info = spec_info or self.description_info
-        if labels is not None:
-            if isinstance(labels, str) or not all(isinstance(n, str) for n in labels):
-                raise TypeError(f"labels must be a list of class names, got {labels!r}")
-            colors = info.colors if info.colors is not None and len(info.colors) == len(labels) else None
-            info = dataclasses.replace(info, labels=list(labels), colors=colors)
-        super().__init__(info, crop)
+        names, colors = given_labels(info.labels, info.colors, labels)
+        super().__init__(dataclasses.replace(info, labels=names, colors=colors), crop)
 
     def _frame(self, image, layout):
         """(pixels, byte order of the pixel buffer's bytes in them, wrap?,

@@ -58,13 +58,19 @@ class OnnxSegmenter(Segmenter):
         except Exception as e:  # onnxruntime raises its own exception types
             raise ModelError(f"{path}: ONNX Runtime cannot load it ({type(e).__name__}: {e})") from None
         super().__init__(info, crop)
+        self._output_stride = self._stride_of_output()
 
     def _canvas_size(self, img: np.ndarray) -> tuple[int, int]:
         return self.info.input_size or self._size or (img.shape[1], img.shape[0])
 
     def _stride(self) -> tuple[int, int]:
+        return self._output_stride
+
+    def _stride_of_output(self) -> tuple[int, int]:
+        """Input pixels per output pixel, from the declared shapes (once, at
+        load); (1, 1) when they do not say."""
         shape, size = self.info.output_shape, self.info.input_size
-        if size is None or self.output.kind == "labels" and len(shape) < 2:
+        if size is None:
             return (1, 1)
         if self.output.kind == "labels":
             dims = [d for d in shape if d != 1]
