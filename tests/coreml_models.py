@@ -1,11 +1,8 @@
-"""Small real Core ML models built with coremltools, for the model-file
-tests. Nothing here runs a model: they are specs to read and annotate."""
+"""Small real Core ML models built with coremltools, as real exports are,
+for the model-file and backend tests. Nothing here runs a model."""
 
 import logging
 import os
-
-
-
 
 logging.getLogger("coremltools").setLevel(logging.ERROR)
 os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' conversion progress bars
@@ -61,13 +58,69 @@ def neural_network_segmenter():
     return spec
 
 
-def logits_model():
-    """Image in, float logits [1, 3, H, W] out: no class map."""
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, H, W))], opset_version=ct.target.macOS13)
+def logits_model(shape=None, precision="float32", user_defined=None):
+    """Image in, float logits [1, 3, h, w] = 2 * pixels out: no class map
+    (what SegFormer / DeepLabV3 conversions without an argmax return)."""
+    shape = shape or (1, 3, H, W)
+    spec_shape = shape if isinstance(shape, tuple) else (1, 3, _sym(), _sym())
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=spec_shape)], opset_version=ct.target.macOS13)
     def prog(image):
+        if precision == "float16":  # a float16 output, as fp16 conversions declare
+            return mb.cast(x=mb.mul(x=image, y=2.0), dtype="fp16", name="logits")
         return mb.mul(x=image, y=2.0, name="logits")
 
+    model = ct.convert(prog, inputs=[ct.ImageType(name="image", shape=shape)], convert_to="mlprogram",
+                       minimum_deployment_target=ct.target.macOS13, compute_precision=ct.precision.FLOAT32)
+    for k, v in (user_defined or {}).items():
+        model.user_defined_metadata[k] = v
+    return model
+
+
+def _sym():
+    from coremltools.converters.mil.mil import get_new_symbol
+
+    return get_new_symbol()
+
+
+def unit_axes_model(layout):
+    """Image in, an int32 class map with unit axes out: layout "1hw", "hw1"
+    or "1hw1" (what some exporters and neural networks return)."""
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, H, W))], opset_version=ct.target.macOS13)
+    def prog(image):
+        am = mb.reduce_argmax(x=image, axis=1, keep_dims=layout != "hw1")  # (1, 1, h, w) or (1, h, w)
+        if layout == "1hw":
+            return mb.squeeze(x=am, axes=[0], name="labels")
+        if layout == "hw1":
+            return mb.expand_dims(x=mb.squeeze(x=am, axes=[0]), axes=[2], name="labels")
+        return mb.transpose(x=am, perm=[0, 2, 3, 1], name="labels")
+
     return ct.convert(prog, inputs=[ct.ImageType(name="image", shape=(1, 3, H, W))],
+                      convert_to="mlprogram", minimum_deployment_target=ct.target.macOS13)
+
+
+def two_output_model():
+    """Image in; float logits [1, 3, H, W] first, then the int32 class map:
+    the class map is preferred, output="logits" picks the scores."""
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, H, W))], opset_version=ct.target.macOS13)
+    def prog(image):
+        logits = mb.mul(x=image, y=2.0, name="logits")
+        labels = mb.squeeze(x=mb.reduce_argmax(x=image, axis=1, keep_dims=False), axes=[0], name="labels")
+        return logits, labels
+
+    return ct.convert(prog, inputs=[ct.ImageType(name="image", shape=(1, 3, H, W))],
+                      convert_to="mlprogram", minimum_deployment_target=ct.target.macOS13)
+
+
+def gray_model():
+    """A grayscale image in, int32 (pixel > 127) out."""
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 1, H, W))], opset_version=ct.target.macOS13)
+    def prog(image):
+        fg = mb.cast(x=mb.greater(x=image, y=127.0), dtype="int32")
+        return mb.squeeze(x=fg, axes=[0, 1], name="labels")
+
+    return ct.convert(prog, inputs=[ct.ImageType(name="image", shape=(1, 1, H, W),
+                                                 color_layout=ct.colorlayout.GRAYSCALE)],
                       convert_to="mlprogram", minimum_deployment_target=ct.target.macOS13)
 
 

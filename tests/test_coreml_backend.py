@@ -105,7 +105,7 @@ def test_bad_inputs_are_caught_before_core_ml(model_path, cache):
         model.predict(np.zeros((10, 10, 2), np.uint8))
     with pytest.raises(ValueError, match="layout must be one of"):
         model.predict(np.zeros((10, 10, 3), np.uint8), layout="BGRA")
-    with pytest.raises(coreseg.ModelError, match="no integer class-map output"):
+    with pytest.raises(coreseg.ModelError, match="no output is an integer class map"):
         bad = model_path.parent / "classifier.mlpackage"
         cm.classifier().save(str(bad))
         coreseg.load(bad)

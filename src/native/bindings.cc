@@ -245,6 +245,40 @@ void UpsampleArgmaxPy(const py::array& scores, py::array& out) {
   UpsampleArgmax(s, reinterpret_cast<int32_t*>(o), w, h, stride);
 }
 
+ElementType ElementTypeOf(const py::array& a, const char* name) {
+  if (a.dtype().is(py::dtype::of<int32_t>())) return ElementType::kInt32;
+  if (a.dtype().is(py::dtype("float16"))) return ElementType::kFloat16;
+  if (a.dtype().is(py::dtype::of<float>())) return ElementType::kFloat32;
+  if (a.dtype().is(py::dtype::of<double>())) return ElementType::kFloat64;
+  throw py::type_error(std::string(name) + " must have dtype int32, float16, float32 or float64, got " +
+                       DtypeString(a));
+}
+
+// out (C-contiguous, same element count) = src converted, as the Core ML
+// backend copies results; a float that is no whole int32 raises ValueError.
+void ConvertArrayPy(const py::array& src, py::array& out) {
+  const ElementType from = ElementTypeOf(src, "src"), to = ElementTypeOf(out, "out");
+  if (!(out.flags() & py::array::c_style) || !out.writeable())
+    throw py::value_error("out must be a writable C-contiguous array");
+  if (out.size() != src.size())
+    throw py::value_error("out must have as many elements as src: " + ShapeString(out) + " vs " + ShapeString(src));
+  StridedArray a{static_cast<const uint8_t*>(src.data()), from, {}, {}};
+  for (py::ssize_t d = 0; d < src.ndim(); ++d) {
+    if (src.strides(d) % src.itemsize() != 0)
+      throw py::value_error("src has strides that are not whole elements");
+    a.shape.push_back(src.shape(d));
+    a.strides.push_back(src.strides(d) / src.itemsize());
+  }
+  double bad = 0;
+  bool ok;
+  {
+    py::gil_scoped_release release;
+    ok = ConvertArray(a, static_cast<uint8_t*>(out.mutable_data()), to, &bad);
+  }
+  if (!ok) throw py::value_error("src holds " + py::repr(py::float_(bad)).cast<std::string>() +
+                                 ", which is not a whole number that fits int32");
+}
+
 int64_t DecodeColorsPy(const py::array& rgb, const py::array& colors, int32_t unknown, py::array& out) {
   const bool sixteen = rgb.dtype().is(py::dtype::of<uint16_t>());
   if (!sixteen && !rgb.dtype().is(py::dtype::of<uint8_t>()))
@@ -358,6 +392,7 @@ PYBIND11_MODULE(_native, m) {
   m.def("class_histogram", &ClassHistogramPy, py::arg("labels"), py::arg("num_classes"), py::arg("out"));
   m.def("argmax", &ArgmaxPy, py::arg("logits"), py::arg("out"));
   m.def("upsample_argmax", &UpsampleArgmaxPy, py::arg("scores"), py::arg("out"));
+  m.def("convert_array", &ConvertArrayPy, py::arg("src"), py::arg("out"));
   m.def("nearest_index_map", &NearestIndexMapPy, py::arg("src"), py::arg("dst"));
   m.def("resample_axis", &ResampleAxisPy, py::arg("in_size"), py::arg("out_size"));
 }

@@ -92,6 +92,25 @@ struct LerpAxis {
 };
 LerpAxis ComputeLerpAxis(int64_t in_size, int64_t out_size);
 
+// Element types of model outputs (ConvertArray).
+enum class ElementType { kInt32, kFloat16, kFloat32, kFloat64 };
+size_t ElementSize(ElementType type);
+
+// Round-to-nearest-even float -> IEEE half (numpy's astype(float16)).
+uint16_t FloatToHalf(float f);
+
+// An N-d array; strides in elements (any sign).
+struct StridedArray {
+  const uint8_t* data;
+  ElementType type;
+  std::vector<int64_t> shape, strides;
+};
+
+// dst (packed, C order, same element count) = src converted to `to`.
+// Floats converted to int32 must be whole numbers in range; otherwise
+// returns false with the offending value in bad_value (dst partly written).
+bool ConvertArray(const StridedArray& src, uint8_t* dst, ElementType to, double* bad_value);
+
 // A colour-coded map: 3 channels of uint8 or uint16 per pixel, pixels packed.
 struct ColorMap {
   const uint8_t* data;

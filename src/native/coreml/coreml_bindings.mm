@@ -1,18 +1,25 @@
 // coreseg._coreml: pybind11 bindings of the Core ML backend (coreml_model.h).
-// They check arrays, hand Core ML references to them that are dropped with
-// the GIL taken (CoreVideo and Core ML may release on their own queues,
-// after the call returns), release the GIL while Core ML works, and turn
+// They check arrays, keep the arrays Core ML may still use alive (released
+// with the GIL, from whichever thread Core ML lets go of them on), release
+// the GIL while Core ML works, allocate result arrays page-aligned, and turn
 // coreml::Failure into coreseg.CoreMLError.
 #include <Python.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <optional>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
-#include <CoreVideo/CoreVideo.h>  // kCVPixelFormatType_32ARGB
+#include <CoreVideo/CoreVideo.h>  // pixel format constants
 
 #include "coreml_model.h"
 
@@ -22,52 +29,150 @@ namespace coreseg {
 namespace coreml {
 namespace {
 
-// Drop a reference from whatever thread Core ML calls back on.
-void DecrefWithGil(void* object) {
-  if (!Py_IsInitialized()) return;  // interpreter gone: nothing left to free
+bool Finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
+// A reference to a Python object shared by two holders: the call that
+// handed it to Core ML (dropped with the GIL, once the call is back) and
+// Core ML (dropped from any thread, whenever Core ML lets go). The last one
+// out decrefs. So a prediction never takes the GIL inside the released
+// section when Core ML lets go during the call, which is the usual case.
+struct SharedRef {
+  PyObject* object;
+  std::atomic<int> holders{2};
+};
+
+// Core ML's side: may run on any thread, any time.
+void DropFromAnyThread(void* context) {
+  auto* ref = static_cast<SharedRef*>(context);
+  if (ref->holders.fetch_sub(1) != 1) return;  // the caller still holds it
+  // Taking the GIL during or after interpreter shutdown hangs or ends this
+  // thread: leak the reference instead (the process is exiting).
+  if (!Py_IsInitialized() || Finalizing()) return;
   const PyGILState_STATE state = PyGILState_Ensure();
-  Py_DECREF(static_cast<PyObject*>(object));
+  Py_DECREF(ref->object);
   PyGILState_Release(state);
+  delete ref;
 }
 
-Keepalive Keep(const py::handle& object) {
+// The caller's side, with the GIL held.
+void DropWithGil(SharedRef* ref) {
+  if (ref == nullptr || ref->holders.fetch_sub(1) != 1) return;
+  Py_DECREF(ref->object);
+  delete ref;
+}
+
+struct Shared {
+  SharedRef* ref = nullptr;
+  Keepalive keepalive;
+};
+
+Shared Share(const py::handle& object) {
   Py_INCREF(object.ptr());
-  return Keepalive{object.ptr(), DecrefWithGil};
+  auto* ref = new SharedRef{object.ptr()};
+  return {ref, Keepalive{ref, DropFromAnyThread}};
 }
 
-Frame AsFrame(const py::array& image, const std::vector<int>& order, bool wrap) {
-  if (!image.dtype().is(py::dtype::of<uint8_t>()))
-    throw py::type_error("image must have dtype uint8");
-  if (image.ndim() != 3 || (image.shape(2) != 3 && image.shape(2) != 4))
-    throw py::value_error("image must have shape (h, w, 3) or (h, w, 4)");
+Frame AsFrame(const py::array& image, const std::vector<int>& order) {
+  if (!image.dtype().is(py::dtype::of<uint8_t>())) throw py::type_error("image must have dtype uint8");
+  if (image.ndim() != 3 || (image.shape(2) != 1 && image.shape(2) != 3 && image.shape(2) != 4))
+    throw py::value_error("image must have shape (h, w, 1), (h, w, 3) or (h, w, 4)");
   const int channels = static_cast<int>(image.shape(2));
   if (image.shape(0) < 1 || image.shape(1) < 1) throw py::value_error("image is empty");
   if (image.strides(2) != 1 || (image.shape(1) > 1 && image.strides(1) != channels))
     throw py::value_error("image must have packed pixels");
   if (order.size() != 4) throw py::value_error("order must have 4 entries");
-  Frame f{static_cast<const uint8_t*>(image.data()), image.shape(1), image.shape(0), channels,
-          image.strides(0), {order[0], order[1], order[2], order[3]}, wrap};
   for (int c : order)
     if (c < 0 || c > 3) throw py::value_error("order entries must be in 0..3");
-  return f;
+  return Frame{static_cast<const uint8_t*>(image.data()), image.shape(1), image.shape(0), channels,
+               image.strides(0), {order[0], order[1], order[2], order[3]}};
 }
 
-int32_t* AsOutput(py::array& out, int64_t count) {
-  if (!out.dtype().is(py::dtype::of<int32_t>())) throw py::type_error("out must have dtype int32");
+ElementType TypeNamed(const std::string& name) {
+  if (name == "int32") return ElementType::kInt32;
+  if (name == "float16") return ElementType::kFloat16;
+  if (name == "float32") return ElementType::kFloat32;
+  throw py::value_error("dtype must be 'int32', 'float16' or 'float32', got '" + name + "'");
+}
+
+py::dtype DtypeOf(ElementType t) {
+  switch (t) {
+    case ElementType::kInt32: return py::dtype::of<int32_t>();
+    case ElementType::kFloat16: return py::dtype("float16");
+    case ElementType::kFloat32: return py::dtype::of<float>();
+    case ElementType::kFloat64: return py::dtype::of<double>();
+  }
+  return py::dtype::of<float>();
+}
+
+Array AsArray(py::array& out) {
+  Array a;
+  if (out.dtype().is(py::dtype::of<int32_t>()))
+    a.type = ElementType::kInt32;
+  else if (out.dtype().is(py::dtype("float16")))
+    a.type = ElementType::kFloat16;
+  else if (out.dtype().is(py::dtype::of<float>()))
+    a.type = ElementType::kFloat32;
+  else
+    throw py::type_error("out must have dtype int32, float16 or float32");
   if (!(out.flags() & py::array::c_style) || !out.writeable())
     throw py::value_error("out must be a writable C-contiguous array");
-  if (out.size() != count) throw py::value_error("out must have as many elements as the model's class map");
-  return static_cast<int32_t*>(out.mutable_data());
+  if (out.size() == 0) throw py::value_error("out is empty");
+  a.data = static_cast<uint8_t*>(out.mutable_data());
+  for (py::ssize_t d = 0; d < out.ndim(); ++d) a.shape.push_back(out.shape(d));
+  a.bytes = static_cast<size_t>(out.nbytes());
+  return a;
 }
 
-py::dict TimingDict(const Timing& t) {
+// An uninitialised array of `shape` on whole pages (round_up(nbytes, page)
+// at a page boundary, as Apple's outputBackings example allocates), freed
+// with its last numpy reference.
+py::array PageAlignedArray(const std::vector<int64_t>& shape, ElementType type) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t bytes = ElementSize(type);
+  for (int64_t d : shape) bytes *= static_cast<size_t>(d);
+  const size_t rounded = (bytes + page - 1) / page * page;
+  void* data = nullptr;
+  if (posix_memalign(&data, page, rounded ? rounded : page) != 0) throw std::bad_alloc();
+  py::capsule owner(data, [](void* p) { std::free(p); });
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  return py::array(DtypeOf(type), dims, data, owner);
+}
+
+py::dict TimingDict(const Timing& t, double postprocess_s) {
   py::dict d;
   d["preprocess"] = t.preprocess_s;
   d["inference"] = t.inference_s;
-  d["postprocess"] = t.postprocess_s;
-  d["used_output_backing"] = t.used_output_backing;
-  d["wrapped_input"] = t.wrapped_input;
+  d["postprocess"] = postprocess_s;
   return d;
+}
+
+py::dict TransferDict(const Transfer& t) {
+  py::dict d;
+  d["wrapped_input"] = t.wrapped_input;
+  d["offered_output_backing"] = t.offered_output_backing;
+  d["used_output_backing"] = t.used_output_backing;
+  return d;
+}
+
+std::string PixelFormatName(uint32_t f) {
+  switch (f) {
+    case 0: return "";
+    case kCVPixelFormatType_32BGRA: return "BGRA";
+    case kCVPixelFormatType_32ARGB: return "ARGB";
+    case kCVPixelFormatType_OneComponent8: return "L008";
+    case kCVPixelFormatType_OneComponent16Half: return "L00h";
+    default: {
+      char hex[16];
+      std::snprintf(hex, sizeof hex, "0x%08X", f);
+      return hex;
+    }
+  }
 }
 
 py::dict FeatureDict(const FeatureSummary& f) {
@@ -76,23 +181,61 @@ py::dict FeatureDict(const FeatureSummary& f) {
   d["kind"] = f.kind;
   d["shape"] = f.shape;
   d["dtype"] = f.dtype;
-  const char fourcc[5] = {static_cast<char>(f.pixel_format >> 24), static_cast<char>(f.pixel_format >> 16),
-                          static_cast<char>(f.pixel_format >> 8), static_cast<char>(f.pixel_format), 0};
-  d["pixel_format"] = f.pixel_format ? std::string(fourcc) : std::string();
+  d["optional"] = f.optional;
+  d["pixel_format"] = PixelFormatName(f.pixel_format);
+  py::dict c;
+  c["type"] = f.constraint;
+  if (f.kind == "image") {
+    if (f.ranges.size() == 2) {
+      c["width_range"] = f.ranges[0];
+      c["height_range"] = f.ranges[1];
+    }
+    c["sizes"] = f.enumerated;
+    d["size_constraint"] = c;
+  } else if (f.kind == "multiArray") {
+    c["ranges"] = f.ranges;
+    c["shapes"] = f.enumerated;
+    d["shape_constraint"] = c;
+  }
   return d;
 }
 
-int64_t OutputCount(const Model& m) {
-  int64_t n = 1;
-  for (int64_t d : m.output_shape()) n *= d;
-  return n;
+Request MakeRequest(const py::array& image, const std::vector<int>& order, bool wrap, const std::string& input,
+                    std::pair<int64_t, int64_t> size, const std::string& output) {
+  if (size.first < 1 || size.second < 1) throw py::value_error("size must be positive");
+  return Request{AsFrame(image, order), wrap, input, output, size.first, size.second};
 }
+
+using Clock = std::chrono::steady_clock;
+
+// Copy a kept result into a new page-aligned array (GIL held on entry).
+py::array CopyOut(const Result& result, ElementType type) {
+  py::array array = PageAlignedArray(result.shape(), type);
+  Array dst{static_cast<uint8_t*>(array.mutable_data()), type, result.shape(), static_cast<size_t>(array.nbytes())};
+  py::gil_scoped_release release;
+  result.CopyTo(dst);
+  return array;
+}
+
+// Frees a Model with the GIL released (MLModel's teardown can take a
+// while), except while Python is finalising, when the GIL must stay put.
+struct ModelDeleter {
+  void operator()(Model* model) const {
+    if (Py_IsInitialized() && !Finalizing() && PyGILState_Check()) {
+      py::gil_scoped_release release;
+      delete model;
+    } else {
+      delete model;
+    }
+  }
+};
 
 }  // namespace
 }  // namespace coreml
 }  // namespace coreseg
 
 PYBIND11_MODULE(_coreml, m) {
+  using namespace coreseg;
   using namespace coreseg::coreml;
   m.doc() = "coreseg's Core ML backend (macOS 13+). Use coreseg.load, not this module.";
 
@@ -110,10 +253,10 @@ PYBIND11_MODULE(_coreml, m) {
     return CompileModel(path);
   }, py::arg("path"), "Compile a .mlpackage/.mlmodel; returns the temporary .mlmodelc path.");
 
-  py::class_<Model>(m, "Model")
+  py::class_<Model, std::unique_ptr<Model, ModelDeleter>>(m, "Model")
       .def(py::init([](const std::string& path, int compute_units) {
              py::gil_scoped_release release;
-             return std::make_unique<Model>(path, compute_units);
+             return std::unique_ptr<Model, ModelDeleter>(new Model(path, compute_units));
            }),
            py::arg("compiled_path"), py::arg("compute_units"))
       .def("describe", [](const Model& self) {
@@ -128,48 +271,73 @@ PYBIND11_MODULE(_coreml, m) {
         out["creator_defined"] = d.creator_defined;
         return out;
       })
-      .def_property_readonly("input_size", [](const Model& self) {
-        return py::make_tuple(self.input_width(), self.input_height());
-      })
-      .def_property_readonly("pixel_format", [](const Model& self) {
-        return self.pixel_format() == kCVPixelFormatType_32ARGB ? "ARGB" : "BGRA";
-      })
-      .def_property_readonly("output_shape", [](const Model& self) { return self.output_shape(); })
       .def("predict", [](Model& self, const py::array& image, const std::vector<int>& order, bool wrap,
-                         py::array& out) {
-        Frame frame = AsFrame(image, order, wrap);
-        // Wrapping needs the model's size, 4 bytes a pixel and 16-byte rows
-        // going forward (bytesPerRow is a size_t: no flipped views).
-        frame.wrap = wrap && frame.channels == 4 && frame.width == self.input_width() &&
-                     frame.height == self.input_height() && frame.row_stride > 0 && frame.row_stride % 16 == 0 &&
-                     reinterpret_cast<uintptr_t>(frame.data) % 16 == 0;
-        int32_t* o = AsOutput(out, OutputCount(self));
-        const size_t bytes = static_cast<size_t>(out.nbytes());
-        Keepalive keep_image = Keep(image), keep_out = Keep(out);
-        Timing t;
-        {
+                         const std::string& input, std::pair<int64_t, int64_t> size, const std::string& output,
+                         const std::string& dtype, std::optional<py::array> out) {
+        const Request request = MakeRequest(image, order, wrap, input, size, output);
+        const ElementType type = TypeNamed(dtype);
+        Array dst;
+        Shared keep_image, keep_out;
+        if (out) {
+          dst = AsArray(*out);
+          keep_out = Share(*out);
+        }
+        // Only wrapped memory can outlive the call inside Core ML; a copied
+        // frame is read before Predict returns, while the caller holds it.
+        if (wrap) keep_image = Share(image);
+        Timing timing;
+        Transfer transfer;
+        Result result;
+        try {
           py::gil_scoped_release release;
-          t = self.Predict(frame, keep_image, o, bytes, keep_out);
+          result = self.Predict(request, keep_image.keepalive, out ? &dst : nullptr, keep_out.keepalive, &timing,
+                                &transfer);
+        } catch (...) {
+          DropWithGil(keep_image.ref);
+          DropWithGil(keep_out.ref);
+          throw;
         }
-        return TimingDict(t);
-      }, py::arg("image"), py::arg("order"), py::arg("wrap"), py::arg("out"))
+        DropWithGil(keep_image.ref);
+        DropWithGil(keep_out.ref);
+        const auto t0 = Clock::now();
+        py::array array;
+        if (!out) {
+          array = CopyOut(result, type);
+        } else {
+          if (!transfer.used_output_backing) {
+            py::gil_scoped_release release;
+            result.CopyTo(dst);  // outside the model's lock
+          }
+          array = *out;
+        }
+        const double post = std::chrono::duration<double>(Clock::now() - t0).count();
+        return py::make_tuple(array, TimingDict(timing, post), TransferDict(transfer));
+      }, py::arg("image"), py::arg("order"), py::arg("wrap"), py::arg("input"), py::arg("size"), py::arg("output"),
+         py::arg("dtype"), py::arg("out") = py::none(),
+         "One prediction: (array, timings, io). `out` is offered to Core ML as the output's backing.")
       .def("predict_batch", [](Model& self, const std::vector<py::array>& images,
-                               const std::vector<std::vector<int>>& orders, std::vector<py::array>& outs) {
-        if (images.size() != orders.size() || images.size() != outs.size())
-          throw py::value_error("images, orders and outs must have the same length");
-        std::vector<Frame> frames;
-        std::vector<int32_t*> dst;
-        for (size_t i = 0; i < images.size(); ++i) {
-          frames.push_back(AsFrame(images[i], orders[i], false));
-          dst.push_back(AsOutput(outs[i], OutputCount(self)));
-        }
-        Timing t;
+                               const std::vector<std::vector<int>>& orders, const std::string& input,
+                               const std::vector<std::pair<int64_t, int64_t>>& sizes, const std::string& output,
+                               const std::string& dtype) {
+        if (images.size() != orders.size() || images.size() != sizes.size())
+          throw py::value_error("images, orders and sizes must have the same length");
+        const ElementType type = TypeNamed(dtype);
+        std::vector<Request> requests;
+        for (size_t i = 0; i < images.size(); ++i)
+          requests.push_back(MakeRequest(images[i], orders[i], false, input, sizes[i], output));
+        Timing timing;
+        std::vector<Result> results;
         {
-          // The vectors hold references to every array until this returns,
+          // `images` holds a reference to every array until this returns,
           // and the batch path copies the pixels before Core ML runs.
           py::gil_scoped_release release;
-          t = self.PredictBatch(frames, dst);
+          results = self.PredictBatch(requests, &timing);
         }
-        return TimingDict(t);
-      }, py::arg("images"), py::arg("orders"), py::arg("outs"));
+        const auto t0 = Clock::now();
+        py::list arrays;
+        for (const Result& r : results) arrays.append(CopyOut(r, type));
+        const double post = std::chrono::duration<double>(Clock::now() - t0).count();
+        return py::make_tuple(arrays, TimingDict(timing, post));
+      }, py::arg("images"), py::arg("orders"), py::arg("input"), py::arg("sizes"), py::arg("output"),
+         py::arg("dtype"), "Several predictions in one predictionsFromBatch: call: (arrays, timings).");
 }

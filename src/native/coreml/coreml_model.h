@@ -1,6 +1,8 @@
 // The Core ML backend's C++ face: compile, load and run an MLModel with a
-// CVPixelBuffer in and an Int32 MLMultiArray out. Objective-C stays inside
+// CVPixelBuffer in and a multi-array out. Objective-C stays inside
 // coreml_model.mm; coreml_bindings.mm turns this into coreseg._coreml.
+// Which input size and which output to use is decided in Python
+// (coreseg.backends.coreml) and passed in with every request.
 // Apple platforms only (CMake builds it under if(APPLE)), macOS 13+.
 #pragma once
 
@@ -10,30 +12,41 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "../kernels.h"  // ElementType
 
 namespace coreseg {
 namespace coreml {
 
-// A Core ML failure (an NSError or an Objective-C exception), with Core
-// ML's own description. Surfaces in Python as coreseg.CoreMLError.
+// A Core ML failure (an NSError, an Objective-C exception, or a C++
+// exception inside a Core ML call), with Core ML's own description.
+// Surfaces in Python as coreseg.CoreMLError.
 struct Failure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
 // Something the caller keeps alive while Core ML may still read or write
 // it (a numpy array). `release` may run on any thread, after the call that
-// handed it over has returned; it runs exactly once.
+// handed it over has returned; Predict calls it exactly once.
 struct Keepalive {
   void* context = nullptr;
   void (*release)(void* context) = nullptr;
 };
 
 struct FeatureSummary {
-  std::string name, kind;         // kind: "image", "multiArray", ...
-  std::vector<int64_t> shape;     // multiArray shape, or {height, width}
-  std::string dtype;              // "int32", "float32", ... for multiArrays
-  uint32_t pixel_format = 0;      // FourCC of an image input
+  std::string name, kind;      // kind: "image", "multiArray", "string", ...
+  std::vector<int64_t> shape;  // multiArray shape (may be empty), or {height, width}
+  std::string dtype;           // "int32", "float32", ... for multiArrays
+  uint32_t pixel_format = 0;   // CoreVideo pixel format of an image
+  bool optional = false;
+  // Image size constraint / multi-array shape constraint: "unspecified",
+  // "enumerated" or "range". ranges: {width, height} for images, one per
+  // axis for arrays, as [min, max] (max from NSRange: location + length - 1).
+  std::string constraint;
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  std::vector<std::vector<int64_t>> enumerated;  // {width, height} or shapes
 };
 
 struct Description {
@@ -42,24 +55,64 @@ struct Description {
   std::map<std::string, std::string> creator_defined;  // incl. the preview keys
 };
 
-// The image handed to Predict: uint8 rows of `channels` bytes per pixel in
-// `order`, with the source channel of each of the model's 4 pixel bytes
-// (e.g. {2, 1, 0, 3} turns RGBA into BGRA; 3 on a 3-channel source gives
-// alpha 255). `wrap` asks to hand the caller's memory to Core ML as it is:
-// only when the size, byte order and row alignment already match.
+// Pixels handed to Predict: uint8 rows of `channels` (1, 3 or 4) bytes per
+// pixel. For 32-bit pixel buffers, order[i] is the source channel of the
+// buffer's byte i (e.g. {2, 1, 0, 3} turns RGBA into BGRA; 3 on a
+// 3-channel source gives alpha 255); they are resampled to the request's
+// size. One-channel frames feed 8-bit grayscale inputs and must already
+// have the request's size.
 struct Frame {
   const uint8_t* data;
   int64_t width, height;
   int channels;
   ptrdiff_t row_stride;
   int order[4];
-  bool wrap;
+};
+
+struct Request {
+  Frame frame;
+  bool wrap;  // hand the frame's memory to Core ML as it is, if it can be
+  std::string input, output;
+  int64_t width, height;  // the model input size for this call
+};
+
+// Caller memory for an output: packed, C order.
+struct Array {
+  uint8_t* data = nullptr;
+  ElementType type = ElementType::kInt32;
+  std::vector<int64_t> shape;
+  size_t bytes = 0;
 };
 
 struct Timing {
-  double preprocess_s = 0, inference_s = 0, postprocess_s = 0;
-  bool used_output_backing = false;  // Core ML wrote straight into `out`
-  bool wrapped_input = false;        // no copy of the input either
+  double preprocess_s = 0, inference_s = 0;
+};
+
+// What happened to the memory: recorded, never promised.
+struct Transfer {
+  bool wrapped_input = false;           // the frame's memory went to Core ML as it was
+  bool offered_output_backing = false;  // `out` passed the output's isAllowedValue: test
+  bool used_output_backing = false;     // Core ML returned `out` itself as the output
+};
+
+// One output array Core ML returned, held until copied out.
+class Result {
+ public:
+  Result();
+  ~Result();
+  Result(Result&&) noexcept;
+  Result& operator=(Result&&) noexcept;
+  bool empty() const;
+  const std::vector<int64_t>& shape() const;
+  // Copy into `dst`, converting the element type (ConvertArray) and
+  // honouring Core ML's strides. Shapes must match once unit axes are
+  // dropped from both. Safe without the model's lock or the GIL.
+  void CopyTo(const Array& dst) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  friend class Model;
 };
 
 // Compile a .mlpackage or .mlmodel; returns the temporary .mlmodelc path
@@ -70,27 +123,24 @@ class Model {
  public:
   // compute_units: 0 CPU, 1 CPU+GPU, 2 all, 3 CPU+Neural Engine.
   Model(const std::string& compiled_path, int compute_units);
-  ~Model();
+  ~Model();  // in an autorelease pool; call without the GIL
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
   const Description& description() const;
-  int64_t input_width() const;
-  int64_t input_height() const;
-  uint32_t pixel_format() const;  // kCVPixelFormatType_32BGRA or _32ARGB
-  const std::vector<int64_t>& output_shape() const;
 
-  // One prediction. `out` is the class map, packed rows of output_width
-  // int32 values, `out_bytes` long; Core ML is offered it as the output
-  // backing. Ownership of both keepalives passes to Predict, which
-  // releases them when Core ML no longer needs the memory. Call without the
-  // Python GIL held. Serialised per model.
-  Timing Predict(const Frame& frame, Keepalive frame_keepalive, int32_t* out,
-                 size_t out_bytes, Keepalive out_keepalive);
+  // One prediction. `out`, if given, is offered to Core ML as the output's
+  // backing; if Core ML used it, the returned Result is empty, else the
+  // caller copies the Result (into `out` or an array of its shape).
+  // Ownership of both keepalives passes to Predict, which has them
+  // released when Core ML no longer needs the memory (possibly later, on
+  // another thread). Call without the GIL. Serialised per model.
+  Result Predict(const Request& request, Keepalive frame_keepalive, const Array* out, Keepalive out_keepalive,
+                 Timing* timing, Transfer* transfer);
 
-  // Several frames through predictionsFromBatch:. Core ML takes no output
-  // backings for batches, so each result is copied once into outs[i].
-  Timing PredictBatch(const std::vector<Frame>& frames, const std::vector<int32_t*>& outs);
+  // Several frames through predictionsFromBatch: (pixels always copied;
+  // Core ML takes no output backings for batches).
+  std::vector<Result> PredictBatch(const std::vector<Request>& requests, Timing* timing);
 
  private:
   struct Impl;

@@ -1,14 +1,16 @@
 // The Core ML backend: MLModel and CVPixelBuffer, used directly.
 //
 // Input: the caller's memory wrapped by CVPixelBufferCreateWithBytes when it
-// already has the model's size, byte order and row alignment; otherwise one
-// pass of the resize_image kernel into a locked, IOSurface-backed buffer
-// from a CVPixelBufferPool. Output: an Int32 MLMultiArray over the caller's
-// page-aligned memory, offered as MLPredictionOptions.outputBackings;
-// whether Core ML used it is checked by pointer, and if not, its result is
-// copied once, honouring its strides. Every NSError and Objective-C
-// exception becomes a coreml::Failure; every call runs in its own
-// autorelease pool. Built with ARC.
+// already has the request's size, byte order and row alignment; otherwise
+// one pass of the resize_image kernel (or a row copy, for grayscale) into a
+// locked, IOSurface-backed buffer from a CVPixelBufferPool.
+// Output: the caller's memory offered as MLPredictionOptions.outputBackings
+// when it passes the output's isAllowedValue: test; whether Core ML used it
+// is checked by object identity, as MLPredictionOptions.h says. If not, the
+// result is kept (Result) and copied by the caller outside the model's lock,
+// honouring its strides and converting its type (ConvertArray).
+// Every NSError, Objective-C exception and C++ exception becomes a
+// coreml::Failure after the call's autorelease pool has drained. ARC.
 #import <CoreML/CoreML.h>
 #import <CoreVideo/CoreVideo.h>
 #import <Foundation/Foundation.h>
@@ -18,9 +20,9 @@
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <new>
 
 #include "../kernels.h"
-#include "../row.h"  // HalfToFloat
 #include "coreml_model.h"
 
 namespace coreseg {
@@ -33,27 +35,25 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-std::string Describe(NSError* error, const char* what) {
+std::string FromNS(NSString* s) { return s == nil ? std::string() : std::string(s.UTF8String ?: ""); }
+
+NSString* ToNS(const std::string& s) { return [NSString stringWithUTF8String:s.c_str()] ?: @""; }
+
+std::string Describe(NSError* error, const std::string& what) {
   std::string message = what;
   if (error != nil) {
-    message += ": ";
-    message += error.localizedDescription.UTF8String ?: "(no description)";
-    if (error.localizedFailureReason != nil) {
-      message += " (";
-      message += error.localizedFailureReason.UTF8String;
-      message += ")";
-    }
+    message += ": " + FromNS(error.localizedDescription);
+    if (error.localizedFailureReason != nil) message += " (" + FromNS(error.localizedFailureReason) + ")";
   }
   return message;
 }
 
-[[noreturn]] void Fail(NSError* error, const char* what) { throw Failure(Describe(error, what)); }
+[[noreturn]] void Fail(NSError* error, const std::string& what) { throw Failure(Describe(error, what)); }
 
-std::string FromNS(NSString* s) { return s == nil ? std::string() : std::string(s.UTF8String ?: ""); }
-
-// Runs f() in its own autorelease pool. Failures (ours, and Objective-C
-// exceptions, which must never reach Python) are caught inside the pool, so
-// it always drains, and rethrown as coreml::Failure after it.
+// Runs f() in its own autorelease pool. Every failure inside (ours, any C++
+// exception, Objective-C exceptions, which must never reach Python) is
+// caught inside the pool, so the pool always drains, and is rethrown as a
+// coreml::Failure after it.
 template <typename F>
 auto InPool(const char* what, F&& f) -> decltype(f()) {
   std::string error;
@@ -67,6 +67,12 @@ auto InPool(const char* what, F&& f) -> decltype(f()) {
       }
     } catch (const Failure& e) {
       error = e.what();
+    } catch (const std::bad_alloc&) {
+      error = std::string("out of memory while ") + what;
+    } catch (const std::exception& e) {
+      error = std::string("error while ") + what + ": " + e.what();
+    } catch (...) {
+      error = std::string("unknown error while ") + what;
     }
   }
   if (!error.empty()) throw Failure(error);
@@ -74,11 +80,13 @@ auto InPool(const char* what, F&& f) -> decltype(f()) {
 }
 
 // A keepalive released exactly once, whichever of Core ML's callbacks or our
-// own error paths gets there first.
+// own paths gets there first.
 class Holder {
  public:
   explicit Holder(Keepalive k) : k_(k) {}
   ~Holder() { Release(); }
+  Holder(const Holder&) = delete;
+  Holder& operator=(const Holder&) = delete;
   void Release() {
     if (k_.release != nullptr && !done_.exchange(true)) k_.release(k_.context);
   }
@@ -88,8 +96,8 @@ class Holder {
   std::atomic<bool> done_{false};
 };
 
-// Owns one reference to a pixel buffer (C++ exceptions and ObjC @finally
-// do not mix reliably; a destructor always runs).
+// Owns one reference to a pixel buffer (C++ exceptions and Objective-C
+// @finally do not mix reliably; a destructor always runs).
 struct PixelBuffer {
   CVPixelBufferRef ref = nullptr;
   explicit PixelBuffer(CVPixelBufferRef r) : ref(r) {}
@@ -118,15 +126,57 @@ const char* DtypeName(MLMultiArrayDataType t) {
   }
 }
 
+bool ToElementType(MLMultiArrayDataType t, ElementType* out) {
+  switch (t) {
+    case MLMultiArrayDataTypeInt32: *out = ElementType::kInt32; return true;
+    case MLMultiArrayDataTypeFloat16: *out = ElementType::kFloat16; return true;
+    case MLMultiArrayDataTypeFloat32: *out = ElementType::kFloat32; return true;
+    case MLMultiArrayDataTypeFloat64: *out = ElementType::kFloat64; return true;
+    default: return false;
+  }
+}
+
+MLMultiArrayDataType ToDataType(ElementType t) {
+  switch (t) {
+    case ElementType::kInt32: return MLMultiArrayDataTypeInt32;
+    case ElementType::kFloat16: return MLMultiArrayDataTypeFloat16;
+    case ElementType::kFloat32: return MLMultiArrayDataTypeFloat32;
+    case ElementType::kFloat64: return MLMultiArrayDataTypeFloat64;
+  }
+  return MLMultiArrayDataTypeFloat32;
+}
+
+std::pair<int64_t, int64_t> RangeOf(NSRange r) {
+  const int64_t lo = static_cast<int64_t>(r.location);
+  // NSRange covers [location, location + length); an open range has a
+  // length near NSIntegerMax, kept as it is (Python reads it as unbounded).
+  const int64_t length = static_cast<int64_t>(r.length > static_cast<NSUInteger>(INT64_MAX / 2) ? INT64_MAX / 2 : r.length);
+  return {lo, length > 0 ? lo + length - 1 : lo};
+}
+
 FeatureSummary Summarise(MLFeatureDescription* f) {
   FeatureSummary s;
   s.name = FromNS(f.name);
+  s.optional = f.optional;
   switch (f.type) {
     case MLFeatureTypeImage: {
       MLImageConstraint* c = f.imageConstraint;
       s.kind = "image";
       s.shape = {static_cast<int64_t>(c.pixelsHigh), static_cast<int64_t>(c.pixelsWide)};
       s.pixel_format = c.pixelFormatType;
+      MLImageSizeConstraint* size = c.sizeConstraint;
+      switch (size.type) {
+        case MLImageSizeConstraintTypeRange:
+          s.constraint = "range";
+          s.ranges = {RangeOf(size.pixelsWideRange), RangeOf(size.pixelsHighRange)};
+          break;
+        case MLImageSizeConstraintTypeEnumerated:
+          s.constraint = "enumerated";
+          for (MLImageSize* e in size.enumeratedImageSizes)
+            s.enumerated.push_back({static_cast<int64_t>(e.pixelsWide), static_cast<int64_t>(e.pixelsHigh)});
+          break;
+        default: s.constraint = "unspecified"; break;
+      }
       break;
     }
     case MLFeatureTypeMultiArray: {
@@ -134,6 +184,22 @@ FeatureSummary Summarise(MLFeatureDescription* f) {
       s.kind = "multiArray";
       for (NSNumber* n in c.shape) s.shape.push_back(n.longLongValue);
       s.dtype = DtypeName(c.dataType);
+      MLMultiArrayShapeConstraint* shape = c.shapeConstraint;
+      switch (shape.type) {
+        case MLMultiArrayShapeConstraintTypeRange:
+          s.constraint = "range";
+          for (NSValue* v in shape.sizeRangeForDimension) s.ranges.push_back(RangeOf(v.rangeValue));
+          break;
+        case MLMultiArrayShapeConstraintTypeEnumerated:
+          s.constraint = "enumerated";
+          for (NSArray<NSNumber*>* e in shape.enumeratedShapes) {
+            std::vector<int64_t> dims;
+            for (NSNumber* n in e) dims.push_back(n.longLongValue);
+            s.enumerated.push_back(dims);
+          }
+          break;
+        default: s.constraint = "unspecified"; break;
+      }
       break;
     }
     case MLFeatureTypeInt64: s.kind = "int64"; break;
@@ -146,144 +212,230 @@ FeatureSummary Summarise(MLFeatureDescription* f) {
   return s;
 }
 
-// One element of a result array as int32, whatever its data type.
-int32_t ReadAsInt32(const uint8_t* base, MLMultiArrayDataType type, int64_t offset) {
-  switch (type) {
-    case MLMultiArrayDataTypeInt32: {
-      int32_t v;
-      std::memcpy(&v, base + offset * 4, 4);
-      return v;
-    }
-    case MLMultiArrayDataTypeFloat32: {
-      float v;
-      std::memcpy(&v, base + offset * 4, 4);
-      return static_cast<int32_t>(v);
-    }
-    case MLMultiArrayDataTypeFloat64: {
-      double v;
-      std::memcpy(&v, base + offset * 8, 8);
-      return static_cast<int32_t>(v);
-    }
-    case MLMultiArrayDataTypeFloat16: {
-      uint16_t v;
-      std::memcpy(&v, base + offset * 2, 2);
-      return static_cast<int32_t>(HalfToFloat(v));
-    }
-    default:
-      throw Failure("Core ML returned a class map of an unsupported data type");
-  }
+// Shape with the unit axes dropped (Core ML may add or drop them).
+std::vector<int64_t> Squeezed(const std::vector<int64_t>& shape) {
+  std::vector<int64_t> out;
+  for (int64_t d : shape)
+    if (d != 1) out.push_back(d);
+  return out;
+}
+
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + ")";
+}
+
+std::vector<int64_t> Numbers(NSArray<NSNumber*>* a) {
+  std::vector<int64_t> out;
+  for (NSNumber* n in a) out.push_back(n.longLongValue);
+  return out;
+}
+
+NSArray<NSNumber*>* NSNumbers(const std::vector<int64_t>& v) {
+  NSMutableArray<NSNumber*>* out = [NSMutableArray arrayWithCapacity:v.size()];
+  for (int64_t d : v) [out addObject:@(d)];
+  return out;
 }
 
 }  // namespace
 
+// ---- Result -------------------------------------------------------------------
+
+struct Result::Impl {
+  MLMultiArray* array = nil;  // strong (ARC)
+  std::vector<int64_t> shape;
+  std::string name;
+};
+
+Result::Result() = default;
+Result::Result(Result&&) noexcept = default;
+Result& Result::operator=(Result&&) noexcept = default;
+Result::~Result() {
+  // Releasing Core ML's array may autorelease objects of its own.
+  @autoreleasepool {
+    impl_.reset();
+  }
+}
+
+bool Result::empty() const { return impl_ == nullptr; }
+
+const std::vector<int64_t>& Result::shape() const {
+  static const std::vector<int64_t> none;
+  return impl_ ? impl_->shape : none;
+}
+
+void Result::CopyTo(const Array& dst) const {
+  if (!impl_) throw Failure("no Core ML result to copy");
+  InPool("reading the result", [&]() -> int {
+    MLMultiArray* array = impl_->array;
+    if (Squeezed(impl_->shape) != Squeezed(dst.shape))
+      throw Failure("Core ML returned output " + impl_->name + " of shape " + ShapeText(impl_->shape) +
+                    ", which does not fit an array of shape " + ShapeText(dst.shape));
+    StridedArray src{nullptr, ElementType::kInt32, impl_->shape, Numbers(array.strides)};
+    if (!ToElementType(array.dataType, &src.type))
+      throw Failure("Core ML returned output " + impl_->name + " of an unsupported data type");
+    if (src.strides.size() != src.shape.size()) throw Failure("Core ML returned strides of the wrong rank");
+    int64_t count = 1;
+    for (int64_t d : dst.shape) count *= d;
+    if (static_cast<size_t>(count) * ElementSize(dst.type) > dst.bytes)
+      throw Failure("the output array is too small for Core ML's result");
+    __block bool ok = true;
+    __block bool in_bounds = true;
+    __block double bad = 0;
+    [array getBytesWithHandler:^(const void* bytes, NSInteger size) {
+      // Every element Core ML's strides reach must lie within its buffer.
+      int64_t last = 0;
+      for (size_t d = 0; d < src.shape.size(); ++d) {
+        if (src.shape[d] == 0) return;
+        if (src.strides[d] < 0) { in_bounds = false; return; }
+        last += (src.shape[d] - 1) * src.strides[d];
+      }
+      if ((last + 1) * static_cast<int64_t>(ElementSize(src.type)) > static_cast<int64_t>(size)) {
+        in_bounds = false;
+        return;
+      }
+      StridedArray view = src;
+      view.data = static_cast<const uint8_t*>(bytes);
+      ok = ConvertArray(view, dst.data, dst.type, &bad);
+    }];
+    if (!in_bounds) throw Failure("Core ML's strides for output " + impl_->name + " reach outside its buffer");
+    if (!ok)
+      throw Failure("Core ML returned " + std::to_string(bad) + " in output " + impl_->name +
+                    ", which is not a class id (a whole number that fits int32)");
+    return 0;
+  });
+}
+
+// ---- Model --------------------------------------------------------------------
+
 struct Model::Impl {
   MLModel* model = nil;
-  NSString* input_name = nil;
-  NSString* output_name = nil;
-  NSArray<NSNumber*>* output_shape_ns = nil;
-  NSArray<NSNumber*>* output_strides_ns = nil;
-  CVPixelBufferPoolRef pool = nullptr;
-  int64_t width = 0, height = 0;
-  uint32_t pixel_format = 0;
-  std::vector<int64_t> output_shape;
-  int64_t output_count = 1;
-  // Only an Int32 output can write into our int32 backing; others (float
-  // class maps of older neural networks) are converted in the one copy.
-  bool output_is_int32 = false;
   Description description;
+  // The pixel-buffer pool of the last input size used (flexible models may
+  // change size between calls; a new pool is made when they do).
+  CVPixelBufferPoolRef pool = nullptr;
+  int64_t pool_width = 0, pool_height = 0;
+  uint32_t pool_format = 0;
   std::mutex mu;
 
   ~Impl() {
     if (pool != nullptr) CVPixelBufferPoolRelease(pool);
   }
 
-  // A pixel buffer holding `frame` at the model's size and byte order.
+  MLFeatureDescription* InputDescription(const std::string& name) {
+    MLFeatureDescription* f = model.modelDescription.inputDescriptionsByName[ToNS(name)];
+    if (f == nil || f.type != MLFeatureTypeImage) throw Failure("the model has no image input named " + name);
+    return f;
+  }
+
+  MLFeatureDescription* OutputDescription(const std::string& name) {
+    MLFeatureDescription* f = model.modelDescription.outputDescriptionsByName[ToNS(name)];
+    if (f == nil || f.type != MLFeatureTypeMultiArray) throw Failure("the model has no multi-array output named " + name);
+    return f;
+  }
+
+  CVPixelBufferPoolRef Pool(int64_t width, int64_t height, uint32_t format) {
+    if (pool != nullptr && pool_width == width && pool_height == height && pool_format == format) return pool;
+    if (pool != nullptr) CVPixelBufferPoolRelease(pool);
+    pool = nullptr;
+    // IOSurface-backed buffers: Core ML can hand them to the GPU and Neural
+    // Engine without another copy.
+    NSDictionary* attributes = @{
+      (__bridge NSString*)kCVPixelBufferPixelFormatTypeKey : @(format),
+      (__bridge NSString*)kCVPixelBufferWidthKey : @(width),
+      (__bridge NSString*)kCVPixelBufferHeightKey : @(height),
+      (__bridge NSString*)kCVPixelBufferIOSurfacePropertiesKey : @{},
+    };
+    const CVReturn r = CVPixelBufferPoolCreate(kCFAllocatorDefault, nullptr, (__bridge CFDictionaryRef)attributes, &pool);
+    if (r != kCVReturnSuccess || pool == nullptr)
+      throw Failure("CVPixelBufferPoolCreate failed (CVReturn " + std::to_string(r) + ")");
+    pool_width = width;
+    pool_height = height;
+    pool_format = format;
+    return pool;
+  }
+
+  // Whether `request`'s frame can be handed to Core ML as it is.
+  static bool CanWrap(const Request& request, uint32_t format) {
+    const Frame& f = request.frame;
+    const bool gray = format == kCVPixelFormatType_OneComponent8;
+    const bool identity = gray || (f.order[0] == 0 && f.order[1] == 1 && f.order[2] == 2 && f.order[3] == 3);
+    return request.wrap && identity && f.channels == (gray ? 1 : 4) && f.width == request.width &&
+           f.height == request.height && f.row_stride > 0 && f.row_stride % 16 == 0 &&
+           reinterpret_cast<uintptr_t>(f.data) % 16 == 0;
+  }
+
+  // A pixel buffer holding the request's frame at its size, in `format`.
   // Returns a +1 reference; `holder` is released when Core ML is done.
-  CVPixelBufferRef MakeInput(const Frame& frame, const std::shared_ptr<Holder>& holder, bool* wrapped) {
+  CVPixelBufferRef MakeInput(const Request& request, uint32_t format, const std::shared_ptr<Holder>& holder,
+                             bool* wrapped) {
+    const Frame& frame = request.frame;
+    const bool gray = format == kCVPixelFormatType_OneComponent8;
+    if (!gray && format != kCVPixelFormatType_32BGRA && format != kCVPixelFormatType_32ARGB)
+      throw Failure("the model's image input takes a pixel format coreseg does not feed");
+    if (gray != (frame.channels == 1))
+      throw Failure(gray ? "a grayscale input needs a one-channel frame" : "a colour input needs 3 or 4 channels");
+    if (gray && (frame.width != request.width || frame.height != request.height))
+      throw Failure("a grayscale frame must already have the input's size");
     CVPixelBufferRef buffer = nullptr;
     *wrapped = false;
-    if (frame.wrap) {
+    if (CanWrap(request, format)) {
       auto* refcon = new std::shared_ptr<Holder>(holder);
       const CVReturn r = CVPixelBufferCreateWithBytes(
-          kCFAllocatorDefault, static_cast<size_t>(width), static_cast<size_t>(height), pixel_format,
-          const_cast<uint8_t*>(frame.data), static_cast<size_t>(frame.row_stride), ReleaseWrappedBytes,
-          refcon, nullptr, &buffer);
-      if (r != kCVReturnSuccess) {
-        delete refcon;  // CoreVideo will not call back: release here
-        holder->Release();
+          kCFAllocatorDefault, static_cast<size_t>(request.width), static_cast<size_t>(request.height), format,
+          const_cast<uint8_t*>(frame.data), static_cast<size_t>(frame.row_stride), ReleaseWrappedBytes, refcon,
+          nullptr, &buffer);
+      if (r != kCVReturnSuccess || buffer == nullptr) {
+        delete refcon;  // CoreVideo will not call back
         throw Failure("CVPixelBufferCreateWithBytes failed (CVReturn " + std::to_string(r) + ")");
       }
       *wrapped = true;
       return buffer;
     }
-    const CVReturn r = CVPixelBufferPoolCreatePixelBuffer(kCFAllocatorDefault, pool, &buffer);
-    if (r != kCVReturnSuccess) {
-      holder->Release();
+    holder->Release();  // the frame is copied below, within this call: not needed later
+    const CVReturn r = CVPixelBufferPoolCreatePixelBuffer(kCFAllocatorDefault, Pool(request.width, request.height, format),
+                                                          &buffer);
+    if (r != kCVReturnSuccess || buffer == nullptr)
       throw Failure("CVPixelBufferPoolCreatePixelBuffer failed (CVReturn " + std::to_string(r) + ")");
+    PixelBuffer owned(buffer);
+    if (CVPixelBufferLockBaseAddress(buffer, 0) != kCVReturnSuccess) throw Failure("CVPixelBufferLockBaseAddress failed");
+    uint8_t* base = static_cast<uint8_t*>(CVPixelBufferGetBaseAddress(buffer));
+    const ptrdiff_t stride = static_cast<ptrdiff_t>(CVPixelBufferGetBytesPerRow(buffer));
+    if (gray) {
+      for (int64_t y = 0; y < request.height; ++y)
+        std::memcpy(base + y * stride, frame.data + y * frame.row_stride, static_cast<size_t>(request.width));
+    } else {
+      const ImageView view{frame.data, frame.width, frame.height, frame.channels, frame.row_stride};
+      ResizeImage(view, base, request.width, request.height, stride, frame.order, 4);
     }
-    if (CVPixelBufferLockBaseAddress(buffer, 0) != kCVReturnSuccess) {
-      CVPixelBufferRelease(buffer);
-      holder->Release();
-      throw Failure("CVPixelBufferLockBaseAddress failed");
-    }
-    // Core ML's pool buffers are 32-bit pixels: order[] picks the bytes.
-    const ImageView view{frame.data, frame.width, frame.height, frame.channels, frame.row_stride};
-    ResizeImage(view, static_cast<uint8_t*>(CVPixelBufferGetBaseAddress(buffer)), width, height,
-                static_cast<ptrdiff_t>(CVPixelBufferGetBytesPerRow(buffer)), frame.order, 4);
     CVPixelBufferUnlockBaseAddress(buffer, 0);
-    holder->Release();  // the caller's pixels are no longer needed
+    owned.ref = nullptr;  // handed to the caller
     return buffer;
   }
 
-  id<MLFeatureProvider> Features(CVPixelBufferRef buffer) {
+  id<MLFeatureProvider> Features(const std::string& input, CVPixelBufferRef buffer) {
     NSError* error = nil;
     MLFeatureValue* value = [MLFeatureValue featureValueWithPixelBuffer:buffer];
     MLDictionaryFeatureProvider* provider =
-        [[MLDictionaryFeatureProvider alloc] initWithDictionary:@{input_name : value} error:&error];
+        [[MLDictionaryFeatureProvider alloc] initWithDictionary:@{ToNS(input) : value} error:&error];
     if (provider == nil) Fail(error, "could not make the model's input");
     return provider;
   }
 
-  // Copy a result array into `out` (packed, output_count values), honouring
-  // the strides Core ML reports.
-  void CopyResult(MLMultiArray* array, int32_t* out) {
-    NSArray<NSNumber*>* strides = array.strides;
-    NSArray<NSNumber*>* shape = array.shape;
-    if (static_cast<size_t>(shape.count) != output_shape.size())
-      throw Failure("Core ML returned a class map of an unexpected rank");
-    for (size_t d = 0; d < output_shape.size(); ++d)
-      if (shape[d].longLongValue != output_shape[d])
-        throw Failure("Core ML returned a class map of an unexpected shape");
-    const MLMultiArrayDataType type = array.dataType;
-    const size_t rank = output_shape.size();
-    std::vector<int64_t> stride(rank);
-    for (size_t d = 0; d < rank; ++d) stride[d] = strides[d].longLongValue;
-    __block bool failed = false;
-    [array getBytesWithHandler:^(const void* bytes, NSInteger /*size*/) {
-      const uint8_t* base = static_cast<const uint8_t*>(bytes);
-      std::vector<int64_t> index(rank, 0);
-      for (int64_t i = 0; i < output_count; ++i) {
-        int64_t offset = 0;
-        for (size_t d = 0; d < rank; ++d) offset += index[d] * stride[d];
-        try {
-          out[i] = ReadAsInt32(base, type, offset);
-        } catch (const Failure&) {
-          failed = true;
-          return;
-        }
-        for (size_t d = rank; d-- > 0;) {
-          if (++index[d] < output_shape[d]) break;
-          index[d] = 0;
-        }
-      }
-    }];
-    if (failed) throw Failure("Core ML returned a class map of an unsupported data type");
+  static Result Keep(MLMultiArray* array, const std::string& name) {
+    Result r;
+    r.impl_ = std::make_unique<Result::Impl>();
+    r.impl_->array = array;
+    r.impl_->shape = Numbers(array.shape);
+    r.impl_->name = name;
+    return r;
   }
 };
 
 std::string CompileModel(const std::string& path) {
   return InPool("compiling", [&]() -> std::string {
-    NSURL* url = [NSURL fileURLWithPath:[NSString stringWithUTF8String:path.c_str()]];
+    NSURL* url = [NSURL fileURLWithPath:ToNS(path)];
     __block NSURL* compiled = nil;
     __block NSError* failure = nil;
     dispatch_semaphore_t done = dispatch_semaphore_create(0);
@@ -302,173 +454,139 @@ std::string CompileModel(const std::string& path) {
 
 Model::Model(const std::string& compiled_path, int compute_units) : impl_(new Impl) {
   InPool("loading", [&]() -> int {
-      MLModelConfiguration* config = [[MLModelConfiguration alloc] init];
-      switch (compute_units) {
-        case 0: config.computeUnits = MLComputeUnitsCPUOnly; break;
-        case 1: config.computeUnits = MLComputeUnitsCPUAndGPU; break;
-        case 3: config.computeUnits = MLComputeUnitsCPUAndNeuralEngine; break;
-        default: config.computeUnits = MLComputeUnitsAll; break;
-      }
-      NSError* error = nil;
-      NSURL* url = [NSURL fileURLWithPath:[NSString stringWithUTF8String:compiled_path.c_str()]];
-      impl_->model = [MLModel modelWithContentsOfURL:url configuration:config error:&error];
-      if (impl_->model == nil) Fail(error, "Core ML could not load the model");
+    MLModelConfiguration* config = [[MLModelConfiguration alloc] init];
+    switch (compute_units) {
+      case 0: config.computeUnits = MLComputeUnitsCPUOnly; break;
+      case 1: config.computeUnits = MLComputeUnitsCPUAndGPU; break;
+      case 3: config.computeUnits = MLComputeUnitsCPUAndNeuralEngine; break;
+      default: config.computeUnits = MLComputeUnitsAll; break;
+    }
+    NSError* error = nil;
+    NSURL* url = [NSURL fileURLWithPath:ToNS(compiled_path)];
+    impl_->model = [MLModel modelWithContentsOfURL:url configuration:config error:&error];
+    if (impl_->model == nil) Fail(error, "Core ML could not load the model");
 
-      MLModelDescription* desc = impl_->model.modelDescription;
-      Description& d = impl_->description;
-      for (NSString* key in desc.inputDescriptionsByName)
-        d.inputs.push_back(Summarise(desc.inputDescriptionsByName[key]));
-      for (NSString* key in desc.outputDescriptionsByName)
-        d.outputs.push_back(Summarise(desc.outputDescriptionsByName[key]));
-      NSDictionary<MLModelMetadataKey, id>* meta = desc.metadata;
-      const std::pair<MLModelMetadataKey, const char*> keys[] = {
-          {MLModelAuthorKey, "author"}, {MLModelLicenseKey, "license"},
-          {MLModelVersionStringKey, "version"}, {MLModelDescriptionKey, "description"}};
-      for (const auto& [key, name] : keys)
-        if ([meta[key] isKindOfClass:[NSString class]]) d.metadata[name] = FromNS(meta[key]);
-      NSDictionary* creator = meta[MLModelCreatorDefinedKey];
-      if ([creator isKindOfClass:[NSDictionary class]])
-        for (id key in creator)
-          if ([key isKindOfClass:[NSString class]] && [creator[key] isKindOfClass:[NSString class]])
-            d.creator_defined[FromNS(key)] = FromNS(creator[key]);
-
-      // The image input and the integer class-map output.
-      for (NSString* key in desc.inputDescriptionsByName) {
-        MLFeatureDescription* f = desc.inputDescriptionsByName[key];
-        if (f.type == MLFeatureTypeImage && impl_->input_name == nil) {
-          impl_->input_name = f.name;
-          impl_->width = static_cast<int64_t>(f.imageConstraint.pixelsWide);
-          impl_->height = static_cast<int64_t>(f.imageConstraint.pixelsHigh);
-          impl_->pixel_format = f.imageConstraint.pixelFormatType;
-        }
-      }
-      if (impl_->input_name == nil) throw Failure("the model has no image input");
-      if (impl_->pixel_format != kCVPixelFormatType_32BGRA && impl_->pixel_format != kCVPixelFormatType_32ARGB)
-        throw Failure("the model's image input is not 32BGRA or 32ARGB (grayscale inputs are not supported)");
-      for (NSString* key in desc.outputDescriptionsByName) {
-        MLFeatureDescription* f = desc.outputDescriptionsByName[key];
-        if (f.type == MLFeatureTypeMultiArray && impl_->output_name == nil &&
-            f.multiArrayConstraint.shape.count > 0) {
-          impl_->output_name = f.name;
-          impl_->output_shape_ns = f.multiArrayConstraint.shape;
-          impl_->output_is_int32 = f.multiArrayConstraint.dataType == MLMultiArrayDataTypeInt32;
-        }
-      }
-      if (impl_->output_name == nil) throw Failure("the model has no multi-array output with a fixed shape");
-      NSMutableArray<NSNumber*>* strides = [NSMutableArray array];
-      int64_t count = 1;
-      for (NSNumber* n in impl_->output_shape_ns.reverseObjectEnumerator) {
-        [strides insertObject:@(count) atIndex:0];
-        count *= n.longLongValue;
-      }
-      for (NSNumber* n in impl_->output_shape_ns) impl_->output_shape.push_back(n.longLongValue);
-      impl_->output_strides_ns = strides;
-      impl_->output_count = count;
-
-      // A pool of IOSurface-backed input buffers: Core ML can hand them to
-      // the GPU and Neural Engine without another copy.
-      NSDictionary* attributes = @{
-        (__bridge NSString*)kCVPixelBufferPixelFormatTypeKey : @(impl_->pixel_format),
-        (__bridge NSString*)kCVPixelBufferWidthKey : @(impl_->width),
-        (__bridge NSString*)kCVPixelBufferHeightKey : @(impl_->height),
-        (__bridge NSString*)kCVPixelBufferIOSurfacePropertiesKey : @{},
-      };
-      const CVReturn r = CVPixelBufferPoolCreate(kCFAllocatorDefault, nullptr,
-                                                 (__bridge CFDictionaryRef)attributes, &impl_->pool);
-      if (r != kCVReturnSuccess) throw Failure("CVPixelBufferPoolCreate failed (CVReturn " + std::to_string(r) + ")");
-      return 0;
+    MLModelDescription* desc = impl_->model.modelDescription;
+    Description& d = impl_->description;
+    for (NSString* key in desc.inputDescriptionsByName) d.inputs.push_back(Summarise(desc.inputDescriptionsByName[key]));
+    for (NSString* key in desc.outputDescriptionsByName)
+      d.outputs.push_back(Summarise(desc.outputDescriptionsByName[key]));
+    NSDictionary<MLModelMetadataKey, id>* meta = desc.metadata;
+    const std::pair<MLModelMetadataKey, const char*> keys[] = {
+        {MLModelAuthorKey, "author"}, {MLModelLicenseKey, "license"},
+        {MLModelVersionStringKey, "version"}, {MLModelDescriptionKey, "description"}};
+    for (const auto& [key, name] : keys)
+      if ([meta[key] isKindOfClass:[NSString class]]) d.metadata[name] = FromNS(meta[key]);
+    NSDictionary* creator = meta[MLModelCreatorDefinedKey];
+    if ([creator isKindOfClass:[NSDictionary class]])
+      for (id key in creator)
+        if ([key isKindOfClass:[NSString class]] && [creator[key] isKindOfClass:[NSString class]])
+          d.creator_defined[FromNS(key)] = FromNS(creator[key]);
+    return 0;
   });
 }
 
-Model::~Model() = default;
+Model::~Model() {
+  // MLModel's deallocation may autorelease; give it a pool to drain into.
+  @autoreleasepool {
+    impl_.reset();
+  }
+}
 
 const Description& Model::description() const { return impl_->description; }
-int64_t Model::input_width() const { return impl_->width; }
-int64_t Model::input_height() const { return impl_->height; }
-uint32_t Model::pixel_format() const { return impl_->pixel_format; }
-const std::vector<int64_t>& Model::output_shape() const { return impl_->output_shape; }
 
-Timing Model::Predict(const Frame& frame, Keepalive frame_keepalive, int32_t* out, size_t out_bytes,
-                      Keepalive out_keepalive) {
+Result Model::Predict(const Request& request, Keepalive frame_keepalive, const Array* out, Keepalive out_keepalive,
+                      Timing* timing, Transfer* transfer) {
   auto frame_holder = std::make_shared<Holder>(frame_keepalive);
   auto out_holder = std::make_shared<Holder>(out_keepalive);
-  if (out_bytes < static_cast<size_t>(impl_->output_count) * sizeof(int32_t))
-    throw Failure("the output buffer is smaller than the model's class map");
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return InPool("predicting", [&]() -> Timing {
-      Timing timing;
-      const auto t0 = Clock::now();
-      id<MLFeatureProvider> input;
-      {
-        // The feature value holds its own reference to the buffer.
-        const PixelBuffer buffer(impl_->MakeInput(frame, frame_holder, &timing.wrapped_input));
-        input = impl_->Features(buffer.ref);
+  return InPool("predicting", [&]() -> Result {
+    const auto t0 = Clock::now();
+    MLFeatureDescription* input_desc = impl_->InputDescription(request.input);
+    MLFeatureDescription* output_desc = impl_->OutputDescription(request.output);
+    id<MLFeatureProvider> input;
+    {
+      // The feature value holds its own reference to the buffer.
+      const PixelBuffer buffer(impl_->MakeInput(request, input_desc.imageConstraint.pixelFormatType, frame_holder,
+                                                &transfer->wrapped_input));
+      input = impl_->Features(request.input, buffer.ref);
+    }
+    NSError* error = nil;
+    MLPredictionOptions* options = [[MLPredictionOptions alloc] init];
+    MLMultiArray* backing = nil;
+    if (out != nullptr) {
+      std::vector<int64_t> strides(out->shape.size());
+      int64_t step = 1;
+      for (size_t d = out->shape.size(); d-- > 0;) {
+        strides[d] = step;
+        step *= out->shape[d];
       }
-      NSError* error = nil;
-      MLPredictionOptions* options = [[MLPredictionOptions alloc] init];
-      if (impl_->output_is_int32) {
-        std::shared_ptr<Holder> keep = out_holder;
-        MLMultiArray* backing = [[MLMultiArray alloc] initWithDataPointer:out
-                                                                   shape:impl_->output_shape_ns
-                                                                dataType:MLMultiArrayDataTypeInt32
-                                                                 strides:impl_->output_strides_ns
-                                                             deallocator:^(void* /*bytes*/) {
-                                                               keep->Release();
-                                                             }
-                                                                   error:&error];
-        if (backing == nil) Fail(error, "could not wrap the output buffer");
-        options.outputBackings = @{impl_->output_name : backing};
+      std::shared_ptr<Holder> keep = out_holder;
+      backing = [[MLMultiArray alloc] initWithDataPointer:out->data
+                                                    shape:NSNumbers(out->shape)
+                                                 dataType:ToDataType(out->type)
+                                                  strides:NSNumbers(strides)
+                                              deallocator:^(void* /*bytes*/) {
+                                                keep->Release();
+                                              }
+                                                    error:&error];
+      if (backing == nil) Fail(error, "could not wrap the output array");
+      // Offer only what Core ML would accept: a rejected backing is an
+      // error at prediction time (MLPredictionOptions.h).
+      if ([output_desc isAllowedValue:[MLFeatureValue featureValueWithMultiArray:backing]]) {
+        options.outputBackings = @{ToNS(request.output) : backing};
+        transfer->offered_output_backing = true;
       }
-      const auto t1 = Clock::now();
-      id<MLFeatureProvider> result = [impl_->model predictionFromFeatures:input options:options error:&error];
-      const auto t2 = Clock::now();
-      if (result == nil) Fail(error, "Core ML prediction failed");
-      MLMultiArray* labels = [result featureValueForName:impl_->output_name].multiArrayValue;
-      if (labels == nil) throw Failure("Core ML returned no class map");
-      __block bool same = false;
-      [labels getBytesWithHandler:^(const void* bytes, NSInteger /*size*/) {
-        same = bytes == static_cast<const void*>(out);
-      }];
-      timing.used_output_backing = same && labels.dataType == MLMultiArrayDataTypeInt32;
-      if (!timing.used_output_backing) impl_->CopyResult(labels, out);
-      const auto t3 = Clock::now();
-      timing.preprocess_s = Seconds(t0, t1);
-      timing.inference_s = Seconds(t1, t2);
-      timing.postprocess_s = Seconds(t2, t3);
-      return timing;
+    } else {
+      out_holder->Release();
+    }
+    const auto t1 = Clock::now();
+    id<MLFeatureProvider> result = [impl_->model predictionFromFeatures:input options:options error:&error];
+    const auto t2 = Clock::now();
+    if (result == nil) Fail(error, "Core ML prediction failed");
+    MLMultiArray* array = [result featureValueForName:ToNS(request.output)].multiArrayValue;
+    if (array == nil) throw Failure("Core ML returned no multi-array output named " + request.output);
+    timing->preprocess_s = Seconds(t0, t1);
+    timing->inference_s = Seconds(t1, t2);
+    // Identity, as MLPredictionOptions.h says to check.
+    transfer->used_output_backing = backing != nil && array == backing;
+    if (transfer->used_output_backing) return Result();
+    return Impl::Keep(array, request.output);
   });
 }
 
-Timing Model::PredictBatch(const std::vector<Frame>& frames, const std::vector<int32_t*>& outs) {
+std::vector<Result> Model::PredictBatch(const std::vector<Request>& requests, Timing* timing) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return InPool("predicting a batch", [&]() -> Timing {
-      Timing timing;
-      const auto t0 = Clock::now();
-      NSMutableArray<id<MLFeatureProvider>>* inputs = [NSMutableArray arrayWithCapacity:frames.size()];
-      for (const Frame& f : frames) {
-        Frame copy = f;
-        copy.wrap = false;  // the caller's memory is not kept alive for a batch
-        const PixelBuffer buffer(impl_->MakeInput(copy, std::make_shared<Holder>(Keepalive{}), &timing.wrapped_input));
-        [inputs addObject:impl_->Features(buffer.ref)];
-      }
-      MLArrayBatchProvider* batch = [[MLArrayBatchProvider alloc] initWithFeatureProviderArray:inputs];
-      NSError* error = nil;
-      MLPredictionOptions* options = [[MLPredictionOptions alloc] init];
-      const auto t1 = Clock::now();
-      id<MLBatchProvider> results = [impl_->model predictionsFromBatch:batch options:options error:&error];
-      const auto t2 = Clock::now();
-      if (results == nil) Fail(error, "Core ML batch prediction failed");
-      if (static_cast<size_t>(results.count) != frames.size()) throw Failure("Core ML returned the wrong number of results");
-      for (NSInteger i = 0; i < results.count; ++i) {
-        MLMultiArray* labels = [[results featuresAtIndex:i] featureValueForName:impl_->output_name].multiArrayValue;
-        if (labels == nil) throw Failure("Core ML returned no class map");
-        impl_->CopyResult(labels, outs[static_cast<size_t>(i)]);
-      }
-      const auto t3 = Clock::now();
-      timing.preprocess_s = Seconds(t0, t1);
-      timing.inference_s = Seconds(t1, t2);
-      timing.postprocess_s = Seconds(t2, t3);
-      return timing;
+  return InPool("predicting a batch", [&]() -> std::vector<Result> {
+    const auto t0 = Clock::now();
+    NSMutableArray<id<MLFeatureProvider>>* inputs = [NSMutableArray arrayWithCapacity:requests.size()];
+    for (const Request& r : requests) {
+      Request copy = r;
+      copy.wrap = false;  // the caller's memory is not kept alive for a batch
+      bool wrapped = false;
+      const uint32_t format = impl_->InputDescription(r.input).imageConstraint.pixelFormatType;
+      const PixelBuffer buffer(impl_->MakeInput(copy, format, std::make_shared<Holder>(Keepalive{}), &wrapped));
+      [inputs addObject:impl_->Features(r.input, buffer.ref)];
+    }
+    MLArrayBatchProvider* batch = [[MLArrayBatchProvider alloc] initWithFeatureProviderArray:inputs];
+    NSError* error = nil;
+    MLPredictionOptions* options = [[MLPredictionOptions alloc] init];
+    const auto t1 = Clock::now();
+    id<MLBatchProvider> results = [impl_->model predictionsFromBatch:batch options:options error:&error];
+    const auto t2 = Clock::now();
+    if (results == nil) Fail(error, "Core ML batch prediction failed");
+    if (static_cast<size_t>(results.count) != requests.size())
+      throw Failure("Core ML returned the wrong number of results");
+    std::vector<Result> out;
+    for (NSInteger i = 0; i < results.count; ++i) {
+      const std::string& name = requests[static_cast<size_t>(i)].output;
+      MLMultiArray* array = [[results featuresAtIndex:i] featureValueForName:ToNS(name)].multiArrayValue;
+      if (array == nil) throw Failure("Core ML returned no multi-array output named " + name);
+      out.push_back(Impl::Keep(array, name));
+    }
+    timing->preprocess_s = Seconds(t0, t1);
+    timing->inference_s = Seconds(t1, t2);
+    return out;
   });
 }
 

@@ -19,9 +19,6 @@ from .model_info import (
     SEGMENTER,
     ModelError,
     ModelInfo,
-    info_from_spec,
-    read_spec,
-    spec_file,
 )
 from .palette import parse_colors
 
@@ -120,7 +117,7 @@ def annotate(model, labels, out, colors=None, force: bool = False, metadata=None
     extra = dict(metadata or {})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
         raise ModelError(f"metadata must map strings to strings, got {extra!r}")
-    onnx = None
+    onnx = coreml = None
     if src.suffix.lower() == ".onnx":
         from . import onnx_file  # model files only, no runtime
 
@@ -128,8 +125,11 @@ def annotate(model, labels, out, colors=None, force: bool = False, metadata=None
         existing = onnx.metadata.get(PREVIEW_PARAMS_KEY)
         spec = fmt = None
     else:
-        spec, fmt = read_spec(src)
-        info_from_spec(spec, src, fmt)  # refuse what is not a segmentation model
+        from . import coreml_file  # model files only, no backend
+
+        spec, fmt = coreml_file.read_spec(src)
+        coreml = coreml_file.read(src)
+        coreml_file.describe(coreml)  # refuse what is not a segmentation model
         existing = spec.description.metadata.userDefined.get(PREVIEW_PARAMS_KEY)
     if dst.suffix.lower() != src.suffix.lower():
         raise ModelError(f"{dst}: the copy must have the same format as {src.name} ({src.suffix})")
@@ -156,6 +156,8 @@ def annotate(model, labels, out, colors=None, force: bool = False, metadata=None
     metadata = {**extra, PREVIEW_TYPE_KEY: SEGMENTER, PREVIEW_PARAMS_KEY: json.dumps(params)}
     if onnx is not None:  # refuse, before writing, a copy that would not load
         onnx_file.describe(dataclasses.replace(onnx, metadata={**onnx.metadata, **metadata}))
+    else:
+        coreml_file.describe(dataclasses.replace(coreml, metadata={**coreml.metadata, **metadata}))
 
     # Build the copy beside its destination, then move it into place, so a
     # failure never leaves a half-written model at `out`.
@@ -172,7 +174,7 @@ def annotate(model, labels, out, colors=None, force: bool = False, metadata=None
                 os.chmod(folder, 0o755)
                 for name in files:
                     os.chmod(os.path.join(folder, name), 0o644)
-            spec_path, _ = spec_file(staged)
+            spec_path, _ = coreml_file.spec_file(staged)
         else:
             spec_path = staged
         if spec is not None:

@@ -77,17 +77,23 @@ BINARY_NAMES = ["background", "foreground"]
 class Tensor:
     """A model input or output as its file describes it.
 
-    shape holds ints, with None for a dynamic axis. dtype is a numpy dtype
-    name ("uint8", "float32", "int64", ...). activation is what the graph
-    says produced it ("sigmoid", "softmax") or None when it does not say.
+    shape holds ints, with None for a dynamic axis; shape is None when even
+    the rank is unknown (a Core ML output of a model with flexible input
+    sizes declares none). dtype is a numpy dtype name ("uint8", "float32",
+    "int64", ...). activation is what the graph says produced it
+    ("sigmoid", "softmax") or None when it does not say.
     """
 
     name: str
     dtype: str
-    shape: tuple
+    shape: tuple | None
     activation: str | None = None
 
     def describe(self) -> str:
+        if self.shape is None:
+            return f"{self.name} {self.dtype} [flexible]"
+        if self.shape == ():  # a scalar, or a feature that is not an array
+            return f"{self.name} ({self.dtype})"
         dims = ", ".join("?" if d is None else str(d) for d in self.shape)
         return f"{self.name} {self.dtype} [{dims}]"
 
@@ -343,8 +349,11 @@ def input_contract(tensor: Tensor, metadata: dict, where: str, *, layout=None, m
     )
 
 
-def _segmentation_kind(t: Tensor) -> str | None:
-    """"labels", "scores" or None for a tensor that cannot be one."""
+def segmentation_kind(t: Tensor) -> str | None:
+    """What a model output can be read as: "labels", "scores" or None for a tensor that cannot be one. A tensor
+    of unknown rank is judged by its dtype; its shape is checked per result."""
+    if t.shape is None:
+        return "labels" if _is_int(t.dtype) else "scores" if _is_float(t.dtype) else None
     non_unit = [d for d in t.shape if d is not None and d != 1]  # dynamic axes are checked per result
     if _is_int(t.dtype) and 2 <= len(t.shape) <= 4 and len(non_unit) <= 2:
         return "labels"
@@ -372,18 +381,18 @@ def output_contract(outputs: list[Tensor], metadata: dict, where: str, *, input_
         if not chosen:
             raise ModelError(f"{where}: no output named {output!r}; the outputs are: {has}")
         t = chosen[0]
-        kind = _segmentation_kind(t)
+        kind = segmentation_kind(t)
         if kind is None:
             raise ModelError(f"{where}: output {t.describe()} is neither an integer class map nor float "
                              "scores [1, C, h, w] / [1, h, w, C]")
     else:
         # The first class map, else the first float scores tensor.
-        kinds = [(_segmentation_kind(t), t) for t in outputs]
+        kinds = [(segmentation_kind(t), t) for t in outputs]
         t = next((t for k, t in kinds if k == "labels"), None) or next((t for k, t in kinds if k == "scores"), None)
         if t is None:
             raise ModelError(f"{where}: not a segmentation model: no output is an integer class map or float "
                              f"scores [1, C, h, w] / [1, h, w, C]; the outputs are: {has}")
-        kind = _segmentation_kind(t)
+        kind = segmentation_kind(t)
     if output_activation is not None and output_activation not in ACTIVATIONS:
         raise ValueError(f"output_activation must be one of {', '.join(ACTIVATIONS)}, got {output_activation!r}")
     if output_layout is not None and output_layout not in ("NCHW", "NHWC"):
@@ -392,6 +401,15 @@ def output_contract(outputs: list[Tensor], metadata: dict, where: str, *, input_
         if threshold is not None:
             raise ValueError(f"threshold applies to single-channel score outputs; {t.describe()} is a class map")
         return OutputContract(t.name, "labels", None, "none", 0.0, num_labels)
+    if t.shape is None:
+        # Unknown until a result comes: the backend calls this again with
+        # the result's shape. Only what does not depend on it is checked.
+        activation = output_activation or metadata.get(ACTIVATION_KEY) or t.activation
+        if activation is not None and activation not in ACTIVATIONS:
+            raise ModelError(f"{where}: metadata {ACTIVATION_KEY} must be one of {', '.join(ACTIVATIONS)}, "
+                             f"got {activation!r}")
+        return OutputContract(t.name, "scores", output_layout, activation or "logits",
+                              0.0 if threshold is None else float(threshold), None)
 
     shape = t.shape if len(t.shape) == 4 else (1,) + tuple(t.shape)
     if len(t.shape) == 4 and shape[0] not in (1, None):

@@ -1,11 +1,10 @@
-"""Core ML model files on any OS: what a segmentation model takes, returns
-and calls its classes, read from the model's own spec.
+"""Model files on any OS: what a segmentation model takes, returns and
+calls its classes (`ModelInfo`), read by `inspect` from the model's own
+file: Core ML specs through coreseg.coreml_file, ONNX graphs through
+coreseg.onnx_file. Nothing here runs a model.
 
-`inspect` reads ``.mlpackage`` folders (through ``Manifest.json`` to the
-root spec; weights need not be present) and ``.mlmodel`` files with
-coremltools' protobuf classes. It never asks coremltools to run a model.
 Labels and colours come from the creator-defined metadata Apple's sample
-code uses::
+code uses (or Hugging Face's ``classes``, see coreseg.contract)::
 
     com.apple.coreml.model.preview.type   = "imageSegmenter"
     com.apple.coreml.model.preview.params = {"labels": [...], "colors": ["#RRGGBB", ...]}
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ._coremltools import model_pb2
 from .palette import default_palette, parse_colors
 
 __all__ = ["ModelError", "ModelInfo", "inspect", "PREVIEW_TYPE_KEY", "PREVIEW_PARAMS_KEY", "UNUSED_LABEL"]
@@ -30,10 +28,6 @@ PREVIEW_PARAMS_KEY = "com.apple.coreml.model.preview.params"
 SEGMENTER = "imageSegmenter"
 #: The label Apple's models give to class ids that are not used.
 UNUSED_LABEL = "--"
-
-_COLOR_LAYOUTS = {10: "GRAY", 20: "RGB", 30: "BGR", 40: "GRAY"}  # ImageFeatureType.ColorSpace
-_INT_DTYPES = {131104: "int32", 131080: "int8"}  # ArrayFeatureType.ArrayDataType
-_FLOAT_DTYPES = {65568: "float32", 65600: "float64", 65552: "float16"}
 
 
 class ModelError(ValueError):
@@ -64,7 +58,9 @@ class ModelInfo:
     input_name : str
     input_size : (int, int)
         Default input (width, height) in pixels.
-    input_color_layout : {"RGB", "BGR", "GRAY"}
+    input_color_layout : {"RGB", "BGR", "GRAY", "unknown"}
+        "unknown" for a compiled model that does not say (Core ML feeds
+        colour models from any 32BGRA/32ARGB buffer either way).
     input_size_range : ((int, int), (int, int)) or None
         ((min_width, max_width), (min_height, max_height)) for models with a
         flexible input size; a max of -1 means unbounded.
@@ -72,10 +68,12 @@ class ModelInfo:
         The (width, height) sizes a model with enumerated sizes accepts.
     output_name : str
     output_dtype : str
-        "int32" (or "int8") for class maps; "float32"/"float16" for scores.
+        "int32" (or "int8", "int64") for class maps; "float32"/"float16"
+        for scores.
     output_shape : tuple of int or None
-        The output's declared shape, e.g. (448, 448); None if flexible; -1
-        for a dynamic axis.
+        The output's declared shape, e.g. (448, 448); None when the model
+        declares none (Core ML models with flexible input sizes); -1 for an
+        axis that varies.
     author, license, version, description : str
     user_defined : dict of str to str
         All creator-defined metadata.
@@ -207,14 +205,15 @@ class ModelInfo:
 
 
 def inspect(path) -> ModelInfo:
-    """Read what a Core ML segmentation model takes and returns, on any OS.
+    """Read what a segmentation model takes and returns, on any OS.
 
     Parameters
     ----------
     path : str or os.PathLike
-        A ``.mlpackage`` folder or an ``.mlmodel`` file; an ``.onnx`` file
-        is read with the ``onnx`` package (``coreseg[onnx]``) under the
-        model contract of coreseg.contract.
+        A Core ML ``.mlpackage`` folder or ``.mlmodel`` file (read with
+        coremltools' protobuf classes), or an ``.onnx`` file (read with the
+        ``onnx`` package, ``coreseg[onnx]``). Both are read under the model
+        contract of coreseg.contract.
 
     Returns
     -------
@@ -224,138 +223,17 @@ def inspect(path) -> ModelInfo:
     ------
     ModelError
         Naming the file and what is wrong: missing, not a model, a corrupt
-        spec, no image input, no integer class-map output, or malformed
-        preview metadata.
+        spec, no image input, no output that is a class map or scores, or
+        malformed metadata.
     """
     path = Path(os.fspath(path))
     if path.suffix.lower() == ".onnx":
         from . import onnx_file  # model files only: no runtime, no backend
 
         return onnx_file.describe(onnx_file.read(path))[0]
-    spec, fmt = read_spec(path)
-    return info_from_spec(spec, path, fmt)
+    from . import coreml_file
 
-
-def spec_file(path: Path) -> tuple[Path, str]:
-    """The protobuf spec file of a model path, and the format name."""
-    if not path.exists():
-        raise ModelError(f"{path}: no such file or folder")
-    suffix = path.suffix.lower()
-    if suffix == ".mlmodelc":
-        raise ModelError(f"{path}: a compiled .mlmodelc can only be read by Core ML on macOS; "
-                         "inspect the .mlpackage or .mlmodel it was compiled from")
-    if path.is_dir():
-        manifest = path / "Manifest.json"
-        if suffix != ".mlpackage" and not manifest.exists():
-            raise ModelError(f"{path}: not a Core ML model (expected a .mlpackage folder or an .mlmodel file)")
-        try:
-            data = json.loads(manifest.read_text())
-            root = data["rootModelIdentifier"]
-            entry = data["itemInfoEntries"][root]
-            spec_path = path / "Data" / entry["path"]
-        except FileNotFoundError:
-            raise ModelError(f"{path}: not a Core ML package: it has no Manifest.json") from None
-        except (ValueError, KeyError, TypeError) as e:
-            raise ModelError(f"{path}: Manifest.json is not a valid Core ML package manifest ({e!r})") from None
-        if not spec_path.is_file():
-            raise ModelError(f"{path}: the manifest names {entry['path']!r} as the model spec, but it is missing")
-        return spec_path, "mlpackage"
-    if suffix != ".mlmodel":
-        raise ModelError(f"{path}: not a Core ML model (expected a .mlpackage folder or an .mlmodel file)")
-    return path, "mlmodel"
-
-
-def read_spec(path: Path):
-    """Parse a model's spec: (Model_pb2.Model, format)."""
-    spec_path, fmt = spec_file(path)
-    Model = model_pb2().Model
-    spec = Model()
-    try:
-        spec.ParseFromString(spec_path.read_bytes())
-    except Exception as e:  # protobuf's DecodeError and friends
-        raise ModelError(f"{path}: corrupt model spec ({type(e).__name__}: {e})") from None
-    if spec.specificationVersion <= 0 or spec.WhichOneof("Type") is None:
-        raise ModelError(f"{path}: corrupt model spec (no specification version or model type)")
-    return spec, fmt
-
-
-def _feature_summary(feature) -> str:
-    kind = feature.type.WhichOneof("Type")
-    if kind == "multiArrayType":
-        t = feature.type.multiArrayType
-        dtype = _INT_DTYPES.get(t.dataType) or _FLOAT_DTYPES.get(t.dataType, "unknown")
-        shape = list(t.shape) if len(t.shape) else "flexible"
-        return f"{feature.name} (multiArray {dtype} {shape})"
-    if kind == "imageType":
-        t = feature.type.imageType
-        return f"{feature.name} (image {t.width}x{t.height} {_COLOR_LAYOUTS.get(t.colorSpace, '?')})"
-    return f"{feature.name} ({kind.removesuffix('Type') if kind else 'unknown'})"
-
-
-def _class_map_shape(t) -> tuple[int, ...] | None:
-    shape = tuple(int(s) for s in t.shape)
-    if not shape:
-        return None
-    return shape
-
-
-def _is_class_map(feature) -> bool:
-    if feature.type.WhichOneof("Type") != "multiArrayType":
-        return False
-    t = feature.type.multiArrayType
-    if t.dataType not in _INT_DTYPES:
-        return False
-    # (h, w) or with leading 1s, e.g. (1, h, w); flexible shapes are accepted.
-    shape = tuple(t.shape)
-    return not shape or sum(1 for s in shape if s != 1) <= 2
-
-
-def info_from_spec(spec, path: Path, fmt: str) -> ModelInfo:
-    desc = spec.description
-    images = [f for f in desc.input if f.type.WhichOneof("Type") == "imageType"]
-    if not images:
-        has = ", ".join(_feature_summary(f) for f in desc.input) or "none"
-        raise ModelError(f"{path}: not a segmentation model: it has no image input (inputs: {has})")
-    maps = [f for f in desc.output if _is_class_map(f)]
-    if not maps:
-        has = ", ".join(_feature_summary(f) for f in desc.output) or "none"
-        raise ModelError(f"{path}: not a segmentation model: it has no integer class-map output "
-                         f"(outputs: {has})")
-    image, out = images[0], maps[0]
-    it = image.type.imageType
-
-    size_range = sizes = None
-    if it.WhichOneof("SizeFlexibility") == "imageSizeRange":
-        r = it.imageSizeRange
-        size_range = ((int(r.widthRange.lowerBound), int(r.widthRange.upperBound)),
-                      (int(r.heightRange.lowerBound), int(r.heightRange.upperBound)))
-    elif it.WhichOneof("SizeFlexibility") == "enumeratedSizes":
-        sizes = tuple((int(s.width), int(s.height)) for s in it.enumeratedSizes.sizes)
-
-    user = dict(desc.metadata.userDefined)
-    labels, colors = parse_preview_params(user.get(PREVIEW_PARAMS_KEY), path)
-    return ModelInfo(
-        path=path,
-        format=fmt,
-        model_type=spec.WhichOneof("Type"),
-        spec_version=int(spec.specificationVersion),
-        preview_type=user.get(PREVIEW_TYPE_KEY),
-        labels=labels,
-        colors=colors,
-        input_name=image.name,
-        input_size=(int(it.width), int(it.height)),
-        input_color_layout=_COLOR_LAYOUTS.get(it.colorSpace, "unknown"),
-        input_size_range=size_range,
-        input_sizes=sizes,
-        output_name=out.name,
-        output_dtype=_INT_DTYPES[out.type.multiArrayType.dataType],
-        output_shape=_class_map_shape(out.type.multiArrayType),
-        author=desc.metadata.author,
-        license=desc.metadata.license,
-        version=desc.metadata.versionString,
-        description=desc.metadata.shortDescription,
-        user_defined=user,
-    )
+    return coreml_file.describe(coreml_file.read(path))[0]
 
 
 def given_labels(labels, colors, given):

@@ -51,7 +51,8 @@ class Segmentation:
     palette : (n, 4) uint8 ndarray
         Colours of the class ids (the model's, shared and read-only).
     timings : dict of str to float
-        Seconds spent in "preprocess", "inference" and "postprocess".
+        Seconds spent in "preprocess", "inference" and "postprocess"
+        (floats only).
     placement : coreseg.geometry.Placement or None
         Where the image went in the model's input (None: stretched over all
         of it). `full_labels`, `overlay` and `areas` use it to describe the
@@ -60,6 +61,12 @@ class Segmentation:
         The model's raw segmentation output (batch of 1), kept for `scores`.
     output : coreseg.contract.OutputContract or None
         How to read `raw`.
+    io : dict of str to bool
+        How the backend moved the data. Core ML: "wrapped_input" (the
+        caller's pixels went to Core ML as they were), "offered_output_backing"
+        and "used_output_backing" (Core ML wrote into `raw` itself rather
+        than into memory of its own, which was then copied). Core ML may
+        decline a backing; neither flag says no copy happened inside it.
     """
 
     labels: np.ndarray
@@ -70,6 +77,7 @@ class Segmentation:
     placement: Placement | None = None
     raw: np.ndarray | None = field(default=None, repr=False)
     output: OutputContract | None = field(default=None, repr=False)
+    io: dict = field(default_factory=dict, repr=False)
     _scores: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @property
@@ -402,9 +410,14 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
     labels : list of str, optional
         Class names, index = class id, when the model has none (or to
         replace its own).
-    size : (width, height), optional
-        Input size for a model that takes any size (default: the image's
-        own size); for a fixed-size model it must be that size.
+    size : (width, height) or "image", optional
+        The input size, for models that take more than one. (width, height)
+        must be one the model takes; "image" means each image's own size:
+        ONNX models with dynamic axes take it as it is, Core ML models with
+        a size range the nearest size within the range (aspect kept where
+        the range allows), Core ML models with enumerated sizes the nearest
+        of those. Default: an ONNX model with dynamic axes takes each
+        image's own size; a Core ML model its default size.
     layout : {"NHWC", "NCHW"}, optional
         Where the input's colour channels are, when the shape cannot tell.
     mean, std : 3 numbers on the 0..1 scale, optional
@@ -437,7 +450,7 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
         raise ValueError(f"compute_units must be one of {', '.join(COMPUTE_UNITS)}, got {compute_units!r}")
     if crop not in CROP_MODES:
         raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
-    if size is not None:
+    if size is not None and not (isinstance(size, str) and size == "image"):
         size = _args.size_arg(size)
     contract = dict(layout=layout, mean=mean, std=std, color_layout=color_layout, output=output,
                     output_layout=output_layout, output_activation=output_activation, threshold=threshold)
@@ -457,13 +470,15 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
                 f"{path}: Core ML runs on macOS 13 or later only, so this model cannot be run here. "
                 "coreseg.inspect() reads it on any OS; to run it elsewhere, convert it to ONNX and "
                 "load the .onnx file (pip install 'coreseg[onnx]')")
-        given = [k for k, v in contract.items() if v is not None] + (["size"] if size is not None else [])
+        given = [k for k in ("layout", "mean", "std", "color_layout") if contract[k] is not None]
         if given:
-            raise ValueError(f"{', '.join(given)}: not supported for Core ML models yet; Core ML models "
-                             "describe their own input and class-map output")
+            raise ValueError(f"{', '.join(given)}: not used by Core ML models, whose image input says how its "
+                             "pixels are laid out and scaled (Core ML converts them itself)")
         from .backends.coreml import CoreMLSegmenter
 
-        return CoreMLSegmenter(path, compute_units, crop=crop, labels=labels)
+        return CoreMLSegmenter(path, compute_units, crop=crop, labels=labels, size=size, output=output,
+                               output_layout=output_layout, output_activation=output_activation,
+                               threshold=threshold)
     if suffix == ".onnx" and backend in ("auto", "onnx"):
         from .backends.onnx import OnnxSegmenter
 

@@ -1,139 +1,79 @@
-"""Core ML backend (macOS 13+): coreseg._coreml, with compiled models cached.
+"""Core ML backend (macOS 13+): coreseg._coreml, driven from here.
+
+What the model declares and how its output is read is coreseg.coreml_file
+and the model contract (coreseg.contract), as for ONNX; compiled models are
+cached by coreml_cache. This module chooses, per image, the input size, the
+pixel layout and the output array, and hands them to the native extension.
+Everything here but the ``_coreml`` calls runs on any OS (the tests drive
+it with a stand-in for ``_coreml``).
 
 Where the copies are, and are not:
-- input: when the image already has the model's input size, is 4 bytes a
-  pixel in the model's byte order (``layout="BGRA"`` for the usual
-  kCVPixelFormatType_32BGRA models) and its rows are 16-byte aligned, its
-  memory is wrapped in a CVPixelBuffer as it is: no copy. Otherwise one
-  pass of the resize_image kernel writes it, resampled and reordered,
-  straight into an IOSurface-backed CVPixelBuffer from a pool.
-- output: Core ML is handed the page-aligned memory of the numpy array that
-  becomes ``Segmentation.labels`` (MLPredictionOptions.outputBackings). If
-  it did not use it (checked by pointer), its result is copied once,
-  honouring its strides. ``Segmentation.timings["used_output_backing"]``
-  says which happened. Batches take no output backings: one copy each.
+- input: an image that already has the model's input size and pixel
+  layout (``layout="BGRA"`` for the usual kCVPixelFormatType_32BGRA models)
+  with 16-byte aligned rows is wrapped in a CVPixelBuffer as it is. Any
+  other is resampled and reordered by one resize_image pass straight into
+  an IOSurface-backed CVPixelBuffer from a pool. Either way Core ML itself
+  still converts the pixels to what the network takes (e.g. floats for an
+  ML program), so wrapping saves one copy, not every copy; which path is
+  faster is measured in BENCHMARKS.md (Apple calls pool buffers "the most
+  efficient choice": they are IOSurface-backed, wrapped memory is not).
+- output: Core ML is offered a page-aligned numpy array as the output's
+  backing (MLPredictionOptions.outputBackings), when the output has a known
+  shape and the array passes the output's own ``isAllowedValue:`` test.
+  Core ML may decline it ("may not use the specified backing object"); then
+  its result is copied once into our array, honouring its strides.
+  ``Segmentation.io`` records which happened. ``used_output_backing`` means
+  the returned array is the memory Core ML wrote to, not that no copy
+  happened inside Core ML.
+- float scores are read in place from that array by the native argmax.
 - the GIL is released while Core ML runs. Calls on one model are
-  serialised by the backend: Apple does not document concurrent
-  predictions on one MLModel with per-call output backings as safe.
-
-Compiling a .mlpackage or .mlmodel happens once: the .mlmodelc is cached
-under ~/Library/Caches/coreseg (or $CORESEG_CACHE), keyed by the model's
-content hash and the macOS build, so a second load does not compile.
+  serialised: Apple does not document concurrent predictions on one
+  MLModel with per-call output backings as safe.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from .. import coreml_file
 from .._images import as_image
-from ..model_info import (
-    PREVIEW_PARAMS_KEY,
-    PREVIEW_TYPE_KEY,
-    ModelError,
-    ModelInfo,
-    given_labels,
-    inspect,
-    parse_preview_params,
-)
-from ..geometry import place
-from ..segmenter import Segmentation, Segmenter
+from ..contract import OutputContract, Tensor, output_contract
+from ..geometry import Placement, place
+from ..model_info import ModelError
+from ..segmenter import CoreMLError, Segmentation, Segmenter
+from .coreml_cache import load_compiled
+
+__all__ = ["CoreMLSegmenter", "COMPUTE_UNIT_CODES", "page_aligned_empty", "rgb_to_gray"]
 
 COMPUTE_UNIT_CODES = {"cpu": 0, "cpu_gpu": 1, "all": 2, "cpu_ne": 3}
-PAGE = 16384  # Apple silicon page size; also a multiple of 4096
+PAGE = 16384  # Apple silicon's page size; a multiple of 4096 (Intel's)
 _LAYOUTS = ("RGB", "RGBA", "BGRA", "ARGB")
-
-
-def cache_dir() -> Path:
-    """Where compiled models are kept: $CORESEG_CACHE, else the user cache."""
-    if os.environ.get("CORESEG_CACHE"):
-        return Path(os.environ["CORESEG_CACHE"])
-    return Path.home() / "Library" / "Caches" / "coreseg"
-
-
-def os_build() -> str:
-    """The macOS build (e.g. 23E224): a compiled model is only valid for the
-    Core ML that compiled it."""
-    try:
-        out = subprocess.run(["sysctl", "-n", "kern.osversion"], capture_output=True, text=True, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.mac_ver()[0] or "unknown"
-
-
-def content_hash(path: Path) -> str:
-    """SHA-256 of a model file, or of every file (name and bytes) of a package."""
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
-        h.update(b"\0")
-        with open(f, "rb") as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def compiled_model(path: Path, native) -> tuple[Path, bool]:
-    """The cached .mlmodelc of a .mlpackage/.mlmodel, compiling it on a
-    miss. Returns (path, True if it came from the cache)."""
-    root = cache_dir() / "models"
-    final = root / f"{path.stem}-{content_hash(path)[:24]}-{os_build()}.mlmodelc"
-    if final.is_dir():
-        return final, True
-    root.mkdir(parents=True, exist_ok=True)
-    temporary = Path(native.compile_model(str(path)))
-    staged = root / f".{uuid.uuid4().hex}.mlmodelc"
-    try:
-        shutil.move(str(temporary), staged)
-        try:
-            os.replace(staged, final)
-        except OSError:
-            if not final.is_dir():  # not a lost race with another process
-                raise
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-        shutil.rmtree(temporary, ignore_errors=True)
-    return final, False
+# The numpy dtype an output is read into: what Core ML declares, with ids
+# as int32 and doubles as float32 (the argmax reads float32/float16).
+_ARRAY_DTYPES = {"int32": "int32", "int8": "int32", "float16": "float16", "float32": "float32",
+                 "float64": "float32"}
 
 
 def page_aligned_empty(shape, dtype=np.int32) -> np.ndarray:
-    """An uninitialised array whose data starts on a page boundary, with numpy
-    owning the memory (the base array)."""
+    """An uninitialised C-contiguous array whose data starts on a page
+    boundary, with whole pages behind it (round_up(nbytes, PAGE), as Apple's
+    outputBackings example allocates); numpy owns the memory."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    raw = np.empty(nbytes + PAGE, np.uint8)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    rounded = -(-max(nbytes, 1) // PAGE) * PAGE
+    raw = np.empty(rounded + PAGE, np.uint8)
     offset = (-raw.ctypes.data) % PAGE
     return raw[offset : offset + nbytes].view(dtype).reshape(shape)
 
 
-def info_from_description(desc: dict, path: Path, input_size, output_shape) -> ModelInfo:
-    """ModelInfo from Core ML's own MLModelDescription (what a .mlmodelc,
-    which has no spec, can tell)."""
-    image = next(f for f in desc["inputs"] if f["kind"] == "image")
-    output = next(f for f in desc["outputs"] if f["kind"] == "multiArray")
-    creator = dict(desc["creator_defined"])
-    labels, colors = parse_preview_params(creator.get(PREVIEW_PARAMS_KEY), path)
-    meta = desc["metadata"]
-    return ModelInfo(
-        path=path, format=path.suffix.lstrip(".").lower(), model_type="compiled", spec_version=0,
-        preview_type=creator.get(PREVIEW_TYPE_KEY), labels=labels, colors=colors,
-        input_name=image["name"], input_size=tuple(input_size), input_color_layout="RGB",
-        input_size_range=None, input_sizes=None, output_name=output["name"], output_dtype=output["dtype"],
-        output_shape=tuple(output_shape), author=meta.get("author", ""), license=meta.get("license", ""),
-        version=meta.get("version", ""), description=meta.get("description", ""), user_defined=creator,
-    )
+def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
+    """(h, w, 1) uint8 luma of an (h, w, 3|4) RGB(A) image, as Pillow's
+    ``convert("L")`` computes it (ITU-R 601-2 weights, 16-bit fixed point)."""
+    r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)[..., None]
 
 
 class CoreMLSegmenter(Segmenter):
@@ -145,6 +85,9 @@ class CoreMLSegmenter(Segmenter):
         The .mlmodelc Core ML loaded.
     from_cache : bool
         True when no compilation was needed.
+    output : coreseg.contract.OutputContract
+        Which output is read, and how (for a model whose output shape is
+        only known from a result, each result carries its own).
     description_info : ModelInfo
         What Core ML's MLModelDescription says (``info`` comes from the spec
         when there is one; the two agree).
@@ -152,36 +95,125 @@ class CoreMLSegmenter(Segmenter):
 
     backend = "coreml"
 
-    def __init__(self, path, compute_units: str = "all", crop: str = "fill", labels=None):
-        from .. import _coreml
-
+    def __init__(self, path, compute_units: str = "all", crop: str = "fill", labels=None, size=None,
+                 output=None, output_layout=None, output_activation=None, threshold=None, native=None):
+        if native is None:
+            from .. import _coreml as native
         path = Path(path)
         if not path.exists():
             raise ModelError(f"{path}: no such file or folder")
-        spec_info = None
+        self._user = dict(output_layout=output_layout, output_activation=output_activation, threshold=threshold)
+        units = COMPUTE_UNIT_CODES[compute_units]
         if path.suffix.lower() == ".mlmodelc":
+            self._model = native.Model(str(path), units)
             self.compiled_path, self.from_cache = path, True
+            file = coreml_file.from_description(self._model.describe(), path)
+            info, self.output = coreml_file.describe(file, labels=labels, output=output, ordered=False, **self._user)
         else:
-            spec_info = inspect(path)  # clear errors for what is not a segmentation model
-            self.compiled_path, self.from_cache = compiled_model(path, _coreml)
-        self._model = _coreml.Model(str(self.compiled_path), COMPUTE_UNIT_CODES[compute_units])
-        self._pixel_format = self._model.pixel_format  # "BGRA" or "ARGB"
-        self._output_shape = tuple(self._model.output_shape)
-        self.description_info = info_from_description(self._model.describe(), path, self._model.input_size,
-                                                      self._output_shape)
-        info = spec_info or self.description_info
-        names, colors = given_labels(info.labels, info.colors, labels)
-        super().__init__(dataclasses.replace(info, labels=names, colors=colors), crop)
+            # The spec first: a clear error for what is not a segmentation
+            # model, before anything is compiled.
+            file = coreml_file.read(path)
+            info, self.output = coreml_file.describe(file, labels=labels, output=output, **self._user)
+            self._model, self.compiled_path, self.from_cache = load_compiled(
+                path, native, lambda compiled: native.Model(str(compiled), units), CoreMLError)
+        described = coreml_file.from_description(self._model.describe(), self.compiled_path)
+        self.description_info, _ = coreml_file.describe(described, labels=labels, output=self.output.name,
+                                                        **self._user)
+        self._image = file.image
+        # The pixel buffer format Core ML asks for: "BGRA", "ARGB" or "L008".
+        self._pixel_format = next(f["pixel_format"] for f in self._model.describe()["inputs"]
+                                  if f["name"] == self._image.name)
+        if self._pixel_format not in ("BGRA", "ARGB", "L008"):
+            raise ModelError(f"{path}: input {self._image.name!r} takes {self._pixel_format} pixel buffers; "
+                             "coreseg feeds 32BGRA, 32ARGB and OneComponent8")
+        self._declared = next(t for t in file.outputs if t.name == self.output.name)
+        self._dtype = _ARRAY_DTYPES.get(self._declared.dtype)
+        if self._dtype is None:
+            raise ModelError(f"{path}: output {self._declared.describe()} has a data type coreseg cannot read")
+        self._size = self._size_arg(size, path)
+        self._contracts: dict = {}  # (result shape, canvas) -> OutputContract
+        self._shapes: dict = {}  # canvas -> result shape, learned from results
+        super().__init__(info, crop)
+
+    def _size_arg(self, size, path: Path):
+        """None (the model's default size), "image" or an allowed (w, h)."""
+        if size is None or size == "image":
+            return size
+        if not self._image.allows(size):
+            raise ValueError(f"size={tuple(size)}, but {path.name} takes {self._image.allowed()}")
+        return tuple(size)
+
+    # ---- sizes and placement -------------------------------------------------
+
+    def _canvas_size(self, img: np.ndarray) -> tuple[int, int]:
+        if self._size == "image":
+            return self._image.size_for((img.shape[1], img.shape[0]))
+        return self._size or self._image.size
+
+    def _result_shape(self, canvas) -> tuple | None:
+        """The output's shape at an input size, when known (declared, or
+        learned from a result at that size)."""
+        declared = self._declared.shape
+        if declared is not None and None not in declared and (canvas == self._image.size or not self._image.flexible):
+            return declared
+        return self._shapes.get(canvas)
+
+    def _place(self, img: np.ndarray) -> Placement:
+        canvas = self._canvas_size(img)
+        return place((img.shape[1], img.shape[0]), canvas, self.crop, self._stride_at(canvas))
+
+    def _stride_at(self, canvas) -> tuple[int, int]:
+        """Input pixels per output pixel at an input size ((1, 1) when not
+        known yet), so a letterbox falls on whole output pixels."""
+        shape = self._result_shape(canvas)
+        if shape is None:
+            return (1, 1)
+        contract = self._contract(shape, canvas)
+        if contract.kind == "labels":
+            dims = [d for d in shape if d != 1]
+            if len(dims) != 2:
+                return (1, 1)
+            h, w = dims
+        else:
+            h, w = contract.class_axis_first(np.empty(shape, np.uint8)).shape[1:]
+        cw, ch = canvas
+        if cw % w or ch % h:
+            return (1, 1)
+        return (cw // w, ch // h)
+
+    def _contract(self, shape, canvas) -> OutputContract:
+        """The output contract for a result of `shape` at input size `canvas`
+        (the load-time one when the model declared its shape)."""
+        key = (tuple(shape), canvas)
+        if key not in self._contracts:
+            if self._declared.shape is not None and None not in self._declared.shape:
+                self._contracts[key] = self.output
+            else:
+                tensor = Tensor(self._declared.name, self._declared.dtype, tuple(shape))
+                self._contracts[key] = output_contract(
+                    [tensor], self.info.user_defined, str(self.info.path), input_size=canvas,
+                    num_labels=None if self.info.labels is None else len(self.info.labels),
+                    output=tensor.name, **self._user)
+        return self._contracts[key]
+
+    # ---- frames ---------------------------------------------------------------
 
     def _frame(self, image, layout):
-        """(pixels, byte order of the pixel buffer's bytes in them, wrap?,
-        placement) for one image."""
+        """(pixels, source channel of each pixel-buffer byte, wrap?, placement,
+        canvas) for one image."""
         img = as_image(image)
         layout = (layout or ("RGBA" if img.shape[2] == 4 else "RGB")).upper()
         if layout not in _LAYOUTS or len(layout) != img.shape[2]:
             raise ValueError(f"layout must be one of {', '.join(_LAYOUTS)} with one letter per channel "
                              f"of the image ({img.shape[2]}), got {layout!r}")
-        placement = place((img.shape[1], img.shape[0]), tuple(self._model.input_size), self.crop)
+        placement = self._place(img)
+        canvas = placement.canvas_size
+        if self._pixel_format == "L008":
+            # Grayscale models take an 8-bit luma buffer: made here at the
+            # model's size, then wrapped or copied by rows.
+            if layout not in ("RGB", "RGBA"):
+                img = img[..., [layout.index(c) for c in "RGB"]]
+            return rgb_to_gray(placement.input_image(img[..., :3], "RGB")), [0, 0, 0, 0], True, placement, canvas
         if placement.mode == "center":
             x, y, w, h = placement.source
             img = img[y : y + h, x : x + w]  # a view: resized straight into the pixel buffer
@@ -194,13 +226,12 @@ class CoreMLSegmenter(Segmenter):
         # Source channel of each of the pixel buffer's bytes (3 on an RGB
         # source is the alpha byte the kernel sets to 255).
         order = [layout.index(c) if c in layout else 3 for c in self._pixel_format]
-        wrap = layout == self._pixel_format and (img.shape[1], img.shape[0]) == tuple(self._model.input_size)
-        return img, order, wrap, placement
+        wrap = layout == self._pixel_format and (img.shape[1], img.shape[0]) == canvas
+        return img, order, wrap, placement, canvas
 
-    def _labels(self, out: np.ndarray) -> np.ndarray:
-        return out.reshape(out.shape[-2:]) if out.ndim > 2 else out
+    # ---- prediction -----------------------------------------------------------
 
-    def predict(self, image, layout: str | None = None) -> Segmentation:
+    def predict(self, image, layout: str | None = None, *, out: np.ndarray | None = None) -> Segmentation:
         """Segment one image.
 
         Parameters
@@ -210,23 +241,57 @@ class CoreMLSegmenter(Segmenter):
             Byte order of `image`; default RGB or RGBA. Pass the model's own
             order ("BGRA" for most models) with an image of the model's
             input size to skip the input copy.
-        """
-        img, order, wrap, placement = self._frame(image, layout)
-        out = page_aligned_empty(self._output_shape)
-        t = self._model.predict(img, order, wrap, out)
-        return self._result(out, placement, t)
+        out : ndarray, optional
+            Where the model's raw output goes: a previous result's ``raw``
+            (its labels are then overwritten), so a video loop allocates
+            nothing. Its shape and dtype must be the output's at this input
+            size.
 
-    def _result(self, out, placement, timings) -> Segmentation:
-        return Segmentation(self._labels(out), placement.image_size, self.info.labels, self._palette, timings,
-                            placement=None if placement.mode == "fill" else placement)
+        Returns
+        -------
+        Segmentation
+            ``io`` records whether the input was wrapped and whether Core ML
+            wrote into our output array.
+        """
+        img, order, wrap, placement, canvas = self._frame(image, layout)
+        shape = self._result_shape(canvas)
+        if out is not None:
+            if shape is not None and (out.shape != tuple(shape) or out.dtype != self._dtype):
+                raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}; this model's output "
+                                 f"{self.output.name} at {canvas[0]}x{canvas[1]} is {tuple(shape)} {self._dtype}")
+            if not (out.flags.c_contiguous and out.flags.writeable):
+                raise ValueError("out must be a writable C-contiguous array")
+        elif shape is not None:
+            out = page_aligned_empty(shape, self._dtype)
+        raw, timings, io = self._model.predict(img, order, wrap, self._image.name, canvas, self.output.name,
+                                               self._dtype, out)
+        return self._result(raw, placement, canvas, timings, io)
+
+    def _result(self, raw, placement, canvas, timings, io) -> Segmentation:
+        self._shapes.setdefault(canvas, raw.shape)
+        contract = self._contract(raw.shape, canvas)
+        t0 = time.perf_counter()
+        labels = contract.labels(raw)
+        timings = dict(timings)
+        timings["postprocess"] = timings.get("postprocess", 0.0) + time.perf_counter() - t0
+        return Segmentation(labels, placement.image_size, self.info.labels, self._palette, timings,
+                            placement=None if placement.mode == "fill" else placement, raw=raw,
+                            output=contract, io=dict(io))
 
     def predict_batch(self, images, layout: str | None = None) -> list[Segmentation]:
-        """Segment several images with one predictionsFromBatch: call."""
+        """Segment several images with one predictionsFromBatch: call (Core ML
+        takes no output backings for batches: each result is copied once)."""
         frames = [self._frame(im, layout) for im in images]
         if not frames:
             return []
-        outs = [page_aligned_empty(self._output_shape) for _ in frames]
         t0 = time.perf_counter()
-        t = self._model.predict_batch([f[0] for f in frames], [f[1] for f in frames], outs)
-        t["total"] = time.perf_counter() - t0
-        return [self._result(out, placement, dict(t)) for (_, _, _, placement), out in zip(frames, outs)]
+        raws, timings = self._model.predict_batch([f[0] for f in frames], [f[1] for f in frames], self._image.name,
+                                                  [f[4] for f in frames], self.output.name, self._dtype)
+        timings = {k: v / len(frames) for k, v in timings.items()}
+        total = time.perf_counter() - t0
+        io = {"wrapped_input": False, "offered_output_backing": False, "used_output_backing": False}
+        results = [self._result(raw, f[3], f[4], timings, io) for f, raw in zip(frames, raws)]
+        for r in results:
+            r.timings["batch_total"] = total
+        return results
+

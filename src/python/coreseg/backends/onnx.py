@@ -42,6 +42,11 @@ class OnnxSegmenter(Segmenter):
     def __init__(self, path, providers=None, crop="fill", labels=None, size=None, **contract):
         path = Path(path)
         info, self.input, self.output = onnx_file.describe(onnx_file.read(path), labels=labels, **contract)
+        if size == "image":  # each image's own size: what a dynamic model does anyway
+            if info.input_size is not None:
+                raise ValueError(f"size='image', but {path.name} takes {info.input_size[0]}x{info.input_size[1]} "
+                                 "images only")
+            size = None
         if size is not None and info.input_size is not None and tuple(size) != info.input_size:
             raise ValueError(f"size={tuple(size)}, but {path.name} takes {info.input_size[0]}x{info.input_size[1]} "
                              "images only")

@@ -1,0 +1,134 @@
+"""A stand-in for coreseg._coreml, so the Core ML backend's Python side runs
+on any OS against real model specs built with coremltools.
+
+It behaves as the native module and Core ML do, as far as the Python side
+can tell: compile_model makes a .mlmodelc folder; Model.describe() gives
+what MLModelDescription gives (features in no particular order, no output
+shape for flexible models, 32BGRA buffers for colour images, OneComponent8
+for grayscale); predict builds the pixel buffer the native code would
+(resize_image in `order`, or the one-channel frame as it is), hands the
+network its planes in the model's colour layout, and returns the result the
+way the native code does: written into `out` when Core ML would accept it
+as a backing, else converted into it (or into a new array) with
+coreseg._native.convert_array, the kernel the native code uses.
+
+What the network computes is given per model by the test: a function of
+the (C, h, w) float32 planes returning the output array.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from coreseg import _native, kernels
+from coreseg.coreml_file import read_spec
+from coreseg.segmenter import CoreMLError
+
+_DTYPES = {65568: "float32", 65600: "float64", 65552: "float16", 131104: "int32"}
+
+
+class FakeCoreML:
+    def __init__(self, networks: dict, returns: dict | None = None):
+        """networks: output name -> f(planes) -> array; returns: output name
+        -> the dtype Core ML hands back (default: as declared)."""
+        self.networks, self.returns = networks, returns or {}
+        self.compiled = 0
+        self.models = []
+
+    def compile_model(self, path):
+        self.compiled += 1
+        out = Path(path).parent / f"compiled-{self.compiled}.mlmodelc"
+        out.mkdir()
+        (out / "source.json").write_text(json.dumps({"spec": str(path)}))
+        return str(out)
+
+    def Model(self, compiled_path, compute_units):
+        source = Path(compiled_path) / "source.json"
+        if not source.exists():
+            raise CoreMLError("Core ML could not load the model")
+        model = FakeModel(Path(json.loads(source.read_text())["spec"]), self)
+        self.models.append(model)
+        return model
+
+
+class FakeModel:
+    def __init__(self, spec_path: Path, owner: FakeCoreML):
+        self.spec, _ = read_spec(spec_path)
+        self.owner = owner
+        self.calls = []
+
+    def describe(self):
+        desc = self.spec.description
+        inputs = []
+        for f in desc.input:
+            it = f.type.imageType
+            flex = it.WhichOneof("SizeFlexibility")
+            constraint = {"type": "unspecified", "sizes": []}
+            if flex == "imageSizeRange":
+                r = it.imageSizeRange
+                big = 1 << 62  # NSRange length of an open range
+                hi = lambda b: big if b < 0 else b  # noqa: E731
+                constraint = {"type": "range", "sizes": [],
+                              "width_range": (r.widthRange.lowerBound, hi(r.widthRange.upperBound)),
+                              "height_range": (r.heightRange.lowerBound, hi(r.heightRange.upperBound))}
+            elif flex == "enumeratedSizes":
+                constraint = {"type": "enumerated", "sizes": [(s.width, s.height) for s in it.enumeratedSizes.sizes]}
+            inputs.append({"name": f.name, "kind": "image", "shape": [it.height, it.width], "dtype": "",
+                           "optional": False, "pixel_format": "L008" if it.colorSpace == 10 else "BGRA",
+                           "size_constraint": constraint})
+        outputs = [{"name": f.name, "kind": "multiArray", "shape": list(f.type.multiArrayType.shape),
+                    "dtype": _DTYPES[f.type.multiArrayType.dataType], "optional": False, "pixel_format": "",
+                    "shape_constraint": {"type": "unspecified", "ranges": [], "shapes": []}}
+                   for f in desc.output]
+        meta = desc.metadata
+        return {"inputs": inputs, "outputs": outputs[::-1],  # a dictionary's order, not the spec's
+                "metadata": {"author": meta.author, "license": meta.license, "version": meta.versionString,
+                             "description": meta.shortDescription},
+                "creator_defined": dict(meta.userDefined)}
+
+    def _network_input(self, image, order, size):
+        it = self.spec.description.input[0].type.imageType
+        w, h = size
+        if it.colorSpace == 10:  # OneComponent8: the frame as it is
+            assert image.shape == (h, w, 1), "a grayscale frame must already have the input's size"
+            return image.transpose(2, 0, 1).astype(np.float32)
+        # What the native ResizeImage writes: the resampled source channels,
+        # byte i of each pixel from source channel order[i] (3: alpha 255).
+        src = kernels.resize_image(image, (w, h), "RGBA" if image.shape[2] == 4 else "RGB")
+        if src.shape[2] == 3:
+            src = np.dstack([src, np.full((h, w), 255, np.uint8)])
+        bgra = src[..., list(order)]
+        rgb = bgra[..., [2, 1, 0]]
+        planes = rgb[..., ::-1] if it.colorSpace == 30 else rgb  # Core ML hands BGR models B, G, R
+        return np.ascontiguousarray(planes.transpose(2, 0, 1), np.float32)
+
+    def predict(self, image, order, wrap, input, size, output, dtype, out=None):
+        self.calls.append({"size": tuple(size), "output": output, "wrap": wrap, "out": out})
+        planes = self._network_input(image, order, size)
+        result = np.asarray(self.owner.networks[output](planes))
+        returned = self.owner.returns.get(output)
+        if returned is not None:
+            result = result.astype(returned)
+        io = {"wrapped_input": bool(wrap and image.shape[2] in (1, 4)), "offered_output_backing": out is not None,
+              "used_output_backing": False}
+        if out is not None:
+            if out.shape == result.shape and out.dtype == result.dtype:
+                out[...] = result  # Core ML wrote into the backing
+                io["used_output_backing"] = True
+            else:
+                if [d for d in out.shape if d != 1] != [d for d in result.shape if d != 1]:
+                    raise CoreMLError(f"Core ML returned output {output} of shape {result.shape}, which does not "
+                                      f"fit an array of shape {out.shape}")
+                _native.convert_array(result, out)
+            array = out
+        else:
+            array = np.empty(result.shape, dtype)
+            _native.convert_array(result, array)
+        return array, {"preprocess": 0.001, "inference": 0.002, "postprocess": 0.0}, io
+
+    def predict_batch(self, images, orders, input, sizes, output, dtype):
+        arrays = [self.predict(im, o, False, input, s, output, dtype)[0] for im, o, s in zip(images, orders, sizes)]
+        return arrays, {"preprocess": 0.001, "inference": 0.002, "postprocess": 0.0}

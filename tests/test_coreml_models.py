@@ -1,0 +1,380 @@
+"""Core ML models as real exports make them (built with coremltools), read
+and run through the Core ML backend's Python side on any OS.
+
+coreseg.coreml_file reads the specs; CoreMLSegmenter runs them with
+fake_coreml standing in for coreseg._coreml (see there), so the size
+choice, output choice, shape handling, labels and result arrays are tested
+here; the macOS workflow runs the same models through Core ML itself
+(test_coreml_backend.py)."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("coremltools", reason="coremltools has no wheel for this platform")
+
+import coreml_models as cm  # noqa: E402
+from fake_coreml import FakeCoreML  # noqa: E402
+
+import coreseg  # noqa: E402
+from coreseg import CoreMLError, ModelError, coreml_file, kernels, reference  # noqa: E402
+from coreseg.backends.coreml import CoreMLSegmenter, rgb_to_gray  # noqa: E402
+from coreseg.coreml_file import ImageInput  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("coreml_models")
+    built = {
+        "plain": cm.segmenter(),
+        "bgr": cm.segmenter(color_layout=cm.BGR),
+        "range": cm.segmenter(shape=cm.FLEX_RANGE),
+        "enum": cm.segmenter(shape=cm.FLEX_ENUM),
+        "logits": cm.logits_model(),
+        "logits16": cm.logits_model(precision="float16"),
+        "logits_range": cm.logits_model(shape=cm.FLEX_RANGE),
+        "two": cm.two_output_model(),
+        "1hw": cm.unit_axes_model("1hw"),
+        "hw1": cm.unit_axes_model("hw1"),
+        "1hw1": cm.unit_axes_model("1hw1"),
+        "gray": cm.gray_model(),
+        "classes": cm.logits_model(user_defined={"classes": "red,green,blue"}),
+    }
+    paths = {}
+    for name, model in built.items():
+        paths[name] = d / f"{name}.mlpackage"
+        model.save(str(paths[name]))
+    cm.save_spec(cm.neural_network_segmenter(), d / "nn.mlmodel")
+    paths["nn"] = d / "nn.mlmodel"
+    return paths
+
+
+def argmax_rgb(planes):
+    return np.argmax(planes, axis=0).astype(np.int32)  # reduce_argmax over the channels (first maximum)
+
+
+NETWORKS = {
+    "semanticPredictions": argmax_rgb,
+    "labels": argmax_rgb,
+    "logits": lambda planes: 2 * planes[None],
+}
+
+
+def image(h=40, w=60, seed=0):
+    """Distinct channel values: no ties for the argmax, before or after resizing."""
+    rng = np.random.default_rng(seed)
+    return (rng.permuted(np.tile([0, 100, 200], (h, w, 1)), axis=2) + rng.integers(0, 20, (h, w, 3))).astype(np.uint8)
+
+
+def load(path, networks=NETWORKS, returns=None, **kwargs):
+    native = FakeCoreML(networks, returns)
+    return CoreMLSegmenter(path, native=native, **kwargs), native
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CORESEG_CACHE", str(tmp_path / "cache"))
+
+
+# ---- reading the files -------------------------------------------------------------
+
+
+def test_float_logits_are_scores(models):
+    info = coreseg.inspect(models["logits"])
+    assert (info.output_kind, info.output_layout, info.output_activation) == ("scores", "NCHW", "logits")
+    assert (info.output_name, info.output_dtype, info.output_shape) == ("logits", "float32", (1, 3, cm.H, cm.W))
+    assert coreseg.inspect(models["logits16"]).output_dtype == "float16"
+
+
+def test_flexible_models_declare_no_output_shape(models):
+    info = coreseg.inspect(models["range"])
+    assert info.output_shape is None and info.output_kind == "labels"
+    assert info.input_size == (cm.W, cm.H) and info.input_size_range == ((8, 128), (8, 64))
+    assert coreseg.inspect(models["enum"]).input_sizes == ((cm.W, cm.H), (48, 32))
+    assert coreseg.inspect(models["logits_range"]).output_kind == "scores"
+
+
+def test_several_outputs_prefer_the_class_map(models):
+    file = coreml_file.read(models["two"])
+    info, out = coreml_file.describe(file)
+    assert (out.name, out.kind) == ("labels", "labels")
+    info, out = coreml_file.describe(file, output="logits")
+    assert (out.name, out.kind, out.layout) == ("logits", "scores", "NCHW")
+    with pytest.raises(ModelError, match="no output named 'nope'; the outputs are: logits float32"):
+        coreml_file.describe(file, output="nope")
+
+
+@pytest.mark.parametrize("name, shape", [("1hw", (1, cm.H, cm.W)), ("hw1", (cm.H, cm.W, 1)),
+                                         ("1hw1", (1, cm.H, cm.W, 1))])
+def test_unit_axes_are_class_maps(models, name, shape):
+    info = coreseg.inspect(models[name])
+    assert info.output_kind == "labels" and info.output_shape == shape
+
+
+def test_color_layouts_come_from_the_spec(models):
+    assert coreseg.inspect(models["plain"]).input_color_layout == "RGB"
+    assert coreseg.inspect(models["bgr"]).input_color_layout == "BGR"
+    assert coreseg.inspect(models["gray"]).input_color_layout == "GRAY"
+
+
+def test_labels_from_the_classes_metadata(models):
+    assert coreseg.inspect(models["classes"]).labels == ["red", "green", "blue"]
+
+
+def test_image_input_sizes():
+    fixed = ImageInput("image", (64, 48), "RGB")
+    assert fixed.allows((64, 48)) and not fixed.allows((32, 24)) and fixed.size_for((1000, 10)) == (64, 48)
+    assert fixed.allowed() == "64x48 only"
+    ranged = ImageInput("image", (64, 48), "RGB", size_range=((16, 512), (16, -1)))
+    assert ranged.allows((512, 4000)) and not ranged.allows((513, 20)) and not ranged.allows((20, 15))
+    assert ranged.size_for((300, 200)) == (300, 200)  # within the range: the image's own size
+    assert ranged.size_for((1024, 512)) == (512, 256)  # too wide: scaled down, aspect kept
+    assert ranged.size_for((8, 8)) == (16, 16)  # too small: scaled up to the minimum
+    assert ranged.size_for((4000, 10)) == (512, 16)  # no scale fits both: clamped
+    assert ranged.allowed() == "width 16..512 and height 16..any"
+    enum = ImageInput("image", (64, 48), "RGB", sizes=((64, 48), (128, 96), (96, 128)))
+    assert enum.size_for((1200, 900)) == (128, 96) and enum.size_for((900, 1200)) == (96, 128)
+    assert enum.size_for((50, 40)) == (64, 48) and enum.allowed() == "one of 64x48, 128x96, 96x128"
+
+
+def description(outputs):
+    return {"inputs": [{"name": "image", "kind": "image", "shape": [16, 24], "dtype": "", "optional": False,
+                        "pixel_format": "BGRA", "size_constraint": {"type": "unspecified", "sizes": []}}],
+            "outputs": outputs, "metadata": {"author": "me"},
+            "creator_defined": {"com.apple.coreml.model.preview.params": '{"labels": ["--", "sky", "sea"]}'}}
+
+
+def array(name, dtype, shape):
+    return {"name": name, "kind": "multiArray", "shape": shape, "dtype": dtype, "optional": False,
+            "pixel_format": "", "shape_constraint": {"type": "unspecified", "ranges": [], "shapes": []}}
+
+
+def test_a_compiled_models_description(tmp_path):
+    compiled = tmp_path / "m.mlmodelc"
+    compiled.mkdir()
+    desc = description([array("scores", "float32", [1, 3, 16, 24]), array("map", "int32", [16, 24])])
+    info, out = coreml_file.describe(coreml_file.from_description(desc, compiled), ordered=False)
+    assert out.name == "map" and info.labels == ["--", "sky", "sea"] and info.author == "me"
+    assert info.format == "mlmodelc" and info.input_color_layout == "unknown"
+    # Core ML's compiler writes the colour layout into metadata.json.
+    (compiled / "metadata.json").write_text(json.dumps([{"inputSchema": [{"name": "image", "colorspace": "BGR"}]}]))
+    assert coreml_file.describe(coreml_file.from_description(desc, compiled))[0].input_color_layout == "BGR"
+    # Two class maps and no order among them: the user must choose.
+    two = description([array("a", "int32", [16, 24]), array("b", "int32", [16, 24])])
+    with pytest.raises(ModelError, match=r"several outputs could be the segmentation .*pass output=NAME"):
+        coreml_file.describe(coreml_file.from_description(two, compiled), ordered=False)
+    assert coreml_file.describe(coreml_file.from_description(two, compiled), output="b", ordered=False)[1].name == "b"
+
+
+def test_a_compiled_models_flexible_sizes(tmp_path):
+    desc = description([array("map", "int32", [])])
+    desc["inputs"][0]["size_constraint"] = {"type": "range", "sizes": [], "width_range": (8, 128),
+                                            "height_range": (8, 1 << 62)}
+    file = coreml_file.from_description(desc, tmp_path / "m.mlmodelc")
+    assert file.image.size_range == ((8, 128), (8, -1)) and file.outputs[0].shape is None
+    desc["inputs"][0]["size_constraint"] = {"type": "enumerated", "sizes": [(24, 16), (48, 32)]}
+    assert coreml_file.from_description(desc, tmp_path / "m.mlmodelc").image.sizes == ((24, 16), (48, 32))
+
+
+def test_16_bit_grayscale_inputs_are_refused_clearly(tmp_path):
+    desc = description([array("map", "int32", [16, 24])])
+    desc["inputs"][0]["pixel_format"] = "L00h"
+    with pytest.raises(ModelError, match="16-bit float grayscale image"):
+        coreml_file.describe(coreml_file.from_description(desc, tmp_path / "m.mlmodelc"))
+
+
+def test_other_required_inputs_are_refused(tmp_path):
+    desc = description([array("map", "int32", [16, 24])])
+    desc["inputs"].append({"name": "threshold", "kind": "double", "shape": [], "dtype": "", "optional": False})
+    with pytest.raises(ModelError, match="besides the image input 'image' it requires threshold"):
+        coreml_file.from_description(desc, tmp_path / "m.mlmodelc")
+    desc["inputs"][1]["optional"] = True
+    assert coreml_file.from_description(desc, tmp_path / "m.mlmodelc").image.name == "image"
+
+
+# ---- running them (the Python side, with a stand-in for Core ML) --------------------
+
+
+def expected(img, size, bgr=False):
+    rgb = kernels.resize_image(img, size, "RGB")
+    return np.argmax(rgb[..., ::-1] if bgr else rgb, axis=2)
+
+
+def test_a_class_map_model(models):
+    model, native = load(models["plain"])
+    img = image()
+    seg = model.predict(img)
+    np.testing.assert_array_equal(seg.labels, expected(img, (cm.W, cm.H)))
+    assert seg.labels.dtype == np.int32 and seg.scores is None and not model.has_scores
+    assert set(seg.timings) == {"preprocess", "inference", "postprocess"}
+    assert all(isinstance(v, float) for v in seg.timings.values())  # flags live in seg.io
+    assert seg.io == {"wrapped_input": False, "offered_output_backing": True, "used_output_backing": True}
+    assert seg.raw.ctypes.data % 4096 == 0
+    assert native.compiled == 1 and model.description_info.output_name == model.info.output_name
+
+
+def test_out_reuses_a_results_memory(models):
+    model, native = load(models["plain"])
+    first = model.predict(image(seed=1))
+    again = model.predict(image(seed=2), out=first.raw)
+    assert again.raw is first.raw and np.shares_memory(again.labels, first.labels)
+    np.testing.assert_array_equal(again.labels, expected(image(seed=2), (cm.W, cm.H)))
+    with pytest.raises(ValueError, match=r"out has shape \(3, 3\) and dtype int32; .* is \(16, 24\) int32"):
+        model.predict(image(), out=np.zeros((3, 3), np.int32))
+    with pytest.raises(ValueError, match="writable C-contiguous"):
+        model.predict(image(), out=np.zeros((cm.W, cm.H), np.int32).T)
+
+
+def test_bgr_models_get_bgr_planes(models):
+    model, _ = load(models["bgr"])
+    img = image(seed=3)
+    np.testing.assert_array_equal(model.predict(img).labels, expected(img, (cm.W, cm.H), bgr=True))
+
+
+def test_flexible_range_learns_the_output_shape(models):
+    model, native = load(models["range"], size="image")
+    img = image(40, 60)
+    seg = model.predict(img)
+    assert native.models[0].calls[0]["size"] == (60, 40) and native.models[0].calls[0]["out"] is None
+    np.testing.assert_array_equal(seg.labels, expected(img, (60, 40)))
+    seg = model.predict(image(40, 60, seed=5))  # now the shape is known: a backing is offered
+    assert native.models[0].calls[1]["out"] is not None and seg.io["used_output_backing"]
+    big = image(300, 200)  # taller than the range: scaled to fit, aspect kept
+    assert model.predict(big).labels.shape == (64, 43)
+    assert native.models[0].calls[2]["size"] == (43, 64)
+    default, native = load(models["range"])
+    assert default.predict(img).labels.shape == (cm.H, cm.W)  # the default size
+    assert load(models["range"], size=(100, 50))[0].predict(img).labels.shape == (50, 100)
+    with pytest.raises(ValueError, match=r"size=\(200, 50\), but range.mlpackage takes width 8..128 and height 8..64"):
+        load(models["range"], size=(200, 50))
+
+
+def test_enumerated_sizes_take_the_nearest(models):
+    model, native = load(models["enum"], size="image")
+    seg = model.predict(image(30, 50))
+    assert native.models[0].calls[0]["size"] == (48, 32) and seg.labels.shape == (32, 48)
+    with pytest.raises(ValueError, match="takes one of 24x16, 48x32"):
+        load(models["enum"], size=(30, 20))
+
+
+@pytest.mark.parametrize("name", ["logits", "logits16", "classes"])
+def test_float_logits_give_labels_and_scores(models, name):
+    model, _ = load(models[name])
+    img = image(seed=7)
+    seg = model.predict(img)
+    np.testing.assert_array_equal(seg.labels, expected(img, (cm.W, cm.H)))
+    assert model.has_scores and seg.raw.dtype == ("float16" if name == "logits16" else "float32")
+    logits = 2 * kernels.resize_image(img, (cm.W, cm.H), "RGB").transpose(2, 0, 1).astype(np.float64)
+    p = np.exp(logits - logits.max(axis=0))
+    np.testing.assert_allclose(seg.scores, p / p.sum(axis=0), atol=2e-3 if name == "logits16" else 1e-5)
+    smooth = seg.full_labels(smooth=True)
+    assert smooth.shape == (40, 60)
+    np.testing.assert_array_equal(smooth, reference.upsample_argmax(seg.scores, (60, 40)))
+    if name == "classes":
+        assert model.labels == ["red", "green", "blue"] and seg.names == model.labels
+
+
+def test_flexible_logits_learn_their_layout(models):
+    model, _ = load(models["logits_range"], size="image")
+    img = image(32, 48, seed=8)
+    seg = model.predict(img)
+    assert seg.output.layout == "NCHW" and seg.raw.shape == (1, 3, 32, 48)
+    np.testing.assert_array_equal(seg.labels, expected(img, (48, 32)))
+
+
+def test_the_output_can_be_chosen(models):
+    model, native = load(models["two"])
+    assert model.output.name == "labels" and not model.has_scores
+    img = image(seed=9)
+    np.testing.assert_array_equal(model.predict(img).labels, expected(img, (cm.W, cm.H)))
+    scores, native = load(models["two"], output="logits")
+    seg = scores.predict(img)
+    assert native.models[0].calls[0]["output"] == "logits" and seg.scores.shape == (3, cm.H, cm.W)
+    np.testing.assert_array_equal(seg.labels, expected(img, (cm.W, cm.H)))
+
+
+@pytest.mark.parametrize("name", ["1hw", "hw1", "1hw1"])
+def test_unit_axes(models, name):
+    layout = {"1hw": lambda p: argmax_rgb(p)[None], "hw1": lambda p: argmax_rgb(p)[..., None],
+              "1hw1": lambda p: argmax_rgb(p)[None, ..., None]}[name]
+    model, _ = load(models[name], networks={"labels": layout})
+    img = image(seed=10)
+    seg = model.predict(img)
+    assert seg.labels.shape == (cm.H, cm.W)
+    np.testing.assert_array_equal(seg.labels, expected(img, (cm.W, cm.H)))
+    # Core ML may return the map without the unit axes the spec declares.
+    model, _ = load(models[name], networks={"labels": argmax_rgb})
+    np.testing.assert_array_equal(model.predict(img).labels, expected(img, (cm.W, cm.H)))
+
+
+def test_grayscale_models(models):
+    model, native = load(models["gray"], networks={"labels": lambda p: (p[0] > 127).astype(np.int32)})
+    img = image(seed=11)
+    seg = model.predict(img)
+    gray = rgb_to_gray(kernels.resize_image(img, (cm.W, cm.H), "RGB"))[..., 0]
+    np.testing.assert_array_equal(seg.labels, (gray > 127).astype(np.int32))
+    frame = native.models[0].calls[0]
+    assert frame["wrap"]  # a model-sized luma frame: wrapped when its rows are aligned
+
+
+def test_rgb_to_gray_is_pillows_luma():
+    Image = pytest.importorskip("PIL.Image")
+    rgb = np.random.default_rng(12).integers(0, 256, (37, 53, 3), np.uint8)
+    ours = rgb_to_gray(rgb)
+    assert ours.shape == (37, 53, 1) and ours.dtype == np.uint8
+    np.testing.assert_array_equal(ours[..., 0], np.asarray(Image.fromarray(rgb).convert("L")))
+
+
+def test_class_maps_returned_as_floats(models):
+    # Neural networks declare Int32 maps and may hand back doubles: whole
+    # numbers are read as ids; anything else is an error, never truncated.
+    model, _ = load(models["nn"], networks={"semanticPredictions": argmax_rgb}, returns={"semanticPredictions": np.float64})
+    img = image(seed=13)
+    np.testing.assert_array_equal(model.predict(img).labels, expected(img, (cm.W, cm.H)))
+    half = lambda p: argmax_rgb(p) + 0.5  # noqa: E731
+    model, _ = load(models["nn"], networks={"semanticPredictions": half}, returns={"semanticPredictions": np.float64})
+    with pytest.raises((ValueError, CoreMLError), match="a whole number that fits int32"):
+        model.predict(img)
+
+
+def test_compiled_models_load_from_their_description(models, tmp_path):
+    model, native = load(models["plain"])
+    direct = CoreMLSegmenter(model.compiled_path, native=native)
+    assert direct.from_cache and direct.info.format == "mlmodelc" and direct.output.name == "semanticPredictions"
+    np.testing.assert_array_equal(direct.predict(image()).labels, model.predict(image()).labels)
+
+
+def test_letterbox_and_center_crop(models):
+    img = image(40, 90, seed=14)
+    fit, _ = load(models["plain"], crop="fit")
+    seg = fit.predict(img)
+    assert seg.placement.mode == "fit" and seg.full_labels().shape == (40, 90)
+    x, y, w, h = seg.placement.target
+    canvas = np.zeros((cm.H, cm.W, 3), np.uint8)
+    canvas[y : y + h, x : x + w] = kernels.resize_image(img, (w, h), "RGB")
+    np.testing.assert_array_equal(seg.labels, np.argmax(canvas, axis=2))
+    center, _ = load(models["plain"], crop="center")
+    full = center.predict(img).full_labels()
+    assert (full[:, :5] == -1).all() and (full[:, 40:50] >= 0).all()
+
+
+def test_batches(models):
+    model, _ = load(models["range"], size="image")
+    images = [image(20 + 4 * i, 30, seed=i) for i in range(3)]
+    for img, seg in zip(images, model.predict_batch(images)):
+        np.testing.assert_array_equal(seg.labels, expected(img, (30, img.shape[0])))
+        assert not seg.io["used_output_backing"] and "batch_total" in seg.timings
+
+
+def test_load_says_what_core_ml_models_do_not_take(models, monkeypatch):
+    monkeypatch.setattr(coreseg.segmenter, "_coreml_available", lambda: True)
+    with pytest.raises(ValueError, match="mean: not used by Core ML models"):
+        coreseg.load(models["plain"], mean="imagenet")
+
+
+def test_a_model_core_ml_cannot_load_is_a_core_ml_error(tmp_path):
+    broken = tmp_path / "broken.mlmodelc"
+    broken.mkdir()
+    with pytest.raises(CoreMLError):
+        CoreMLSegmenter(broken, native=FakeCoreML({}))
