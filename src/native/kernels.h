@@ -107,6 +107,7 @@ struct StridedArray {
 };
 
 // dst (packed, C order, same element count) = src converted to `to`.
+// float64 -> float16 goes through float32 (the backend never asks for it).
 // Floats converted to int32 must be whole numbers in range; otherwise
 // returns false with the offending value in bad_value (dst partly written).
 bool ConvertArray(const StridedArray& src, uint8_t* dst, ElementType to, double* bad_value);
