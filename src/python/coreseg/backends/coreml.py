@@ -91,7 +91,14 @@ class CoreMLSegmenter(Segmenter):
     description_info : ModelInfo
         What Core ML's MLModelDescription says (``info`` comes from the spec
         when there is one; the two agree).
+    wrap_inputs : bool
+        Hand Core ML the caller's pixels as they are when they already fit
+        (True, the default), or always copy them into IOSurface-backed pool
+        buffers (False). Which is faster depends on the model and compute
+        units; BENCHMARKS.md measures both.
     """
+
+    wrap_inputs = True
 
     backend = "coreml"
 
@@ -213,7 +220,8 @@ class CoreMLSegmenter(Segmenter):
             # model's size, then wrapped or copied by rows.
             if layout not in ("RGB", "RGBA"):
                 img = img[..., [layout.index(c) for c in "RGB"]]
-            return rgb_to_gray(placement.input_image(img[..., :3], "RGB")), [0, 0, 0, 0], True, placement, canvas
+            gray = rgb_to_gray(placement.input_image(img[..., :3], "RGB"))
+            return gray, [0, 0, 0, 0], self.wrap_inputs, placement, canvas
         if placement.mode == "center":
             x, y, w, h = placement.source
             img = img[y : y + h, x : x + w]  # a view: resized straight into the pixel buffer
@@ -226,7 +234,7 @@ class CoreMLSegmenter(Segmenter):
         # Source channel of each of the pixel buffer's bytes (3 on an RGB
         # source is the alpha byte the kernel sets to 255).
         order = [layout.index(c) if c in layout else 3 for c in self._pixel_format]
-        wrap = layout == self._pixel_format and (img.shape[1], img.shape[0]) == canvas
+        wrap = self.wrap_inputs and layout == self._pixel_format and (img.shape[1], img.shape[0]) == canvas
         return img, order, wrap, placement, canvas
 
     # ---- prediction -----------------------------------------------------------
