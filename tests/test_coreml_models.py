@@ -248,6 +248,8 @@ def test_flexible_range_learns_the_output_shape(models):
     assert load(models["range"], size=(100, 50))[0].predict(img).labels.shape == (50, 100)
     with pytest.raises(ValueError, match=r"size=\(200, 50\), but range.mlpackage takes width 8..128 and height 8..64"):
         load(models["range"], size=(200, 50))
+    with pytest.raises(ValueError, match=r"size='image', but plain.mlpackage takes 24x16 only"):
+        load(models["plain"], size="image")
 
 
 def test_enumerated_sizes_take_the_nearest(models):

@@ -26,7 +26,8 @@ from .kernels import (
 )
 from .model_info import ModelError, ModelInfo, inspect
 from .annotate import annotate
-from .segmenter import BackendUnavailableError, CoreMLError, Segmentation, Segmenter, load
+from .segmentation import Segmentation
+from .segmenter import BackendUnavailableError, CoreMLError, Segmenter, load
 from .palette import default_palette, parse_color, parse_colors
 
 __version__ = "0.1.0"

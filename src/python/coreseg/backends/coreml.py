@@ -43,7 +43,8 @@ from .._images import as_image
 from ..contract import OutputContract, Tensor, output_contract
 from ..geometry import Placement, place
 from ..model_info import ModelError
-from ..segmenter import CoreMLError, Segmentation, Segmenter
+from ..segmentation import Segmentation
+from ..segmenter import CoreMLError, Segmenter
 from .coreml_cache import load_compiled
 
 __all__ = ["CoreMLSegmenter", "COMPUTE_UNIT_CODES", "page_aligned_empty", "rgb_to_gray"]
@@ -123,13 +124,12 @@ class CoreMLSegmenter(Segmenter):
             info, self.output = coreml_file.describe(file, labels=labels, output=output, **self._user)
             self._model, self.compiled_path, self.from_cache = load_compiled(
                 path, native, lambda compiled: native.Model(str(compiled), units), CoreMLError)
-        described = coreml_file.from_description(self._model.describe(), self.compiled_path)
-        self.description_info, _ = coreml_file.describe(described, labels=labels, output=self.output.name,
-                                                        **self._user)
+        desc = self._model.describe()
+        self.description_info, _ = coreml_file.describe(coreml_file.from_description(desc, self.compiled_path),
+                                                        labels=labels, output=self.output.name, **self._user)
         self._image = file.image
         # The pixel buffer format Core ML asks for: "BGRA", "ARGB" or "L008".
-        self._pixel_format = next(f["pixel_format"] for f in self._model.describe()["inputs"]
-                                  if f["name"] == self._image.name)
+        self._pixel_format = next(f["pixel_format"] for f in desc["inputs"] if f["name"] == self._image.name)
         if self._pixel_format not in ("BGRA", "ARGB", "L008"):
             raise ModelError(f"{path}: input {self._image.name!r} takes {self._pixel_format} pixel buffers; "
                              "coreseg feeds 32BGRA, 32ARGB and OneComponent8")
@@ -144,6 +144,8 @@ class CoreMLSegmenter(Segmenter):
 
     def _size_arg(self, size, path: Path):
         """None (the model's default size), "image" or an allowed (w, h)."""
+        if size == "image" and not self._image.flexible:
+            raise ValueError(f"size='image', but {path.name} takes {self._image.allowed()}")
         if size is None or size == "image":
             return size
         if not self._image.allows(size):

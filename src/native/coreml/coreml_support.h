@@ -1,0 +1,112 @@
+// Shared by the Core ML backend's Objective-C++ files (ARC): string and
+// error conversions, the autorelease-pool wrapper every call runs in, shape
+// helpers, data types, feature summaries and the Result's contents.
+#pragma once
+
+#import <CoreML/CoreML.h>
+#import <Foundation/Foundation.h>
+
+#include <chrono>
+#include <exception>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "coreml_model.h"
+
+namespace coreseg {
+namespace coreml {
+
+using Clock = std::chrono::steady_clock;
+
+inline double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+inline std::string FromNS(NSString* s) { return s == nil ? std::string() : std::string(s.UTF8String ?: ""); }
+
+inline NSString* ToNS(const std::string& s) { return [NSString stringWithUTF8String:s.c_str()] ?: @""; }
+
+inline std::string Describe(NSError* error, const std::string& what) {
+  std::string message = what;
+  if (error != nil) {
+    message += ": " + FromNS(error.localizedDescription);
+    if (error.localizedFailureReason != nil) message += " (" + FromNS(error.localizedFailureReason) + ")";
+  }
+  return message;
+}
+
+[[noreturn]] inline void Fail(NSError* error, const std::string& what) { throw Failure(Describe(error, what)); }
+
+// Runs f() in its own autorelease pool. Every failure inside (ours, any C++
+// exception, Objective-C exceptions, which must never reach Python) is
+// caught inside the pool, so the pool always drains, and is rethrown as a
+// coreml::Failure after it.
+template <typename F>
+auto InPool(const char* what, F&& f) -> decltype(f()) {
+  std::string error;
+  decltype(f()) result{};
+  @autoreleasepool {
+    try {
+      @try {
+        result = f();
+      } @catch (NSException* e) {
+        error = std::string("Core ML raised ") + FromNS(e.name) + " while " + what + ": " + FromNS(e.reason);
+      }
+    } catch (const Failure& e) {
+      error = e.what();
+    } catch (const std::bad_alloc&) {
+      error = std::string("out of memory while ") + what;
+    } catch (const std::exception& e) {
+      error = std::string("error while ") + what + ": " + e.what();
+    } catch (...) {
+      error = std::string("unknown error while ") + what;
+    }
+  }
+  if (!error.empty()) throw Failure(error);
+  return result;
+}
+
+// Shape with the unit axes dropped (Core ML may add or drop them).
+inline std::vector<int64_t> Squeezed(const std::vector<int64_t>& shape) {
+  std::vector<int64_t> out;
+  for (int64_t d : shape)
+    if (d != 1) out.push_back(d);
+  return out;
+}
+
+inline std::string ShapeText(const std::vector<int64_t>& shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + ")";
+}
+
+inline std::vector<int64_t> Numbers(NSArray<NSNumber*>* a) {
+  std::vector<int64_t> out;
+  for (NSNumber* n in a) out.push_back(n.longLongValue);
+  return out;
+}
+
+inline NSArray<NSNumber*>* NSNumbers(const std::vector<int64_t>& v) {
+  NSMutableArray<NSNumber*>* out = [NSMutableArray arrayWithCapacity:v.size()];
+  for (int64_t d : v) [out addObject:@(d)];
+  return out;
+}
+
+// Data types (coreml_describe.mm).
+const char* DtypeName(MLMultiArrayDataType t);
+bool ToElementType(MLMultiArrayDataType t, ElementType* out);
+MLMultiArrayDataType ToDataType(ElementType t);
+
+// What Core ML's description says of one feature (coreml_describe.mm).
+FeatureSummary Summarise(MLFeatureDescription* f);
+
+// A Core ML output array held by a Result (coreml_result.mm).
+struct Result::Impl {
+  MLMultiArray* array = nil;  // strong (ARC)
+  std::vector<int64_t> shape;
+  std::string name;
+};
+
+}  // namespace coreml
+}  // namespace coreseg
