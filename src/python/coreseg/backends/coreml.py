@@ -96,7 +96,7 @@ class CoreMLSegmenter(Segmenter):
         Hand Core ML the caller's pixels as they are when they already fit
         (True, the default), or always copy them into IOSurface-backed pool
         buffers (False). Which is faster depends on the model and compute
-        units; BENCHMARKS.md measures both.
+        units; benchmarks/test_bench_coreml.py measures both on a Mac.
     """
 
     wrap_inputs = True
