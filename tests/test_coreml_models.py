@@ -191,6 +191,9 @@ def test_other_required_inputs_are_refused(tmp_path):
         coreml_file.from_description(desc, tmp_path / "m.mlmodelc")
     desc["inputs"][1]["optional"] = True
     assert coreml_file.from_description(desc, tmp_path / "m.mlmodelc").image.name == "image"
+    desc["inputs"].append(dict(desc["inputs"][0], name="depth"))  # a second image, required
+    with pytest.raises(ModelError, match="besides the image input 'image' it requires depth"):
+        coreml_file.from_description(desc, tmp_path / "m.mlmodelc")
 
 
 # ---- running them (the Python side, with a stand-in for Core ML) --------------------

@@ -350,8 +350,9 @@ def input_contract(tensor: Tensor, metadata: dict, where: str, *, layout=None, m
 
 
 def segmentation_kind(t: Tensor) -> str | None:
-    """What a model output can be read as: "labels", "scores" or None for a tensor that cannot be one. A tensor
-    of unknown rank is judged by its dtype; its shape is checked per result."""
+    """What a model output can be read as: "labels", "scores", or None for
+    a tensor that cannot be either. A tensor of unknown rank is judged by
+    its dtype; its shape is checked per result."""
     if t.shape is None:
         return "labels" if _is_int(t.dtype) else "scores" if _is_float(t.dtype) else None
     non_unit = [d for d in t.shape if d is not None and d != 1]  # dynamic axes are checked per result
@@ -401,13 +402,13 @@ def output_contract(outputs: list[Tensor], metadata: dict, where: str, *, input_
         if threshold is not None:
             raise ValueError(f"threshold applies to single-channel score outputs; {t.describe()} is a class map")
         return OutputContract(t.name, "labels", None, "none", 0.0, num_labels)
+    activation = output_activation or metadata.get(ACTIVATION_KEY) or t.activation
+    if activation is not None and activation not in ACTIVATIONS:
+        raise ModelError(f"{where}: metadata {ACTIVATION_KEY} must be one of {', '.join(ACTIVATIONS)}, "
+                         f"got {activation!r}")
     if t.shape is None:
         # Unknown until a result comes: the backend calls this again with
         # the result's shape. Only what does not depend on it is checked.
-        activation = output_activation or metadata.get(ACTIVATION_KEY) or t.activation
-        if activation is not None and activation not in ACTIVATIONS:
-            raise ModelError(f"{where}: metadata {ACTIVATION_KEY} must be one of {', '.join(ACTIVATIONS)}, "
-                             f"got {activation!r}")
         return OutputContract(t.name, "scores", output_layout, activation or "logits",
                               0.0 if threshold is None else float(threshold), None)
 
@@ -416,10 +417,6 @@ def output_contract(outputs: list[Tensor], metadata: dict, where: str, *, input_
         raise ModelError(f"{where}: output {t.describe()} has a batch of {shape[0]}; expected 1")
     layout = output_layout or _score_layout(t, shape, where, input_size, num_labels)
     channels = shape[1] if layout == "NCHW" else shape[3]
-    activation = output_activation or metadata.get(ACTIVATION_KEY) or t.activation
-    if activation is not None and activation not in ACTIVATIONS:
-        raise ModelError(f"{where}: metadata {ACTIVATION_KEY} must be one of {', '.join(ACTIVATIONS)}, "
-                         f"got {activation!r}")
     if channels == 1:
         if activation is None:
             raise ModelError(f"{where}: output {t.describe()} is a single channel (a binary model), and nothing "

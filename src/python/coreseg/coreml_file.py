@@ -222,14 +222,16 @@ def _spec_image(feature) -> ImageInput:
 
 
 def _one_image(path, images: list, others: list) -> ImageInput:
-    """The model's image input; every other input must be optional."""
+    """The model's image input. `images` holds (ImageInput, optional) pairs,
+    `others` the descriptions of required inputs that are not images; every
+    input but the first image must be optional."""
     if not images:
         has = ", ".join(others) or "none"
         raise ModelError(f"{path}: not a segmentation model: it has no image input (inputs: {has})")
-    required = [name for name, optional in images[1:] + [(o, False) for o in others] if not optional]
+    required = [image.name for image, optional in images[1:] if not optional] + others
     if required:
         raise ModelError(f"{path}: not a segmentation model coreseg can feed: besides the image input "
-                         f"{images[0][0].name!r} it requires {', '.join(map(str, required))}")
+                         f"{images[0][0].name!r} it requires {', '.join(required)}")
     return images[0][0]
 
 
