@@ -8,6 +8,8 @@
 #include <pybind11/stl.h>
 
 #include <climits>
+#include <exception>
+#include <type_traits>
 #include <optional>
 #include <cstring>
 #include <stdexcept>
@@ -28,8 +30,75 @@ std::string ShapeString(const py::array& a) {
   return s + (a.ndim() == 1 ? ",)" : ")");
 }
 
+// Runs f() with the GIL released. Not pybind11's gil_scoped_release: its
+// destructor is noexcept, and at interpreter exit CPython ends a daemon
+// thread that takes the GIL back with pthread_exit, whose forced unwinding
+// through a noexcept frame calls std::terminate (an abort at exit while a
+// kernel runs). Here the GIL is taken back in a frame unwinding may cross.
+template <typename F>
+auto WithoutGil(F&& f) -> decltype(f()) {
+  using R = decltype(f());
+  PyThreadState* state = PyEval_SaveThread();
+  std::exception_ptr error;
+  if constexpr (std::is_void_v<R>) {
+    try {
+      f();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    PyEval_RestoreThread(state);
+    if (error) std::rethrow_exception(error);
+  } else {
+    R result{};
+    try {
+      result = f();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    PyEval_RestoreThread(state);
+    if (error) std::rethrow_exception(error);
+    return result;
+  }
+}
+
+// The dtype with its byte order when that is not the machine's ("got >i4").
 std::string DtypeString(const py::array& a) {
-  return py::str(a.dtype()).cast<std::string>();
+  const py::dtype d = a.dtype();
+  std::string name = py::str(d).cast<std::string>();
+  const char order = d.byteorder();
+  if (order == '>' || order == '<') {
+    if (name[0] != '>' && name[0] != '<') name = std::string(1, order) + name;
+    name += " (not the machine's byte order)";
+  }
+  return name;
+}
+
+// Same type and byte order (numpy's PyArray_EquivTypes: a dtype made by
+// astype() is not the very object dtype::of<T>() returns).
+bool HasDtype(const py::array& a, const py::dtype& d) {
+  return py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(), d.ptr());
+}
+
+// Elements must sit on their natural alignment: the rows load them as
+// int32/uint16/float directly (unaligned loads are undefined behaviour).
+void CheckAligned(const py::array& a, const char* name) {
+  const py::ssize_t item = a.itemsize();
+  bool ok = reinterpret_cast<uintptr_t>(a.data()) % static_cast<uintptr_t>(item) == 0;
+  for (py::ssize_t d = 0; ok && d < a.ndim(); ++d) ok = a.strides(d) % item == 0;
+  if (a.size() > 0 && !ok)
+    throw py::value_error(std::string(name) + " is not aligned to its element size (copy it first)");
+}
+
+// Every side of every array a kernel reads or writes (MAX_SIDE in
+// coreseg.kernels): index maps and row loops hold positions in int32, and
+// resampling filters grow with the ratio of two sides.
+constexpr int64_t kMaxSide = int64_t{1} << 24;
+
+void CheckSides(const py::array& a, const char* name, int sides) {
+  for (int d = 0; d < sides && d < a.ndim(); ++d)
+    if (a.shape(d) > kMaxSide)
+      throw py::value_error(std::string(name) + " has a side of " + std::to_string(a.shape(d)) +
+                            " elements; coreseg takes at most " + std::to_string(kMaxSide));
 }
 
 // The row functions take int widths; keep every row's byte count in range.
@@ -43,11 +112,11 @@ LabelMap AsLabelMap(const py::array& a, const char* name) {
   if (a.ndim() != 2)
     throw py::value_error(std::string(name) + " must be a 2-D array, got shape " + ShapeString(a));
   LabelType type;
-  if (a.dtype().is(py::dtype::of<int32_t>()))
+  if (HasDtype(a, py::dtype::of<int32_t>()))
     type = LabelType::kInt32;
-  else if (a.dtype().is(py::dtype::of<uint8_t>()))
+  else if (HasDtype(a, py::dtype::of<uint8_t>()))
     type = LabelType::kUInt8;
-  else if (a.dtype().is(py::dtype::of<uint16_t>()))
+  else if (HasDtype(a, py::dtype::of<uint16_t>()))
     type = LabelType::kUInt16;
   else
     throw py::type_error(std::string(name) + " must have dtype int32, uint8 or uint16, got " +
@@ -56,11 +125,13 @@ LabelMap AsLabelMap(const py::array& a, const char* name) {
   if (a.size() > 0 && a.shape(1) > 1 && a.strides(1) != a.itemsize())
     throw py::value_error(std::string(name) + " must have packed rows (strides[1] == itemsize)");
   CheckRowSize(a.shape(1), name);
+  CheckAligned(a, name);
+  CheckSides(a, name, 2);
   return {static_cast<const uint8_t*>(a.data()), type, a.shape(1), a.shape(0), a.strides(0)};
 }
 
 ImageView AsImage(const py::array& a, const char* name) {
-  if (!a.dtype().is(py::dtype::of<uint8_t>()))
+  if (!HasDtype(a, py::dtype::of<uint8_t>()))
     throw py::type_error(std::string(name) + " must have dtype uint8, got " + DtypeString(a));
   if (a.ndim() != 3 || (a.shape(2) != 3 && a.shape(2) != 4))
     throw py::value_error(std::string(name) + " must have shape (h, w, 3) or (h, w, 4), got " +
@@ -70,6 +141,7 @@ ImageView AsImage(const py::array& a, const char* name) {
     throw py::value_error(std::string(name) + " must have packed pixels (strides[1:] == (" +
                           std::to_string(channels) + ", 1))");
   CheckRowSize(a.shape(1) * channels, name);
+  CheckSides(a, name, 2);
   return {static_cast<const uint8_t*>(a.data()), a.shape(1), a.shape(0), channels, a.strides(0)};
 }
 
@@ -77,7 +149,7 @@ ImageView AsImage(const py::array& a, const char* name) {
 // its data pointer, the row stride in *stride.
 uint8_t* AsOutput(py::array& out, const std::vector<py::ssize_t>& shape, const py::dtype& dtype,
                   ptrdiff_t* stride) {
-  if (!out.dtype().is(dtype))
+  if (!HasDtype(out, dtype))
     throw py::type_error("out must have dtype " + py::str(dtype).cast<std::string>() + ", got " +
                          DtypeString(out));
   bool same = out.ndim() == static_cast<py::ssize_t>(shape.size());
@@ -88,15 +160,29 @@ uint8_t* AsOutput(py::array& out, const std::vector<py::ssize_t>& shape, const p
     throw py::value_error("out must have shape " + want + "), got " + ShapeString(out));
   }
   if (!out.writeable()) throw py::value_error("out must be writable");
-  // Everything after the row axis must be packed.
+  // Everything after the row axis must be packed; a 1-D out is one row.
   py::ssize_t expect = out.itemsize();
-  for (py::ssize_t i = out.ndim() - 1; i >= 1 && out.size() > 0; --i) {
+  for (py::ssize_t i = out.ndim() - 1; i >= (out.ndim() == 1 ? 0 : 1) && out.size() > 0; --i) {
     if (out.shape(i) > 1 && out.strides(i) != expect)
-      throw py::value_error("out must have packed rows (C-contiguous within each row)");
+      throw py::value_error(out.ndim() == 1 ? "out must be contiguous"
+                                            : "out must have packed rows (C-contiguous within each row)");
     expect *= out.shape(i);
   }
+  CheckAligned(out, "out");
+  CheckSides(out, "out", 2);
   *stride = out.strides(0);
   return static_cast<uint8_t*>(out.mutable_data());
+}
+
+// resize_image keeps within 1 of Pillow up to this downscale per axis (its
+// 14-bit filter coefficients lose precision beyond); MAX_DOWNSCALE in Python.
+constexpr int64_t kMaxDownscale = 2048;
+
+void CheckResizeFactor(int64_t in, int64_t out, const char* axis) {
+  if (out > 0 && in > out * kMaxDownscale)
+    throw py::value_error(std::string("resize_image cannot shrink the ") + axis + " from " + std::to_string(in) +
+                          " to " + std::to_string(out) + " pixels in one pass (at most " +
+                          std::to_string(kMaxDownscale) + "x per axis); resize in two steps");
 }
 
 uint32_t PackColor(const std::vector<int>& rgba, const char* name) {
@@ -113,7 +199,7 @@ uint32_t PackColor(const std::vector<int>& rgba, const char* name) {
 }
 
 std::vector<uint32_t> AsPalette(const py::array& palette) {
-  if (!palette.dtype().is(py::dtype::of<uint8_t>()))
+  if (!HasDtype(palette, py::dtype::of<uint8_t>()))
     throw py::type_error("palette must have dtype uint8, got " + DtypeString(palette));
   if (palette.ndim() != 2 || palette.shape(1) != 4)
     throw py::value_error("palette must have shape (n, 4), got " + ShapeString(palette));
@@ -141,8 +227,7 @@ void RenderMaskPy(const py::array& labels, const std::vector<int64_t>& selected,
   const uint32_t c = PackColor(color, "color");
   ptrdiff_t stride;
   uint8_t* o = AsOutput(out, {labels.shape(0), labels.shape(1), 4}, py::dtype::of<uint8_t>(), &stride);
-  py::gil_scoped_release release;
-  RenderMask(l, selected, c, o, stride);
+  WithoutGil([&] { RenderMask(l, selected, c, o, stride); });
 }
 
 void ColorizePy(const py::array& labels, const py::array& palette, py::array& out) {
@@ -150,8 +235,7 @@ void ColorizePy(const py::array& labels, const py::array& palette, py::array& ou
   const std::vector<uint32_t> colors = AsPalette(palette);
   ptrdiff_t stride;
   uint8_t* o = AsOutput(out, {labels.shape(0), labels.shape(1), 4}, py::dtype::of<uint8_t>(), &stride);
-  py::gil_scoped_release release;
-  Colorize(l, colors, o, stride);
+  WithoutGil([&] { Colorize(l, colors, o, stride); });
 }
 
 void ResizeLabelsPy(const py::array& labels, py::array& out) {
@@ -163,8 +247,7 @@ void ResizeLabelsPy(const py::array& labels, py::array& out) {
   CheckRowSize(w, "out");
   ptrdiff_t stride;
   uint8_t* o = AsOutput(out, {h, w}, LabelDtype(l.type), &stride);
-  py::gil_scoped_release release;
-  ResizeLabels(l, o, w, h, stride);
+  WithoutGil([&] { ResizeLabels(l, o, w, h, stride); });
 }
 
 void CompositePy(const py::array& image, const py::array& labels, const py::array& palette,
@@ -181,8 +264,7 @@ void CompositePy(const py::array& image, const py::array& labels, const py::arra
   ptrdiff_t stride;
   uint8_t* o = AsOutput(out, {image.shape(0), image.shape(1), image.shape(2)},
                         py::dtype::of<uint8_t>(), &stride);
-  py::gil_scoped_release release;
-  Composite(img, l, colors, opacity, outline ? &outline_color : nullptr, o, stride);
+  WithoutGil([&] { Composite(img, l, colors, opacity, outline ? &outline_color : nullptr, o, stride); });
 }
 
 void ResizeImagePy(const py::array& image, const std::vector<int>& order, py::array& out) {
@@ -196,17 +278,18 @@ void ResizeImagePy(const py::array& image, const std::vector<int>& order, py::ar
   const int64_t w = out.shape(1), h = out.shape(0);
   if (w < 1 || h < 1) throw py::value_error("out must be at least 1x1");
   CheckRowSize(w * 4, "out");
+  CheckResizeFactor(img.width, w, "width");
+  CheckResizeFactor(img.height, h, "height");
   ptrdiff_t stride;
   uint8_t* o = AsOutput(out, {h, w, out_channels}, py::dtype::of<uint8_t>(), &stride);
-  py::gil_scoped_release release;
-  ResizeImage(img, o, w, h, stride, order.data(), out_channels);
+  WithoutGil([&] { ResizeImage(img, o, w, h, stride, order.data(), out_channels); });
 }
 
 // Per-class planes (classes, h, w) of float32 or float16, rows packed,
 // every stride a whole number of elements.
 Logits AsLogits(const py::array& a, const char* name, int64_t max_classes) {
-  const bool half = a.dtype().is(py::dtype("float16"));
-  if (!half && !a.dtype().is(py::dtype::of<float>()))
+  const bool half = HasDtype(a, py::dtype("float16"));
+  if (!half && !HasDtype(a, py::dtype::of<float>()))
     throw py::type_error(std::string(name) + " must have dtype float32 or float16, got " + DtypeString(a));
   if (a.ndim() != 3)
     throw py::value_error(std::string(name) + " must have shape (classes, h, w), got " + ShapeString(a));
@@ -217,6 +300,11 @@ Logits AsLogits(const py::array& a, const char* name, int64_t max_classes) {
   if (a.size() > 0 && ((a.shape(2) > 1 && a.strides(2) != item) || a.strides(0) % item != 0 ||
                        a.strides(1) % item != 0))
     throw py::value_error(std::string(name) + " must have packed rows (strides[2] == itemsize)");
+  CheckAligned(a, name);
+  for (int d = 1; d < 3; ++d)
+    if (a.shape(d) > kMaxSide)
+      throw py::value_error(std::string(name) + " has a side of " + std::to_string(a.shape(d)) +
+                            " elements; coreseg takes at most " + std::to_string(kMaxSide));
   return {static_cast<const uint8_t*>(a.data()), half, a.shape(0), a.shape(2), a.shape(1), a.strides(0),
           a.strides(1)};
 }
@@ -226,8 +314,7 @@ void ArgmaxPy(const py::array& logits, py::array& out) {
   CheckRowSize(l.width, "logits");
   ptrdiff_t stride;
   uint8_t* o = AsOutput(out, {logits.shape(1), logits.shape(2)}, py::dtype::of<int32_t>(), &stride);
-  py::gil_scoped_release release;
-  Argmax(l, reinterpret_cast<int32_t*>(o), stride);
+  WithoutGil([&] { Argmax(l, reinterpret_cast<int32_t*>(o), stride); });
 }
 
 void UpsampleArgmaxPy(const py::array& scores, py::array& out) {
@@ -241,15 +328,14 @@ void UpsampleArgmaxPy(const py::array& scores, py::array& out) {
   ptrdiff_t stride;
   uint8_t* o = AsOutput(out, {h, w}, py::dtype::of<int32_t>(), &stride);
   if (w == 0 || h == 0) return;
-  py::gil_scoped_release release;
-  UpsampleArgmax(s, reinterpret_cast<int32_t*>(o), w, h, stride);
+  WithoutGil([&] { UpsampleArgmax(s, reinterpret_cast<int32_t*>(o), w, h, stride); });
 }
 
 ElementType ElementTypeOf(const py::array& a, const char* name) {
-  if (a.dtype().is(py::dtype::of<int32_t>())) return ElementType::kInt32;
-  if (a.dtype().is(py::dtype("float16"))) return ElementType::kFloat16;
-  if (a.dtype().is(py::dtype::of<float>())) return ElementType::kFloat32;
-  if (a.dtype().is(py::dtype::of<double>())) return ElementType::kFloat64;
+  if (HasDtype(a, py::dtype::of<int32_t>())) return ElementType::kInt32;
+  if (HasDtype(a, py::dtype("float16"))) return ElementType::kFloat16;
+  if (HasDtype(a, py::dtype::of<float>())) return ElementType::kFloat32;
+  if (HasDtype(a, py::dtype::of<double>())) return ElementType::kFloat64;
   throw py::type_error(std::string(name) + " must have dtype int32, float16, float32 or float64, got " +
                        DtypeString(a));
 }
@@ -271,33 +357,32 @@ void ConvertArrayPy(const py::array& src, py::array& out) {
   }
   double bad = 0;
   bool ok;
-  {
-    py::gil_scoped_release release;
-    ok = ConvertArray(a, static_cast<uint8_t*>(out.mutable_data()), to, &bad);
-  }
+  uint8_t* dst = static_cast<uint8_t*>(out.mutable_data());
+  ok = WithoutGil([&] { return ConvertArray(a, dst, to, &bad); });
   if (!ok) throw py::value_error("src holds " + py::repr(py::float_(bad)).cast<std::string>() +
                                  ", which is not a whole number that fits int32");
 }
 
 int64_t DecodeColorsPy(const py::array& rgb, const py::array& colors, int32_t unknown, py::array& out) {
-  const bool sixteen = rgb.dtype().is(py::dtype::of<uint16_t>());
-  if (!sixteen && !rgb.dtype().is(py::dtype::of<uint8_t>()))
+  const bool sixteen = HasDtype(rgb, py::dtype::of<uint16_t>());
+  if (!sixteen && !HasDtype(rgb, py::dtype::of<uint8_t>()))
     throw py::type_error("rgb must have dtype uint8 or uint16, got " + DtypeString(rgb));
   if (rgb.ndim() != 3 || rgb.shape(2) != 3)
     throw py::value_error("rgb must have shape (h, w, 3), got " + ShapeString(rgb));
   const py::ssize_t item = rgb.itemsize();
   if (rgb.size() > 0 && (rgb.strides(2) != item || (rgb.shape(1) > 1 && rgb.strides(1) != 3 * item)))
     throw py::value_error("rgb must have packed pixels");
-  if (!colors.dtype().is(rgb.dtype()))
+  if (!HasDtype(colors, rgb.dtype()))
     throw py::type_error("colors must have the dtype of rgb (" + DtypeString(rgb) + "), got " + DtypeString(colors));
   if (colors.ndim() != 2 || colors.shape(1) != 3 || !(colors.flags() & py::array::c_style))
     throw py::value_error("colors must be a C-contiguous (n, 3) array, got shape " + ShapeString(colors));
   CheckRowSize(rgb.shape(1) * 3, "rgb");
+  CheckAligned(rgb, "rgb");
+  CheckSides(rgb, "rgb", 2);
   const ColorMap map{static_cast<const uint8_t*>(rgb.data()), sixteen, rgb.shape(1), rgb.shape(0), rgb.strides(0)};
   ptrdiff_t stride;
   uint8_t* o = AsOutput(out, {rgb.shape(0), rgb.shape(1)}, py::dtype::of<int32_t>(), &stride);
-  py::gil_scoped_release release;
-  return DecodeColors(map, colors.data(), colors.shape(0), unknown, reinterpret_cast<int32_t*>(o), stride);
+  return WithoutGil([&] { return DecodeColors(map, colors.data(), colors.shape(0), unknown, reinterpret_cast<int32_t*>(o), stride); });
 }
 
 void ConfusionMatrixPy(const py::array& gt, const py::array& pred, int64_t num_classes,
@@ -306,8 +391,9 @@ void ConfusionMatrixPy(const py::array& gt, const py::array& pred, int64_t num_c
   if (g.width != p.width || g.height != p.height)
     throw py::value_error("gt and pred must have the same shape, got " + ShapeString(gt) + " and " +
                           ShapeString(pred));
-  if (num_classes < 1 || num_classes > (1 << 16))
-    throw py::value_error("num_classes must be in 1..65536, got " + std::to_string(num_classes));
+  // MAX_CONFUSION_CLASSES: the output is num_classes^2 int64 (2 GiB at most).
+  if (num_classes < 1 || num_classes > (1 << 14))
+    throw py::value_error("num_classes must be in 1..16384, got " + std::to_string(num_classes));
   ptrdiff_t stride;
   auto* o = reinterpret_cast<int64_t*>(
       AsOutput(out, {static_cast<py::ssize_t>(num_classes), static_cast<py::ssize_t>(num_classes)},
@@ -316,10 +402,7 @@ void ConfusionMatrixPy(const py::array& gt, const py::array& pred, int64_t num_c
   int which = 0;
   int64_t value = 0;
   bool ok;
-  {
-    py::gil_scoped_release release;
-    ok = ConfusionMatrix(g, p, num_classes, ignore_index.value_or(0), ignore_index.has_value(), o, &which, &value);
-  }
+  ok = WithoutGil([&] { return ConfusionMatrix(g, p, num_classes, ignore_index.value_or(0), ignore_index.has_value(), o, &which, &value); });
   if (!ok)
     throw py::value_error(std::string(which == 0 ? "gt" : "pred") + " has value " + std::to_string(value) +
                           " outside [0, " + std::to_string(num_classes) + ")");
@@ -334,10 +417,7 @@ void ClassHistogramPy(const py::array& labels, int64_t num_classes, py::array& o
       AsOutput(out, {static_cast<py::ssize_t>(num_classes)}, py::dtype::of<int64_t>(), &stride));
   int64_t value = 0;
   bool ok;
-  {
-    py::gil_scoped_release release;
-    ok = ClassHistogram(l, num_classes, o, &value);
-  }
+  ok = WithoutGil([&] { return ClassHistogram(l, num_classes, o, &value); });
   if (!ok)
     throw py::value_error("labels has value " + std::to_string(value) + " outside [0, " +
                           std::to_string(num_classes) + ")");
@@ -374,10 +454,14 @@ PYBIND11_MODULE(_native, m) {
       throw py::value_error(e.what());
     }
   }, py::arg("name"));
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("n must be >= 1, got " + std::to_string(n));
-    SetNumThreads(n);
+  m.def("set_num_threads", [](int64_t n) {
+    if (n < 1 || n > kMaxThreads)
+      throw py::value_error("n must be in 1.." + std::to_string(kMaxThreads) + ", got " + std::to_string(n));
+    SetNumThreads(static_cast<int>(n));
   }, py::arg("n"));
+  m.attr("MAX_THREADS") = kMaxThreads;
+  m.attr("MAX_SIDE") = kMaxSide;
+  m.attr("MAX_DOWNSCALE") = kMaxDownscale;
   m.def("get_num_threads", &NumThreads);
   m.def("render_mask", &RenderMaskPy, py::arg("labels"), py::arg("selected"), py::arg("color"),
         py::arg("out"));

@@ -94,8 +94,12 @@ int64_t DecodeT(const ColorMap& map, const std::vector<uint64_t>& keys, int32_t 
 class BadValue {
  public:
   bool Found() const { return first_ < kNone; }
-  // Rows after the first bad one need no scan.
-  bool Past(int64_t y) const { return y > first_.load(std::memory_order_relaxed) / kRowScale; }
+  // Rows after the first bad one need no scan (none are, before one is
+  // found: the sentinel is not a position).
+  bool Past(int64_t y) const {
+    const int64_t first = first_.load(std::memory_order_relaxed);
+    return first != kNone && y > first / kRowScale;
+  }
   void Record(int64_t y, int64_t x, int which, int64_t value) {
     const int64_t position = y * kRowScale + x * 2 + which;
     std::lock_guard<std::mutex> lock(mu_);
@@ -106,7 +110,9 @@ class BadValue {
 
  private:
   static constexpr int64_t kNone = INT64_MAX;
-  static constexpr int64_t kRowScale = int64_t{1} << 34;  // room for 2 * x + which
+  // Room for 2 * x + which; y * kRowScale fits int64 for every y below
+  // the side limit (2^24, bindings.cc).
+  static constexpr int64_t kRowScale = int64_t{1} << 34;
   std::mutex mu_;
   std::atomic<int64_t> first_{kNone};
   int which_ = 0;
@@ -145,10 +151,34 @@ bool CountRow(const A* ra, const B* rb, int64_t width, uint64_t ua, uint64_t ub,
 // They count in uint32 (half the cache of int64) and are added into int64
 // every 2^30 pixels at most. A row that had an out-of-range value is
 // scanned again for the first one.
+// Tables larger than this many bins are counted straight into the output,
+// on one thread: banded tables (24 bytes a bin per band) would take many
+// times the output's memory (2 GB per band for 8192 classes).
+constexpr int64_t kMaxBandedBins = int64_t{1} << 17;
+
+template <typename A, typename B>
+void DirectCounts(const LabelMap& a, const LabelMap* b, int64_t rows_of_a, int64_t columns, int64_t ignore,
+                  bool use_ignore, int64_t* hist, BadValue* bad) {
+  const uint64_t ua = static_cast<uint64_t>(rows_of_a), ub = static_cast<uint64_t>(columns);
+  for (int64_t y = 0; y < a.height; ++y) {
+    const A* ra = LabelRow<A>(a, y);
+    const B* rb = b != nullptr ? LabelRow<B>(*b, y) : nullptr;
+    for (int64_t x = 0; x < a.width; ++x) {
+      const int64_t va = static_cast<int64_t>(ra[x]);
+      const int64_t vb = rb != nullptr ? static_cast<int64_t>(rb[x]) : 0;
+      if (use_ignore && va == ignore) continue;
+      if (static_cast<uint64_t>(va) >= ua) return bad->Record(y, x, 0, va);
+      if (static_cast<uint64_t>(vb) >= ub) return bad->Record(y, x, 1, vb);
+      ++hist[va * columns + vb];
+    }
+  }
+}
+
 template <typename A, typename B>
 void PairCounts(const LabelMap& a, const LabelMap* b, int64_t rows_of_a, int64_t columns, int64_t ignore,
                 bool use_ignore, int64_t* hist, BadValue* bad) {
   const int64_t bins = rows_of_a * columns;
+  if (bins > kMaxBandedBins) return DirectCounts<A, B>(a, b, rows_of_a, columns, ignore, use_ignore, hist, bad);
   const uint64_t ua = static_cast<uint64_t>(rows_of_a), ub = static_cast<uint64_t>(columns);
   const auto count_row = b != nullptr ? (use_ignore ? CountRow<A, B, true, true> : CountRow<A, B, true, false>)
                                       : (use_ignore ? CountRow<A, B, false, true> : CountRow<A, B, false, false>);

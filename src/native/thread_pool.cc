@@ -9,6 +9,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -17,8 +18,18 @@ namespace {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads) {
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { Work(); });
+  // Starts up to threads - 1 workers. One that cannot start (the system is
+  // out of threads or memory) ends the start-up: the pool works with those
+  // already running, and every member they use is already constructed.
+  explicit ThreadPool(int threads) : requested_(threads) {
+    workers_.reserve(static_cast<size_t>(threads > 1 ? threads - 1 : 0));
+    for (int i = 1; i < threads; ++i) {
+      try {
+        workers_.emplace_back([this] { Work(); });
+      } catch (const std::system_error&) {
+        break;
+      }
+    }
   }
 
   ~ThreadPool() {
@@ -31,6 +42,7 @@ class ThreadPool {
   }
 
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
+  int requested() const { return requested_; }
 
   // False when another call holds the pool: the caller then runs inline.
   bool TryRun(int64_t n, int64_t chunk,
@@ -91,7 +103,7 @@ class ThreadPool {
     }
   }
 
-  std::vector<std::thread> workers_;
+  const int requested_;
   std::mutex call_mu_;  // one ParallelFor on the pool at a time
   std::mutex mu_;
   std::condition_variable wake_, done_;
@@ -102,6 +114,8 @@ class ThreadPool {
   int pending_ = 0;
   std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
+  // Last: constructed after everything the workers use.
+  std::vector<std::thread> workers_;
 };
 
 int DefaultThreads() {
@@ -125,7 +139,7 @@ std::shared_ptr<ThreadPool> Pool() {
     new std::shared_ptr<ThreadPool>(std::move(*pool));
     pool->reset();
   }
-  if (*pool && (*pool)->threads() != wanted_threads) pool->reset();
+  if (*pool && (*pool)->requested() != wanted_threads) pool->reset();
   if (!*pool && wanted_threads > 1) {
     *pool = std::make_shared<ThreadPool>(wanted_threads);
     pool_pid = getpid();
@@ -137,7 +151,7 @@ std::shared_ptr<ThreadPool> Pool() {
 
 void SetNumThreads(int n) {
   std::lock_guard<std::mutex> lock(pool_mu);
-  wanted_threads = std::max(1, n);
+  wanted_threads = std::clamp(n, 1, kMaxThreads);
 }
 
 int NumThreads() {

@@ -7,8 +7,13 @@
 
 namespace coreseg {
 
-// Threads used by ParallelFor, the caller's included. Default: all cores.
-void SetNumThreads(int n);  // n >= 1
+// Most threads a pool runs (set_num_threads refuses more).
+constexpr int kMaxThreads = 256;
+
+// Threads used by ParallelFor, the caller's included. Default: all cores
+// (at most 64). If the system cannot start them all, the pool runs with
+// those that did start.
+void SetNumThreads(int n);  // 1 <= n <= kMaxThreads
 int NumThreads();
 
 // Calls fn(begin, end) on disjoint chunks covering [0, n), each at least

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +26,48 @@ LAYOUTS = {
 #: Most classes upsample_argmax takes (its per-row buffers are classes x width).
 MAX_SCORE_CLASSES = 1 << 16
 
+#: Longest side (height or width, in elements) of any array a kernel reads or
+#: writes: positions are held in int32 and index maps are per side.
+MAX_SIDE = 1 << 24
+
+#: resize_image shrinks at most this much per axis in one pass (beyond it
+#: its 14-bit filter coefficients no longer keep within 1 of Pillow).
+MAX_DOWNSCALE = 2048
+
+#: Most classes confusion_matrix counts (its output is classes^2 int64: 2 GiB).
+MAX_CONFUSION_CLASSES = 1 << 14
+
+INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def check_sides(a: np.ndarray, name: str, sides: int = 2) -> None:
+    for n in a.shape[:sides]:
+        if n > MAX_SIDE:
+            raise ValueError(f"{name} has a side of {n} elements; coreseg takes at most {MAX_SIDE}")
+
+
+def _aligned(a: np.ndarray) -> np.ndarray:
+    """`a`, or a copy of it when its elements are not on their natural
+    alignment (e.g. a uint16 view at an odd byte offset): the native rows
+    load them directly."""
+    return a if a.flags.aligned else a.copy()
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _bytes_text(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} EiB"
+
 
 def _as_array(value, name: str) -> np.ndarray:
     if isinstance(value, np.ndarray):
@@ -42,11 +85,12 @@ def labels_array(labels, name: str = "labels") -> np.ndarray:
         raise TypeError(f"{name} must have dtype int32, uint8 or uint16, got {a.dtype}")
     if a.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {a.shape}")
+    check_sides(a, name)
     if not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))
     if a.size and a.shape[1] > 1 and a.strides[1] != a.itemsize:
         a = np.ascontiguousarray(a)
-    return a
+    return _aligned(a)
 
 
 def image_array(image, name: str = "image") -> np.ndarray:
@@ -57,6 +101,7 @@ def image_array(image, name: str = "image") -> np.ndarray:
         raise TypeError(f"{name} must have dtype uint8, got {a.dtype}")
     if a.ndim != 3 or a.shape[2] not in (3, 4):
         raise ValueError(f"{name} must have shape (h, w, 3) or (h, w, 4), got {a.shape}")
+    check_sides(a, name)
     c = a.shape[2]
     if a.size and (a.strides[2] != 1 or (a.shape[1] > 1 and a.strides[1] != c)):
         a = np.ascontiguousarray(a)
@@ -106,7 +151,7 @@ def rgba(color, name: str) -> tuple[int, int, int, int]:
 def selected_ids(selected) -> list[int]:
     """The class ids of `selected`: one integer or a sequence of integers."""
     if isinstance(selected, numbers.Integral) and not isinstance(selected, bool):
-        return [int(selected)]
+        return [int64_arg(int(selected), "selected")]
     if isinstance(selected, np.ndarray):
         if selected.dtype.kind not in "iu":
             raise TypeError(f"selected must contain integers, got dtype {selected.dtype}")
@@ -118,7 +163,14 @@ def selected_ids(selected) -> list[int]:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
             raise TypeError(f"selected must contain integers, got {v!r}")
         ids.append(int(v))
-    return ids
+    return [int64_arg(v, "selected") for v in ids]
+
+
+def int64_arg(value: int, name: str) -> int:
+    """An integer that fits int64 (what the native kernels take)."""
+    if not INT64[0] <= value <= INT64[1]:
+        raise ValueError(f"{name} must fit int64 (-2**63..2**63-1), got {value}")
+    return value
 
 
 def size_arg(size, name: str = "size", minimum: int = 1) -> tuple[int, int]:
@@ -131,7 +183,17 @@ def size_arg(size, name: str = "size", minimum: int = 1) -> tuple[int, int]:
             raise TypeError(f"{name} must be two integers (width, height), got {size!r}")
     if w < minimum or h < minimum:
         raise ValueError(f"{name} must be at least ({minimum}, {minimum}), got {tuple(size)}")
+    if w > MAX_SIDE or h > MAX_SIDE:
+        raise ValueError(f"{name} must be at most ({MAX_SIDE}, {MAX_SIDE}), got {tuple(size)}")
     return int(w), int(h)
+
+
+def resize_factor(image_size, size) -> None:
+    """Refuse a resize_image that shrinks an axis more than MAX_DOWNSCALE times."""
+    for axis, n_in, n_out in (("width", image_size[0], size[0]), ("height", image_size[1], size[1])):
+        if n_out > 0 and n_in > n_out * MAX_DOWNSCALE:
+            raise ValueError(f"resize_image cannot shrink the {axis} from {n_in} to {n_out} pixels in one pass "
+                             f"(at most {MAX_DOWNSCALE}x per axis); resize in two steps")
 
 
 def opacity_arg(opacity) -> float:
@@ -157,19 +219,30 @@ def out_array(out, shape: tuple[int, ...], dtype, inputs=(), allow_same=None) ->
     very same view, for kernels that work in place."""
     dtype = np.dtype(dtype)
     if out is None:
+        nbytes = math.prod(shape) * dtype.itemsize
+        ram = physical_memory()
+        if ram is not None and nbytes > ram:
+            raise MemoryError(f"the result would take {_bytes_text(nbytes)} (shape {tuple(shape)}), more than this "
+                              f"machine's {_bytes_text(ram)} of memory")
         return np.empty(shape, dtype)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
     if out.dtype != dtype:
+        if out.dtype.newbyteorder("=") == dtype:
+            raise TypeError(f"out must have dtype {dtype} in this machine's byte order, got {out.dtype.str} "
+                            f"({'big' if out.dtype.byteorder == '>' else 'little'}-endian)")
         raise TypeError(f"out must have dtype {dtype}, got {out.dtype}")
     if out.shape != tuple(shape):
         raise ValueError(f"out must have shape {tuple(shape)}, got {out.shape}")
     if not out.flags.writeable:
         raise ValueError("out must be writable")
+    if not out.flags.aligned:
+        raise ValueError("out is not aligned to its element size")
     expect = out.itemsize
-    for i in range(out.ndim - 1, 0, -1) if out.size else ():
+    for i in range(out.ndim - 1, 0 if out.ndim > 1 else -1, -1) if out.size else ():
         if out.shape[i] > 1 and out.strides[i] != expect:
-            raise ValueError("out must have packed rows (C-contiguous within each row)")
+            raise ValueError("out must have packed rows (C-contiguous within each row)" if out.ndim > 1
+                             else "out must be contiguous")
         expect *= out.shape[i]
     for a in inputs:
         same = (
@@ -197,12 +270,13 @@ def logits_array(logits, name: str = "logits") -> np.ndarray:
         raise ValueError(f"{name} must have shape (classes, h, w) or (1, classes, h, w), got {a.shape}")
     if a.shape[0] < 1:
         raise ValueError(f"{name} must have at least one class")
+    check_sides(a[0], name)
     if not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))
     if a.size and ((a.shape[2] > 1 and a.strides[2] != a.itemsize) or a.strides[0] % a.itemsize
                    or a.strides[1] % a.itemsize):
         a = np.ascontiguousarray(a)
-    return a
+    return _aligned(a)
 
 
 def scores_array(scores, name: str = "scores") -> np.ndarray:
@@ -221,11 +295,12 @@ def color_map(rgb, name: str = "rgb") -> np.ndarray:
         raise TypeError(f"{name} must have dtype uint8 or uint16, got {a.dtype}")
     if a.ndim != 3 or a.shape[2] != 3:
         raise ValueError(f"{name} must have shape (h, w, 3), got {a.shape}")
+    check_sides(a, name)
     if not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))
     if a.size and (a.strides[2] != a.itemsize or (a.shape[1] > 1 and a.strides[1] != 3 * a.itemsize)):
         a = np.ascontiguousarray(a)
-    return a
+    return _aligned(a)
 
 
 def color_table(colors, dtype, name: str = "colors") -> np.ndarray:
@@ -271,6 +346,14 @@ def num_classes_arg(num_classes, limit: int) -> int:
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or not 1 <= num_classes <= limit:
         raise ValueError(f"num_classes must be an integer in 1..{limit}, got {num_classes!r}")
     return int(num_classes)
+
+
+def ignore_index_arg(ignore_index) -> int | None:
+    if ignore_index is None:
+        return None
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"ignore_index must be None or an integer, got {ignore_index!r}")
+    return int64_arg(int(ignore_index), "ignore_index")
 
 
 def same_shape(gt: np.ndarray, pred: np.ndarray) -> None:

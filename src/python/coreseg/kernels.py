@@ -8,8 +8,16 @@ the GIL released, split over row bands on a small thread pool
 not depend on the thread count or the SIMD backend.
 
 Arrays whose rows are not packed (e.g. ``labels[:, ::2]``,
-``image[..., ::-1]``) are copied once before the kernel runs; row strides
-(crops, ``[::-1]`` row flips) are used as they are.
+``image[..., ::-1]``), whose elements are not aligned, or whose byte order
+is not the machine's are copied once before the kernel runs; row strides
+(crops, ``[::-1]`` row flips) are used as they are. `out=` arrays are
+written as they are, so they must be in native byte order and aligned.
+
+Limits, refused with a ValueError that names them: every side of every
+array at most MAX_SIDE (2**24) elements; resize_image shrinks an axis at
+most MAX_DOWNSCALE (2048) times in one pass; confusion_matrix counts at
+most 16384 classes; at most MAX_THREADS (256) threads. A result larger
+than the machine's memory is a MemoryError before anything is allocated.
 """
 
 from __future__ import annotations
@@ -17,6 +25,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import _args, _native
+from ._args import MAX_DOWNSCALE, MAX_SIDE
+
+#: Most threads set_num_threads takes.
+MAX_THREADS = _native.MAX_THREADS
 
 __all__ = [
     "render_mask",
@@ -32,6 +44,9 @@ __all__ = [
     "simd_backend",
     "set_num_threads",
     "get_num_threads",
+    "MAX_SIDE",
+    "MAX_DOWNSCALE",
+    "MAX_THREADS",
 ]
 
 
@@ -182,6 +197,7 @@ def resize_image(image, size, layout="RGBA", out=None):
     """
     image = _args.image_array(image)
     w, h = _args.size_arg(size)
+    _args.resize_factor((image.shape[1], image.shape[0]), (w, h))
     order = _args.layout_arg(layout)
     out = _args.out_array(out, (h, w, len(order)), np.uint8, inputs=(image,))
     _native.resize_image(image, list(order), out)
@@ -312,8 +328,9 @@ def confusion_matrix(gt, pred, num_classes, ignore_index=None, out=None):
     gt = _args.labels_array(gt, "gt")
     pred = _args.labels_array(pred, "pred")
     _args.same_shape(gt, pred)
-    num_classes = _args.num_classes_arg(num_classes, 1 << 16)
-    ignore = None if ignore_index is None else int(ignore_index)
+    num_classes = _args.num_classes_arg(num_classes, _args.MAX_CONFUSION_CLASSES)
+    ignore_index = _args.ignore_index_arg(ignore_index)
+    ignore = ignore_index
     out = _args.out_array(out, (num_classes, num_classes), np.int64, inputs=(gt, pred))
     _native.confusion_matrix(gt, pred, num_classes, ignore, out)
     return out
@@ -354,9 +371,14 @@ def simd_backend() -> str:
 
 def set_num_threads(n: int) -> None:
     """Use `n` threads (the caller's included) for large images; default:
-    one per core. Results never depend on it."""
+    one per core, at most 64. Results never depend on it.
+
+    `n` is 1..MAX_THREADS (256). If the system cannot start that many
+    threads, the kernels run on those that did start."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n must be an integer, got {n!r}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"n must be in 1..{MAX_THREADS}, got {n}")
     _native.set_num_threads(int(n))
 
 

@@ -60,7 +60,7 @@ class ConfusionMatrix:
     """
 
     def __init__(self, num_classes: int, names=None, ignore_index: int | None = None):
-        self.num_classes = _args.num_classes_arg(num_classes, 1 << 16)
+        self.num_classes = _args.num_classes_arg(num_classes, _args.MAX_CONFUSION_CLASSES)
         if names is not None and len(names) != self.num_classes:
             raise ValueError(f"names has {len(names)} entries for {self.num_classes} classes")
         self.names = list(names) if names is not None else [str(i) for i in range(self.num_classes)]

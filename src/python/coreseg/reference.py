@@ -163,6 +163,7 @@ def resample_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
 def resize_image(image, size, layout="RGBA", out=None):
     image = _args.image_array(image)
     w, h = _args.size_arg(size)
+    _args.resize_factor((image.shape[1], image.shape[0]), (w, h))
     order = _args.layout_arg(layout)
     out = _args.out_array(out, (h, w, len(order)), np.uint8, inputs=(image,))
     if image.shape[0] == 0 or image.shape[1] == 0:
@@ -273,7 +274,8 @@ def confusion_matrix(gt, pred, num_classes, ignore_index=None, out=None):
     gt = _args.labels_array(gt, "gt")
     pred = _args.labels_array(pred, "pred")
     _args.same_shape(gt, pred)
-    num_classes = _args.num_classes_arg(num_classes, 1 << 16)
+    num_classes = _args.num_classes_arg(num_classes, _args.MAX_CONFUSION_CLASSES)
+    ignore_index = _args.ignore_index_arg(ignore_index)
     out = _args.out_array(out, (num_classes, num_classes), np.int64, inputs=(gt, pred))
     g = gt.astype(np.int64).ravel()
     p = pred.astype(np.int64).ravel()
