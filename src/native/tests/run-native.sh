@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the row tests for this machine and run them: every SIMD row this CPU
 # has against its C twin. Usage: src/native/tests/run-native.sh [CXX]
+# $ROW_TEST_FLAGS adds compiler flags (.ci/sanitize: -fsanitize=address,undefined).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 native=$(dirname "$here")
@@ -8,6 +9,8 @@ cxx=${1:-${CXX:-g++}}
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
 flags=(-std=c++17 -O2 -Wall -Wextra -Werror)
+read -r -a extra_flags <<<"${ROW_TEST_FLAGS:-}"
+flags+=("${extra_flags[@]}")
 objs=()
 for src in row_common.cc cpu.cc row_sse41.cc row_avx2.cc row_neon64.cc; do
   extra=()

@@ -332,6 +332,9 @@ def confusion_matrix(gt, pred, num_classes, ignore_index=None, out=None):
     ignore_index = _args.ignore_index_arg(ignore_index)
     ignore = ignore_index
     out = _args.out_array(out, (num_classes, num_classes), np.int64, inputs=(gt, pred))
+    if not out.flags.c_contiguous:  # e.g. rows of a wider array: the kernel fills one block
+        out[...] = confusion_matrix(gt, pred, num_classes, ignore)
+        return out
     _native.confusion_matrix(gt, pred, num_classes, ignore, out)
     return out
 
