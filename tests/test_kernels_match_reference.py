@@ -1,6 +1,7 @@
 """Every native kernel equals its numpy twin in coreseg.reference bit for bit,
 under every SIMD backend this CPU has, for random and edge-case input."""
 
+import os
 import re
 
 import numpy as np
@@ -12,7 +13,8 @@ from strategies import colors, images, label_maps, opacities, palettes
 import coreseg
 from coreseg import reference
 
-SETTINGS = settings(max_examples=60, deadline=None,
+# Fewer under the sanitizers (.ci/sanitize sets CORESEG_HYPOTHESIS_EXAMPLES).
+SETTINGS = settings(max_examples=int(os.environ.get("CORESEG_HYPOTHESIS_EXAMPLES", "60")), deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -10,6 +10,8 @@ import os as _os
 
 from . import _native
 from .kernels import (
+    MAX_DOWNSCALE,
+    MAX_SIDE,
     argmax,
     upsample_argmax,
     class_histogram,
@@ -33,6 +35,8 @@ from .palette import default_palette, parse_color, parse_colors
 __version__ = "0.1.0"
 
 __all__ = [
+    "MAX_SIDE",
+    "MAX_DOWNSCALE",
     "load",
     "Segmenter",
     "Segmentation",

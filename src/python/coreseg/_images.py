@@ -5,11 +5,13 @@ Pillow is imported only to read or write files (extra `coreseg[images]`)."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import _args
+from ._files import atomic_write, check_pixels
 
 
 def pillow():
@@ -60,9 +62,35 @@ def read_image(path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
     try:
-        with Image.open(path) as im:
-            return pil_to_array(im)
-    except (OSError, ValueError) as e:
+        with warnings.catch_warnings():
+            # coreseg enforces its own limit (check_pixels) before decoding.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                check_pixels(im.size[0], im.size[1], path)
+                return pil_to_array(im)
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{path}: {e}") from None
+    except (OSError, ValueError, SyntaxError) as e:  # PIL raises SyntaxError for some corrupt files
+        if str(path) in str(e) and isinstance(e, ValueError):
+            raise
+        raise ValueError(f"{path}: not a readable image ({e})") from None
+
+
+def check_image_file(path) -> None:
+    """Check that an image file exists, is an image Pillow recognises and
+    declares no more pixels than coreseg decodes, without decoding it."""
+    Image, _ = pillow()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such image file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                check_pixels(im.size[0], im.size[1], path)
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{path}: {e}") from None
+    except (OSError, SyntaxError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from None
 
 
@@ -73,4 +101,5 @@ def write_png(path, array: np.ndarray) -> None:
     if array.dtype not in (np.uint8, np.uint16) or (array.dtype == np.uint16 and array.ndim != 2):
         raise ValueError(f"can write uint8 images or 2-D uint16 maps as PNG, got {array.dtype} {array.shape}")
     # Pillow picks mode I;16 for 2-D uint16 and writes all 16 bits.
-    Image.fromarray(np.ascontiguousarray(array)).save(path, format="PNG")
+    image = Image.fromarray(np.ascontiguousarray(array))
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))

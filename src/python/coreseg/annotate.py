@@ -33,8 +33,8 @@ def read_label_list(value: str) -> list[str]:
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
-        except ValueError as e:
-            raise ModelError(f"{where}: not a JSON list ({e})") from None
+        except (ValueError, RecursionError) as e:
+            raise ModelError(f"{where}: not a JSON list ({type(e).__name__}: {e})") from None
         return data
     if p.is_file():
         return [line.strip() for line in text.splitlines() if line.strip()]
@@ -142,7 +142,7 @@ def annotate(model, labels, out, colors=None, force: bool = False, metadata=None
     if existing:
         try:
             params = json.loads(existing)
-        except ValueError:
+        except (ValueError, RecursionError):
             params = {}
         if not isinstance(params, dict):
             params = {}

@@ -1,7 +1,7 @@
 """The `coreseg` command line.
 
     coreseg demo [--out DIR] [--image PHOTO]
-    coreseg segment MODEL IMAGE... [--label NAME ...] [--opacity F] [--out DIR] [--json]
+    coreseg segment MODEL IMAGE... [--label NAME ...] [--opacity F] [--out DIR] [--json] [--keep-going]
     coreseg eval MODEL DATASET_DIR [--out DIR]   |   coreseg eval --pred DIR --gt DIR [--out DIR]
     coreseg info MODEL [--json]
     coreseg annotate MODEL --labels FILE_OR_LIST [--colors ...] [--set KEY=VALUE ...] -o OUT [--force]
@@ -9,6 +9,9 @@
 
 MODEL may be the word `demo` for the bundled model. Every failure exits
 non-zero with one line on stderr; `--debug` shows the traceback instead.
+Outputs are written under a temporary name and renamed when complete, so a
+failure never leaves a partial file, and a symlink at an output path is
+replaced, not written through.
 """
 
 from __future__ import annotations
@@ -135,7 +138,8 @@ def _cmd_demo(args) -> int:
 
 def _cmd_segment(args) -> int:
     from . import load
-    from ._images import read_image, write_png
+    from ._files import write_text
+    from ._images import check_image_file, read_image, write_png
 
     model = load(args.model, crop=args.crop)
     smooth = model.has_scores and not args.blocky
@@ -155,9 +159,14 @@ def _cmd_segment(args) -> int:
     if model.labels is not None and len(model.labels) > 65536:
         raise ValueError("models with more than 65536 classes cannot be written as 16-bit PNG")
     _refuse_existing([f for files in outputs.values() for f in files], args.force)
-    for p in images:
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such image file")
+    bad = {}
+    for p in images:  # every input checked before anything is written
+        try:
+            check_image_file(p)
+        except (OSError, ValueError) as e:
+            if not args.keep_going:
+                raise
+            bad[p] = str(e)
     out.mkdir(parents=True, exist_ok=True)
 
     progress = images
@@ -170,29 +179,46 @@ def _cmd_segment(args) -> int:
             pass
     report = []
     for p in progress:
-        image = read_image(p)
-        seg = model.predict(image)
+        if p in bad:
+            continue
+        try:
+            image = read_image(p)
+            seg = model.predict(image)
+            overlay = seg.overlay(image, args.opacity, None if args.no_outline else OUTLINE, classes, smooth=smooth)
+            full = seg.full_labels(smooth=smooth).astype(np.uint16)  # -1 (never seen) is written as 65535
+        except (OSError, ValueError, RuntimeError) as e:
+            if not args.keep_going:
+                raise
+            bad[p] = str(e)
+            continue
+        # Each output is complete or absent (written under a temporary name, then renamed).
         overlay_path, labels_path, areas_path = outputs[p]
-        full = seg.full_labels(smooth=smooth)
-        write_png(overlay_path, seg.overlay(image, args.opacity, None if args.no_outline else OUTLINE, classes,
-                                            smooth=smooth))
-        write_png(labels_path, full.astype(np.uint16))  # -1 (never seen) is written as 65535
+        write_png(overlay_path, overlay)
+        write_png(labels_path, full)
         areas = {seg.name(i): share for i, share in seg.areas().items()}
-        areas_path.write_text(json.dumps(areas, indent=2) + "\n")
+        write_text(areas_path, json.dumps(areas, indent=2) + "\n")
         report.append({"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),
                        "areas": areas, "timings": seg.timings})
+    done = len(images) - len(bad)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"segmented {len(images)} image{'s' if len(images) != 1 else ''} into {out}")
+        print(f"segmented {done} image{'s' if done != 1 else ''} into {out}")
+    for p, why in bad.items():
+        print(f"coreseg segment: skipped {p}: {why}", file=sys.stderr)
+    if bad:
+        print(f"coreseg segment: {len(bad)} of {len(images)} images failed", file=sys.stderr)
+        return 1
     return 0
 
 
 def _read_label_png(path: Path) -> np.ndarray:
+    from ._files import check_pixels
     from ._images import pillow
 
     Image, _ = pillow()
     with Image.open(path) as im:
+        check_pixels(im.size[0], im.size[1], path)
         if im.mode not in ("L", "I;16", "I;16B", "I", "P"):
             raise ValueError(f"{path}: expected a one-channel label PNG, got mode {im.mode}")
         labels = np.asarray(im)
@@ -279,6 +305,7 @@ def _progress(items, args):
 
 
 def _cmd_eval(args) -> int:
+    from ._files import write_text
     from ._images import write_png
     from .heatmap import confusion_heatmap
 
@@ -293,10 +320,10 @@ def _cmd_eval(args) -> int:
     cm, source = (_eval_pairs if args.pred else _eval_model)(args, out)
     out.mkdir(parents=True, exist_ok=True)
     report = {**source, **cm.to_dict()}
-    files[0].write_text(json.dumps(report, indent=2) + "\n")
+    write_text(files[0], json.dumps(report, indent=2) + "\n")
     cm.to_csv(files[1])
     table = cm.table(present_only=True)
-    files[2].write_text(table + "\n")
+    write_text(files[2], table + "\n")
     present = [i for i in range(cm.num_classes)
                if (cm.matrix[i].sum() or cm.matrix[:, i].sum()) and cm.names[i] != "--"]
     sub = cm.matrix[np.ix_(present, present)]
@@ -335,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="output folder")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--keep-going", action="store_true",
+                   help="skip images that cannot be read or segmented, report them at the end and exit 1 "
+                        "(default: stop at the first, checking every image's header before writing anything)")
     p.set_defaults(run=_cmd_segment)
 
     p = sub.add_parser("eval", help="score a model on Datagen datapoints, or predicted label maps against ground truth")
@@ -376,11 +406,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, KeyError, OSError, ImportError, RuntimeError) as e:
-        if args.debug:
-            raise
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"coreseg {args.command}: error: {message}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # one line, never a traceback, unless --debug
+        if args.debug:
+            raise
+        expected = (ValueError, KeyError, OSError, ImportError, RuntimeError)
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        if isinstance(e, RecursionError) or not isinstance(e, expected):
+            message = f"{type(e).__name__}: {message} (--debug shows where)"
+        print(f"coreseg {args.command}: error: {message}", file=sys.stderr)
+        return 1

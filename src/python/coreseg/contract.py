@@ -254,7 +254,7 @@ def _triple(value, what: str, where: str) -> np.ndarray:
             value = [value] * 3
         arr = np.asarray(value, np.float64)
         assert arr.shape == (3,) and np.isfinite(arr).all()
-    except (ValueError, TypeError, AssertionError):
+    except (ValueError, TypeError, AssertionError, RecursionError):
         raise ModelError(f"{where}: {what} must be 3 numbers on the 0..1 scale (or a JSON list of them), "
                          f"got {value!r}") from None
     return arr

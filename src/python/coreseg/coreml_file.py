@@ -44,6 +44,10 @@ _DTYPES = {65568: "float32", 65600: "float64", 65552: "float16", 131104: "int32"
 # CoreVideo pixel formats of image inputs, as FourCC text (the native
 # description's spelling): 32-bit colour, 8-bit grey, 16-bit float grey.
 _PIXEL_FORMATS = {"BGRA": "color", "ARGB": "color", "L008": "GRAY", "L00h": "GRAY16F"}
+# What is read of a package: its manifest, and a spec no larger than
+# protobuf can parse (weights of ML programs are separate files, never read).
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_SPEC_BYTES = (1 << 31) - 1
 # A range upper bound at or past this means "unbounded" (Core ML reports
 # NSRange lengths near NSIntegerMax for open ranges).
 _UNBOUNDED = 1 << 30
@@ -157,16 +161,28 @@ def spec_file(path: Path) -> tuple[Path, str]:
         if suffix != ".mlpackage" and not manifest.exists():
             raise ModelError(f"{path}: not a Core ML model (expected a .mlpackage folder or an .mlmodel file)")
         try:
+            if manifest.stat().st_size > MAX_MANIFEST_BYTES:
+                raise ModelError(f"{path}: Manifest.json is larger than a manifest can be ({MAX_MANIFEST_BYTES} bytes)")
             data = json.loads(manifest.read_text())
             root = data["rootModelIdentifier"]
             entry = data["itemInfoEntries"][root]
-            spec_path = path / "Data" / entry["path"]
+            name = entry["path"]
+            if not isinstance(name, str):
+                raise TypeError(f"path {name!r} is not a string")
         except FileNotFoundError:
             raise ModelError(f"{path}: not a Core ML package: it has no Manifest.json") from None
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            if isinstance(e, ModelError):
+                raise
             raise ModelError(f"{path}: Manifest.json is not a valid Core ML package manifest ({e!r})") from None
+        # The spec must lie inside the package's Data folder: no absolute
+        # paths, no "..", no symlink out of it (annotate writes it).
+        data_dir = (path / "Data").resolve()
+        spec_path = (path / "Data" / name).resolve()
+        if Path(name).is_absolute() or ".." in Path(name).parts or not spec_path.is_relative_to(data_dir):
+            raise ModelError(f"{path}: the manifest names {name!r} as the model spec, which is outside the package")
         if not spec_path.is_file():
-            raise ModelError(f"{path}: the manifest names {entry['path']!r} as the model spec, but it is missing")
+            raise ModelError(f"{path}: the manifest names {name!r} as the model spec, but it is missing")
         return spec_path, "mlpackage"
     if suffix != ".mlmodel":
         raise ModelError(f"{path}: not a Core ML model (expected a .mlpackage folder or an .mlmodel file)")
@@ -176,6 +192,10 @@ def spec_file(path: Path) -> tuple[Path, str]:
 def read_spec(path: Path):
     """Parse a model's spec: (Model_pb2.Model, format)."""
     spec_path, fmt = spec_file(path)
+    size = spec_path.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise ModelError(f"{path}: the model spec is {size} bytes, more than a Core ML spec can be "
+                         f"({MAX_SPEC_BYTES}, protobuf's limit)")
     spec = model_pb2().Model()
     try:
         spec.ParseFromString(spec_path.read_bytes())
@@ -295,7 +315,7 @@ def _compiled_color_layout(path: Path, input_name: str) -> str:
         for f in entry.get("inputSchema", []):
             if f.get("name") == input_name and str(f.get("colorspace", "")).upper() in ("RGB", "BGR"):
                 return str(f["colorspace"]).upper()
-    except (OSError, ValueError, AttributeError, KeyError, IndexError, TypeError):
+    except (OSError, ValueError, AttributeError, KeyError, IndexError, TypeError, RecursionError):
         pass
     return "unknown"
 

@@ -15,13 +15,13 @@ Reading PNGs needs OpenCV (Pillow drops 16-bit colour to 8 bits):
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ._files import check_pixels, png_size, read_json
 from .kernels import decode_colors
 
 __all__ = ["GroundTruth", "DatagenClasses", "load_datapoint", "read_color_table", "read_class_dict_csv",
@@ -72,11 +72,11 @@ def read_color_table(path, versions=SUPPORTED_VERSIONS) -> tuple[list[str], np.n
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path)
     except FileNotFoundError:
         raise GroundTruthError(f"{path}: no such file") from None
     except ValueError as e:
-        raise GroundTruthError(f"{path}: not JSON ({e})") from None
+        raise GroundTruthError(str(e)) from None
     if not isinstance(data, dict):
         raise GroundTruthError(f"{path}: expected a JSON object")
     version = data.get("version")
@@ -193,6 +193,12 @@ def _read_png(path: Path) -> np.ndarray:
     cv2 = _cv2()
     if not path.is_file():
         raise GroundTruthError(f"{path}: no such file")
+    size = png_size(path)  # the header, before OpenCV decodes anything
+    if size is not None:
+        try:
+            check_pixels(*size, path)
+        except ValueError as e:
+            raise GroundTruthError(str(e)) from None
     data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if data is None:
         raise GroundTruthError(f"{path}: not a readable PNG")
@@ -251,7 +257,7 @@ def load_datapoint(folder, classes: DatagenClasses | None = None, versions=SUPPO
         labels = local
     photo = folder / PHOTO
     image = _photo_8bit(_read_png(photo)) if photo.is_file() else None
-    version = json.loads(meta_path.read_text())["version"]
+    version = read_json(meta_path)["version"]
     return GroundTruth(labels, list(names), colors, image, folder, version)
 
 

@@ -12,11 +12,11 @@ import csv
 import io
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 
 from . import _args
+from ._files import write_text
 from .kernels import confusion_matrix, resize_labels
 
 __all__ = ["confusion_matrix", "ConfusionMatrix", "iou_per_class", "mean_iou"]
@@ -174,7 +174,7 @@ class ConfusionMatrix:
     def to_json(self, path=None) -> str:
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            write_text(path, text + "\n")
         return text
 
     def to_csv(self, path=None) -> str:
@@ -187,5 +187,5 @@ class ConfusionMatrix:
         for r in self._rows():
             writer.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()})
         if path is not None:
-            Path(path).write_text(buf.getvalue())
+            write_text(path, buf.getvalue())
         return buf.getvalue()

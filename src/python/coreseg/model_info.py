@@ -256,6 +256,8 @@ def parse_preview_params(text: str | None, path: Path):
         params = json.loads(text)
     except ValueError as e:
         raise ModelError(f"{where} is not JSON ({e})") from None
+    except RecursionError:
+        raise ModelError(f"{where} is JSON nested too deeply to read") from None
     if not isinstance(params, dict):
         raise ModelError(f"{where} must be a JSON object, got {type(params).__name__}")
     labels = params.get("labels")
