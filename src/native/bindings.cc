@@ -376,6 +376,7 @@ int64_t DecodeColorsPy(const py::array& rgb, const py::array& colors, int32_t un
     throw py::type_error("colors must have the dtype of rgb (" + DtypeString(rgb) + "), got " + DtypeString(colors));
   if (colors.ndim() != 2 || colors.shape(1) != 3 || !(colors.flags() & py::array::c_style))
     throw py::value_error("colors must be a C-contiguous (n, 3) array, got shape " + ShapeString(colors));
+  CheckAligned(colors, "colors");
   CheckRowSize(rgb.shape(1) * 3, "rgb");
   CheckAligned(rgb, "rgb");
   CheckSides(rgb, "rgb", 2);

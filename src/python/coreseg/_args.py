@@ -315,7 +315,7 @@ def color_table(colors, dtype, name: str = "colors") -> np.ndarray:
         if a.size and (a.min() < info.min or a.max() > info.max):
             raise ValueError(f"{name} values must fit {np.dtype(dtype)} like the map")
         a = a.astype(dtype)
-    a = np.ascontiguousarray(a)
+    a = _aligned(np.ascontiguousarray(a))
     unique, counts = np.unique(a, axis=0, return_counts=True)
     if len(unique) != len(a):
         dup = tuple(int(v) for v in unique[counts > 1][0])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _args
-from ._files import atomic_write, check_pixels
+from ._files import atomic_write, check_pixels, png_size
 
 
 def pillow():
@@ -61,6 +61,7 @@ def read_image(path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
+    _check_declared_size(path)
     try:
         with warnings.catch_warnings():
             # coreseg enforces its own limit (check_pixels) before decoding.
@@ -76,6 +77,14 @@ def read_image(path) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({e})") from None
 
 
+def _check_declared_size(path) -> None:
+    """A PNG's declared size against coreseg's limit, from its header alone
+    (Pillow refuses the largest bombs at open, with its own limit)."""
+    size = png_size(path)
+    if size is not None:
+        check_pixels(*size, path)
+
+
 def check_image_file(path) -> None:
     """Check that an image file exists, is an image Pillow recognises and
     declares no more pixels than coreseg decodes, without decoding it."""
@@ -83,6 +92,7 @@ def check_image_file(path) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
+    _check_declared_size(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import coreml_file
+from .. import _args, coreml_file
 from .._images import as_image
 from ..contract import OutputContract, Tensor, output_contract
 from ..geometry import Placement, place
@@ -217,6 +217,7 @@ class CoreMLSegmenter(Segmenter):
                              f"of the image ({img.shape[2]}), got {layout!r}")
         placement = self._place(img)
         canvas = placement.canvas_size
+        _args.resize_factor(placement.source[2:], placement.target[2:])  # the native resize's limit
         if self._pixel_format == "L008":
             # Grayscale models take an 8-bit luma buffer: made here at the
             # model's size, then wrapped or copied by rows.
