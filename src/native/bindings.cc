@@ -16,6 +16,7 @@
 #include <string>
 
 #include "cpu.h"
+#include "without_gil.h"
 #include "kernels.h"
 #include "thread_pool.h"
 
@@ -28,37 +29,6 @@ std::string ShapeString(const py::array& a) {
   std::string s = "(";
   for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
   return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
-// Runs f() with the GIL released. Not pybind11's gil_scoped_release: its
-// destructor is noexcept, and at interpreter exit CPython ends a daemon
-// thread that takes the GIL back with pthread_exit, whose forced unwinding
-// through a noexcept frame calls std::terminate (an abort at exit while a
-// kernel runs). Here the GIL is taken back in a frame unwinding may cross.
-template <typename F>
-auto WithoutGil(F&& f) -> decltype(f()) {
-  using R = decltype(f());
-  PyThreadState* state = PyEval_SaveThread();
-  std::exception_ptr error;
-  if constexpr (std::is_void_v<R>) {
-    try {
-      f();
-    } catch (...) {
-      error = std::current_exception();
-    }
-    PyEval_RestoreThread(state);
-    if (error) std::rethrow_exception(error);
-  } else {
-    R result{};
-    try {
-      result = f();
-    } catch (...) {
-      error = std::current_exception();
-    }
-    PyEval_RestoreThread(state);
-    if (error) std::rethrow_exception(error);
-    return result;
-  }
 }
 
 // The dtype with its byte order when that is not the machine's ("got >i4").

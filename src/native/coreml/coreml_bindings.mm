@@ -21,6 +21,7 @@
 
 #include <CoreVideo/CoreVideo.h>  // pixel format constants
 
+#include "../without_gil.h"
 #include "coreml_model.h"
 
 namespace py = pybind11;
@@ -212,18 +213,18 @@ using Clock = std::chrono::steady_clock;
 py::array CopyOut(const Result& result, ElementType type) {
   py::array array = PageAlignedArray(result.shape(), type);
   Array dst{static_cast<uint8_t*>(array.mutable_data()), type, result.shape(), static_cast<size_t>(array.nbytes())};
-  py::gil_scoped_release release;
-  result.CopyTo(dst);
+  WithoutGil([&] { result.CopyTo(dst); });
   return array;
 }
 
 // Frees a Model with the GIL released (MLModel's teardown can take a
 // while), except while Python is finalising, when the GIL must stay put.
+// WithoutGil, not pybind11's gil_scoped_release, everywhere here: see
+// without_gil.h (a thread ended at exit must not unwind a noexcept frame).
 struct ModelDeleter {
   void operator()(Model* model) const {
     if (Py_IsInitialized() && !Finalizing() && PyGILState_Check()) {
-      py::gil_scoped_release release;
-      delete model;
+      WithoutGil([&] { delete model; });
     } else {
       delete model;
     }
@@ -249,14 +250,12 @@ PYBIND11_MODULE(_coreml, m) {
   });
 
   m.def("compile_model", [](const std::string& path) {
-    py::gil_scoped_release release;
-    return CompileModel(path);
+    return WithoutGil([&] { return CompileModel(path); });
   }, py::arg("path"), "Compile a .mlpackage/.mlmodel; returns the temporary .mlmodelc path.");
 
   py::class_<Model, std::unique_ptr<Model, ModelDeleter>>(m, "Model")
       .def(py::init([](const std::string& path, int compute_units) {
-             py::gil_scoped_release release;
-             return std::unique_ptr<Model, ModelDeleter>(new Model(path, compute_units));
+             return WithoutGil([&] { return std::unique_ptr<Model, ModelDeleter>(new Model(path, compute_units)); });
            }),
            py::arg("compiled_path"), py::arg("compute_units"))
       .def("describe", [](const Model& self) {
@@ -289,9 +288,10 @@ PYBIND11_MODULE(_coreml, m) {
         Transfer transfer;
         Result result;
         try {
-          py::gil_scoped_release release;
-          result = self.Predict(request, keep_image.keepalive, out ? &dst : nullptr, keep_out.keepalive, &timing,
+          result = WithoutGil([&] {
+            return self.Predict(request, keep_image.keepalive, out ? &dst : nullptr, keep_out.keepalive, &timing,
                                 &transfer);
+          });
         } catch (...) {
           DropWithGil(keep_image.ref);
           DropWithGil(keep_out.ref);
@@ -304,10 +304,7 @@ PYBIND11_MODULE(_coreml, m) {
         if (!out) {
           array = CopyOut(result, type);
         } else {
-          if (!transfer.used_output_backing) {
-            py::gil_scoped_release release;
-            result.CopyTo(dst);  // outside the model's lock
-          }
+          if (!transfer.used_output_backing) WithoutGil([&] { result.CopyTo(dst); });  // outside the model's lock
           array = *out;
         }
         const double post = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -327,12 +324,9 @@ PYBIND11_MODULE(_coreml, m) {
           requests.push_back(MakeRequest(images[i], orders[i], false, input, sizes[i], output));
         Timing timing;
         std::vector<Result> results;
-        {
-          // `images` holds a reference to every array until this returns,
-          // and the batch path copies the pixels before Core ML runs.
-          py::gil_scoped_release release;
-          results = self.PredictBatch(requests, &timing);
-        }
+        // `images` holds a reference to every array until this returns,
+        // and the batch path copies the pixels before Core ML runs.
+        results = WithoutGil([&] { return self.PredictBatch(requests, &timing); });
         const auto t0 = Clock::now();
         py::list arrays;
         for (const Result& r : results) arrays.append(CopyOut(r, type));
