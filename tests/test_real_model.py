@@ -108,7 +108,7 @@ def test_segment_command_with_a_centre_crop(tmp_path, photo):
 
     wide = np.ascontiguousarray(np.concatenate([photo, photo[:, :256]], axis=1))  # 768x512
     Image.fromarray(wide).save(tmp_path / "wide.png")
-    assert main(["segment", str(LANDSCAPE), str(tmp_path / "wide.png"), "--crop", "center",
+    assert main(["segment", str(LANDSCAPE), str(tmp_path / "wide.png"), "--crop", "center", "--no-legend",
                  "--out", str(tmp_path / "out")]) == 0
     labels = np.asarray(Image.open(tmp_path / "out/wide.labels.png"))
     overlay = np.asarray(Image.open(tmp_path / "out/wide.overlay.png"))

@@ -29,6 +29,8 @@ def read_label_list(value: str) -> list[str]:
     """Labels (or colours) from the command line: a file holding a JSON list
     or one entry per line, an inline JSON list, or a comma-separated list."""
     p = Path(value)
+    if not p.is_file() and (p.suffix.lower() in (".txt", ".json", ".csv") or "/" in value or "\\" in value):
+        raise ModelError(f"{value}: no such file (a list of names must be a file, a JSON list or 'a,b,c')")
     where, text = (str(p), p.read_text()) if p.is_file() else ("the list", value)
     if text.lstrip().startswith("["):
         try:

@@ -262,8 +262,16 @@ def load_datapoint(folder, classes: DatagenClasses | None = None, versions=SUPPO
 
 
 def datapoint_folders(root) -> list[Path]:
-    """The datapoint folders below `root` (those with the metadata JSON)."""
+    """The datapoint folders below `root` (those with the metadata JSON).
+
+    Raises
+    ------
+    FileNotFoundError
+        When `root` is not a folder (a typo must not look like an empty dataset).
+    """
     root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
     if (root / METADATA).is_file():
         return [root]
     return sorted(p.parent for p in root.glob(f"*/{METADATA}"))

@@ -1,11 +1,19 @@
-"""A legend beside an overlay: colour swatch, class name and share of pixels
-for every class present, largest first (Pillow)."""
+"""A legend drawn onto an overlay, in place: colour swatch, class name and
+share of pixels for every class present, largest first (Pillow).
+
+The panel sits in the top-left corner and is scaled to the image (its text
+is about 1/40 of the image's shorter side, never under 12 px), so it reads
+the same on a 640 px preview and a 12 MP photo. Only the panel's pixels
+are touched; the rest of the overlay is not copied."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ._images import pillow
+
+#: Most classes listed; the rest are summed in one "(N more)" line.
+MAX_ENTRIES = 12
 
 
 def _font(size: int):
@@ -17,40 +25,57 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def with_legend(overlay: np.ndarray, entries, palette: np.ndarray) -> np.ndarray:
-    """The overlay with a legend panel on its right.
+def legend_size(image_shape) -> int:
+    """Text height in pixels for an image of (H, W, ...)."""
+    return max(12, round(min(image_shape[0], image_shape[1]) / 40))
+
+
+def draw_legend(overlay: np.ndarray, entries, palette: np.ndarray) -> np.ndarray:
+    """Draw a legend onto `overlay` and return it.
 
     Parameters
     ----------
-    overlay : (H, W, 3|4) uint8 ndarray
+    overlay : (H, W, 3|4) uint8 ndarray, writable
+        Changed in place, in the panel's rectangle only.
     entries : list of (class_id, name, share)
-        share in 0..1.
+        share in 0..1, in the order to list them.
     palette : (n, 4) uint8 ndarray
 
     Returns
     -------
-    (H', W + panel, 3) uint8 ndarray, RGB; taller than the overlay if the
-    legend needs it.
+    overlay
     """
     Image, _ = pillow()
     from PIL import ImageDraw
 
+    if not entries:
+        return overlay
     h, w = overlay.shape[:2]
-    size = max(12, min(28, h // 30))
+    size = legend_size(overlay.shape)
+    shown = list(entries[:MAX_ENTRIES])
+    lines = [f"{name}  {share * 100:.1f}%" for _, name, share in shown]
+    if len(entries) > MAX_ENTRIES:
+        rest = sum(share for *_, share in entries[MAX_ENTRIES:])
+        lines.append(f"({len(entries) - MAX_ENTRIES} more)  {rest * 100:.1f}%")
     font = _font(size)
-    line = int(size * 1.6)
-    pad = size
-    panel_w = pad * 3 + size + int(size * 0.62 * max([len(f"{n}  100.0%") for _, n, _ in entries] + [8]))
-    height = max(h, pad * 2 + line * (len(entries) + 1))
-    canvas = Image.new("RGB", (w + panel_w, height), (250, 250, 250))
-    canvas.paste(Image.fromarray(np.ascontiguousarray(overlay[..., :3])), (0, 0))
-    draw = ImageDraw.Draw(canvas)
-    x0, y = w + pad, pad
-    draw.text((x0, y), "classes", fill=(0, 0, 0), font=font)
-    y += line
-    for class_id, name, share in entries:
-        color = tuple(int(c) for c in palette[class_id][:3]) if 0 <= class_id < len(palette) else (0, 0, 0)
-        draw.rectangle([x0, y, x0 + size, y + size], fill=color, outline=(0, 0, 0))
-        draw.text((x0 + size + pad // 2, y), f"{name}  {share * 100:.1f}%", fill=(0, 0, 0), font=font)
+    line, pad = int(size * 1.5), max(2, size // 2)
+    text_w = max(int(ImageDraw.Draw(Image.new("L", (1, 1))).textlength(t, font=font)) for t in lines)
+    pw, ph = min(w, pad * 3 + size + text_w), min(h, pad * 2 + line * len(lines))
+    region = overlay[:ph, :pw]
+    # A translucent white panel over the overlay, so the photo shows through.
+    panel = Image.fromarray(np.ascontiguousarray(region[..., :3]))
+    white = Image.new("RGB", panel.size, (255, 255, 255))
+    panel = Image.blend(panel, white, 0.8)
+    draw = ImageDraw.Draw(panel)
+    y = pad
+    for i, text in enumerate(lines):
+        if i < len(shown):
+            class_id = shown[i][0]
+            color = tuple(int(c) for c in palette[class_id][:3]) if 0 <= class_id < len(palette) else (0, 0, 0)
+            draw.rectangle([pad, y, pad + size, y + size], fill=color, outline=(0, 0, 0))
+        draw.text((pad * 2 + size, y), text, fill=(0, 0, 0), font=font)
         y += line
-    return np.asarray(canvas)
+    region[..., :3] = np.asarray(panel)
+    if overlay.shape[2] == 4:
+        region[..., 3] = 255
+    return overlay

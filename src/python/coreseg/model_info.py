@@ -12,6 +12,7 @@ code uses (or Hugging Face's ``classes``, see coreseg.contract)::
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from dataclasses import dataclass, field
@@ -141,16 +142,31 @@ class ModelInfo:
     def label_index(self, name: str) -> int:
         """The class id of a label name.
 
+        Parameters
+        ----------
+        name : str
+            A label as the model names it ("--", unused ids, is none).
+
+        Returns
+        -------
+        int
+            The class id (index in `labels`).
+
         Raises
         ------
         KeyError
-            Listing the valid names when `name` is not one of them.
+            When `name` is not a label: it suggests the closest one (case
+            and spelling) and lists the valid names.
         """
         if self.labels is None:
             raise KeyError(f"{self.path.name} has no labels; use class ids")
         if name != UNUSED_LABEL and name in self.labels:
             return self.labels.index(name)
-        raise KeyError(f"no label {name!r} in {self.path.name}; valid labels: {', '.join(self.legend_names())}")
+        valid = self.legend_names()
+        folded = [n for n in valid if n.casefold() == str(name).casefold()]
+        close = folded or difflib.get_close_matches(str(name), valid, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise KeyError(f"no label {name!r} in {self.path.name}{hint}; valid labels: {', '.join(valid)}")
 
     def legend(self) -> list[tuple[int, str]]:
         """(class id, name) of every used class, for legends and reports
@@ -194,7 +210,7 @@ class ModelInfo:
             lines.append("  labels: none (class ids are used)")
         else:
             used = self.legend()
-            lines.append(f"  labels: {len(used)} classes over ids 0..{len(self.labels) - 1}"
+            lines.append(f"  labels: {len(used)} class{'' if len(used) == 1 else 'es'} over ids 0..{len(self.labels) - 1}"
                          f"{', colours from the model' if self.colors is not None else ', default colours'}")
             lines.append("    " + ", ".join(f"{i}:{name}" for i, name in used))
         for key, value in (("author", self.author), ("license", self.license),

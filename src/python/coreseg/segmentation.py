@@ -210,6 +210,34 @@ class Segmentation:
         kernels.composite(region, labels, pal, opacity, outline, out=region)
         return out
 
+    #: Widest preview `_repr_png_` draws, in pixels.
+    PREVIEW_WIDTH = 640
+
+    def _repr_png_(self) -> bytes | None:
+        """PNG bytes for Jupyter: the class map in its colours with a legend,
+        at the image's aspect ratio and at most PREVIEW_WIDTH wide (the
+        photo itself is not kept; ``overlay(photo)`` draws on it). None
+        without Pillow."""
+        try:
+            from PIL import Image
+        except ImportError:
+            return None
+        import io
+
+        from .legend import draw_legend
+
+        w, h = self.image_size
+        scale = min(1.0, self.PREVIEW_WIDTH / max(w, 1))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        picture = kernels.colorize(kernels.resize_labels(self.labels, size), self.palette)
+        picture[..., 3] = 255
+        entries = sorted(((i, self.name(i), share) for i, share in self.areas().items() if self.name(i) != "--"),
+                         key=lambda e: -e[2])
+        draw_legend(picture, entries, self.palette)
+        buffer = io.BytesIO()
+        Image.fromarray(picture).save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue()
+
     def mask(self, classes, color=(255, 255, 0, 255)) -> np.ndarray:
         """RGBA mask at model resolution: `color` on the given classes."""
         return kernels.render_mask(self.labels, self.class_ids(classes), color)

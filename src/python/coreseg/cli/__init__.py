@@ -1,0 +1,110 @@
+"""The `coreseg` command line.
+
+    coreseg demo [--out DIR] [--image PHOTO]
+    coreseg segment MODEL IMAGE|FOLDER|GLOB... [--label NAME ...] [--format png|jpg|webp] [--out DIR] [--keep-going]
+    coreseg eval MODEL DATASET_DIR [--out DIR]   |   coreseg eval --pred DIR --gt DIR [--out DIR]
+    coreseg info MODEL [--json]
+    coreseg annotate MODEL --labels FILE_OR_LIST [--colors ...] [--set KEY=VALUE ...] -o OUT [--force]
+    coreseg selfcheck
+
+One module per command (demo, segment, evaluate, model_files); this one
+holds the parser and the error handling. MODEL may be the word `demo` for
+the bundled model. Every failure exits
+non-zero with one line on stderr; `--debug` shows the traceback instead.
+Outputs are written under a temporary name and renamed when complete, so a
+failure never leaves a partial file, and a symlink at an output path is
+replaced, not written through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .demo import cmd_demo
+from .evaluate import cmd_eval
+from .model_files import cmd_annotate, cmd_info
+from . import segment
+from .. import __version__
+
+__all__ = ["main", "build_parser"]
+
+
+def cmd_selfcheck(args) -> int:
+    from ..selfcheck import main as selfcheck
+
+    return selfcheck()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coreseg", description="Semantic segmentation with Core ML models.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"coreseg {__version__}")
+    # --debug after the command too (SUPPRESS: not given there, it does not
+    # undo one given before the command).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", parents=[common], help="segment a generated scene (or your photo) with the bundled model")
+    p.add_argument("--out", default="coreseg-demo", help="folder for overlay.png and mask.png")
+    p.add_argument("--image", help="a photo to segment instead of a generated scene")
+    p.add_argument("--seed", type=int, default=2_000_000, help="scene seed (training used seeds < 1000000)")
+    p.add_argument("--width", type=int, default=800, help="width of the generated scene in pixels (default 800)")
+    p.add_argument("--height", type=int, default=600, help="height of the generated scene in pixels (default 600)")
+    p.add_argument("--opacity", type=float, default=0.55, help="overlay opacity, 0..1 (default 0.55)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(run=cmd_demo)
+
+    segment.add_parser(sub, common)
+
+    p = sub.add_parser("eval", parents=[common], help="score a model on Datagen datapoints, or predicted label maps against ground truth")
+    p.add_argument("model", nargs="?", help=".onnx, Core ML model, or 'demo'")
+    p.add_argument("dataset", nargs="?", metavar="DATASET_DIR", help="a folder of Datagen datapoints")
+    p.add_argument("--pred", help="folder of predicted label PNGs (8- or 16-bit), paired by name with --gt")
+    p.add_argument("--gt", help="folder of ground-truth label PNGs")
+    p.add_argument("--num-classes", type=int, help="with --pred/--gt: default the largest id + 1")
+    p.add_argument("--names", help="with --pred/--gt: a file of class names, one per line")
+    p.add_argument("--ignore-index", type=int, help="ground-truth id to leave out")
+    p.add_argument("--out", default="coreseg-eval", help="folder for report.json, classes.csv, table.txt, confusion.png")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("info", parents=[common], help="describe a segmentation model (any OS)")
+    p.add_argument("model", help=".mlpackage, .mlmodel, .onnx, or 'demo'")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(run=cmd_info)
+
+    p = sub.add_parser("annotate", parents=[common], help="copy a model with labels/colours in its preview metadata")
+    p.add_argument("model", help=".mlpackage, .mlmodel or .onnx (never modified)")
+    p.add_argument("--labels", required=True,
+                   help="a file (JSON list, or one label per line), an inline JSON list, or a comma-separated list")
+    p.add_argument("--colors", help="hex colours, one per label, given the same ways")
+    p.add_argument("-o", "--output", required=True, help="where to write the annotated copy")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="more metadata, e.g. coreseg.output.activation=sigmoid or "
+                        "coreseg.input.normalization=imagenet (repeatable)")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    p.set_defaults(run=cmd_annotate)
+
+    p = sub.add_parser("selfcheck", parents=[common], help="check every native kernel against the reference here, with timings")
+    p.set_defaults(run=cmd_selfcheck)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # one line, never a traceback, unless --debug
+        if args.debug:
+            raise
+        expected = (ValueError, KeyError, OSError, ImportError, RuntimeError)
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        if isinstance(e, RecursionError) or not isinstance(e, expected):
+            message = f"{type(e).__name__}: {message} (--debug shows where)"
+        print(f"coreseg {args.command}: error: {message}", file=sys.stderr)
+        return 1

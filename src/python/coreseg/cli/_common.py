@@ -1,0 +1,46 @@
+"""Helpers shared by the commands."""
+
+from __future__ import annotations
+
+import sys
+
+OUTLINE = (255, 255, 255, 255)
+
+
+def model_path(name: str) -> str:
+    if name != "demo":
+        return name
+    from .. import demo
+
+    return str(demo.model_path("onnx" if needs_onnx_for_info() else "mlpackage"))
+
+
+def needs_onnx_for_info() -> bool:
+    try:
+        import coremltools  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+def refuse_existing(paths, force: bool) -> None:
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise FileExistsError(f"{existing[0]} exists{more}; pass --force to overwrite")
+
+
+def legend_entries(seg) -> list[tuple[int, str, float]]:
+    entries = [(i, seg.name(i), share) for i, share in seg.areas().items() if seg.name(i) != "--"]
+    return sorted(entries, key=lambda e: -e[2])
+
+
+def progress_bar(items, args):
+    if len(items) > 1:
+        try:
+            from tqdm import tqdm
+
+            return tqdm(items, unit="image", file=sys.stderr)
+        except ImportError:
+            pass
+    return items

@@ -1,0 +1,127 @@
+"""`coreseg eval`: a model on Datagen datapoints, or label maps against ground truth."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ._common import progress_bar, refuse_existing
+
+
+def _stem(path: Path) -> str:
+    """A label map's image name: STEM for STEM.png and STEM.labels.png."""
+    return path.stem.removesuffix(".labels")
+
+
+def _read_label_png(path: Path) -> np.ndarray:
+    from .._files import check_pixels
+    from .._images import pillow
+
+    Image, _ = pillow()
+    with Image.open(path) as im:
+        check_pixels(im.size[0], im.size[1], path)
+        if im.mode not in ("L", "I;16", "I;16B", "I", "P"):
+            raise ValueError(f"{path}: expected a one-channel label PNG, got mode {im.mode}")
+        labels = np.asarray(im)
+    return labels.astype(np.int32) if labels.dtype != np.uint8 else labels
+
+
+def _eval_model(args, out: Path):
+    """Confusion matrix of MODEL over the Datagen datapoints in DATASET."""
+    from .. import load
+    from ..groundtruth import DatagenClasses, datapoint_folders, load_datapoint
+    from ..metrics import ConfusionMatrix
+
+    folders = datapoint_folders(args.dataset)
+    if not folders:
+        raise FileNotFoundError(f"{args.dataset}: no Datagen datapoints (folders with "
+                                "semantic_segmentation_metadata.json)")
+    classes = DatagenClasses.from_dataset(folders)
+    model = load(args.model)
+    # Predicted ids are matched to dataset classes by name; model classes
+    # the dataset does not have stay separate ("model: NAME"), so predicting
+    # them counts against the score instead of vanishing.
+    model_names = model.labels or [str(i) for i in range(256)]
+    names = list(classes.names)
+    lut = np.zeros(len(model_names), np.int32)
+    for i, name in enumerate(model_names):
+        if name in classes.names:
+            lut[i] = classes.index(name)
+        else:
+            lut[i] = len(names)
+            names.append(f"model: {name}")
+    cm = ConfusionMatrix(len(names), names)
+    skipped = []
+    for folder in progress_bar(folders, args):
+        point = load_datapoint(folder, classes)
+        if point.image is None:
+            skipped.append(str(folder))
+            continue
+        pred = model.predict(point.image).labels
+        if pred.min() < 0 or pred.max() >= len(lut):
+            raise ValueError(f"{folder}: the model predicted id {int(pred.max())}, beyond its {len(lut)} labels")
+        cm.update(point.labels, lut[pred])
+    if skipped:
+        print(f"skipped {len(skipped)} datapoint(s) without a photo: {', '.join(Path(s).name for s in skipped)}",
+              file=sys.stderr)
+    return cm, {"model": str(model.info.path), "dataset": str(args.dataset), "images": len(folders) - len(skipped),
+                "skipped": skipped}
+
+
+def _eval_pairs(args, out: Path):
+    """Confusion matrix of label PNGs in --pred against those in --gt."""
+    from ..metrics import ConfusionMatrix
+
+    gt_files = {_stem(p): p for p in sorted(Path(args.gt).glob("*.png"))}
+    # `segment` writes STEM.labels.png (and STEM.overlay.png, not a label map).
+    pred_files = {_stem(p): p for p in sorted(Path(args.pred).glob("*.png")) if not p.stem.endswith(".overlay")}
+    if not gt_files:
+        raise FileNotFoundError(f"{args.gt}: no .png label maps")
+    missing = sorted(set(gt_files) - set(pred_files))
+    if missing:
+        raise FileNotFoundError(f"{args.pred}: no prediction for {', '.join(missing[:5])}"
+                                f"{f' (and {len(missing) - 5} more)' if len(missing) > 5 else ''}")
+    names = None
+    if args.names:
+        names = [line.strip() for line in Path(args.names).read_text().splitlines() if line.strip()]
+    num_classes = args.num_classes or (len(names) if names else None)
+    pairs = [(gt_files[s], pred_files[s]) for s in gt_files]
+    if num_classes is None:  # the largest id seen, plus one
+        num_classes = 1 + max(int(labels.max()) for pair in pairs for labels in map(_read_label_png, pair)
+                              if labels.size)
+    cm = ConfusionMatrix(num_classes, names, ignore_index=args.ignore_index)
+    for g, p in progress_bar(pairs, args):
+        cm.update(_read_label_png(g), _read_label_png(p))
+    return cm, {"gt": str(args.gt), "pred": str(args.pred), "images": len(pairs)}
+
+
+def cmd_eval(args) -> int:
+    from .._files import write_text
+    from .._images import write_png
+    from ..heatmap import confusion_heatmap
+
+    if args.pred or args.gt:
+        if not (args.pred and args.gt) or args.model or args.dataset:
+            raise ValueError("give either MODEL DATASET_DIR, or --pred DIR --gt DIR")
+    elif not (args.model and args.dataset):
+        raise ValueError("give either MODEL DATASET_DIR, or --pred DIR --gt DIR")
+    out = Path(args.out)
+    files = [out / "report.json", out / "classes.csv", out / "table.txt", out / "confusion.png"]
+    refuse_existing(files, args.force)
+    cm, source = (_eval_pairs if args.pred else _eval_model)(args, out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {**source, **cm.to_dict()}
+    write_text(files[0], json.dumps(report, indent=2) + "\n")
+    cm.to_csv(files[1])
+    table = cm.table(present_only=True)
+    write_text(files[2], table + "\n")
+    present = [i for i in range(cm.num_classes)
+               if (cm.matrix[i].sum() or cm.matrix[:, i].sum()) and cm.names[i] != "--"]
+    sub = cm.matrix[np.ix_(present, present)]
+    write_png(files[3], confusion_heatmap(sub, [cm.names[i] for i in present]))
+    print(table)
+    print(f"mIoU {cm.miou():.4f} over {source['images']} images; wrote {', '.join(str(f) for f in files)}")
+    return 0

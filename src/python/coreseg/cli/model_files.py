@@ -1,0 +1,31 @@
+"""`coreseg info` and `coreseg annotate`: model files."""
+
+from __future__ import annotations
+
+import json
+
+from ._common import model_path
+
+
+def cmd_info(args) -> int:
+    from ..model_info import inspect
+
+    info = inspect(model_path(args.model))
+    print(json.dumps(info.to_dict(), indent=2) if args.json else info.summary())
+    return 0
+
+
+def cmd_annotate(args) -> int:
+    from ..annotate import annotate, read_label_list
+
+    labels = read_label_list(args.labels)
+    colors = read_label_list(args.colors) if args.colors else None
+    metadata = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        metadata[key] = value
+    info = annotate(args.model, labels, args.output, colors=colors, force=args.force, metadata=metadata)
+    print(f"wrote {info.path}: {len(info.legend())} labels{' with colours' if info.colors is not None else ''}")
+    return 0

@@ -1,0 +1,177 @@
+"""`coreseg segment`: overlays, label maps and areas for images.
+
+Inputs are files, folders (their images; `--recursive` for subfolders)
+and globs. For each image STEM it writes STEM.overlay.{png,jpg,webp} (with
+a legend unless --no-legend), STEM.labels.png (16-bit class map at the
+image's resolution) and STEM.areas.json.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ._common import OUTLINE, legend_entries, progress_bar, refuse_existing
+
+#: Files a folder contributes (HEIC needs the `heic` extra).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif")
+#: The highlight colour of a single --label class without --color: magenta,
+#: rare in photos, unlike the palette's realistic sky blue or grass green.
+HIGHLIGHT = (255, 0, 255, 255)
+
+
+def expand_inputs(items, recursive: bool) -> list[Path]:
+    """Image paths from files, folders and glob patterns, in order, each once."""
+    found = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            matches = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not matches:
+                raise FileNotFoundError(f"{path}: no images in this folder"
+                                        f"{'' if recursive else ' (--recursive looks in subfolders)'}")
+        elif glob.has_magic(str(item)):
+            matches = sorted(Path(p) for p in glob.glob(str(item), recursive=recursive) if Path(p).is_file())
+            if not matches:
+                raise FileNotFoundError(f"{item}: no file matches this pattern")
+        else:
+            matches = [path]
+        found.extend(matches)
+    return list(dict.fromkeys(found))
+
+
+def highlight(seg, classes, color):
+    """(labels, palette) that draw only `classes`, outlined only where they
+    end: other pixels get the transparent id 0."""
+    ids = seg.class_ids(classes)
+    palette = np.zeros((len(ids) + 1, 4), np.uint8)
+    for k, class_id in enumerate(ids, 1):
+        palette[k] = color if color is not None else seg.palette[class_id]
+    return ids, palette
+
+
+def cmd_segment(args) -> int:
+    from .. import kernels, load
+    from .._files import write_text
+    from .._images import check_image_file, default_format, read_image, write_image, write_png
+    from ..legend import draw_legend
+
+    images = expand_inputs(args.images, args.recursive)
+    model = load(args.model, crop=args.crop)
+    smooth = model.has_scores and not args.blocky
+    stems = [p.stem for p in images]
+    if len(set(stems)) != len(stems):
+        dup = next(s for s in stems if stems.count(s) > 1)
+        raise ValueError(f"two images are named {dup!r}: their outputs would collide")
+    out = Path(args.out)
+    fmt = {p: args.format or default_format(p) for p in images}
+    outputs = {p: (out / f"{p.stem}.overlay.{fmt[p]}", out / f"{p.stem}.labels.png", out / f"{p.stem}.areas.json")
+               for p in images}
+    classes = None
+    if args.label:
+        for name in args.label:
+            model.label_index(name)  # KeyError listing the valid labels, and the closest
+        classes = list(args.label)
+    color = None
+    if args.color:
+        from ..palette import parse_color
+
+        color = parse_color(args.color)
+    elif classes is not None and len(classes) == 1:
+        color = HIGHLIGHT
+    if model.labels is not None and len(model.labels) > 65536:
+        raise ValueError("models with more than 65536 classes cannot be written as 16-bit PNG")
+    refuse_existing([f for files in outputs.values() for f in files], args.force)
+    bad = {}
+    for p in images:  # every input checked before anything is written
+        try:
+            check_image_file(p)
+        except (OSError, ValueError, ImportError) as e:
+            if not args.keep_going:
+                raise
+            bad[p] = str(e)
+    out.mkdir(parents=True, exist_ok=True)
+
+    report = []
+    for p in progress_bar(images, args) if not args.json else images:
+        if p in bad:
+            continue
+        try:
+            image = read_image(p)
+            seg = model.predict(image)
+            full = seg.full_labels(smooth=smooth)
+            outline = None if args.no_outline else OUTLINE
+            if classes is None:
+                overlay = seg.overlay(image, args.opacity, outline, smooth=smooth)
+                entries = legend_entries(seg)
+                palette = seg.palette
+            else:
+                ids, palette = highlight(seg, classes, color)
+                only = np.zeros(full.shape, np.uint8)
+                for k, class_id in enumerate(ids, 1):
+                    only[full == class_id] = k
+                overlay = kernels.composite(image, only, palette, args.opacity, outline)
+                areas = seg.areas()
+                entries = [(k, seg.name(i), areas.get(i, 0.0)) for k, i in enumerate(ids, 1)]
+            if not args.no_legend:
+                draw_legend(overlay, entries, palette)
+            labels_map = full.astype(np.uint16)  # -1 (never seen) is written as 65535
+        except (OSError, ValueError, RuntimeError, ImportError) as e:
+            if not args.keep_going:
+                raise
+            bad[p] = str(e)
+            continue
+        # Each output is complete or absent (written under a temporary name, then renamed).
+        overlay_path, labels_path, areas_path = outputs[p]
+        write_image(overlay_path, overlay, fmt[p])
+        write_png(labels_path, labels_map)
+        areas = {seg.name(i): share for i, share in seg.areas().items()}
+        write_text(areas_path, json.dumps(areas, indent=2) + "\n")
+        report.append({"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),
+                       "areas": areas, "timings": seg.timings})
+    done = len(images) - len(bad)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"segmented {done} image{'s' if done != 1 else ''} into {out}")
+    for p, why in bad.items():
+        print(f"coreseg segment: skipped {p}: {why}", file=sys.stderr)
+    if bad:
+        print(f"coreseg segment: {len(bad)} of {len(images)} images failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_parser(sub, common) -> None:
+    p = sub.add_parser("segment", parents=[common],
+                       help="segment images: overlay, 16-bit label map and class areas per image")
+    p.add_argument("model", help=".onnx, .mlpackage, .mlmodel, .mlmodelc, or 'demo'")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files, folders of images, or glob patterns (quote them: 'shots/*.heic')")
+    p.add_argument("--recursive", action="store_true", help="look in subfolders of folders (and ** in globs)")
+    p.add_argument("--label", action="append",
+                   help="highlight only this class, outlined alone (repeatable)")
+    p.add_argument("--color", help="highlight colour for --label classes, '#RRGGBB[AA]' "
+                                   "(default: magenta for one class, the classes' own colours for several)")
+    p.add_argument("--opacity", type=float, default=0.6, help="overlay opacity, 0..1 (default 0.6)")
+    p.add_argument("--no-outline", action="store_true", help="do not draw class boundaries")
+    p.add_argument("--no-legend", action="store_true", help="do not draw the legend of classes found")
+    p.add_argument("--format", choices=["png", "jpg", "webp"],
+                   help="overlay file format (default: jpg for JPEG and HEIC photos, png otherwise)")
+    p.add_argument("--crop", choices=["fill", "fit", "center"], default="fill",
+                   help="how the image is placed in the model's input (Vision's crop and scale modes)")
+    p.add_argument("--blocky", action="store_true",
+                   help="map the model's class map to the image by nearest neighbour, even when the "
+                        "model gives scores (default: smooth edges from the scores)")
+    p.add_argument("--out", default="coreseg-out", help="output folder (default: coreseg-out)")
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--keep-going", action="store_true",
+                   help="skip images that cannot be read or segmented, report them at the end and exit 1 "
+                        "(default: stop at the first, checking every image's header before writing anything)")
+    p.set_defaults(run=cmd_segment)

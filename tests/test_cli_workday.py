@@ -1,0 +1,143 @@
+"""The command line as a user drives it through a working day: folders and
+globs of photos, output formats, legends, highlighted classes, label maps
+fed to `eval`, and the papercuts a new user met (each test drives the CLI
+or API the way the user did)."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import coreseg
+from coreseg import demo
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
+                                reason="the demo model runs through onnxruntime here: pip install '.[onnx]'")
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "coreseg", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("photos")
+    (d / "more").mkdir()
+    paths = []
+    for i, (name, size) in enumerate([("a.png", (160, 120)), ("b.jpg", (120, 160)), ("more/c.png", (100, 80))]):
+        image, _ = demo.scene(4_000_000 + i, size)
+        Image.fromarray(image).save(d / name, quality=95)
+        paths.append(d / name)
+    return d
+
+
+def outputs(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_folders_globs_and_formats(photos, tmp_path):
+    r = run("segment", "demo", photos, "--out", tmp_path / "flat")
+    assert r.returncode == 0, r.stderr
+    # JPEG photos get JPEG overlays, PNGs PNG ones; label maps are always 16-bit PNG.
+    assert outputs(tmp_path / "flat") == ["a.areas.json", "a.labels.png", "a.overlay.png",
+                                          "b.areas.json", "b.labels.png", "b.overlay.jpg"]
+    r = run("segment", "demo", photos, "--recursive", "--out", tmp_path / "deep", "--format", "webp")
+    assert r.returncode == 0, r.stderr
+    assert "c.overlay.webp" in outputs(tmp_path / "deep") and "b.overlay.webp" in outputs(tmp_path / "deep")
+    r = run("segment", "demo", str(photos / "*.png"), "--out", tmp_path / "glob")
+    assert r.returncode == 0 and outputs(tmp_path / "glob") == ["a.areas.json", "a.labels.png", "a.overlay.png"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run("segment", "demo", empty)
+    assert r.returncode == 1 and "no images in this folder (--recursive looks in subfolders)" in r.stderr
+
+
+def test_overlays_have_a_legend_unless_told(photos, tmp_path):
+    image = np.asarray(Image.open(photos / "a.png"))
+    model = coreseg.load("demo")
+    seg = model.predict(image)
+    plain = seg.overlay(image, 0.6, (255, 255, 255, 255), smooth=model.has_scores)
+    assert run("segment", "demo", photos / "a.png", "--out", tmp_path / "n", "--no-legend").returncode == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "n" / "a.overlay.png")), plain)
+    assert run("segment", "demo", photos / "a.png", "--out", tmp_path / "l").returncode == 0
+    with_legend = np.asarray(Image.open(tmp_path / "l" / "a.overlay.png"))
+    differs = np.any(with_legend != plain, axis=2)
+    ys, xs = np.nonzero(differs)
+    assert differs.any() and ys.min() == 0 and xs.min() == 0  # a panel in the top-left corner, nothing else
+    np.testing.assert_array_equal(with_legend[ys.max() + 1:], plain[ys.max() + 1:])
+
+
+def test_label_highlights_only_that_class(photos, tmp_path):
+    image = np.asarray(Image.open(photos / "a.png"))
+    r = run("segment", "demo", photos / "a.png", "--label", "sky", "--out", tmp_path, "--no-legend")
+    assert r.returncode == 0, r.stderr
+    overlay = np.asarray(Image.open(tmp_path / "a.overlay.png"))
+    labels = np.asarray(Image.open(tmp_path / "a.labels.png")).astype(np.int64)
+    sky = labels == demo.CLASSES.index("sky")
+    assert sky.any()
+    near = sky.copy()  # the sky and its outline, one pixel either side of its edge
+    near[1:] |= sky[:-1]
+    near[:-1] |= sky[1:]
+    near[:, 1:] |= sky[:, :-1]
+    near[:, :-1] |= sky[:, 1:]
+    np.testing.assert_array_equal(overlay[~near], image[~near])  # no other class drawn or outlined
+    edge = np.zeros_like(sky)  # outlined: the label differs from the right or lower neighbour
+    edge[:, :-1] |= sky[:, :-1] != sky[:, 1:]
+    edge[:-1] |= sky[:-1] != sky[1:]
+    inside = sky & ~edge
+    got, was = overlay[inside].astype(int), image[inside].astype(int)
+    # Magenta at 60%: red and blue rise (or stay at 255), green falls (or stays at 0).
+    assert (got[:, 0] >= was[:, 0]).all() and (got[:, 1] <= was[:, 1]).all() and (got != was).any()
+    r = run("segment", "demo", photos / "a.png", "--label", "Sky", "--out", tmp_path / "x")
+    assert r.returncode == 1 and "did you mean 'sky'" in r.stderr
+
+
+def test_segment_label_maps_feed_eval(photos, tmp_path):
+    assert run("segment", "demo", photos / "a.png", photos / "b.jpg", "--out", tmp_path / "pred").returncode == 0
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for stem in ("a", "b"):
+        (gt / f"{stem}.png").write_bytes((tmp_path / "pred" / f"{stem}.labels.png").read_bytes())
+    r = run("eval", "--pred", tmp_path / "pred", "--gt", gt, "--out", tmp_path / "ev")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "ev" / "report.json").read_text())["miou"] == 1.0
+
+
+def test_papercuts(tmp_path, photos):
+    assert run("--version").stdout.strip() == f"coreseg {coreseg.__version__}"
+    r = run("info", tmp_path / "nothing.onnx", "--debug")  # --debug after the command
+    assert r.returncode == 1 and "Traceback" in r.stderr
+    r = run("annotate", "demo", "--labels", "nofile.txt", "-o", tmp_path / "x.onnx")
+    assert r.returncode == 1 and "nofile.txt: no such file" in r.stderr and not (tmp_path / "x.onnx").exists()
+    from coreseg.groundtruth import datapoint_folders
+
+    with pytest.raises(FileNotFoundError, match="missing: no such folder"):
+        datapoint_folders(tmp_path / "missing")
+    r = run("segment", "demo", photos / "a.png", cwd=tmp_path)  # the default output folder is its own
+    assert r.returncode == 0 and "coreseg-out" in r.stdout and (tmp_path / "coreseg-out" / "a.overlay.png").is_file()
+
+
+def test_segmentation_shows_itself_in_jupyter(photos):
+    seg = coreseg.load("demo").predict(photos / "a.png")
+    png = seg._repr_png_()
+    assert png.startswith(b"\x89PNG")
+    import io
+
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.size == (160, 120)  # the image's size, at most 640 wide
+    big = coreseg.load("demo").predict(np.zeros((900, 2000, 3), np.uint8))
+    with Image.open(io.BytesIO(big._repr_png_())) as im:
+        assert im.size == (640, 288)
+
+
+def test_heic_needs_its_extra(tmp_path):
+    if importlib.util.find_spec("pillow_heif") is not None:
+        pytest.skip("pillow-heif is installed: the message for its absence cannot show")
+    (tmp_path / "IMG_0001.HEIC").write_bytes(b"\0\0\0\x18ftypheic")
+    with pytest.raises(ImportError, match=r"reading HEIC photos needs pillow-heif: pip install 'coreseg\[heic\]'"):
+        coreseg.load("demo").predict(tmp_path / "IMG_0001.HEIC")
