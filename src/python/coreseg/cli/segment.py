@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -55,6 +56,31 @@ def highlight(seg, classes, color):
     return ids, palette
 
 
+def _file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class"
+
+
+def write_exports(out: Path, image: Path, full: np.ndarray, seg, exports, coco) -> None:
+    """--export: STEM.masks/ID-NAME.png per class, STEM.polygons.json, and
+    the image's annotations in the run's COCO file."""
+    from .._files import write_text
+    from .._images import write_png
+    from ..export import class_masks, polygons
+
+    masks = class_masks(full, seg.names)
+    if "masks" in exports:
+        folder = out / f"{image.stem}.masks"
+        folder.mkdir(exist_ok=True)
+        for class_id, mask in masks.items():
+            write_png(folder / f"{class_id:03d}-{_file_name(seg.name(class_id))}.png", mask.astype(np.uint8) * 255)
+    if "polygons" in exports:
+        classes = [{"id": i, "name": seg.name(i), "polygons": polygons(m)} for i, m in masks.items()]
+        doc = {"image": image.name, "width": int(full.shape[1]), "height": int(full.shape[0]), "classes": classes}
+        write_text(out / f"{image.stem}.polygons.json", json.dumps(doc) + "\n")
+    if coco is not None:
+        coco.add(image.name, full)
+
+
 def cmd_segment(args) -> int:
     from .. import kernels, load
     from .._files import write_text
@@ -72,6 +98,19 @@ def cmd_segment(args) -> int:
     fmt = {p: args.format or default_format(p) for p in images}
     outputs = {p: (out / f"{p.stem}.overlay.{fmt[p]}", out / f"{p.stem}.labels.png", out / f"{p.stem}.areas.json")
                for p in images}
+    exports = set(args.export or [])
+    extra = [out / f"{p.stem}.masks" for p in images] if "masks" in exports else []
+    extra += [out / f"{p.stem}.polygons.json" for p in images] if "polygons" in exports else []
+    extra += [out / "annotations.json"] if "coco" in exports else []
+    coco = None
+    if "coco" in exports:
+        from ..export import CocoWriter
+
+        coco = CocoWriter(model.labels)
+    if "polygons" in exports:
+        from ..export import opencv
+
+        opencv()  # the extra's message before any work
     classes = None
     if args.label:
         for name in args.label:
@@ -86,7 +125,7 @@ def cmd_segment(args) -> int:
         color = HIGHLIGHT
     if model.labels is not None and len(model.labels) > 65536:
         raise ValueError("models with more than 65536 classes cannot be written as 16-bit PNG")
-    refuse_existing([f for files in outputs.values() for f in files], args.force)
+    refuse_existing([f for files in outputs.values() for f in files] + extra, args.force)
     bad = {}
     for p in images:  # every input checked before anything is written
         try:
@@ -132,8 +171,12 @@ def cmd_segment(args) -> int:
         write_png(labels_path, labels_map)
         areas = {seg.name(i): share for i, share in seg.areas().items()}
         write_text(areas_path, json.dumps(areas, indent=2) + "\n")
+        if exports:
+            write_exports(out, p, full, seg, exports, coco)
         report.append({"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),
                        "areas": areas, "timings": seg.timings})
+    if coco is not None:
+        coco.write(out / "annotations.json")
     done = len(images) - len(bad)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -169,6 +212,10 @@ def add_parser(sub, common) -> None:
                    help="map the model's class map to the image by nearest neighbour, even when the "
                         "model gives scores (default: smooth edges from the scores)")
     p.add_argument("--out", default="coreseg-out", help="output folder (default: coreseg-out)")
+    p.add_argument("--export", action="append", choices=["masks", "polygons", "coco"],
+                   help="also write one PNG mask per class (STEM.masks/), class outlines as polygons with holes "
+                        "(STEM.polygons.json; needs OpenCV), or COCO annotations of every image "
+                        "(annotations.json, RLE; needs pycocotools) (repeatable)")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--keep-going", action="store_true",
