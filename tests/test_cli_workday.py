@@ -141,3 +141,45 @@ def test_heic_needs_its_extra(tmp_path):
     (tmp_path / "IMG_0001.HEIC").write_bytes(b"\0\0\0\x18ftypheic")
     with pytest.raises(ImportError, match=r"reading HEIC photos needs pillow-heif: pip install 'coreseg\[heic\]'"):
         coreseg.load("demo").predict(tmp_path / "IMG_0001.HEIC")
+
+
+def _label_png(path, labels):
+    Image.fromarray(labels.astype(np.uint8)).save(path)
+
+
+def test_eval_ignore_index_and_per_image_scores(tmp_path):
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir()
+    pred.mkdir()
+    a = np.zeros((8, 8), np.uint8)
+    a[:, 4:] = 1
+    a[0, 0] = 2  # class 2: ignored in ground truth
+    b = a.copy()
+    b[7, 7] = 2  # ... and predicted where it is not
+    _label_png(gt / "x.png", a)
+    _label_png(pred / "x.labels.png", b)
+    r = run("eval", "--pred", pred, "--gt", gt, "--ignore-index", "2", "--num-classes", "3", "--out", tmp_path / "e")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert [c["id"] for c in report["classes"]] == [0, 1]  # class 2 in no table and no mean
+    iou1 = 31 / 32  # one class-1 pixel predicted as 2: an error, not dropped
+    assert report["miou"] == pytest.approx((1 + iou1) / 2)
+    assert report["per_image"] == [{"image": "x", "miou": pytest.approx((1 + iou1) / 2)}]
+    assert report["classes"][1]["precision"] == 1.0 and report["classes"][1]["accuracy"] == pytest.approx(iou1)
+    # An ignore value outside the classes does not make 256 of them.
+    c = a.copy()
+    c[0, 0] = 255
+    _label_png(gt / "x.png", c)
+    _label_png(pred / "x.labels.png", np.where(c == 255, 0, c))
+    r = run("eval", "--pred", pred, "--gt", gt, "--ignore-index", "255", "--out", tmp_path / "f")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "f" / "report.json").read_text())["num_classes"] == 2
+
+
+def test_eval_says_when_no_class_matches(tmp_path):
+    from shared_fixtures import DATAGEN
+
+    if not DATAGEN.is_dir():
+        pytest.skip(f"the Datagen fixtures are not at {DATAGEN} (set CORESEG_SHARED)")
+    r = run("eval", "demo", DATAGEN, "--out", tmp_path / "e")
+    assert r.returncode == 1 and "none of the model's classes" in r.stderr and "every score would be 0" in r.stderr

@@ -49,7 +49,10 @@ class ConfusionMatrix:
     names : list of str, optional
         Class names, index = id; "--" marks unused ids (left out of reports).
     ignore_index : int, optional
-        Ground-truth value to leave out (e.g. 255 for "void").
+        Ground-truth value to leave out (e.g. 255 for "void"). An id of a
+        class (inside [0, num_classes)) also leaves that class out of every
+        per-class score, mean and table, as torchmetrics and mmsegmentation
+        do: predicting it elsewhere still counts as an error.
 
     Examples
     --------
@@ -85,9 +88,20 @@ class ConfusionMatrix:
         self.matrix += other.matrix
         return self
 
-    # Per-class scores: NaN where undefined.
+    def scored(self) -> np.ndarray:
+        """(num_classes,) bool: the classes scores and means include (not
+        "--", not ignore_index)."""
+        keep = np.array([name != UNUSED for name in self.names])
+        if self.ignore_index is not None and 0 <= self.ignore_index < self.num_classes:
+            keep[self.ignore_index] = False
+        return keep
+
+    def _only_scored(self, values: np.ndarray) -> np.ndarray:
+        return np.where(self.scored(), values, np.nan)
+
+    # Per-class scores: NaN where undefined or not scored.
     def iou(self) -> np.ndarray:
-        return iou_per_class(self.matrix)
+        return self._only_scored(iou_per_class(self.matrix))
 
     def dice(self) -> np.ndarray:
         """Dice / F1 = 2TP / (2TP + FP + FN) per class."""
@@ -95,18 +109,29 @@ class ConfusionMatrix:
         tp = np.diag(m)
         denom = m.sum(0) + m.sum(1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(denom > 0, 2 * tp / denom, np.nan)
+            return self._only_scored(np.where(denom > 0, 2 * tp / denom, np.nan))
 
     def class_accuracy(self) -> np.ndarray:
         """Recall per class, TP / ground-truth pixels; NaN where absent."""
         m = self.matrix.astype(np.float64)
         gt = m.sum(1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(gt > 0, np.diag(m) / gt, np.nan)
+            return self._only_scored(np.where(gt > 0, np.diag(m) / gt, np.nan))
+
+    recall = class_accuracy
+
+    def precision(self) -> np.ndarray:
+        """TP / predicted pixels per class; NaN where never predicted."""
+        m = self.matrix.astype(np.float64)
+        predicted = m.sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self._only_scored(np.where(predicted > 0, np.diag(m) / predicted, np.nan))
 
     # Summaries.
     def miou(self) -> float:
-        return mean_iou(self.matrix)
+        """Mean IoU over the scored classes present in ground truth or prediction."""
+        iou = self.iou()
+        return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
 
     def pixel_accuracy(self) -> float:
         total = self.matrix.sum()
@@ -125,12 +150,12 @@ class ConfusionMatrix:
     def _rows(self):
         gt = self.matrix.sum(1)
         total = max(int(gt.sum()), 1)
-        iou, dice, acc = self.iou(), self.dice(), self.class_accuracy()
+        iou, dice, acc, precision = self.iou(), self.dice(), self.class_accuracy(), self.precision()
         for i, name in enumerate(self.names):
-            if name == UNUSED:
+            if not self.scored()[i]:
                 continue
             yield {"id": i, "name": name, "iou": iou[i], "dice": dice[i], "accuracy": acc[i],
-                   "gt_pixels": int(gt[i]), "gt_share": gt[i] / total,
+                   "precision": precision[i], "gt_pixels": int(gt[i]), "gt_share": gt[i] / total,
                    "predicted_pixels": int(self.matrix[:, i].sum())}
 
     def table(self, present_only: bool = False) -> str:
@@ -139,12 +164,12 @@ class ConfusionMatrix:
             return "   -  " if not math.isfinite(v) else f"{v:6.3f}"
 
         width = max([len(r["name"]) for r in self._rows()] + [5])
-        lines = [f"{'class':{width}}  {'IoU':>6}  {'Dice':>6}  {'acc':>6}  {'pixels':>7}"]
+        lines = [f"{'class':{width}}  {'IoU':>6}  {'F1':>6}  {'prec.':>6}  {'recall':>6}  {'pixels':>7}"]
         for r in self._rows():
             if present_only and not r["gt_pixels"] and not r["predicted_pixels"]:
                 continue
-            lines.append(f"{r['name']:{width}}  {f(r['iou'])}  {f(r['dice'])}  {f(r['accuracy'])}  "
-                         f"{r['gt_share'] * 100:6.2f}%")
+            lines.append(f"{r['name']:{width}}  {f(r['iou'])}  {f(r['dice'])}  {f(r['precision'])}  "
+                         f"{f(r['accuracy'])}  {r['gt_share'] * 100:6.2f}%")
         lines += [
             f"{'mIoU':{width}}  {f(self.miou())}",
             f"{'pixel accuracy':{width}}  {f(self.pixel_accuracy())}",
@@ -178,10 +203,10 @@ class ConfusionMatrix:
         return text
 
     def to_csv(self, path=None) -> str:
-        """Per-class rows: id, name, iou, dice, accuracy, gt_pixels, gt_share,
-        predicted_pixels."""
+        """Per-class rows: id, name, iou, dice (F1), accuracy (recall),
+        precision, gt_pixels, gt_share, predicted_pixels."""
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, ["id", "name", "iou", "dice", "accuracy", "gt_pixels", "gt_share",
+        writer = csv.DictWriter(buf, ["id", "name", "iou", "dice", "accuracy", "precision", "gt_pixels", "gt_share",
                                       "predicted_pixels"])
         writer.writeheader()
         for r in self._rows():

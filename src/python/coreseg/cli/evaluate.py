@@ -53,7 +53,13 @@ def _eval_model(args, out: Path):
         else:
             lut[i] = len(names)
             names.append(f"model: {name}")
+    if not any(name in classes.names for name in model_names):
+        raise ValueError(f"none of the model's classes ({', '.join(model_names[:8])}"
+                         f"{', ...' if len(model_names) > 8 else ''}) is a class of the dataset "
+                         f"({', '.join(classes.names[:8])}{', ...' if len(classes.names) > 8 else ''}): "
+                         "every score would be 0")
     cm = ConfusionMatrix(len(names), names)
+    per_image = []
     skipped = []
     for folder in progress_bar(folders, args):
         point = load_datapoint(folder, classes)
@@ -63,12 +69,14 @@ def _eval_model(args, out: Path):
         pred = model.predict(point.image).labels
         if pred.min() < 0 or pred.max() >= len(lut):
             raise ValueError(f"{folder}: the model predicted id {int(pred.max())}, beyond its {len(lut)} labels")
-        cm.update(point.labels, lut[pred])
+        one = ConfusionMatrix(len(names), names).update(point.labels, lut[pred])
+        cm.merge(one)
+        per_image.append({"image": folder.name, "miou": _finite(one.miou())})
     if skipped:
         print(f"skipped {len(skipped)} datapoint(s) without a photo: {', '.join(Path(s).name for s in skipped)}",
               file=sys.stderr)
     return cm, {"model": str(model.info.path), "dataset": str(args.dataset), "images": len(folders) - len(skipped),
-                "skipped": skipped}
+                "skipped": skipped, **_per_image(per_image)}
 
 
 def _eval_pairs(args, out: Path):
@@ -89,13 +97,30 @@ def _eval_pairs(args, out: Path):
         names = [line.strip() for line in Path(args.names).read_text().splitlines() if line.strip()]
     num_classes = args.num_classes or (len(names) if names else None)
     pairs = [(gt_files[s], pred_files[s]) for s in gt_files]
-    if num_classes is None:  # the largest id seen, plus one
-        num_classes = 1 + max(int(labels.max()) for pair in pairs for labels in map(_read_label_png, pair)
-                              if labels.size)
+    if num_classes is None:  # the largest id seen, plus one (the ignored value is no class)
+        seen = [labels[labels != args.ignore_index] if args.ignore_index is not None else labels
+                for pair in pairs for labels in map(_read_label_png, pair)]
+        num_classes = 1 + max((int(v.max()) for v in seen if v.size), default=0)
     cm = ConfusionMatrix(num_classes, names, ignore_index=args.ignore_index)
+    per_image = []
     for g, p in progress_bar(pairs, args):
-        cm.update(_read_label_png(g), _read_label_png(p))
-    return cm, {"gt": str(args.gt), "pred": str(args.pred), "images": len(pairs)}
+        one = ConfusionMatrix(num_classes, names, ignore_index=args.ignore_index)
+        one.update(_read_label_png(g), _read_label_png(p))
+        cm.merge(one)
+        per_image.append({"image": _stem(g), "miou": _finite(one.miou())})
+    return cm, {"gt": str(args.gt), "pred": str(args.pred), "images": len(pairs), **_per_image(per_image)}
+
+
+def _finite(v: float):
+    return v if v == v else None  # NaN (no class present) as null
+
+
+def _per_image(rows: list[dict]) -> dict:
+    """Per-image mIoU beside the dataset's: both, named apart (the dataset
+    mIoU pools every pixel; the mean of per-image mIoUs weighs images
+    equally, and is what some papers report)."""
+    values = [r["miou"] for r in rows if r["miou"] is not None]
+    return {"per_image": rows, "mean_of_per_image_miou": sum(values) / len(values) if values else None}
 
 
 def cmd_eval(args) -> int:
