@@ -35,8 +35,11 @@ def model(tmp_path_factory):
 def test_info_text_and_json(model):
     r = run("info", model)
     assert r.returncode == 0, r.stderr
-    assert "input   image: 24x16 RGB image" in r.stdout
-    assert "output  semanticPredictions: int32 class map, 16x24" in r.stdout
+    # Sizes are width x height, array shapes are shapes: one convention each.
+    assert "input   image: 24x16 (width x height) RGB image" in r.stdout
+    assert "output  semanticPredictions: int32 class map, shape (16, 24)" in r.stdout
+    assert "seg.mlpackage: mlpackage (mlProgram, spec v" in r.stdout
+    assert "Traceback" not in r.stderr and "scikit-learn" not in r.stderr and "Torch" not in r.stderr
     r = run("info", model, "--json")
     data = json.loads(r.stdout)
     assert data["input_size"] == [24, 16] and data["labels"] is None

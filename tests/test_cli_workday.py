@@ -183,3 +183,23 @@ def test_eval_says_when_no_class_matches(tmp_path):
         pytest.skip(f"the Datagen fixtures are not at {DATAGEN} (set CORESEG_SHARED)")
     r = run("eval", "demo", DATAGEN, "--out", tmp_path / "e")
     assert r.returncode == 1 and "none of the model's classes" in r.stderr and "every score would be 0" in r.stderr
+
+
+def test_eval_scores_a_model_on_mapped_dataset_classes(tmp_path):
+    from shared_fixtures import DATAGEN
+
+    if not DATAGEN.is_dir():
+        pytest.skip(f"the Datagen fixtures are not at {DATAGEN} (set CORESEG_SHARED)")
+    # The demo model's "sky" stands for every human.* class of the faces.
+    r = run("eval", "demo", DATAGEN, "--map", "sky=human.*", "--out", tmp_path / "e")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    names = [c["name"] for c in report["classes"]]
+    assert "sky" in names and not any(n.startswith("human.") for n in names)
+    assert "model: sun" in names and "background" in names
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({"spaceship": ["human.*"]}))
+    r = run("eval", "demo", DATAGEN, "--map", mapping, "--out", tmp_path / "f")
+    assert r.returncode == 1 and "the model has no class 'spaceship'" in r.stderr
+    r = run("eval", "demo", DATAGEN, "--map", "sky=alien.*", "--out", tmp_path / "g")
+    assert r.returncode == 1 and "alien.* matches no dataset class for 'sky'" in r.stderr

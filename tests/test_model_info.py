@@ -136,10 +136,10 @@ def test_bad_paths_are_clear_errors(tmp_path, models):
     with pytest.raises(ModelError, match="no such file or folder"):
         coreseg.inspect(tmp_path / "missing.mlpackage")
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(ModelError, match=r"notes.txt: not a Core ML model \(expected a .mlpackage"):
+    with pytest.raises(ModelError, match=r"notes.txt: not a model coreseg reads \(expected an .onnx file, a .mlpackage"):
         coreseg.inspect(tmp_path / "notes.txt")
     (tmp_path / "folder").mkdir()
-    with pytest.raises(ModelError, match="folder: not a Core ML model"):
+    with pytest.raises(ModelError, match="folder: not a model coreseg reads"):
         coreseg.inspect(tmp_path / "folder")
     (tmp_path / "corrupt.mlmodel").write_bytes(b"\x00\xff" * 100)
     with pytest.raises(ModelError, match="corrupt.mlmodel: corrupt model spec"):

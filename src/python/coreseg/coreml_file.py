@@ -159,7 +159,7 @@ def spec_file(path: Path) -> tuple[Path, str]:
     if path.is_dir():
         manifest = path / "Manifest.json"
         if suffix != ".mlpackage" and not manifest.exists():
-            raise ModelError(f"{path}: not a Core ML model (expected a .mlpackage folder or an .mlmodel file)")
+            raise ModelError(f"{path}: not a model coreseg reads (expected an .onnx file, a .mlpackage folder or an .mlmodel file)")
         try:
             if manifest.stat().st_size > MAX_MANIFEST_BYTES:
                 raise ModelError(f"{path}: Manifest.json is larger than a manifest can be ({MAX_MANIFEST_BYTES} bytes)")
@@ -185,7 +185,7 @@ def spec_file(path: Path) -> tuple[Path, str]:
             raise ModelError(f"{path}: the manifest names {name!r} as the model spec, but it is missing")
         return spec_path, "mlpackage"
     if suffix != ".mlmodel":
-        raise ModelError(f"{path}: not a Core ML model (expected a .mlpackage folder or an .mlmodel file)")
+        raise ModelError(f"{path}: not a model coreseg reads (expected an .onnx file, a .mlpackage folder or an .mlmodel file)")
     return path, "mlmodel"
 
 

@@ -43,7 +43,7 @@ class ModelInfo:
     ----------
     path : pathlib.Path
         The model file or package.
-    format : {"mlpackage", "mlmodel"}
+    format : {"mlpackage", "mlmodel", "mlmodelc", "onnx"}
     model_type : str
         The spec's model kind: "mlProgram", "neuralNetwork", "pipeline", ...
     spec_version : int
@@ -188,10 +188,12 @@ class ModelInfo:
 
     def summary(self) -> str:
         """A human-readable description, as ``coreseg info`` prints it."""
-        size = "any size" if self.input_size is None else "x".join(map(str, self.input_size))
+        # Sizes are width x height everywhere; array shapes are (axis, ...).
+        size = "any size" if self.input_size is None else "x".join(map(str, self.input_size)) + " (width x height)"
         kind = "image" if self.input_dtype == "image" else f"{self.input_dtype} {self.input_layout} tensor"
+        what = self.model_type if self.spec_version <= 0 else f"{self.model_type}, spec v{self.spec_version}"
         lines = [
-            f"{self.path.name}: {self.format} ({self.model_type}, spec v{self.spec_version})",
+            f"{self.path.name}: {self.format} ({what})",
             f"  input   {self.input_name}: {size} {self.input_color_layout} {kind}"
             + (f", normalization {self.normalization}" if self.normalization else ""),
         ]
@@ -201,9 +203,12 @@ class ModelInfo:
                          f"height {h0}..{'inf' if h1 < 0 else h1}")
         if self.input_sizes:
             lines.append("          sizes: " + ", ".join(f"{a}x{b}" for a, b in self.input_sizes))
-        shape = "flexible" if self.output_shape is None else "x".join(map(str, self.output_shape))
-        what = {"labels": "class map", "scores": f"{self.output_layout} scores ({self.output_activation})",
-                "binary": f"binary {self.output_layout} score ({self.output_activation})"}[self.output_kind]
+        shape = ("shape known from results (flexible)" if self.output_shape is None
+                 else "shape (" + ", ".join("?" if d < 0 else str(d) for d in self.output_shape) + ")")
+        holds = {"logits": "logits", "softmax": "probabilities (softmax)", "sigmoid": "probabilities (sigmoid)",
+                 "none": "scores"}.get(self.output_activation, "scores")
+        what = {"labels": "class map", "scores": f"{self.output_layout or 'flexible'} {holds}",
+                "binary": f"binary {self.output_layout} {holds}"}[self.output_kind]
         lines.append(f"  output  {self.output_name}: {self.output_dtype} {what}, {shape}")
         lines.append(f"  preview type: {self.preview_type or '(none)'}")
         if self.labels is None:

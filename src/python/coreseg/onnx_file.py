@@ -99,8 +99,10 @@ def read(path) -> OnnxFile:
     weights = {i.name for i in graph.initializer}
     inputs = [_tensor(v) for v in graph.input if v.name not in weights]
     outputs = [_tensor(v, _activation(graph, v.name)) for v in graph.output]
+    # Some exporters write model_version = 2^63 - 1 for "unset".
+    version = "" if model.model_version in (0, 2**63 - 1) else str(model.model_version)
     return OnnxFile(path, inputs, outputs, {p.key: p.value for p in model.metadata_props},
-                    model.producer_name, str(model.model_version or ""), model.doc_string or graph.doc_string or "")
+                    model.producer_name, version, model.doc_string or graph.doc_string or "")
 
 
 def describe(file: OnnxFile, *, labels=None, layout=None, mean=None, std=None, color_layout=None, output=None,

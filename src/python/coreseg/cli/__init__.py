@@ -65,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt", help="folder of ground-truth label PNGs")
     p.add_argument("--num-classes", type=int, help="with --pred/--gt: default the largest id + 1")
     p.add_argument("--names", help="with --pred/--gt: a file of class names, one per line")
-    p.add_argument("--ignore-index", type=int, help="ground-truth id to leave out")
+    p.add_argument("--ignore-index", type=int,
+                   help="ground-truth id to leave out (a class id also leaves that class out of every score)")
+    p.add_argument("--map", dest="class_map",
+                   help="with MODEL DATASET_DIR: model classes scored as groups of dataset classes, "
+                        "'person=human.*,glasses.*;background=background' or a JSON file {\"person\": [\"human.*\"]}")
     p.add_argument("--out", default="coreseg-eval", help="folder for report.json, classes.csv, table.txt, confusion.png")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(run=cmd_eval)

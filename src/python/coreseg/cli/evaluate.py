@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import sys
 from pathlib import Path
@@ -29,6 +30,59 @@ def _read_label_png(path: Path) -> np.ndarray:
     return labels.astype(np.int32) if labels.dtype != np.uint8 else labels
 
 
+def parse_class_map(text: str, model_names, dataset_names) -> dict[str, list[str]]:
+    """--map: {model class: [dataset classes]} from "a=x.*,y;b=z" or a JSON
+    file {"a": ["x.*", "y"]}; patterns are globs over dataset class names."""
+    from .._files import read_json
+
+    path = Path(text)
+    if path.is_file():
+        raw = read_json(path)
+        if not isinstance(raw, dict) or not all(isinstance(v, (list, str)) for v in raw.values()):
+            raise ValueError(f"{path}: --map must be a JSON object of model class -> list of dataset classes")
+        raw = {k: [v] if isinstance(v, str) else v for k, v in raw.items()}
+    else:
+        raw = {}
+        for item in filter(None, (part.strip() for part in text.split(";"))):
+            name, sep, patterns = item.partition("=")
+            if not sep or not name.strip():
+                raise ValueError(f"--map takes 'model_class=dataset_class,...;...', got {item!r}")
+            raw[name.strip()] = [p.strip() for p in patterns.split(",") if p.strip()]
+    groups, claimed = {}, {}
+    for model_class, patterns in raw.items():
+        if model_class not in model_names:
+            raise ValueError(f"--map: the model has no class {model_class!r}; its classes: {', '.join(model_names)}")
+        matched = [n for n in dataset_names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+        if not matched:
+            raise ValueError(f"--map: {', '.join(patterns)} matches no dataset class for {model_class!r}")
+        for n in matched:
+            if n in claimed:
+                raise ValueError(f"--map: dataset class {n!r} is given to both {claimed[n]!r} and {model_class!r}")
+            claimed[n] = model_class
+        groups[model_class] = matched
+    return groups
+
+
+def score_spaces(model_names, dataset_names, groups):
+    """(names, gt_lut, pred_lut): the classes scored, and where dataset and
+    model ids go. Dataset classes a --map group claims become that model
+    class; other classes are matched by name; model classes the dataset
+    does not have stay separate ("model: NAME"), so predicting them counts
+    against the score instead of vanishing."""
+    claimed = {n for members in groups.values() for n in members}
+    names = [n for n in dataset_names if n not in claimed] + list(groups)
+    index = {n: i for i, n in enumerate(names)}
+    gt_lut = np.array([index[n] if n in index else index[next(g for g, m in groups.items() if n in m)]
+                       for n in dataset_names], np.int32)
+    lut = np.zeros(len(model_names), np.int32)
+    for i, name in enumerate(model_names):
+        if name not in index:
+            index[name] = len(names)
+            names.append(f"model: {name}")
+        lut[i] = index[name]
+    return names, gt_lut, lut
+
+
 def _eval_model(args, out: Path):
     """Confusion matrix of MODEL over the Datagen datapoints in DATASET."""
     from .. import load
@@ -41,19 +95,10 @@ def _eval_model(args, out: Path):
                                 "semantic_segmentation_metadata.json)")
     classes = DatagenClasses.from_dataset(folders)
     model = load(args.model)
-    # Predicted ids are matched to dataset classes by name; model classes
-    # the dataset does not have stay separate ("model: NAME"), so predicting
-    # them counts against the score instead of vanishing.
     model_names = model.labels or [str(i) for i in range(256)]
-    names = list(classes.names)
-    lut = np.zeros(len(model_names), np.int32)
-    for i, name in enumerate(model_names):
-        if name in classes.names:
-            lut[i] = classes.index(name)
-        else:
-            lut[i] = len(names)
-            names.append(f"model: {name}")
-    if not any(name in classes.names for name in model_names):
+    groups = parse_class_map(args.class_map, model_names, classes.names) if args.class_map else {}
+    names, gt_lut, lut = score_spaces(model_names, classes.names, groups)
+    if not groups and not any(name in classes.names for name in model_names):
         raise ValueError(f"none of the model's classes ({', '.join(model_names[:8])}"
                          f"{', ...' if len(model_names) > 8 else ''}) is a class of the dataset "
                          f"({', '.join(classes.names[:8])}{', ...' if len(classes.names) > 8 else ''}): "
@@ -69,7 +114,7 @@ def _eval_model(args, out: Path):
         pred = model.predict(point.image).labels
         if pred.min() < 0 or pred.max() >= len(lut):
             raise ValueError(f"{folder}: the model predicted id {int(pred.max())}, beyond its {len(lut)} labels")
-        one = ConfusionMatrix(len(names), names).update(point.labels, lut[pred])
+        one = ConfusionMatrix(len(names), names).update(gt_lut[point.labels], lut[pred])
         cm.merge(one)
         per_image.append({"image": folder.name, "miou": _finite(one.miou())})
     if skipped:
@@ -82,6 +127,9 @@ def _eval_model(args, out: Path):
 def _eval_pairs(args, out: Path):
     """Confusion matrix of label PNGs in --pred against those in --gt."""
     from ..metrics import ConfusionMatrix
+
+    if args.class_map:
+        raise ValueError("--map applies to MODEL DATASET_DIR (a model's classes against a dataset's)")
 
     gt_files = {_stem(p): p for p in sorted(Path(args.gt).glob("*.png"))}
     # `segment` writes STEM.labels.png (and STEM.overlay.png, not a label map).
