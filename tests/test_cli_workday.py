@@ -203,3 +203,22 @@ def test_eval_scores_a_model_on_mapped_dataset_classes(tmp_path):
     assert r.returncode == 1 and "the model has no class 'spaceship'" in r.stderr
     r = run("eval", "demo", DATAGEN, "--map", "sky=alien.*", "--out", tmp_path / "g")
     assert r.returncode == 1 and "alien.* matches no dataset class for 'sky'" in r.stderr
+
+
+def test_confusion_png_has_values_and_a_scale():
+    from coreseg.heatmap import confusion_heatmap
+
+    matrix = np.array([[90, 10, 0], [5, 95, 0], [0, 0, 0]])
+    shares = confusion_heatmap(matrix, ["sky", "tree", "road"])
+    counts = confusion_heatmap(matrix, ["sky", "tree", "road"], counts=True)
+    h, w = min(shares.shape[0], counts.shape[0]), min(shares.shape[1], counts.shape[1])
+    assert not np.array_equal(shares[:h // 2, :w // 2], counts[:h // 2, :w // 2])  # other numbers in the cells
+    # The first cell (share 0.9, dark) holds white text: not one flat colour.
+    dark = (np.array([255, 255, 255]) + (np.array([8, 48, 107]) - 255) * 0.9).astype(int)
+    ys, xs = np.nonzero((shares == dark).all(axis=2))
+    first = xs.min()  # the cell's left edge (the scale, further right, has this shade too)
+    cell = shares[ys.min():ys.min() + 20, first:first + 20]
+    assert (cell == 255).all(axis=2).any()  # white digits on the dark cell
+    # A colour scale: a column of many shades from blue to white.
+    shades = [len(np.unique(shares[:, x], axis=0)) for x in range(shares.shape[1])]
+    assert max(shades) > 100

@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", dest="class_map",
                    help="with MODEL DATASET_DIR: model classes scored as groups of dataset classes, "
                         "'person=human.*,glasses.*;background=background' or a JSON file {\"person\": [\"human.*\"]}")
+    p.add_argument("--counts", action="store_true",
+                   help="write pixel counts in confusion.png's cells (default: the row shares)")
     p.add_argument("--out", default="coreseg-eval", help="folder for report.json, classes.csv, table.txt, confusion.png")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(run=cmd_eval)

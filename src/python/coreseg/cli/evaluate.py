@@ -194,7 +194,7 @@ def cmd_eval(args) -> int:
     present = [i for i in range(cm.num_classes)
                if (cm.matrix[i].sum() or cm.matrix[:, i].sum()) and cm.names[i] != "--"]
     sub = cm.matrix[np.ix_(present, present)]
-    write_png(files[3], confusion_heatmap(sub, [cm.names[i] for i in present]))
+    write_png(files[3], confusion_heatmap(sub, [cm.names[i] for i in present], counts=args.counts))
     print(table)
     print(f"mIoU {cm.miou():.4f} over {source['images']} images; wrote {', '.join(str(f) for f in files)}")
     return 0
