@@ -41,7 +41,7 @@ def test_loads_with_no_argument(path, size):
     assert (model.output.kind, model.output.layout, model.output.activation, model.output.threshold) == \
         ("binary", "NHWC", "sigmoid", 0.5)
     assert model.labels == ["background", "foreground"]
-    assert "binary NHWC score (sigmoid)" in model.info.summary()
+    assert "binary NHWC probabilities (sigmoid)" in model.info.summary()
 
 
 def test_person_mask_matches_mediapipe(photo):

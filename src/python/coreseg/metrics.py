@@ -19,7 +19,7 @@ from . import _args
 from ._files import write_text
 from .kernels import confusion_matrix, resize_labels
 
-__all__ = ["confusion_matrix", "ConfusionMatrix", "iou_per_class", "mean_iou"]
+__all__ = ["confusion_matrix", "ConfusionMatrix", "iou_per_class", "mean_iou", "align_classes"]
 
 UNUSED = "--"
 
@@ -56,10 +56,15 @@ class ConfusionMatrix:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> gt = np.array([[0, 0, 1, 1]], np.int32)
+    >>> pred = np.array([[0, 1, 1, 1]], np.int32)
     >>> cm = ConfusionMatrix(3, ["sky", "tree", "road"])
-    >>> cm.update(gt, pred)            # any number of times; sizes may differ
-    >>> cm.miou(), cm.iou()
-    >>> print(cm.table())
+    >>> cm = cm.update(gt, pred)       # any number of times; sizes may differ
+    >>> round(cm.miou(), 4), cm.iou().round(3).tolist()
+    (0.5833, [0.5, 0.667, nan])
+    >>> print(cm.table().splitlines()[0])
+    class                   IoU      F1   prec.  recall   pixels
     """
 
     def __init__(self, num_classes: int, names=None, ignore_index: int | None = None):
@@ -214,3 +219,39 @@ class ConfusionMatrix:
         if path is not None:
             write_text(path, buf.getvalue())
         return buf.getvalue()
+
+
+def align_classes(model_names, dataset_names, groups=None):
+    """Score a model on a dataset whose class ids mean other things.
+
+    Parameters
+    ----------
+    model_names, dataset_names : list of str
+        Class names, index = id.
+    groups : dict of str to list of str, optional
+        Model class -> the dataset classes it stands for (`coreseg eval --map`).
+
+    Returns
+    -------
+    names : list of str
+        The classes scored: dataset classes (those a group claims replaced
+        by the group), then model classes the dataset does not have
+        ("model: NAME"), so predicting them counts against the score.
+    gt_ids : (len(dataset_names),) int32 ndarray
+        Where each dataset id goes: ``gt_ids[labels]``.
+    model_ids : (len(model_names),) int32 ndarray
+        Where each model id goes: ``model_ids[prediction]``.
+    """
+    groups = groups or {}
+    claimed = {n for members in groups.values() for n in members}
+    names = [n for n in dataset_names if n not in claimed] + list(groups)
+    index = {n: i for i, n in enumerate(names)}
+    gt_lut = np.array([index[n] if n in index else index[next(g for g, m in groups.items() if n in m)]
+                       for n in dataset_names], np.int32)
+    lut = np.zeros(len(model_names), np.int32)
+    for i, name in enumerate(model_names):
+        if name not in index:
+            index[name] = len(names)
+            names.append(f"model: {name}")
+        lut[i] = index[name]
+    return names, gt_lut, lut

@@ -193,7 +193,7 @@ class ModelInfo:
         kind = "image" if self.input_dtype == "image" else f"{self.input_dtype} {self.input_layout} tensor"
         what = self.model_type if self.spec_version <= 0 else f"{self.model_type}, spec v{self.spec_version}"
         lines = [
-            f"{self.path.name}: {self.format} ({what})",
+            f"{self.path.name}: {self.format}" + (f" ({what})" if what != self.format else ""),
             f"  input   {self.input_name}: {size} {self.input_color_layout} {kind}"
             + (f", normalization {self.normalization}" if self.normalization else ""),
         ]

@@ -89,10 +89,14 @@ class DriftMonitor:
 
     Examples
     --------
-    >>> monitor = DriftMonitor(len(model.labels), model.labels)
-    >>> for image, seg in baseline_frames: monitor.add_baseline(seg.labels, image)
-    >>> report = monitor.check(seg.labels, image)
-    >>> report.drifted, report.moved
+    >>> import numpy as np
+    >>> monitor = DriftMonitor(2, ["background", "person"])
+    >>> image = np.zeros((4, 4, 3), np.uint8)
+    >>> half = np.array([[0, 0, 1, 1]] * 4, np.int32)
+    >>> monitor.add_baseline(half, image)
+    >>> report = monitor.check(np.ones((4, 4), np.int32), image)  # everything is "person" now
+    >>> report.drifted
+    True
     """
 
     def __init__(self, num_classes: int, names=None, threshold: float = 0.1, min_shift: float = 0.05):

@@ -63,31 +63,11 @@ def parse_class_map(text: str, model_names, dataset_names) -> dict[str, list[str
     return groups
 
 
-def score_spaces(model_names, dataset_names, groups):
-    """(names, gt_lut, pred_lut): the classes scored, and where dataset and
-    model ids go. Dataset classes a --map group claims become that model
-    class; other classes are matched by name; model classes the dataset
-    does not have stay separate ("model: NAME"), so predicting them counts
-    against the score instead of vanishing."""
-    claimed = {n for members in groups.values() for n in members}
-    names = [n for n in dataset_names if n not in claimed] + list(groups)
-    index = {n: i for i, n in enumerate(names)}
-    gt_lut = np.array([index[n] if n in index else index[next(g for g, m in groups.items() if n in m)]
-                       for n in dataset_names], np.int32)
-    lut = np.zeros(len(model_names), np.int32)
-    for i, name in enumerate(model_names):
-        if name not in index:
-            index[name] = len(names)
-            names.append(f"model: {name}")
-        lut[i] = index[name]
-    return names, gt_lut, lut
-
-
 def _eval_model(args, out: Path):
     """Confusion matrix of MODEL over the Datagen datapoints in DATASET."""
     from .. import load
     from ..groundtruth import DatagenClasses, datapoint_folders, load_datapoint
-    from ..metrics import ConfusionMatrix
+    from ..metrics import ConfusionMatrix, align_classes
 
     folders = datapoint_folders(args.dataset)
     if not folders:
@@ -97,7 +77,7 @@ def _eval_model(args, out: Path):
     model = load(args.model)
     model_names = model.labels or [str(i) for i in range(256)]
     groups = parse_class_map(args.class_map, model_names, classes.names) if args.class_map else {}
-    names, gt_lut, lut = score_spaces(model_names, classes.names, groups)
+    names, gt_lut, lut = align_classes(model_names, classes.names, groups)
     if not groups and not any(name in classes.names for name in model_names):
         raise ValueError(f"none of the model's classes ({', '.join(model_names[:8])}"
                          f"{', ...' if len(model_names) > 8 else ''}) is a class of the dataset "
