@@ -4,6 +4,7 @@ Pillow is imported only to read or write files (extra `coreseg[images]`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -65,28 +66,39 @@ def _heif_opener(path: Path) -> None:
     register_heif_opener()
 
 
-def read_image(path) -> np.ndarray:
-    """Read an image file as RGB (or RGBA, if it has alpha) uint8 (see
-    `as_image`). HEIC/HEIF photos need the `heic` extra (pillow-heif)."""
+@contextlib.contextmanager
+def _open_checked(path):
+    """An image file opened lazily (nothing decoded yet), after checking that
+    it exists and declares no more pixels than coreseg decodes; every error
+    names the file."""
     Image, _ = pillow()
     path = Path(path)
-    _heif_opener(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
+    _heif_opener(path)
     _check_declared_size(path)
     try:
         with warnings.catch_warnings():
             # coreseg enforces its own limit (check_pixels) before decoding.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                check_pixels(im.size[0], im.size[1], path)
-                return pil_to_array(im)
+            im = Image.open(path)
     except Image.DecompressionBombError as e:
         raise ValueError(f"{path}: {e}") from None
-    except (OSError, ValueError, SyntaxError) as e:  # PIL raises SyntaxError for some corrupt files
-        if str(path) in str(e) and isinstance(e, ValueError):
-            raise
+    except (OSError, SyntaxError) as e:  # PIL raises SyntaxError for some corrupt files
         raise ValueError(f"{path}: not a readable image ({e})") from None
+    with im:
+        check_pixels(im.size[0], im.size[1], path)
+        yield im
+
+
+def read_image(path) -> np.ndarray:
+    """Read an image file as RGB (or RGBA, if it has alpha) uint8 (see
+    `as_image`). HEIC/HEIF photos need the `heic` extra (pillow-heif)."""
+    with _open_checked(path) as im:
+        try:
+            return pil_to_array(im)
+        except (OSError, ValueError, SyntaxError) as e:  # truncated data, unsupported modes
+            raise ValueError(f"{path}: not a readable image ({e})") from None
 
 
 def _check_declared_size(path) -> None:
@@ -100,21 +112,8 @@ def _check_declared_size(path) -> None:
 def check_image_file(path) -> None:
     """Check that an image file exists, is an image Pillow recognises and
     declares no more pixels than coreseg decodes, without decoding it."""
-    Image, _ = pillow()
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such image file")
-    _heif_opener(path)
-    _check_declared_size(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                check_pixels(im.size[0], im.size[1], path)
-    except Image.DecompressionBombError as e:
-        raise ValueError(f"{path}: {e}") from None
-    except (OSError, SyntaxError) as e:
-        raise ValueError(f"{path}: not a readable image ({e})") from None
+    with _open_checked(path):
+        pass
 
 
 #: Output formats of overlays: file suffix -> Pillow format.
