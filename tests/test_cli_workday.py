@@ -222,3 +222,15 @@ def test_confusion_png_has_values_and_a_scale():
     # A colour scale: a column of many shades from blue to white.
     shades = [len(np.unique(shares[:, x], axis=0)) for x in range(shares.shape[1])]
     assert max(shades) > 100
+
+
+def test_greyscale_arrays_and_float_images():
+    from coreseg._images import as_image
+
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    np.testing.assert_array_equal(as_image(grey), np.dstack([grey] * 3))
+    np.testing.assert_array_equal(as_image(grey[..., None]), np.dstack([grey] * 3))
+    with pytest.raises(TypeError, match=r"float image \(float32\); .*\(image \* 255\).round\(\).astype\(np.uint8\)"):
+        as_image(np.zeros((3, 4, 3), np.float32))
+    seg = coreseg.load("demo").predict(np.full((60, 80), 128, np.uint8))  # a greyscale frame predicts
+    assert seg.image_size == (80, 60)

@@ -29,11 +29,20 @@ def as_image(image, name: str = "image") -> np.ndarray:
 
     PIL images and files are read the same way: EXIF orientation applied,
     greyscale made RGB, 16-bit and 32-bit integer pixels scaled to 8 bits
-    (round(v * 255 / 65535)). Arrays are taken as they are."""
+    (round(v * 255 / 65535)). Arrays are taken as they are, except that a
+    2-D (or (h, w, 1)) uint8 greyscale array is made RGB like a greyscale
+    file; float arrays are refused with how to convert them."""
     if isinstance(image, (str, os.PathLike)):
         return read_image(image)
     if type(image).__module__.startswith("PIL."):
         return pil_to_array(image)
+    if isinstance(image, np.ndarray):
+        if image.dtype.kind == "f":
+            raise TypeError(f"{name} is a float image ({image.dtype}); coreseg takes uint8 pixels: convert one "
+                            "in [0, 1] with (image * 255).round().astype(np.uint8)")
+        if image.dtype == np.uint8 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)):
+            gray = image.reshape(image.shape[:2])  # greyscale, as a greyscale file is read
+            return np.repeat(gray[..., None], 3, axis=2)
     return _args.image_array(image, name)
 
 
