@@ -236,7 +236,7 @@ def test_exit_while_core_ml_holds_our_memory(paths, tmp_path):
 
 def test_bad_inputs_are_caught_before_core_ml(paths):
     model = load(paths["plain"])
-    with pytest.raises(TypeError, match="image must have dtype uint8"):
+    with pytest.raises(TypeError, match=r"image is a float image \(float32\); coreseg takes uint8 pixels"):
         model.predict(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ValueError, match="image must have shape"):
         model.predict(np.zeros((10, 10, 2), np.uint8))

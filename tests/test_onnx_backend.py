@@ -101,8 +101,10 @@ def test_images_as_pil_and_path(tmp_path, photo):
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="not a readable image"):
         model.predict(tmp_path / "bad.png")
-    with pytest.raises(TypeError, match="image must have dtype uint8"):
+    with pytest.raises(TypeError, match=r"image is a float image \(float32\); coreseg takes uint8 pixels"):
         model.predict(photo.astype(np.float32))
+    with pytest.raises(TypeError, match="image must have dtype uint8, got uint16"):
+        model.predict(photo.astype(np.uint16))
 
 
 def test_segmentation_helpers(tmp_path, photo):
