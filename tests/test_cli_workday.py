@@ -234,3 +234,15 @@ def test_greyscale_arrays_and_float_images():
         as_image(np.zeros((3, 4, 3), np.float32))
     seg = coreseg.load("demo").predict(np.full((60, 80), 128, np.uint8))  # a greyscale frame predicts
     assert seg.image_size == (80, 60)
+
+
+def test_every_option_has_help_text():
+    import argparse
+
+    from coreseg.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    missing = [f"{name} {action.dest}" for name, sub in commands.items() for action in sub._actions
+               if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert missing == []
