@@ -183,6 +183,12 @@ def logits_arrays(draw):
     view = draw(st.sampled_from(["contiguous", "padded_rows", "batch", "col_step"]))
     if view == "padded_rows":
         return values[..., 1 : w + 1]
+    return _plane_view(values, w, view)
+
+
+def _plane_view(values, w, view):
+    """The first w columns of (C, h, w + pad) planes as "contiguous", with a
+    leading "batch" axis, or read through a "col_step" view."""
     if view == "batch":
         return values[None, ..., :w]
     if view == "col_step":
@@ -228,11 +234,7 @@ def score_arrays(draw):
     view = draw(st.sampled_from(["contiguous", "crop", "batch", "col_step"]))
     if view == "crop":  # rows and planes strided, as a letterbox crop of scores
         return values[:, h // 3 :, 1 : w + 1]
-    if view == "batch":
-        return values[None, ..., :w]
-    if view == "col_step":
-        return np.ascontiguousarray(np.repeat(values[..., :w], 2, axis=2))[..., ::2]
-    return np.ascontiguousarray(values[..., :w])
+    return _plane_view(values, w, view)
 
 
 @SETTINGS

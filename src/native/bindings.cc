@@ -64,8 +64,9 @@ void CheckAligned(const py::array& a, const char* name) {
 // resampling filters grow with the ratio of two sides.
 constexpr int64_t kMaxSide = int64_t{1} << 24;
 
-void CheckSides(const py::array& a, const char* name, int sides) {
-  for (int d = 0; d < sides && d < a.ndim(); ++d)
+// Axes [first, first + count) are the sides.
+void CheckSides(const py::array& a, const char* name, int count, int first = 0) {
+  for (int d = first; d < first + count && d < a.ndim(); ++d)
     if (a.shape(d) > kMaxSide)
       throw py::value_error(std::string(name) + " has a side of " + std::to_string(a.shape(d)) +
                             " elements; coreseg takes at most " + std::to_string(kMaxSide));
@@ -271,10 +272,7 @@ Logits AsLogits(const py::array& a, const char* name, int64_t max_classes) {
                        a.strides(1) % item != 0))
     throw py::value_error(std::string(name) + " must have packed rows (strides[2] == itemsize)");
   CheckAligned(a, name);
-  for (int d = 1; d < 3; ++d)
-    if (a.shape(d) > kMaxSide)
-      throw py::value_error(std::string(name) + " has a side of " + std::to_string(a.shape(d)) +
-                            " elements; coreseg takes at most " + std::to_string(kMaxSide));
+  CheckSides(a, name, 2, 1);  // (classes, h, w): h and w
   return {static_cast<const uint8_t*>(a.data()), half, a.shape(0), a.shape(2), a.shape(1), a.strides(0),
           a.strides(1)};
 }

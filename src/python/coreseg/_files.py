@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 __all__ = ["atomic_write", "write_text", "read_json", "loads_json", "max_image_pixels", "check_pixels",
@@ -38,23 +38,18 @@ def atomic_write(path, write) -> None:
     `path`. On any failure the temporary file is removed and `path` is left
     as it was."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        # Mode 0o666 less the user's umask, as for any new file (mkstemp's
+        # 0o600 would leave outputs private).
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        write(str(tmp))
         os.replace(tmp, path)  # replaces a symlink itself, not its target
     except OSError as e:
         raise _with_path(e, path) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_text(path, text: str) -> None:

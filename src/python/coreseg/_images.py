@@ -76,7 +76,7 @@ def _heif_opener(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _open_checked(path):
+def open_image(path):
     """An image file opened lazily (nothing decoded yet), after checking that
     it exists and declares no more pixels than coreseg decodes; every error
     names the file."""
@@ -103,7 +103,7 @@ def _open_checked(path):
 def read_image(path) -> np.ndarray:
     """Read an image file as RGB (or RGBA, if it has alpha) uint8 (see
     `as_image`). HEIC/HEIF photos need the `heic` extra (pillow-heif)."""
-    with _open_checked(path) as im:
+    with open_image(path) as im:
         try:
             return pil_to_array(im)
         except (OSError, ValueError, SyntaxError) as e:  # truncated data, unsupported modes
@@ -121,7 +121,7 @@ def _check_declared_size(path) -> None:
 def check_image_file(path) -> None:
     """Check that an image file exists, is an image Pillow recognises and
     declares no more pixels than coreseg decodes, without decoding it."""
-    with _open_checked(path):
+    with open_image(path):
         pass
 
 

@@ -181,6 +181,23 @@ class OutputContract:
             raise ValueError(f"output {self.name} has shape {raw.shape}; expected 3 or 4 axes")
         return a.transpose(2, 0, 1) if self.layout == "NHWC" else a
 
+    def stride(self, shape, input_size) -> tuple[int, int]:
+        """Input pixels per output pixel, (x, y), for an output of `shape`
+        fed an input of `input_size` (width, height); (1, 1) when either is
+        unknown or the output is not the input over one whole stride."""
+        if input_size is None or shape is None:
+            return (1, 1)
+        if self.kind == "labels":
+            dims = [d for d in shape if d != 1]
+            h, w = dims[-2:] if len(dims) >= 2 else (-1, -1)
+        elif self.layout == "NHWC":
+            h, w = shape[-3], shape[-2]
+        else:
+            h, w = shape[-2], shape[-1]
+        if h is None or w is None or h <= 0 or w <= 0 or input_size[0] % w or input_size[1] % h:
+            return (1, 1)
+        return (input_size[0] // w, input_size[1] // h)
+
     def labels(self, raw: np.ndarray) -> np.ndarray:
         """(h, w) int32 class map from one image's raw output."""
         if self.kind == "labels":

@@ -156,8 +156,9 @@ class ConfusionMatrix:
         gt = self.matrix.sum(1)
         total = max(int(gt.sum()), 1)
         iou, dice, acc, precision = self.iou(), self.dice(), self.class_accuracy(), self.precision()
+        scored = self.scored()
         for i, name in enumerate(self.names):
-            if not self.scored()[i]:
+            if not scored[i]:
                 continue
             yield {"id": i, "name": name, "iou": iou[i], "dice": dice[i], "accuracy": acc[i],
                    "precision": precision[i], "gt_pixels": int(gt[i]), "gt_share": gt[i] / total,

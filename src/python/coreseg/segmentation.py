@@ -231,12 +231,16 @@ class Segmentation:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         picture = kernels.colorize(kernels.resize_labels(self.labels, size), self.palette)
         picture[..., 3] = 255
-        entries = sorted(((i, self.name(i), share) for i, share in self.areas().items() if self.name(i) != "--"),
-                         key=lambda e: -e[2])
-        draw_legend(picture, entries, self.palette)
+        draw_legend(picture, self.legend(), self.palette)
         buffer = io.BytesIO()
         Image.fromarray(picture).save(buffer, format="PNG", compress_level=1)
         return buffer.getvalue()
+
+    def legend(self) -> list[tuple[int, str, float]]:
+        """(class id, name, share of pixels) of every class present, largest
+        share first, "--" ids left out: what a legend lists."""
+        entries = [(i, self.name(i), share) for i, share in self.areas().items() if self.name(i) != "--"]
+        return sorted(entries, key=lambda e: -e[2])
 
     def mask(self, classes, color=(255, 255, 0, 255)) -> np.ndarray:
         """RGBA mask at model resolution: `color` on the given classes."""

@@ -175,20 +175,7 @@ class CoreMLSegmenter(Segmenter):
         """Input pixels per output pixel at an input size ((1, 1) when not
         known yet), so a letterbox falls on whole output pixels."""
         shape = self._result_shape(canvas)
-        if shape is None:
-            return (1, 1)
-        contract = self._contract(shape, canvas)
-        if contract.kind == "labels":
-            dims = [d for d in shape if d != 1]
-            if len(dims) != 2:
-                return (1, 1)
-            h, w = dims
-        else:
-            h, w = contract.class_axis_first(np.empty(shape, np.uint8)).shape[1:]
-        cw, ch = canvas
-        if cw % w or ch % h:
-            return (1, 1)
-        return (cw // w, ch // h)
+        return (1, 1) if shape is None else self._contract(shape, canvas).stride(shape, canvas)
 
     def _contract(self, shape, canvas) -> OutputContract:
         """The output contract for a result of `shape` at input size `canvas`

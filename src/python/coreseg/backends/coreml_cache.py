@@ -29,6 +29,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from .._files import read_json, write_text
+
 __all__ = ["cache_dir", "max_entries", "os_build", "content_hash", "cache_key", "compiled_model", "load_compiled"]
 
 DEFAULT_MAX_ENTRIES = 8
@@ -91,16 +93,6 @@ def _fingerprint(path: Path) -> dict:
             "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def cache_key(path: Path, root: Path | None = None) -> str:
     """The content hash of a model, from its sidecar when the model's
     fingerprint has not changed since, else computed (and recorded)."""
@@ -108,14 +100,15 @@ def cache_key(path: Path, root: Path | None = None) -> str:
     fingerprint = _fingerprint(path)
     sidecar = root / "keys" / (hashlib.sha256(fingerprint["path"].encode()).hexdigest()[:32] + ".json")
     try:
-        known = json.loads(sidecar.read_text())
+        known = read_json(sidecar)
         if known.get("fingerprint") == fingerprint and isinstance(known.get("hash"), str):
             os.utime(sidecar)  # recently used: kept by _prune
             return known["hash"]
     except (OSError, ValueError, AttributeError):
         pass  # no sidecar, or an unreadable one: hash again
     digest = content_hash(path)
-    _write_atomically(sidecar, json.dumps({"fingerprint": fingerprint, "hash": digest}))
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    write_text(sidecar, json.dumps({"fingerprint": fingerprint, "hash": digest}))
     return digest
 
 

@@ -63,30 +63,14 @@ class OnnxSegmenter(Segmenter):
         except Exception as e:  # onnxruntime raises its own exception types
             raise ModelError(f"{path}: ONNX Runtime cannot load it ({type(e).__name__}: {e})") from None
         super().__init__(info, crop)
-        self._output_stride = self._stride_of_output()
+        # Input pixels per output pixel, from the declared shapes, once.
+        self._output_stride = self.output.stride(info.output_shape, info.input_size)
 
     def _canvas_size(self, img: np.ndarray) -> tuple[int, int]:
         return self.info.input_size or self._size or (img.shape[1], img.shape[0])
 
     def _stride(self) -> tuple[int, int]:
         return self._output_stride
-
-    def _stride_of_output(self) -> tuple[int, int]:
-        """Input pixels per output pixel, from the declared shapes (once, at
-        load); (1, 1) when they do not say."""
-        shape, size = self.info.output_shape, self.info.input_size
-        if size is None:
-            return (1, 1)
-        if self.output.kind == "labels":
-            dims = [d for d in shape if d != 1]
-            h, w = dims[-2:] if len(dims) >= 2 else (-1, -1)
-        elif self.output.layout == "NHWC":
-            h, w = shape[-3], shape[-2]
-        else:
-            h, w = shape[-2], shape[-1]
-        if h <= 0 or w <= 0 or size[0] % w or size[1] % h:
-            return (1, 1)
-        return (size[0] // w, size[1] // h)
 
     def _preprocess(self, image: np.ndarray, placement: Placement) -> np.ndarray:
         return self.input.feed(placement.input_image(image, self.input.color_layout))

@@ -30,11 +30,6 @@ def refuse_existing(paths, force: bool) -> None:
         raise FileExistsError(f"{existing[0]} exists{more}; pass --force to overwrite")
 
 
-def legend_entries(seg) -> list[tuple[int, str, float]]:
-    entries = [(i, seg.name(i), share) for i, share in seg.areas().items() if seg.name(i) != "--"]
-    return sorted(entries, key=lambda e: -e[2])
-
-
 def progress_bar(items, args):
     if len(items) > 1:
         try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import OUTLINE, legend_entries, refuse_existing
+from ._common import OUTLINE, refuse_existing
 
 
 def cmd_demo(args) -> int:
@@ -34,7 +34,7 @@ def cmd_demo(args) -> int:
     t0 = time.perf_counter()
     palette = seg.palette
     overlay = kernels.composite(image, seg.labels, palette, args.opacity, OUTLINE)
-    draw_legend(overlay, legend_entries(seg), palette)  # in place
+    draw_legend(overlay, seg.legend(), palette)  # in place
     full = seg.full_labels()
     mask = kernels.colorize(full, palette)
     t_render = time.perf_counter() - t0

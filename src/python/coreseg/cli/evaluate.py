@@ -18,12 +18,9 @@ def _stem(path: Path) -> str:
 
 
 def _read_label_png(path: Path) -> np.ndarray:
-    from .._files import check_pixels
-    from .._images import pillow
+    from .._images import open_image
 
-    Image, _ = pillow()
-    with Image.open(path) as im:
-        check_pixels(im.size[0], im.size[1], path)
+    with open_image(path) as im:  # checked: exists, readable, not a bomb
         if im.mode not in ("L", "I;16", "I;16B", "I", "P"):
             raise ValueError(f"{path}: expected a one-channel label PNG, got mode {im.mode}")
         labels = np.asarray(im)

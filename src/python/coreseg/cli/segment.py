@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import OUTLINE, legend_entries, progress_bar, refuse_existing
+from ._common import OUTLINE, progress_bar, refuse_existing
 
 #: Files a folder contributes (HEIC needs the `heic` extra).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif")
@@ -147,7 +147,7 @@ def cmd_segment(args) -> int:
             outline = None if args.no_outline else OUTLINE
             if classes is None:
                 overlay = seg.overlay(image, args.opacity, outline, smooth=smooth)
-                entries = legend_entries(seg)
+                entries = seg.legend()
                 palette = seg.palette
             else:
                 ids, palette = highlight(seg, classes, color)
