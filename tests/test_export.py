@@ -54,15 +54,21 @@ def test_segment_exports_a_dataset(tmp_path):
 
     from coreseg import demo
 
-    for i in range(2):
-        Image.fromarray(demo.scene(5_000_000 + i, (96, 64))[0]).save(tmp_path / f"p{i}.png")
+    names = [f"p{i}.png" for i in range(5)]
+    for i, name in enumerate(names):
+        Image.fromarray(demo.scene(5_000_000 + i, (96, 64))[0]).save(tmp_path / name)
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "coreseg", "segment", "demo", tmp_path / "p0.png", tmp_path / "p1.png",
+    r = subprocess.run([sys.executable, "-m", "coreseg", "segment", "demo", *[tmp_path / n for n in names],
                         "--out", out, "--export", "masks", "--export", "polygons", "--export", "coco"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     from pycocotools.coco import COCO
 
+    # Images are segmented two at a time; the file is numbered in input order all the same.
+    doc = json.loads((out / "annotations.json").read_text())
+    assert [(im["id"], im["file_name"]) for im in doc["images"]] == list(enumerate(names, 1))
+    assert [a["id"] for a in doc["annotations"]] == list(range(1, len(doc["annotations"]) + 1))
+    assert [a["image_id"] for a in doc["annotations"]] == sorted(a["image_id"] for a in doc["annotations"])
     coco = COCO(str(out / "annotations.json"))
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(demo.CLASSES)
     for image_id in coco.getImgIds():

@@ -31,6 +31,7 @@ from .annotate import annotate
 from .segmentation import Segmentation
 from .segmenter import BackendUnavailableError, CoreMLError, Segmenter, load
 from .palette import default_palette, parse_color, parse_colors
+from ._images import read_image
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,7 @@ __all__ = [
     "load",
     "Segmenter",
     "Segmentation",
+    "read_image",
     "BackendUnavailableError",
     "CoreMLError",
     "inspect",

@@ -126,20 +126,33 @@ class CocoWriter:
 
     def add(self, file_name: str, labels: np.ndarray) -> None:
         """One image's class map (H, W) at its own resolution."""
-        image_id = len(self.images) + 1
+        self.add_annotations(self.annotate(file_name, labels))
+
+    def annotate(self, file_name: str, labels: np.ndarray) -> tuple[dict, list[dict]]:
+        """(image, annotations) of one class map, without ids yet: the
+        costly part of `add`, safe to run on several threads at once."""
         h, w = labels.shape
-        self.images.append({"id": image_id, "file_name": file_name, "width": int(w), "height": int(h)})
+        image = {"file_name": file_name, "width": int(w), "height": int(h)}
         mask_api = _mask_api()
+        annotations = []
         for class_id, mask in class_masks(labels, self.names).items():
             if class_id >= len(self.names):
                 raise ValueError(f"{file_name}: class id {class_id} has no name (the model has {len(self.names)})")
             rle = coco_rle(mask)
             encoded = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
             x, y, bw, bh = (float(v) for v in mask_api.toBbox(encoded))
-            self.annotations.append({
-                "id": len(self.annotations) + 1, "image_id": image_id, "category_id": class_id + 1,
-                "segmentation": rle, "area": float(mask.sum()), "bbox": [x, y, bw, bh], "iscrowd": 0,
-            })
+            annotations.append({"category_id": class_id + 1, "segmentation": rle, "area": float(mask.sum()),
+                                "bbox": [x, y, bw, bh], "iscrowd": 0})
+        return image, annotations
+
+    def add_annotations(self, annotated: tuple[dict, list[dict]]) -> None:
+        """Add what `annotate` made, numbering the image and its annotations
+        in the order they are added."""
+        image, annotations = annotated
+        image_id = len(self.images) + 1
+        self.images.append({"id": image_id, **image})
+        for a in annotations:
+            self.annotations.append({"id": len(self.annotations) + 1, "image_id": image_id, **a})
 
     def to_dict(self) -> dict:
         categories = [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(self.names) if n != "--"]

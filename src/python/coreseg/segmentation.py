@@ -167,7 +167,7 @@ class Segmentation:
         return out
 
     def overlay(self, image, opacity=0.6, outline=None, classes=None, palette=None, out=None, *,
-                smooth: bool = False) -> np.ndarray:
+                smooth: bool = False, labels=None) -> np.ndarray:
         """The image with class colours blended on at full resolution.
 
         Parameters
@@ -184,6 +184,10 @@ class Segmentation:
         smooth : bool
             Composite through `full_labels(smooth=True)`: edges follow the
             object instead of the model's pixel grid.
+        labels : (H, W) int32 ndarray, optional
+            The class map at the image's resolution, when the caller already
+            has it from `full_labels` (it is then drawn as it is, whatever
+            `smooth` says).
         out : ndarray like `image`, optional
 
         Pixels the model never saw (outside a ``crop="center"``) are left
@@ -198,8 +202,13 @@ class Segmentation:
             keep = np.zeros(len(pal), bool)
             keep[[i for i in self.class_ids(classes) if 0 <= i < len(pal)]] = True
             pal[~keep, 3] = 0
+        full = labels
         (sx, sy, sw, sh), labels, _ = self._source_and_target()
-        if smooth:
+        if full is not None:
+            if full.shape != img.shape[:2]:
+                raise ValueError(f"labels are {full.shape[1]}x{full.shape[0]}, the image {img.shape[1]}x{img.shape[0]}")
+            labels = full[sy : sy + sh, sx : sx + sw]
+        elif smooth:
             labels = self.full_labels(smooth=True)[sy : sy + sh, sx : sx + sw]
         if (sx, sy, sw, sh) == (0, 0, img.shape[1], img.shape[0]):
             return kernels.composite(img, labels, pal, opacity, outline, out=out)

@@ -30,12 +30,15 @@ def refuse_existing(paths, force: bool) -> None:
         raise FileExistsError(f"{existing[0]} exists{more}; pass --force to overwrite")
 
 
-def progress_bar(items, args):
-    if len(items) > 1:
+def progress_bar(items, args, total: int | None = None, unit: str = "image"):
+    """`items` with a progress bar on stderr when there is more than one
+    (and tqdm is installed); `total` for iterators without a length."""
+    total = len(items) if total is None else total
+    if total > 1:
         try:
             from tqdm import tqdm
 
-            return tqdm(items, unit="image", file=sys.stderr)
+            return tqdm(items, total=total, unit=unit, file=sys.stderr)
         except ImportError:
             pass
     return items

@@ -23,6 +23,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".h
 #: The highlight colour of a single --label class without --color: magenta,
 #: rare in photos, unlike the palette's realistic sky blue or grass green.
 HIGHLIGHT = (255, 0, 255, 255)
+#: Images `segment` works on at once (threads: decoding, the model, the
+#: kernels and encoding release the GIL).
+PIPELINE_WORKERS = 2
 
 
 def expand_inputs(items, recursive: bool) -> list[Path]:
@@ -60,9 +63,10 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class"
 
 
-def write_exports(out: Path, image: Path, full: np.ndarray, seg, exports, coco) -> None:
-    """--export: STEM.masks/ID-NAME.png per class, STEM.polygons.json, and
-    the image's annotations in the run's COCO file."""
+def write_exports(out: Path, image: Path, full: np.ndarray, seg, exports, coco):
+    """--export: STEM.masks/ID-NAME.png per class and STEM.polygons.json;
+    returns the image's COCO annotations (`CocoWriter.annotate`), which the
+    caller adds in input order, or None."""
     from .._files import write_text
     from .._images import write_png
     from ..export import class_masks, polygons
@@ -77,15 +81,58 @@ def write_exports(out: Path, image: Path, full: np.ndarray, seg, exports, coco) 
         classes = [{"id": i, "name": seg.name(i), "polygons": polygons(m)} for i, m in masks.items()]
         doc = {"image": image.name, "width": int(full.shape[1]), "height": int(full.shape[0]), "classes": classes}
         write_text(out / f"{image.stem}.polygons.json", json.dumps(doc) + "\n")
-    if coco is not None:
-        coco.add(image.name, full)
+    return coco.annotate(image.name, full) if coco is not None else None
+
+
+class _Renderer:
+    """Everything `segment` writes for one image; called on pipeline workers
+    (thread-safe: it only reads its settings; COCO annotations are returned
+    for the caller to number in input order)."""
+
+    def __init__(self, model, args, classes, color, smooth, exports, coco, out):
+        self.model, self.args, self.classes, self.color = model, args, classes, color
+        self.smooth, self.exports, self.coco, self.out = smooth, exports, coco, out
+
+    def __call__(self, p: Path, overlay_path: Path, labels_path: Path, areas_path: Path, fmt: str):
+        """(report entry, COCO annotations or None) of one image, its files written."""
+        from .. import kernels
+        from .._files import write_text
+        from .._images import read_image, write_image, write_png
+        from ..legend import draw_legend
+
+        args = self.args
+        image = read_image(p)
+        seg = self.model.predict(image)
+        full = seg.full_labels(smooth=self.smooth)
+        outline = None if args.no_outline else OUTLINE
+        if self.classes is None:
+            overlay = seg.overlay(image, args.opacity, outline, smooth=self.smooth, labels=full)
+            entries = seg.legend()
+            palette = seg.palette
+        else:
+            ids, palette = highlight(seg, self.classes, self.color)
+            only = np.zeros(full.shape, np.uint8)
+            for k, class_id in enumerate(ids, 1):
+                only[full == class_id] = k
+            overlay = kernels.composite(image, only, palette, args.opacity, outline)
+            areas = seg.areas()
+            entries = [(k, seg.name(i), areas.get(i, 0.0)) for k, i in enumerate(ids, 1)]
+        if not args.no_legend:
+            draw_legend(overlay, entries, palette)
+        # Each output is complete or absent (written under a temporary name, then renamed).
+        write_image(overlay_path, overlay, fmt)
+        write_png(labels_path, full.astype(np.uint16))  # -1 (never seen) is written as 65535
+        areas = {seg.name(i): share for i, share in seg.areas().items()}
+        write_text(areas_path, json.dumps(areas, indent=2) + "\n")
+        annotated = write_exports(self.out, p, full, seg, self.exports, self.coco) if self.exports else None
+        return {"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),
+                "areas": areas, "timings": seg.timings}, annotated
 
 
 def cmd_segment(args) -> int:
-    from .. import kernels, load
-    from .._files import write_text
-    from .._images import check_image_file, default_format, read_image, write_image, write_png
-    from ..legend import draw_legend
+    from .. import load
+    from .._images import check_image_file, default_format
+    from ..pipeline import FrameError, ordered_map
 
     images = expand_inputs(args.images, args.recursive)
     model = load(args.model, crop=args.crop)
@@ -136,45 +183,33 @@ def cmd_segment(args) -> int:
             bad[p] = str(e)
     out.mkdir(parents=True, exist_ok=True)
 
-    report = []
-    for p in progress_bar(images, args) if not args.json else images:
+    render = _Renderer(model, args, classes, color, smooth, exports, coco, out)
+
+    def run(p: Path):
+        """One image, read to written, on a pipeline worker: (path, report entry or None, error or None)."""
         if p in bad:
-            continue
+            return p, None, None
         try:
-            image = read_image(p)
-            seg = model.predict(image)
-            full = seg.full_labels(smooth=smooth)
-            outline = None if args.no_outline else OUTLINE
-            if classes is None:
-                overlay = seg.overlay(image, args.opacity, outline, smooth=smooth)
-                entries = seg.legend()
-                palette = seg.palette
-            else:
-                ids, palette = highlight(seg, classes, color)
-                only = np.zeros(full.shape, np.uint8)
-                for k, class_id in enumerate(ids, 1):
-                    only[full == class_id] = k
-                overlay = kernels.composite(image, only, palette, args.opacity, outline)
-                areas = seg.areas()
-                entries = [(k, seg.name(i), areas.get(i, 0.0)) for k, i in enumerate(ids, 1)]
-            if not args.no_legend:
-                draw_legend(overlay, entries, palette)
-            labels_map = full.astype(np.uint16)  # -1 (never seen) is written as 65535
+            return p, render(p, *outputs[p], fmt[p]), None
         except (OSError, ValueError, RuntimeError, ImportError) as e:
             if not args.keep_going:
                 raise
-            bad[p] = str(e)
-            continue
-        # Each output is complete or absent (written under a temporary name, then renamed).
-        overlay_path, labels_path, areas_path = outputs[p]
-        write_image(overlay_path, overlay, fmt[p])
-        write_png(labels_path, labels_map)
-        areas = {seg.name(i): share for i, share in seg.areas().items()}
-        write_text(areas_path, json.dumps(areas, indent=2) + "\n")
-        if exports:
-            write_exports(out, p, full, seg, exports, coco)
-        report.append({"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),
-                       "areas": areas, "timings": seg.timings})
+            return p, None, str(e)
+
+    # Two images in flight: one is decoded and encoded while the model runs the other.
+    results = ordered_map(run, images, workers=PIPELINE_WORKERS)
+    report = []
+    try:
+        for p, entry, error in progress_bar(results, args, total=len(images)) if not args.json else results:
+            if error is not None:
+                bad[p] = error
+            elif entry is not None:
+                entry, annotated = entry
+                report.append(entry)
+                if annotated is not None:
+                    coco.add_annotations(annotated)
+    except FrameError as e:
+        raise e.__cause__ from None
     if coco is not None:
         coco.write(out / "annotations.json")
     done = len(images) - len(bad)
