@@ -246,3 +246,30 @@ def test_every_option_has_help_text():
     missing = [f"{name} {action.dest}" for name, sub in commands.items() for action in sub._actions
                if not isinstance(action, argparse._HelpAction) and not action.help]
     assert missing == []
+
+
+def test_areas_only_decodes_photos_at_reduced_scale(tmp_path, monkeypatch):
+    from coreseg import _images
+    from coreseg.cli import main
+
+    image, _ = demo.scene(4_100_000, (1024, 768))
+    Image.fromarray(image).save(tmp_path / "big.jpg", quality=95)
+    sizes = []
+    real = _images.read_image
+
+    def spy(path, *, min_size=None):
+        got = real(path, min_size=min_size)
+        sizes.append(got.shape[:2])
+        return got
+
+    monkeypatch.setattr(_images, "read_image", spy)
+    assert main(["segment", "demo", str(tmp_path / "big.jpg"), "--areas-only", "--out", str(tmp_path / "few")]) == 0
+    assert main(["segment", "demo", str(tmp_path / "big.jpg"), "--out", str(tmp_path / "all")]) == 0
+    assert outputs(tmp_path / "few") == ["big.areas.json"]
+    w, h = coreseg.load("demo").input_size
+    assert sizes[0] != sizes[1] == (768, 1024) and sizes[0][0] >= h and sizes[0][1] >= w
+    few = json.loads((tmp_path / "few" / "big.areas.json").read_text())
+    full = json.loads((tmp_path / "all" / "big.areas.json").read_text())
+    assert few.keys() == full.keys() and all(abs(few[k] - full[k]) < 0.01 for k in full)
+    r = run("segment", "demo", tmp_path / "big.jpg", "--areas-only", "--export", "masks", "--out", tmp_path / "x")
+    assert r.returncode != 0 and "--areas-only" in r.stderr
