@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 
 #include <climits>
+#include <cmath>
 #include <exception>
 #include <type_traits>
 #include <optional>
@@ -392,6 +393,56 @@ void ClassHistogramPy(const py::array& labels, int64_t num_classes, py::array& o
                           std::to_string(num_classes) + ")");
 }
 
+// Smoothing state is coreseg's own: contiguous, aligned, writable, native.
+void* AsState(py::array& state, const std::vector<py::ssize_t>& shape, const py::dtype& dtype) {
+  if (!HasDtype(state, dtype))
+    throw py::type_error("state must have dtype " + py::str(dtype).cast<std::string>() + ", got " +
+                         DtypeString(state));
+  bool same = state.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t i = 0; same && i < shape.size(); ++i) same = state.shape(i) == shape[i];
+  if (!same) throw py::value_error("state has shape " + ShapeString(state) + ", which does not fit the frame");
+  if (!(state.flags() & py::array::c_style) || !state.writeable())
+    throw py::value_error("state must be a writable C-contiguous array");
+  CheckAligned(state, "state");
+  return state.mutable_data();
+}
+
+void EmaUpdatePy(py::array& state, const py::array& scores, float alpha) {
+  const Logits s = AsLogits(scores, "scores", INT_MAX);
+  CheckRowSize(s.width, "scores");
+  if (!(alpha >= 0.0f && alpha <= 1.0f)) throw py::value_error("alpha must be in [0, 1]");
+  auto* st = static_cast<float*>(AsState(state, {scores.shape(0), scores.shape(1), scores.shape(2)},
+                                         py::dtype::of<float>()));
+  WithoutGil([&] { EmaUpdate(s, alpha, st); });
+}
+
+void HysteresisUpdatePy(py::array& state, const py::array& labels, int frames, const py::object& scores,
+                        float margin) {
+  const LabelMap l = AsLabelMap(labels, "labels");
+  if (l.type != LabelType::kInt32) throw py::type_error("labels must have dtype int32, got " + DtypeString(labels));
+  if (frames < 1 || frames > (1 << 20)) throw py::value_error("frames must be in 1..1048576");
+  auto* st = static_cast<int32_t*>(AsState(state, {3, labels.shape(0), labels.shape(1)},
+                                           py::dtype::of<int32_t>()));
+  Logits s{};
+  const bool with_scores = !scores.is_none();
+  if (with_scores) {
+    const py::array a = scores.cast<py::array>();
+    s = AsLogits(a, "scores", INT_MAX);
+    if (s.height != l.height || s.width != l.width)
+      throw py::value_error("scores " + ShapeString(a) + " and labels " + ShapeString(labels) +
+                            " differ in size");
+    if (!std::isfinite(margin)) throw py::value_error("margin must be finite");
+  }
+  int64_t value = 0;
+  const bool ok = WithoutGil([&] {
+    return HysteresisUpdate(reinterpret_cast<const int32_t*>(l.data), l.row_stride, l.width, l.height,
+                            with_scores ? &s : nullptr, margin, frames, st, &value);
+  });
+  if (!ok)
+    throw py::value_error("class " + std::to_string(value) + " (in labels or the state) has no score: scores has " +
+                          std::to_string(s.channels) + " classes");
+}
+
 py::array_t<int32_t> NearestIndexMapPy(int64_t src, int64_t dst) {
   if (src < 1 || dst < 0) throw py::value_error("need src >= 1 and dst >= 0");
   const std::vector<int32_t> map = NearestIndexMap(src, dst);
@@ -445,6 +496,9 @@ PYBIND11_MODULE(_native, m) {
   m.def("class_histogram", &ClassHistogramPy, py::arg("labels"), py::arg("num_classes"), py::arg("out"));
   m.def("argmax", &ArgmaxPy, py::arg("logits"), py::arg("out"));
   m.def("upsample_argmax", &UpsampleArgmaxPy, py::arg("scores"), py::arg("out"));
+  m.def("ema_update", &EmaUpdatePy, py::arg("state"), py::arg("scores"), py::arg("alpha"));
+  m.def("hysteresis_update", &HysteresisUpdatePy, py::arg("state"), py::arg("labels"), py::arg("frames"),
+        py::arg("scores"), py::arg("margin"));
   m.def("convert_array", &ConvertArrayPy, py::arg("src"), py::arg("out"));
   m.def("nearest_index_map", &NearestIndexMapPy, py::arg("src"), py::arg("dst"));
   m.def("resample_axis", &ResampleAxisPy, py::arg("in_size"), py::arg("out_size"));

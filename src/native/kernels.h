@@ -146,4 +146,19 @@ struct ResampleAxis {
 };
 ResampleAxis ComputeResampleAxis(int64_t in_size, int64_t out_size);
 
+// Temporal smoothing (smoothing.cc). `state` is coreseg's own, contiguous.
+//
+// state (channels x height x width float32) = state + alpha * (scores -
+// state): an exponential moving average of per-class scores (EmaRowFn).
+void EmaUpdate(const Logits& scores, float alpha, float* state);
+
+// Label hysteresis (HysteresisRowFn) of a height x width int32 label map
+// (row stride in bytes): `state` is three planes, shown / candidate /
+// count. With `scores` (channels x height x width) a class also switches
+// at once when its score beats the shown class's by `margin`; then every
+// label and shown class must be in [0, channels): false if one is not,
+// with the value (the planes are then partly updated).
+bool HysteresisUpdate(const int32_t* labels, ptrdiff_t labels_stride, int64_t width, int64_t height,
+                      const Logits* scores, float margin, int frames, int32_t* state, int64_t* bad_value);
+
 }  // namespace coreseg

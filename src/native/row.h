@@ -95,6 +95,29 @@ using UpsampleVerticalRowFn = void (*)(const int16_t* a, const int16_t* b,
 using ArgmaxInt32RowFn = void (*)(const int32_t* src, ptrdiff_t plane,
                                   int channels, int32_t* dst, int width);
 
+// Temporal smoothing (smoothing.cc), an exponential moving average:
+// state[i] = (1 - alpha) * state[i] + alpha * x[i] in float32, with
+// 1 - alpha rounded to float32 first, each product rounded, then the sum:
+// multiplies and adds are never fused (every native file is built with
+// -ffp-contract=off), so every backend and numpy round alike, and alpha 0
+// and 1 give the state and x exactly. x is float32, or float16 as its bits.
+template <typename T>
+using EmaRowFn = void (*)(const T* x, float alpha, float* state, int count);
+
+// Label hysteresis (smoothing.cc), per pixel, x the new label:
+//   n1     = x == candidate ? min(count, frames - 1) + 1 : 1
+//   switch = x != shown && (n1 >= frames || (gap && gap[i] >= margin))
+//   shown  = switch ? x : shown
+//   count  = x == shown(before) || switch ? 0 : n1
+//   candidate = x
+// so a pixel changes class once the new class has held `frames`
+// consecutive frames, or at once when its score beats the shown class's by
+// `margin` (gap[i] = score(x) - score(shown), or null without scores).
+using HysteresisRowFn = void (*)(const int32_t* x, const float* gap,
+                                 float margin, int frames, int32_t* shown,
+                                 int32_t* candidate, int32_t* count,
+                                 int width);
+
 template <typename T>
 struct LabelRowFunctions {
   RenderMaskRowFn<T> render_mask;
@@ -114,6 +137,9 @@ struct RowFunctions {
   ArgmaxRowFn<uint16_t> argmax_f16;
   UpsampleVerticalRowFn upsample_vertical;
   ArgmaxInt32RowFn argmax_i32;
+  EmaRowFn<float> ema_f32;
+  EmaRowFn<uint16_t> ema_f16;
+  HysteresisRowFn hysteresis;
 
   template <typename T>
   const LabelRowFunctions<T>& labels() const;
@@ -168,6 +194,24 @@ void UpsampleVerticalRow_C(const int16_t* a, const int16_t* b, int wa, int wb,
                            int32_t* dst, int count);
 void ArgmaxRow_C(const int32_t* src, ptrdiff_t plane, int channels,
                  int32_t* dst, int width);
+void EmaRow_C(const float* x, float alpha, float* state, int count);
+void EmaRow_C(const uint16_t* x, float alpha, float* state, int count);
+void HysteresisRow_C(const int32_t* x, const float* gap, float margin,
+                     int frames, int32_t* shown, int32_t* candidate,
+                     int32_t* count, int width);
+
+// One pixel of the hysteresis, shared by the C row and the SIMD tails.
+inline void HysteresisPixel(int32_t x, const float* gap, float margin,
+                            int frames, int32_t* shown, int32_t* candidate,
+                            int32_t* count) {
+  const int32_t kept = *count < frames - 1 ? *count : frames - 1;
+  const int32_t n1 = x == *candidate ? kept + 1 : 1;
+  const bool same = x == *shown;
+  const bool flip = !same && (n1 >= frames || (gap != nullptr && *gap >= margin));
+  if (flip) *shown = x;
+  *count = same || flip ? 0 : n1;
+  *candidate = x;
+}
 
 // IEEE half (as bits) to float, exactly: subnormals, infinities and NaN too.
 float HalfToFloat(uint16_t h);

@@ -231,6 +231,42 @@ void ArgmaxInt32Row_AVX2(const int32_t* src, ptrdiff_t plane, int channels, int3
   ArgmaxRow_C(src + x, plane, channels, dst + x, width - x);
 }
 
+template <typename T>
+void EmaRow_AVX2(const T* x, float alpha, float* state, int count) {
+  const __m256 a = _mm256_set1_ps(alpha), keep = _mm256_set1_ps(1.0f - alpha);
+  int i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const __m256 s = _mm256_mul_ps(keep, _mm256_loadu_ps(state + i));
+    _mm256_storeu_ps(state + i, _mm256_add_ps(s, _mm256_mul_ps(a, Load8f(x + i))));
+  }
+  EmaRow_C(x + i, alpha, state + i, count - i);
+}
+
+void HysteresisRow_AVX2(const int32_t* x, const float* gap, float margin, int frames,
+                        int32_t* shown, int32_t* candidate, int32_t* count, int width) {
+  const __m256i one = _mm256_set1_epi32(1), last = _mm256_set1_epi32(frames - 1);
+  const __m256 m = _mm256_set1_ps(margin);
+  int i = 0;
+  for (; i + 8 <= width; i += 8) {
+    const __m256i vx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
+    const __m256i vs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(shown + i));
+    const __m256i vc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(candidate + i));
+    const __m256i vn = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(count + i));
+    const __m256i n1 = _mm256_blendv_epi8(one, _mm256_add_epi32(_mm256_min_epi32(vn, last), one),
+                                          _mm256_cmpeq_epi32(vx, vc));
+    const __m256i same = _mm256_cmpeq_epi32(vx, vs);
+    __m256i flip = _mm256_cmpgt_epi32(n1, last);  // n1 >= frames
+    if (gap)
+      flip = _mm256_or_si256(flip, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(gap + i), m, _CMP_GE_OQ)));
+    flip = _mm256_andnot_si256(same, flip);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(shown + i), _mm256_blendv_epi8(vs, vx, flip));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(count + i), _mm256_andnot_si256(_mm256_or_si256(same, flip), n1));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(candidate + i), vx);
+  }
+  HysteresisRow_C(x + i, gap ? gap + i : nullptr, margin, frames, shown + i, candidate + i, count + i,
+                  width - i);
+}
+
 }  // namespace
 
 const RowFunctions kRowsAVX2 = {
@@ -246,6 +282,9 @@ const RowFunctions kRowsAVX2 = {
     ArgmaxRow_AVX2<uint16_t>,
     UpsampleVerticalRow_AVX2,
     ArgmaxInt32Row_AVX2,
+    EmaRow_AVX2<float>,
+    EmaRow_AVX2<uint16_t>,
+    HysteresisRow_AVX2,
 };
 
 }  // namespace coreseg

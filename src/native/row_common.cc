@@ -139,6 +139,24 @@ void ArgmaxRow_C(const int32_t* src, ptrdiff_t plane, int channels, int32_t* dst
   }
 }
 
+void EmaRow_C(const float* x, float alpha, float* state, int count) {
+  const float keep = 1.0f - alpha;
+  for (int i = 0; i < count; ++i) state[i] = keep * state[i] + alpha * x[i];
+}
+
+void EmaRow_C(const uint16_t* x, float alpha, float* state, int count) {
+  const float keep = 1.0f - alpha;
+  for (int i = 0; i < count; ++i) state[i] = keep * state[i] + alpha * HalfToFloat(x[i]);
+}
+
+void HysteresisRow_C(const int32_t* x, const float* gap, float margin,
+                     int frames, int32_t* shown, int32_t* candidate,
+                     int32_t* count, int width) {
+  for (int i = 0; i < width; ++i)
+    HysteresisPixel(x[i], gap ? gap + i : nullptr, margin, frames, shown + i,
+                    candidate + i, count + i);
+}
+
 #define CORESEG_INSTANTIATE_LABEL_ROWS(T)                                  \
   template void RenderMaskRow_C<T>(const T*, const int32_t*, int, uint32_t, \
                                    uint8_t*, int);                          \
@@ -163,6 +181,9 @@ const RowFunctions kRowsC = {
     ArgmaxRow_C,
     UpsampleVerticalRow_C,
     ArgmaxRow_C,
+    EmaRow_C,
+    EmaRow_C,
+    HysteresisRow_C,
 };
 
 }  // namespace coreseg

@@ -196,6 +196,39 @@ void ArgmaxInt32Row_NEON(const int32_t* src, ptrdiff_t plane, int channels, int3
   ArgmaxRow_C(src + x, plane, channels, dst + x, width - x);
 }
 
+template <typename T>
+void EmaRow_NEON(const T* x, float alpha, float* state, int count) {
+  const float32x4_t a = vdupq_n_f32(alpha), keep = vdupq_n_f32(1.0f - alpha);
+  int i = 0;
+  for (; i + 4 <= count; i += 4) {
+    // vmulq + vaddq, not vfmaq: each product is rounded before the add, as in C.
+    const float32x4_t s = vmulq_f32(keep, vld1q_f32(state + i));
+    vst1q_f32(state + i, vaddq_f32(s, vmulq_f32(a, Load4f(x + i))));
+  }
+  EmaRow_C(x + i, alpha, state + i, count - i);
+}
+
+void HysteresisRow_NEON(const int32_t* x, const float* gap, float margin, int frames,
+                        int32_t* shown, int32_t* candidate, int32_t* count, int width) {
+  const int32x4_t one = vdupq_n_s32(1), last = vdupq_n_s32(frames - 1);
+  const float32x4_t m = vdupq_n_f32(margin);
+  int i = 0;
+  for (; i + 4 <= width; i += 4) {
+    const int32x4_t vx = vld1q_s32(x + i), vs = vld1q_s32(shown + i);
+    const int32x4_t vc = vld1q_s32(candidate + i), vn = vld1q_s32(count + i);
+    const int32x4_t n1 = vbslq_s32(vceqq_s32(vx, vc), vaddq_s32(vminq_s32(vn, last), one), one);
+    const uint32x4_t same = vceqq_s32(vx, vs);
+    uint32x4_t flip = vcgtq_s32(n1, last);  // n1 >= frames
+    if (gap) flip = vorrq_u32(flip, vcgeq_f32(vld1q_f32(gap + i), m));
+    flip = vbicq_u32(flip, same);
+    vst1q_s32(shown + i, vbslq_s32(flip, vx, vs));
+    vst1q_s32(count + i, vbicq_s32(n1, vreinterpretq_s32_u32(vorrq_u32(same, flip))));
+    vst1q_s32(candidate + i, vx);
+  }
+  HysteresisRow_C(x + i, gap ? gap + i : nullptr, margin, frames, shown + i, candidate + i, count + i,
+                  width - i);
+}
+
 }  // namespace
 
 const RowFunctions kRowsNEON = {
@@ -211,6 +244,9 @@ const RowFunctions kRowsNEON = {
     ArgmaxRow_NEON<uint16_t>,
     UpsampleVerticalRow_NEON,
     ArgmaxInt32Row_NEON,
+    EmaRow_NEON<float>,
+    EmaRow_NEON<uint16_t>,
+    HysteresisRow_NEON,
 };
 
 }  // namespace coreseg

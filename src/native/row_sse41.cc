@@ -207,6 +207,45 @@ void ArgmaxInt32Row_SSE41(const int32_t* src, ptrdiff_t plane, int channels, int
   ArgmaxRow_C(src + x, plane, channels, dst + x, width - x);
 }
 
+void EmaRow_SSE41(const float* x, float alpha, float* state, int count) {
+  const __m128 a = _mm_set1_ps(alpha), keep = _mm_set1_ps(1.0f - alpha);
+  int i = 0;
+  for (; i + 4 <= count; i += 4) {
+    const __m128 s = _mm_mul_ps(keep, _mm_loadu_ps(state + i));
+    _mm_storeu_ps(state + i, _mm_add_ps(s, _mm_mul_ps(a, _mm_loadu_ps(x + i))));
+  }
+  EmaRow_C(x + i, alpha, state + i, count - i);
+}
+
+// SSE4.1 has no half-to-float conversion: float16 scores use the C row.
+void EmaRowHalf_C(const uint16_t* x, float alpha, float* state, int count) {
+  EmaRow_C(x, alpha, state, count);
+}
+
+void HysteresisRow_SSE41(const int32_t* x, const float* gap, float margin, int frames,
+                         int32_t* shown, int32_t* candidate, int32_t* count, int width) {
+  const __m128i one = _mm_set1_epi32(1), last = _mm_set1_epi32(frames - 1);
+  const __m128 m = _mm_set1_ps(margin);
+  int i = 0;
+  for (; i + 4 <= width; i += 4) {
+    const __m128i vx = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i));
+    const __m128i vs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(shown + i));
+    const __m128i vc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(candidate + i));
+    const __m128i vn = _mm_loadu_si128(reinterpret_cast<const __m128i*>(count + i));
+    const __m128i n1 =
+        _mm_blendv_epi8(one, _mm_add_epi32(_mm_min_epi32(vn, last), one), _mm_cmpeq_epi32(vx, vc));
+    const __m128i same = _mm_cmpeq_epi32(vx, vs);
+    __m128i flip = _mm_cmpgt_epi32(n1, last);  // n1 >= frames
+    if (gap) flip = _mm_or_si128(flip, _mm_castps_si128(_mm_cmpge_ps(_mm_loadu_ps(gap + i), m)));
+    flip = _mm_andnot_si128(same, flip);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(shown + i), _mm_blendv_epi8(vs, vx, flip));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(count + i), _mm_andnot_si128(_mm_or_si128(same, flip), n1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(candidate + i), vx);
+  }
+  HysteresisRow_C(x + i, gap ? gap + i : nullptr, margin, frames, shown + i, candidate + i, count + i,
+                  width - i);
+}
+
 }  // namespace
 
 const RowFunctions kRowsSSE41 = {
@@ -224,6 +263,9 @@ const RowFunctions kRowsSSE41 = {
     ArgmaxRowHalf_C,
     UpsampleVerticalRow_SSE41,
     ArgmaxInt32Row_SSE41,
+    EmaRow_SSE41,
+    EmaRowHalf_C,
+    HysteresisRow_SSE41,
 };
 
 }  // namespace coreseg

@@ -12,7 +12,7 @@ command -v "$qemu" >/dev/null || { echo "run-aarch64.sh: $qemu not found (apt-ge
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
 # Static, so qemu needs no aarch64 sysroot to run it.
-"$cxx" -std=c++17 -O2 -Wall -Wextra -Werror -static \
+"$cxx" -std=c++17 -O2 -Wall -Wextra -Werror -ffp-contract=off -static \
   "$here/test_rows.cc" "$native/row_common.cc" "$native/cpu.cc" "$native/row_neon64.cc" \
   -o "$build/test_rows"
 "$qemu" "$build/test_rows"

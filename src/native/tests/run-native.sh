@@ -8,7 +8,7 @@ native=$(dirname "$here")
 cxx=${1:-${CXX:-g++}}
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
-flags=(-std=c++17 -O2 -Wall -Wextra -Werror)
+flags=(-std=c++17 -O2 -Wall -Wextra -Werror -ffp-contract=off)
 read -r -a extra_flags <<<"${ROW_TEST_FLAGS:-}"
 flags+=("${extra_flags[@]}")
 objs=()

@@ -230,6 +230,90 @@ void TestUpsampleRows(const RowFunctions& simd) {
   }
 }
 
+float SpecialFloat() {
+  const uint32_t r = rng() % 32;
+  if (r == 0) return std::numeric_limits<float>::quiet_NaN();
+  if (r == 1) return std::numeric_limits<float>::infinity();
+  if (r == 2) return -std::numeric_limits<float>::infinity();
+  if (r == 3) return std::numeric_limits<float>::denorm_min() * static_cast<float>(rng() % 100);
+  if (r == 4) return std::numeric_limits<float>::max();
+  return std::uniform_real_distribution<float>(-20.0f, 20.0f)(rng);
+}
+
+// Equal as bytes, except that any NaN equals any NaN: converters may give
+// a NaN another payload (F16C and the C half conversion do), IEEE only
+// promises it stays NaN.
+bool SameFloats(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) && std::isnan(b[i])) continue;
+    if (std::memcmp(&a[i], &b[i], 4) != 0) return false;
+  }
+  return true;
+}
+
+void TestSmoothingRows(const RowFunctions& simd) {
+  for (int width : Widths()) {
+    // EMA: float32 and float16 inputs, NaN and infinities included, compared
+    // as bytes (SameFloats); alpha at its ends and in between.
+    for (float alpha : {0.0f, 0.3f, 0.5f, 1.0f, 0.123456789f}) {
+      std::vector<float> x(width + 1), s0(width + 1);
+      std::vector<uint16_t> h(width + 1);
+      for (int i = 0; i <= width; ++i) {
+        x[i] = SpecialFloat();
+        s0[i] = SpecialFloat();
+        h[i] = static_cast<uint16_t>(rng());
+      }
+      std::vector<float> a = s0, b = s0;
+      EmaRow_C(x.data() + 1, alpha, a.data() + 1, width);
+      simd.ema_f32(x.data() + 1, alpha, b.data() + 1, width);
+      Check(SameFloats(a, b), simd.name, "ema_f32", width);
+      a = s0, b = s0;
+      EmaRow_C(h.data() + 1, alpha, a.data() + 1, width);
+      simd.ema_f16(h.data() + 1, alpha, b.data() + 1, width);
+      Check(SameFloats(a, b), simd.name, "ema_f16", width);
+    }
+    // Hysteresis: few labels (so candidates repeat), counts anywhere in
+    // int32, every frame count, gaps with NaN, with and without scores.
+    for (int frames : {1, 2, 3, 7}) {
+      for (int with_gap = 0; with_gap < 2; ++with_gap) {
+        std::vector<int32_t> x(width + 1), shown(width + 1), cand(width + 1), count(width + 1);
+        std::vector<float> gap(width + 1);
+        for (int i = 0; i <= width; ++i) {
+          x[i] = static_cast<int32_t>(rng() % 3);
+          shown[i] = static_cast<int32_t>(rng() % 3);
+          cand[i] = static_cast<int32_t>(rng() % 3);
+          const uint32_t r = rng() % 8;
+          count[i] = r == 0   ? std::numeric_limits<int32_t>::max()
+                     : r == 1 ? std::numeric_limits<int32_t>::min()
+                              : static_cast<int32_t>(rng() % (frames + 2));
+          gap[i] = SpecialFloat() / 10.0f;
+        }
+        const float* g = with_gap ? gap.data() + 1 : nullptr;
+        std::vector<int32_t> s1 = shown, c1 = cand, n1 = count, s2 = shown, c2 = cand, n2 = count;
+        HysteresisRow_C(x.data() + 1, g, 0.5f, frames, s1.data() + 1, c1.data() + 1, n1.data() + 1, width);
+        simd.hysteresis(x.data() + 1, g, 0.5f, frames, s2.data() + 1, c2.data() + 1, n2.data() + 1, width);
+        Check(s1 == s2 && c1 == c2 && n1 == n2, simd.name, "hysteresis", width, frames * 2 + with_gap);
+      }
+    }
+  }
+}
+
+void TestHysteresisRule() {
+  // The rule itself, on one pixel: 0 shown, 1 arrives for three frames.
+  int32_t shown = 0, cand = 0, count = 0;
+  const int32_t seq[] = {1, 1, 0, 1, 1, 1};
+  const int32_t want[] = {0, 0, 0, 0, 0, 1};
+  bool ok = true;
+  for (int f = 0; f < 6; ++f) {
+    HysteresisRow_C(&seq[f], nullptr, 0.0f, 3, &shown, &cand, &count, 1);
+    ok = ok && shown == want[f];
+  }
+  const float big = 2.0f;  // a margin win flips at once
+  HysteresisRow_C(&seq[2], &big, 1.5f, 3, &shown, &cand, &count, 1);
+  Check(ok && shown == 0 && count == 0, "scalar", "hysteresis_rule", 6);
+}
+
 void TestHalfToFloat() {
   // Spot values whose float value is known exactly.
   const struct {
@@ -258,6 +342,7 @@ int main() {
     return 1;
   }
   TestHalfToFloat();
+  TestHysteresisRule();
   for (const std::string& b : backends) {
     if (b == "scalar") continue;
     const RowFunctions& simd = *RowsByName(b);
@@ -269,6 +354,7 @@ int main() {
     TestResample(simd);
     TestArgmax(simd);
     TestUpsampleRows(simd);
+    TestSmoothingRows(simd);
     std::printf("%s: %s\n", b.c_str(), failed == before ? "all rows match C" : "MISMATCH");
   }
   std::printf("%d passed, %d failed\n", passed, failed);

@@ -359,3 +359,39 @@ def ignore_index_arg(ignore_index) -> int | None:
 def same_shape(gt: np.ndarray, pred: np.ndarray) -> None:
     if gt.shape != pred.shape:
         raise ValueError(f"gt and pred must have the same shape, got {gt.shape} and {pred.shape}")
+
+
+def unit_float(value, name: str) -> float:
+    """A float in [0, 1]."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= v <= 1.0:  # NaN fails too
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return v
+
+
+def int_arg(value, name: str, low: int, high: int) -> int:
+    """An integer in [low, high] (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in {low}..{high}, got {value}")
+    return int(value)
+
+
+def state_array(state, shape, dtype, inputs=()) -> np.ndarray:
+    """A smoothing state: a writable, aligned, C-contiguous native array of
+    this shape and dtype that shares no memory with `inputs`."""
+    if not isinstance(state, np.ndarray):
+        raise TypeError(f"state must be a numpy array, got {type(state).__name__}")
+    if state.dtype != np.dtype(dtype):
+        raise TypeError(f"state must have dtype {np.dtype(dtype)}, got {state.dtype}")
+    if state.shape != tuple(shape):
+        raise ValueError(f"state must have shape {tuple(shape)} for these inputs, got {state.shape}")
+    if not (state.flags.c_contiguous and state.flags.writeable and state.flags.aligned):
+        raise ValueError("state must be a writable, aligned, C-contiguous array")
+    if any(np.may_share_memory(state, a) for a in inputs):
+        raise ValueError("state must not share memory with the inputs")
+    return state

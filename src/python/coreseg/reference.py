@@ -302,3 +302,57 @@ def class_histogram(labels, num_classes, out=None):
         raise ValueError(f"labels has value {int(values[i])} outside [0, {num_classes})")
     out[...] = np.bincount(values, minlength=num_classes)
     return out
+
+
+def ema_update(state, scores, alpha):
+    scores = _args.logits_array(scores, "scores")
+    alpha = _args.unit_float(alpha, "alpha")
+    _args.state_array(state, scores.shape, np.float32, inputs=(scores,))
+    x = scores.astype(np.float32)
+    alpha = np.float32(alpha)
+    keep = np.float32(1) - alpha
+    with np.errstate(invalid="ignore", over="ignore"):  # 0 * inf, as IEEE says
+        state[...] = keep * state + alpha * x  # float32 throughout, no fused multiply-add
+    return state
+
+
+def hysteresis_update(state, labels, frames, scores=None, margin=None):
+    labels = _args.labels_array(labels)
+    if labels.dtype != np.int32:
+        raise TypeError(f"labels must have dtype int32, got {labels.dtype}")
+    frames = _args.int_arg(frames, "frames", 1, 1 << 20)
+    if (scores is None) != (margin is None):
+        raise TypeError("scores and margin go together: a margin is a difference of scores")
+    if scores is not None:
+        scores = _args.logits_array(scores, "scores")
+        if scores.shape[1:] != labels.shape:
+            raise ValueError(f"scores {scores.shape} and labels {labels.shape} differ in size")
+        if not np.isfinite(float(margin)):
+            raise ValueError(f"margin must be finite, got {margin}")
+    _args.state_array(state, (3, *labels.shape), np.int32, inputs=(labels,))
+    shown, candidate, count = state
+    n1 = np.where(labels == candidate, np.minimum(count, frames - 1) + 1, 1)
+    same = labels == shown
+    switch = ~same & (n1 >= frames)
+    if scores is not None:
+        c = scores.shape[0]
+        for a in (labels, shown):
+            bad = (a < 0) | (a >= c)
+            if bad.any():
+                raise ValueError(f"class {int(a[bad][0])} (in labels or the state) has no score: scores has {c} "
+                                 "classes")
+        s = scores.astype(np.float32)
+        gap = np.take_along_axis(s, labels[None], 0)[0] - np.take_along_axis(s, shown[None].copy(), 0)[0]
+        switch |= ~same & (gap >= np.float32(margin))
+    shown[...] = np.where(switch, labels, shown)
+    count[...] = np.where(same | switch, 0, n1)
+    candidate[...] = labels
+    return shown
+
+
+def hysteresis_state(labels) -> np.ndarray:
+    labels = _args.labels_array(labels)
+    state = np.zeros((3, *labels.shape), np.int32)
+    state[0] = labels
+    state[1] = labels
+    return state
