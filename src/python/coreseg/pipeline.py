@@ -67,7 +67,9 @@ def ordered_map(fn, items, *, workers: int = 2, window: int | None = None):
 
     Closing the generator early (``break``, an exception in the consumer,
     Ctrl-C) stops the feeder, cancels items not started, waits for those
-    running and joins every thread before it returns.
+    running and joins every thread before it returns. The source is closed
+    (if it has a ``close``) when the feeder is done with it, at the end or
+    at an early stop.
     """
     workers = int(workers)
     if not 1 <= workers <= MAX_WORKERS:
@@ -102,6 +104,15 @@ def ordered_map(fn, items, *, workers: int = 2, window: int | None = None):
                 ordered.put((index, pool.submit(fn, item)))
                 index += 1
         finally:
+            # The feeder owns the source: closing it here (a generator's
+            # finally blocks, a chained ordered_map's threads) leaves
+            # nothing running behind an early stop.
+            close = getattr(source, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001  (a source failing to close must not hide the stream's end)
+                    pass
             ordered.put(None)
 
     feeder = threading.Thread(target=feed, name="coreseg-feeder", daemon=True)

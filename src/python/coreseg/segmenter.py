@@ -111,6 +111,67 @@ class Segmenter:
         """Segment several images (batched where the backend can)."""
         return [self.predict(im) for im in images]
 
+    def stream(self, frames, *, smoothing=None, overlay=None, queue: int = 2, workers: int = 2):
+        """Segment a sequence of frames, several in flight at once.
+
+        The stages of consecutive frames overlap on threads (the kernels
+        and both backends release the GIL): while the model runs one frame,
+        others are prepared, smoothed and drawn. Results come in input
+        order; memory stays bounded however long the stream.
+
+        Parameters
+        ----------
+        frames : iterable
+            (H, W, 3|4) uint8 arrays, PIL images, paths, or the frames of a
+            `coreseg.video.VideoReader` (their times are kept). Pulled on a
+            thread of its own, never more than ``workers + queue`` ahead of
+            the consumer; a camera generator works as it is.
+        smoothing : {None, "ema", "hysteresis"} or a smoother, optional
+            Temporal smoothing against flicker (`coreseg.smoothing`):
+            "ema" averages the per-class scores (models with scores),
+            "hysteresis" holds a pixel's class until a new one wins 3
+            frames in a row (any model). `coreseg.smoothing.EMA(alpha=...)`
+            and `Hysteresis(frames=..., margin=...)` set the parameters.
+            Both restart at a scene cut.
+        overlay : bool or dict, optional
+            Also draw each frame's overlay (`Segmentation.overlay`); a dict
+            gives its options (opacity, outline, classes, palette, smooth).
+            Overlay buffers are reused once no reference to them is left.
+        queue : int
+            Frames each stage may hold beyond its workers (0..64).
+        workers : int
+            Frames in flight in each parallel stage (predict, overlay).
+
+        Yields
+        ------
+        coreseg.stream.StreamFrame
+            index, time, image, segmentation and overlay of each frame.
+
+        Raises
+        ------
+        coreseg.pipeline.FrameError
+            A frame failed: `index` says which, `__cause__` why. Frames
+            before it have been yielded.
+
+        Closing the iterator early (``break``) stops every thread.
+
+        Examples
+        --------
+        >>> import numpy as np, coreseg
+        >>> model = coreseg.load("demo")
+        >>> frames = (np.full((48, 64, 3), i * 20, np.uint8) for i in range(5))
+        >>> [f.index for f in model.stream(frames, smoothing="hysteresis")]
+        [0, 1, 2, 3, 4]
+        """
+        from .stream import stream
+
+        return stream(self, frames, smoothing=smoothing, overlay=overlay, queue=queue, workers=workers)
+
+    def _stream_view(self, workers: int) -> "Segmenter":
+        """The model `stream` runs with `workers` frames in flight (backends
+        may tune it; see OnnxSegmenter)."""
+        return self
+
     def __repr__(self) -> str:
         w, h = self.input_size or ("any", "any")
         return f"<{type(self).__name__} {self.info.path.name} {w}x{h} {self.backend}>"
@@ -154,7 +215,7 @@ def _coreml_available() -> bool:
 
 def load(model, backend: str = "auto", compute_units: str = "all", providers=None, *, crop: str = "fill",
          labels=None, size=None, layout=None, mean=None, std=None, color_layout=None, output=None,
-         output_layout=None, output_activation=None, threshold=None) -> Segmenter:
+         output_layout=None, output_activation=None, threshold=None, threads=None) -> Segmenter:
     """Load a segmentation model for prediction.
 
     What the model's own metadata says is used; the keyword arguments say
@@ -206,6 +267,11 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
     threshold : float, optional
         Binary (single-channel) models: foreground above it, in the output's
         units (default 0.5 for probabilities, 0.0 for logits).
+    threads : int, optional
+        ONNX Runtime: the threads one inference uses (intra-op). Default:
+        ONNX Runtime's own (one per core). With several frames in flight
+        (`Segmenter.stream`), 1 thread per frame is usually faster on few
+        cores. Core ML schedules its own work, and refuses this.
 
     Raises
     ------
@@ -240,6 +306,8 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
                 f"{path}: Core ML runs on macOS 13 or later only, so this model cannot be run here. "
                 "coreseg.inspect() reads it on any OS; to run it elsewhere, convert it to ONNX and "
                 "load the .onnx file (pip install 'coreseg[onnx]')")
+        if threads is not None:
+            raise ValueError("threads: Core ML schedules its own work; threads= is for ONNX Runtime")
         given = [k for k in ("layout", "mean", "std", "color_layout") if contract[k] is not None]
         if given:
             raise ValueError(f"{', '.join(given)}: not used by Core ML models, whose image input says how its "
@@ -252,7 +320,10 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
     if suffix == ".onnx" and backend in ("auto", "onnx"):
         from .backends.onnx import OnnxSegmenter
 
-        return OnnxSegmenter(path, providers=providers, crop=crop, labels=labels, size=size, **contract)
+        if threads is not None:
+            threads = _args.int_arg(threads, "threads", 1, 256)
+        return OnnxSegmenter(path, providers=providers, crop=crop, labels=labels, size=size, threads=threads,
+                             **contract)
     if not path.exists():
         raise ModelError(f"{path}: no such file or folder")
     raise ModelError(f"{path}: cannot load a '{suffix or path.name}' file with backend={backend!r} "

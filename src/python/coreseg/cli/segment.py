@@ -5,7 +5,7 @@ and globs. For each image STEM it writes STEM.overlay.{png,jpg,webp} (with
 a legend unless --no-legend), STEM.labels.png (16-bit class map at the
 image's resolution) and STEM.areas.json (only that with --areas-only).
 Two images are in flight at once (coreseg.pipeline), so one is decoded and
-encoded while the model runs the other.
+encoded while the model runs the other. Videos: see segment_video.
 """
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..video import VIDEO_SUFFIXES
 from ._common import OUTLINE, progress_bar, refuse_existing
 
 #: Files a folder contributes (HEIC needs the `heic` extra).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif")
+#: ... and videos (coreseg.video imports PyAV only when a video is read).
+MEDIA_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
 #: The highlight colour of a single --label class without --color: magenta,
 #: rare in photos, unlike the palette's realistic sky blue or grass green.
 HIGHLIGHT = (255, 0, 255, 255)
@@ -37,9 +40,9 @@ def expand_inputs(items, recursive: bool) -> list[Path]:
         path = Path(item)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            matches = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            matches = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
             if not matches:
-                raise FileNotFoundError(f"{path}: no images in this folder"
+                raise FileNotFoundError(f"{path}: no images or videos in this folder"
                                         f"{'' if recursive else ' (--recursive looks in subfolders)'}")
         elif glob.has_magic(str(item)):
             matches = sorted(Path(p) for p in glob.glob(str(item), recursive=recursive) if Path(p).is_file())
@@ -141,13 +144,21 @@ def cmd_segment(args) -> int:
     from .._images import check_image_file, default_format
     from ..pipeline import FrameError, ordered_map
 
-    images = expand_inputs(args.images, args.recursive)
+    from .segment_video import check_smoothing, segment_videos, video_outputs
+
+    inputs = expand_inputs(args.images, args.recursive)
+    videos = [p for p in inputs if p.suffix.lower() in VIDEO_SUFFIXES]
+    images = [p for p in inputs if p.suffix.lower() not in VIDEO_SUFFIXES]
+    check_smoothing(args, videos)
+    if videos and (args.areas_only or args.export):
+        raise ValueError("--areas-only and --export are for images; a video gets STEM.overlay.mp4 and "
+                         "STEM.areas.csv")
     model = load(args.model, crop=args.crop)
     smooth = model.has_scores and not args.blocky
-    stems = [p.stem for p in images]
+    stems = [p.stem for p in inputs]
     if len(set(stems)) != len(stems):
         dup = next(s for s in stems if stems.count(s) > 1)
-        raise ValueError(f"two images are named {dup!r}: their outputs would collide")
+        raise ValueError(f"two inputs are named {dup!r}: their outputs would collide")
     out = Path(args.out)
     fmt = {p: args.format or default_format(p) for p in images}
     exports = set(args.export or [])
@@ -182,6 +193,7 @@ def cmd_segment(args) -> int:
         color = HIGHLIGHT
     if model.labels is not None and len(model.labels) > 65536:
         raise ValueError("models with more than 65536 classes cannot be written as 16-bit PNG")
+    extra += [f for v in videos for f in video_outputs(out, v)]
     refuse_existing([f for files in outputs.values() for f in files if f is not None] + extra, args.force)
     bad = {}
     for p in images:  # every input checked before anything is written
@@ -222,25 +234,31 @@ def cmd_segment(args) -> int:
         raise e.__cause__ from None
     if coco is not None:
         coco.write(out / "annotations.json")
-    done = len(images) - len(bad)
+    report += segment_videos(model, videos, out, args, classes, color, bad)
+    done = len(inputs) - len(bad)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"segmented {done} image{'s' if done != 1 else ''} into {out}")
+        print(f"segmented {done} {'file' if done == 1 else 'files'} into {out}")
     for p, why in bad.items():
         print(f"coreseg segment: skipped {p}: {why}", file=sys.stderr)
     if bad:
-        print(f"coreseg segment: {len(bad)} of {len(images)} images failed", file=sys.stderr)
+        print(f"coreseg segment: {len(bad)} of {len(inputs)} inputs failed", file=sys.stderr)
         return 1
     return 0
 
 
 def add_parser(sub, common) -> None:
     p = sub.add_parser("segment", parents=[common],
-                       help="segment images: overlay, 16-bit label map and class areas per image")
+                       help="segment images (overlay, 16-bit label map and class areas per image) and videos "
+                            "(overlay video and per-frame class areas)")
     p.add_argument("model", help=".onnx, .mlpackage, .mlmodel, .mlmodelc, or 'demo'")
-    p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="image files, folders of images, or glob patterns (quote them: 'shots/*.heic')")
+    p.add_argument("images", nargs="+", metavar="INPUT",
+                   help="image or video files (.mp4, .mov, .mkv, ...; needs the video extra), folders of them, "
+                        "or glob patterns (quote them: 'shots/*.heic')")
+    p.add_argument("--smoothing", choices=["ema", "hysteresis"],
+                   help="videos: smooth the classes over time against flicker (ema: average the scores; "
+                        "hysteresis: a new class must hold 3 frames); reset at scene cuts")
     p.add_argument("--recursive", action="store_true", help="look in subfolders of folders (and ** in globs)")
     p.add_argument("--label", action="append",
                    help="highlight only this class, outlined alone (repeatable)")
