@@ -126,7 +126,8 @@ def ordered_map(fn, items, *, workers: int = 2, window: int | None = None):
             try:
                 result = future.result()
             except _SourceFailed as e:
-                raise e.args[0] from None
+                error = e.args[0]
+                raise error from error.__cause__  # as the source raised it (a chained FrameError keeps its cause)
             except Exception as e:
                 raise FrameError(index, e) from e
             finally:

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _args
 from ._images import as_image
-from .pipeline import MAX_WORKERS, ordered_map
+from .pipeline import MAX_WORKERS, FrameError, ordered_map
 from .segmentation import Segmentation
 from .smoothing import smoother, thumbnail
 
@@ -124,10 +124,16 @@ def _run(model, frames, smooth_fn, options, workers: int, window: int):
         return StreamFrame(index, getattr(source, "time", None), image, seg), thumb
 
     def smoothed(results):
-        for frame, thumb in results:
-            if smooth_fn is not None:
-                frame.segmentation = smooth_fn(frame.segmentation, thumb)
-            yield frame
+        try:
+            for frame, thumb in results:
+                if smooth_fn is not None:
+                    try:
+                        frame.segmentation = smooth_fn(frame.segmentation, thumb)
+                    except Exception as e:
+                        raise FrameError(frame.index, e) from e
+                yield frame
+        finally:
+            results.close()  # a generator's for loop does not close what it iterates
 
     def draw(frame: StreamFrame) -> StreamFrame:
         seg, image = frame.segmentation, frame.image

@@ -99,6 +99,7 @@ class VideoReader:
             self._container.close()
             raise ValueError(f"{self.path}: the video stream has no frame size")
         frames = int(self._stream.frames or 0)
+        self._declared_frames = frames or None  # what the container says, to tell a truncated file
         if not frames and self._stream.duration and self._stream.time_base:
             frames = round(float(self._stream.duration * self._stream.time_base) * self.fps)
         self.frame_count = frames or None
@@ -106,12 +107,17 @@ class VideoReader:
 
     def __iter__(self):
         pyav = av()
+        count = 0
         try:
             for index, frame in enumerate(self._container.decode(self._stream)):
                 time = float(frame.time) if frame.time is not None else None
                 yield Frame(index, time, frame.to_ndarray(format="rgb24"))
+                count += 1
         except pyav.error.FFmpegError as e:
             raise ValueError(f"{self.path}: the video is damaged ({e})") from None
+        if self._declared_frames is not None and count < self._declared_frames:
+            raise ValueError(f"{self.path}: the video ends early, after {count} of its {self._declared_frames} "
+                             "frames (a truncated or damaged file)")
 
     def close(self) -> None:
         self._container.close()
