@@ -36,11 +36,20 @@ NAMES = {
     "opencv_imread": "OpenCV: imread + cvtColor(BGR2RGB)",
     "coreseg_cli": "coreseg segment (the CLI)",
     "floor_process": "floor: Pillow decode + predict + Pillow JPEG encode",
+    "sequential": "sequential loop: predict + overlay per frame",
+    "stream": "stream (2 frames in flight per stage)",
+    "stream_workers1": "stream(workers=1) (stages overlap only)",
+    "stream_ema": "stream, smoothing='ema'",
+    "stream_hysteresis": "stream, smoothing='hysteresis'",
+    "ema": "EMA smoother (with its scene-cut thumbnail)",
+    "hysteresis": "Hysteresis smoother (with its scene-cut thumbnail)",
 }
 
 
 def _label(name: str) -> str:
     base = name.split("[")[0].removeprefix("test_")
+    if base in ("frame_loop", "smoothing_cost"):  # test_frame_loop[model-source-loop]: the loop names the row
+        base = name.split("[")[1].rstrip("]").split("-")[-1]
     for prefix in ("render_mask_", "colorize_", "resize_labels_", "decode_", "confusion_", "upsample_"):
         base = base.removeprefix(prefix)
     return NAMES.get(base, base)
@@ -48,8 +57,11 @@ def _label(name: str) -> str:
 
 def format_report(data: dict) -> str:
     groups = defaultdict(list)
+    peaks = {}
     for b in data["benchmarks"]:
         groups[b["group"]].append((_label(b["name"]), b["stats"]["median"]))
+        if "peak_mib" in b.get("extra_info", {}):
+            peaks[(b["group"], _label(b["name"]))] = b["extra_info"]["peak_mib"]
     info = data.get("machine_info", {})
     lines = [
         "# Benchmarks",
@@ -67,12 +79,18 @@ def format_report(data: dict) -> str:
     ]
     for group in sorted(groups):
         rows = sorted(groups[group], key=lambda r: r[1])
-        ours = dict(rows).get("coreseg") or dict(rows).get(NAMES["coreseg_cli"])
-        lines += [f"## {group}", "", "| implementation | median | vs coreseg |", "|---|---:|---:|"]
+        times = dict(rows)
+        base = next((n for n in ("coreseg", NAMES["coreseg_cli"], NAMES["sequential"]) if n in times), None)
+        ours = times.get(base)
+        against = "the sequential loop" if base == NAMES["sequential"] else "coreseg"
+        peak = any((group, name) in peaks for name, _ in rows)
+        lines += [f"## {group}", "", f"| implementation | median | vs {against} |" + (" peak memory |" if peak else ""),
+                  "|---|---:|---:|" + ("---:|" if peak else "")]
         for name, t in rows:
             unit = f"{t * 1e3:.2f} ms" if t >= 1e-3 else f"{t * 1e6:.1f} µs"
             ratio = f"{t / ours:.2f}x" if ours else ""
-            lines.append(f"| {name} | {unit} | {ratio} |")
+            extra = f" {peaks[(group, name)]} MiB |" if (group, name) in peaks else (" |" if peak else "")
+            lines.append(f"| {name} | {unit} | {ratio} |" + extra)
         lines.append("")
     return "\n".join(lines)
 

@@ -1,0 +1,156 @@
+"""The frame loop: `Segmenter.stream` against the sequential loop a user
+writes (predict + overlay per frame), on 1080p frames, for the demo model
+and the real MediaPipe selfie model, from three sources:
+
+- in memory (a list of frames);
+- a video file (PyAV decoding included, in both loops);
+- a live source: each frame is ready only after a CPU-free wait as long as
+  one sequential frame's work, as a camera delivers.
+
+Rows: the sequential loop, `stream` (two frames in flight per stage, the
+default), `stream(workers=1)` (stages overlap, one frame at a time in
+each), and `stream` with each smoothing. Times are per clip of FRAMES
+frames; the ratio column is frames per second relative to the sequential
+loop's inverse. Peak traced memory of the run is in extra_info."""
+
+import time
+import tracemalloc
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import coreseg
+from coreseg import demo
+
+pytest.importorskip("onnxruntime", reason="the models run through onnxruntime here: pip install '.[onnx]'")
+
+FRAMES = 30
+SIZE = (1920, 1080)
+SELFIE = Path(__file__).resolve().parents[2] / "shared/fixtures/mediapipe-selfie/selfie_segmentation.onnx"
+MODELS = ["demo", "selfie"]
+
+
+@pytest.fixture(scope="module")
+def frames():
+    distinct = [demo.scene(4_600_000 + i, SIZE)[0] for i in range(3)]
+    return [distinct[i % 3] for i in range(FRAMES)]
+
+
+@pytest.fixture(scope="module")
+def video(frames, tmp_path_factory):
+    av = pytest.importorskip("av", reason="video needs PyAV: pip install '.[video]'")
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    out = av.open(str(path), "w")
+    stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=30)
+    stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
+    for t, image in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts, frame.time_base = t, Fraction(1, 30)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+    out.close()
+    return path
+
+
+def load(name):
+    if name == "selfie":
+        if not SELFIE.is_file():
+            pytest.skip(f"the shared MediaPipe fixture is not at {SELFIE}")
+        return coreseg.load(SELFIE)
+    return coreseg.load("demo")
+
+
+def sequential(model, source):
+    for item in source:
+        image = getattr(item, "image", item)
+        model.predict(image).overlay(image, smooth=model.has_scores)
+
+
+def streamed(model, source, **kwargs):
+    for _ in model.stream(source, overlay=True, **kwargs):
+        pass
+
+
+def frame_time(model, frames) -> float:
+    """One sequential frame's work, measured once: the live source's wait."""
+    sequential(model, frames[:3])
+    t0 = time.perf_counter()
+    sequential(model, frames[:6])
+    return (time.perf_counter() - t0) / 6
+
+
+def source_of(kind, frames, video, wait):
+    if kind == "memory":
+        return lambda: frames
+    if kind == "video":
+        from coreseg.video import VideoReader
+
+        def read():
+            with VideoReader(video) as reader:
+                yield from reader
+
+        return read
+
+    def camera():
+        for image in frames:
+            time.sleep(wait)  # the sensor's exposure and readout: no CPU
+            yield image
+
+    return camera
+
+
+def run(benchmark, fn):
+    tracemalloc.start()
+    try:
+        benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)
+        benchmark.extra_info["peak_mib"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
+    finally:
+        tracemalloc.stop()
+
+
+LOOPS = {
+    "sequential": lambda model, src: sequential(model, src),
+    "stream": lambda model, src: streamed(model, src),
+    "stream_workers1": lambda model, src: streamed(model, src, workers=1),
+    "stream_ema": lambda model, src: streamed(model, src, smoothing="ema"),
+    "stream_hysteresis": lambda model, src: streamed(model, src, smoothing="hysteresis"),
+}
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("source", ["memory", "video", "live"])
+@pytest.mark.parametrize("model_name", MODELS)
+def test_frame_loop(benchmark, frames, video, model_name, source, loop):
+    model = load(model_name)
+    if loop == "stream_ema" and not model.has_scores:
+        pytest.skip("EMA needs scores")
+    benchmark.group = f"frame loop: {model_name} model, {FRAMES} frames 1920x1080, {source}"
+    wait = frame_time(model, frames) if source == "live" else 0.0
+    src = source_of(source, frames, video, wait)
+    run(benchmark, lambda: LOOPS[loop](model, src()))
+
+
+SMOOTHING = "smoothing one frame against a frame's work: demo model, 1920x1080"
+
+
+@pytest.mark.parametrize("what", ["sequential", "ema", "hysteresis"])
+def test_smoothing_cost(benchmark, frames, what):
+    """The smoother's own time per frame (at the model's resolution), beside
+    one sequential frame's predict + overlay."""
+    from coreseg import smoothing
+
+    model = load("demo")
+    benchmark.group = SMOOTHING
+    image = frames[0]
+    if what == "sequential":
+        benchmark(lambda: model.predict(image).overlay(image, smooth=True))
+        return
+    seg = model.predict(image)
+    thumb = smoothing.thumbnail(image)
+    smoother = smoothing.EMA() if what == "ema" else smoothing.Hysteresis()
+    smoother(seg, thumb)  # the first frame starts the state
+    benchmark(lambda: smoother(seg, smoothing.thumbnail(image)))
