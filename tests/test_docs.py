@@ -44,6 +44,14 @@ def test_readme_block_runs(index, files):
     if block.startswith("# requires:"):
         pytest.skip(block.splitlines()[0].removeprefix("# requires: "))
     pytest.importorskip("onnxruntime", reason="the README's examples run the demo model through onnxruntime")
+    if "coreseg.video" in block:
+        pytest.importorskip("av", reason="the README's video example needs PyAV: pip install '.[video]'")
+        from coreseg import demo
+        from coreseg.video import VideoWriter
+
+        with VideoWriter(files / "clip.mp4", 25, (320, 240)) as writer:  # the user's clip
+            for seed in range(10):
+                writer.write(demo.scene(seed, (320, 240))[0])
     exec(compile(block, f"README.md block {index}", "exec"), {"__name__": "readme"})
 
 
