@@ -54,7 +54,7 @@ def test_folders_globs_and_formats(photos, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     r = run("segment", "demo", empty)
-    assert r.returncode == 1 and "no images in this folder (--recursive looks in subfolders)" in r.stderr
+    assert r.returncode == 1 and "no images or videos in this folder (--recursive looks in subfolders)" in r.stderr
 
 
 def test_overlays_have_a_legend_unless_told(photos, tmp_path):

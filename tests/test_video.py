@@ -4,6 +4,7 @@ behind; Ctrl-C leaves nothing half-written."""
 
 import csv
 import importlib.util
+import os
 import signal
 import subprocess
 import sys
@@ -64,8 +65,10 @@ def streams(path):
 def test_segment_writes_an_overlay_video_and_areas_per_frame(tmp_path, audio):
     clip = make_clip(tmp_path / "clip.mp4", audio=audio)
     out = tmp_path / "out"
+    # tests/coreml_models.py silences coremltools' bars with TQDM_DISABLE, which tqdm obeys everywhere.
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
     r = subprocess.run([sys.executable, "-m", "coreseg", "segment", "demo", clip, "--out", out,
-                        "--smoothing", "ema"], capture_output=True, text=True, timeout=300)
+                        "--smoothing", "ema"], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
     assert "frame/s" in r.stderr  # the progress bar counts frames per second
     with VideoReader(clip) as src, VideoReader(out / "clip.overlay.mp4") as dst:

@@ -158,7 +158,9 @@ def cmd_segment(args) -> int:
     stems = [p.stem for p in inputs]
     if len(set(stems)) != len(stems):
         dup = next(s for s in stems if stems.count(s) > 1)
-        raise ValueError(f"two inputs are named {dup!r}: their outputs would collide")
+        same = [p for p in inputs if p.stem == dup]
+        kind = "images" if not set(same) & set(videos) else "videos" if set(same) <= set(videos) else "inputs"
+        raise ValueError(f"two {kind} are named {dup!r}: their outputs would collide")
     out = Path(args.out)
     fmt = {p: args.format or default_format(p) for p in images}
     exports = set(args.export or [])
@@ -235,17 +237,25 @@ def cmd_segment(args) -> int:
     if coco is not None:
         coco.write(out / "annotations.json")
     report += segment_videos(model, videos, out, args, classes, color, bad)
-    done = len(inputs) - len(bad)
+    done = [p for p in inputs if p not in bad]
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"segmented {done} {'file' if done == 1 else 'files'} into {out}")
+        print(f"segmented {_count(done, videos)} into {out}")
     for p, why in bad.items():
         print(f"coreseg segment: skipped {p}: {why}", file=sys.stderr)
     if bad:
-        print(f"coreseg segment: {len(bad)} of {len(inputs)} inputs failed", file=sys.stderr)
+        print(f"coreseg segment: {len(bad)} of {_count(inputs, videos)} failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _count(paths, videos) -> str:
+    """"3 images", "1 video", "2 images and 1 video"."""
+    n_videos = sum(p in videos for p in paths)
+    n_images = len(paths) - n_videos
+    parts = [f"{n} {kind}{'s' if n != 1 else ''}" for n, kind in ((n_images, "image"), (n_videos, "video")) if n]
+    return " and ".join(parts) or "0 images"
 
 
 def add_parser(sub, common) -> None:
