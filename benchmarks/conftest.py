@@ -45,6 +45,37 @@ def photo_1920x1080():
     return _photo(1920, 1080)
 
 
+@pytest.fixture(scope="session")
+def photo_1280x720():
+    return _photo(1280, 720)
+
+
+@pytest.fixture
+def one_thread():
+    """The kernels on one thread for the test, for the 1-to-2-thread speed-up."""
+    before = coreseg.get_num_threads()
+    coreseg.set_num_threads(1)
+    yield
+    coreseg.set_num_threads(before)
+
+
+def copy_two_threads(out, src, pool):
+    """memcpy on two threads (np.copyto releases the GIL): the floor of a
+    kernel that runs on two threads."""
+    half = len(src) // 2
+    job = pool.submit(np.copyto, out[half:], src[half:])
+    np.copyto(out[:half], src[:half])
+    job.result()
+
+
+@pytest.fixture(scope="session")
+def two_thread_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        yield pool
+
+
 def slow(benchmark, fn):
     """The reference and other slow baselines: a few rounds are enough."""
     return benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)

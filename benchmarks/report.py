@@ -30,6 +30,8 @@ NAMES = {
     "torch": "torch interpolate(bilinear) + argmax",
     "numpy_bincount": "numpy: np.bincount(gt * C + pred)",
     "memcpy_floor": "memcpy of the same bytes (floor)",
+    "coreseg_one_thread": "coreseg, one thread",
+    "memcpy_two_threads": "memcpy on two threads (floor)",
     "coreseg_reduced": "coreseg.read_image(min_size=(448, 448))",
     "pillow_decode": "Pillow open + load (the bare decode)",
     "pillow_asarray": "Pillow: np.asarray(Image.open(f).convert('RGB'))",
@@ -50,7 +52,8 @@ def _label(name: str) -> str:
     base = name.split("[")[0].removeprefix("test_")
     if base in ("frame_loop", "smoothing_cost"):  # test_frame_loop[model-source-loop]: the loop names the row
         base = name.split("[")[1].rstrip("]").split("-")[-1]
-    for prefix in ("render_mask_", "colorize_", "resize_labels_", "decode_", "confusion_", "upsample_"):
+    for prefix in ("render_mask_", "colorize_", "resize_labels_", "decode_", "confusion_", "upsample_",
+                   "full_labels_", "1080_"):
         base = base.removeprefix(prefix)
     return NAMES.get(base, base)
 
@@ -92,7 +95,22 @@ def format_report(data: dict) -> str:
             extra = f" {peaks[(group, name)]} MiB |" if (group, name) in peaks else (" |" if peak else "")
             lines.append(f"| {name} | {unit} | {ratio} |" + extra)
         lines.append("")
+    lines += instructions_table()
     return "\n".join(lines)
+
+
+def instructions_table() -> list[str]:
+    """The callgrind counts of benchmarks/instructions.py, when it has run."""
+    path = HERE / "instructions.json"
+    if not path.is_file():
+        return []
+    doc = json.loads(path.read_text())
+    lines = ["## Instructions per call at 1920x1080 (callgrind)", "",
+             f"Counted by `python benchmarks/instructions.py` ({doc['machine']}): they do not drift",
+             "with the machine's load, so compare them across commits.", "",
+             "| kernel | instructions per call |", "|---|---:|"]
+    lines += [f"| {name} | {n / 1e6:.2f} M |" for name, n in doc["instructions"].items()]
+    return lines + [""]
 
 
 def main(argv: list[str]) -> int:

@@ -45,3 +45,30 @@ def test_memcpy_floor(benchmark, photo_4032x3024):
     benchmark.group = GROUP
     out = np.empty_like(photo_4032x3024)
     benchmark(np.copyto, out, photo_4032x3024)
+
+
+GROUP_1080 = "resize_image 1920x1080 -> 512x512 BGRA"
+
+
+def test_1080_coreseg(benchmark, photo_1920x1080):
+    benchmark.group = GROUP_1080
+    out = np.empty((512, 512, 4), np.uint8)
+    benchmark(coreseg.resize_image, photo_1920x1080, (512, 512), "BGRA", out)
+
+
+def test_1080_coreseg_one_thread(benchmark, photo_1920x1080, one_thread):
+    benchmark.group = GROUP_1080
+    out = np.empty((512, 512, 4), np.uint8)
+    benchmark(coreseg.resize_image, photo_1920x1080, (512, 512), "BGRA", out)
+
+
+def test_1080_opencv_area(benchmark, photo_1920x1080):
+    benchmark.group = GROUP_1080
+    benchmark(lambda: cv2.cvtColor(cv2.resize(photo_1920x1080, (512, 512), interpolation=cv2.INTER_AREA),
+                                   cv2.COLOR_RGBA2BGRA))
+
+
+def test_1080_memcpy_floor(benchmark, photo_1920x1080):
+    benchmark.group = GROUP_1080
+    out = np.empty_like(photo_1920x1080)
+    benchmark(np.copyto, out, photo_1920x1080)

@@ -215,3 +215,35 @@ def test_sixteen_bit_greyscale_and_exif_read_alike(tmp_path):
     np.testing.assert_array_equal(as_image(Image.open(tmp_path / "rot.jpg")), from_path)
     with pytest.raises(ValueError, match="mode F"):
         as_image(Image.fromarray(np.zeros((2, 2), np.float32)))
+
+
+def test_session_options_are_set_deliberately():
+    import onnxruntime as ort
+
+    from coreseg.backends.onnx import usable_cores
+
+    options = coreseg.load("demo").session.get_session_options()
+    # Threads given explicitly (ONNX Runtime pins its workers when left at 0), no spinning after a run.
+    assert options.intra_op_num_threads == usable_cores() and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert coreseg.load("demo", threads=1).session.get_session_options().intra_op_num_threads == 1
+    mine = ort.SessionOptions()
+    mine.intra_op_num_threads = 3
+    model = coreseg.load("demo", session_options=mine)
+    assert model.session.get_session_options().intra_op_num_threads == 3
+    assert model._stream_view(2) is model  # the caller's options are kept for streams too
+    with pytest.raises(ValueError, match="session options"):
+        coreseg.load("demo", threads=2, session_options=mine)
+
+
+def test_streams_share_the_cores_among_frames():
+    from coreseg.backends.onnx import usable_cores
+
+    model = coreseg.load("demo")
+    view = model._stream_view(2)
+    assert view is not model and view.session is not model.session
+    assert view.session.get_session_options().intra_op_num_threads == max(1, usable_cores() // 2)
+    assert model._stream_view(2) is view  # made once
+    assert model._stream_view(1) is model  # one frame at a time: every core for it
+    threaded = coreseg.load("demo", threads=2)
+    assert threaded._stream_view(2) is threaded  # the caller chose the threads

@@ -3,9 +3,14 @@
 //
 // Per output row, the label row it maps to is expanded once into a row of
 // colour bytes and a row of alpha bytes laid out like the image's own bytes
-// (alpha 0 on the image's alpha channel, so it passes through); rows that map
-// to the same label row reuse it. The blend row then streams the image.
+// (alpha 0 on the image's alpha channel, so it passes through), a run of
+// equal labels at a time; rows that map to the same label row reuse it. The
+// blend row then streams the image. Outlines are blended over ranges found
+// per label column, not per pixel.
+#include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 #include <cstring>
 
 #include "cpu.h"
@@ -16,49 +21,91 @@
 namespace coreseg {
 namespace {
 
-struct Expanded {
-  std::vector<uint32_t> src_color, src_alpha;  // per label column
-  std::vector<uint8_t> color, alpha;           // width * channels (+1, below)
-  std::vector<int32_t> right;                  // x whose right neighbour differs
-};
-
-// Colour and alpha bytes of one output row from its label row: each label
-// column is looked up once, then spread over the output with fixed-size
-// stores (for RGB a 4-byte store whose last byte the next pixel overwrites;
-// the rows have one spare byte for it).
-template <typename T, int kChannels>
-void ExpandRow(const T* lrow, const std::vector<int32_t>& xmap, const std::vector<int32_t>& run_ends,
-               const std::vector<uint32_t>& colors, const std::vector<uint32_t>& alphas,
-               uint32_t n, bool find_right, Expanded* e) {
-  const int64_t src_width = static_cast<int64_t>(e->src_color.size());
-  for (int64_t sx = 0; sx < src_width; ++sx) {
-    uint32_t v = static_cast<uint32_t>(lrow[sx]);
-    if (v > n) v = n;
-    e->src_color[sx] = colors[v];
-    e->src_alpha[sx] = alphas[v];
-  }
-  const int64_t width = static_cast<int64_t>(xmap.size());
-  uint8_t* c = e->color.data();
-  uint8_t* a = e->alpha.data();
-  for (int64_t x = 0; x < width; ++x) {
-    std::memcpy(c + x * kChannels, &e->src_color[xmap[x]], 4);
-    std::memcpy(a + x * kChannels, &e->src_alpha[xmap[x]], 4);
-  }
-  // Only the last pixel of a run of equal label columns can differ from
-  // its right neighbour.
-  e->right.clear();
-  if (find_right)
-    for (int32_t x : run_ends)
-      if (lrow[xmap[x]] != lrow[xmap[x + 1]]) e->right.push_back(x);
+// The output columns of each label column: label column sx covers output
+// x in [begin[sx], begin[sx + 1]) (empty when the label map is wider).
+std::vector<int64_t> ColumnStarts(const std::vector<int32_t>& xmap, int64_t src_width) {
+  std::vector<int64_t> begin(src_width + 1, static_cast<int64_t>(xmap.size()));
+  for (int64_t x = static_cast<int64_t>(xmap.size()) - 1; x >= 0; --x) begin[xmap[x]] = x;
+  for (int64_t sx = src_width - 1; sx >= 0; --sx) begin[sx] = std::min(begin[sx], begin[sx + 1]);
+  return begin;
 }
 
-inline void DrawOutline(uint8_t* row, const std::vector<int32_t>& xs, int channels,
-                        const uint8_t* outline) {
-  const int color_channels = channels < 3 ? channels : 3;
-  for (int32_t x : xs) {
-    uint8_t* p = row + static_cast<int64_t>(x) * channels;
-    for (int ch = 0; ch < color_channels; ++ch) p[ch] = BlendPixel(p[ch], outline[ch], outline[3]);
+// Fill `pixels` pixels of `channels` bytes with one 4-byte pattern, by
+// doubling copies (wide stores). Writes one byte past the run for RGB; the
+// rows have a spare byte, and a later run overwrites it.
+inline void FillPattern(uint8_t* dst, uint32_t pattern, int channels, int64_t pixels) {
+  if (pixels <= 0) return;
+  std::memcpy(dst, &pattern, 4);
+  const int64_t total = pixels * channels;
+  int64_t done = channels;
+  while (done < total) {
+    const int64_t n = std::min(done, total - done);
+    std::memcpy(dst + done, dst, static_cast<size_t>(n));
+    done += n;
   }
+}
+
+struct Expanded {
+  std::vector<uint8_t> color, alpha;  // width * channels (+1, above)
+  std::vector<int32_t> right;         // output x whose right neighbour's label differs
+};
+
+// Colour and alpha bytes of one output row from its label row: runs of
+// equal labels are found once per label column, then each run is filled
+// with wide stores instead of pixel by pixel.
+template <typename T>
+void ExpandRow(const T* lrow, int64_t src_width, const std::vector<int64_t>& begin,
+               const std::vector<uint32_t>& colors, const std::vector<uint32_t>& alphas, uint32_t n,
+               int channels, bool find_right, Expanded* e) {
+  uint8_t* c = e->color.data();
+  uint8_t* a = e->alpha.data();
+  e->right.clear();
+  // Label columns that cover no output pixel (a map wider than the image)
+  // are skipped: runs and right neighbours are those of the output.
+  auto visible = [&](int64_t sx) { return begin[sx + 1] > begin[sx]; };
+  int64_t sx = 0;
+  while (sx < src_width) {
+    if (!visible(sx)) {
+      ++sx;
+      continue;
+    }
+    const T value = lrow[sx];
+    int64_t end = sx + 1;
+    while (end < src_width && (!visible(end) || lrow[end] == value)) ++end;
+    const int64_t x0 = begin[sx], x1 = begin[end];
+    uint32_t v = static_cast<uint32_t>(value);
+    if (v > n) v = n;
+    FillPattern(c + x0 * channels, colors[v], channels, x1 - x0);
+    FillPattern(a + x0 * channels, alphas[v], channels, x1 - x0);
+    // A visible column with another label follows: the run's last pixel
+    // differs from its right neighbour.
+    if (find_right && end < src_width) e->right.push_back(static_cast<int32_t>(x1 - 1));
+    sx = end;
+  }
+}
+
+// Output ranges [x0, x1) to outline on the last row of a band of equal
+// label rows: the columns whose label differs below, joined with the
+// pixels whose right neighbour differs; both are in order, and each pixel
+// appears once.
+template <typename T>
+void OutlineRanges(const T* lrow, const T* next, int64_t src_width, const std::vector<int64_t>& begin,
+                   const std::vector<int32_t>& right, std::vector<std::pair<int64_t, int64_t>>* ranges) {
+  ranges->clear();
+  auto add = [&](int64_t x0, int64_t x1) {
+    if (x1 <= x0) return;
+    if (!ranges->empty() && ranges->back().second >= x0)
+      ranges->back().second = std::max(ranges->back().second, x1);
+    else
+      ranges->emplace_back(x0, x1);
+  };
+  size_t r = 0;
+  for (int64_t sx = 0; sx < src_width; ++sx) {
+    const int64_t x0 = begin[sx], x1 = begin[sx + 1];
+    for (; r < right.size() && right[r] < x0; ++r) add(right[r], right[r] + 1);
+    if (lrow[sx] != next[sx]) add(x0, x1);
+  }
+  for (; r < right.size(); ++r) add(right[r], right[r] + 1);
 }
 
 template <typename T>
@@ -69,30 +116,39 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
   const int channels = image.channels;
   const std::vector<int32_t> xmap = NearestIndexMap(labels.width, width);
   const std::vector<int32_t> ymap = NearestIndexMap(labels.height, height);
+  const std::vector<int64_t> begin = ColumnStarts(xmap, labels.width);
   const BlendRowFn blend = ActiveRows().blend;
   const int count = static_cast<int>(width * channels);
-  std::vector<int32_t> run_ends;  // x with xmap[x] != xmap[x + 1]
-  if (outline != nullptr)
-    for (int64_t x = 0; x + 1 < width; ++x)
-      if (xmap[x] != xmap[x + 1]) run_ends.push_back(static_cast<int32_t>(x));
+  // The outline as a row of colour and alpha bytes, blended over ranges by
+  // the same SIMD row as the classes (alpha 0 on the image's alpha channel).
+  std::vector<uint8_t> outline_color, outline_alpha;
+  if (outline != nullptr) {
+    const uint8_t oc[4] = {outline[0], outline[1], outline[2], 0};
+    const uint8_t oa[4] = {outline[3], outline[3], outline[3], 0};
+    uint32_t pc, pa;
+    std::memcpy(&pc, oc, 4);
+    std::memcpy(&pa, oa, 4);
+    outline_color.resize(count + 1);
+    outline_alpha.resize(count + 1);
+    FillPattern(outline_color.data(), pc, channels, width);
+    FillPattern(outline_alpha.data(), pa, channels, width);
+  }
+  auto draw = [&](uint8_t* row, int64_t x0, int64_t x1) {
+    blend(row + x0 * channels, outline_color.data(), outline_alpha.data(), row + x0 * channels,
+          static_cast<int>((x1 - x0) * channels));
+  };
 
   ParallelFor(height, RowGrain(width), [&](int64_t y0, int64_t y1) {
     Expanded e;
-    e.src_color.resize(labels.width);
-    e.src_alpha.resize(labels.width);
     e.color.resize(count + 1);
     e.alpha.resize(count + 1);
-    std::vector<int32_t> marks;
-    std::vector<uint8_t> differs(outline != nullptr ? labels.width : 0);
+    std::vector<std::pair<int64_t, int64_t>> ranges;
     int64_t cached = -1;
     for (int64_t y = y0; y < y1; ++y) {
       const int64_t sy = ymap[y];
       const T* lrow = LabelRow<T>(labels, sy);
       if (sy != cached) {
-        if (channels == 4)
-          ExpandRow<T, 4>(lrow, xmap, run_ends, colors, alphas, n, outline != nullptr, &e);
-        else
-          ExpandRow<T, 3>(lrow, xmap, run_ends, colors, alphas, n, outline != nullptr, &e);
+        ExpandRow<T>(lrow, labels.width, begin, colors, alphas, n, channels, outline != nullptr, &e);
         cached = sy;
       }
       uint8_t* dst = out + y * out_stride;
@@ -100,24 +156,10 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
       if (outline == nullptr) continue;
       if (y + 1 < height && ymap[y + 1] != sy) {
         // Last row of a band of equal labels: lower neighbours differ too.
-        // Compare the two label rows once per column, then spread.
-        const T* next = LabelRow<T>(labels, ymap[y + 1]);
-        bool any = false;
-        for (int64_t sx = 0; sx < labels.width; ++sx) any |= (differs[sx] = lrow[sx] != next[sx]);
-        if (!any) {
-          DrawOutline(dst, e.right, channels, outline);
-          continue;
-        }
-        marks.clear();
-        size_t r = 0;
-        for (int64_t x = 0; x < width; ++x) {
-          const bool right = r < e.right.size() && e.right[r] == x;
-          r += right;
-          if (right || differs[xmap[x]]) marks.push_back(static_cast<int32_t>(x));
-        }
-        DrawOutline(dst, marks, channels, outline);
+        OutlineRanges<T>(lrow, LabelRow<T>(labels, ymap[y + 1]), labels.width, begin, e.right, &ranges);
+        for (const auto& [x0, x1] : ranges) draw(dst, x0, x1);
       } else {
-        DrawOutline(dst, e.right, channels, outline);
+        for (int32_t x : e.right) draw(dst, x, x + 1);
       }
     }
   });

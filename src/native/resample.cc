@@ -77,13 +77,24 @@ void ResizeImage(const ImageView& image, uint8_t* out, int64_t out_width,
     std::vector<uint8_t> rgba(rgba_order ? 0 : static_cast<size_t>(out_width) * 4);
     std::vector<const uint8_t*> src_rows(ys.taps);
     for (int64_t y = y0; y < y1; ++y) {
-      for (int k = 0; k < ys.taps; ++k) {
+      // Only the row's nonzero taps are read (an even count, as the SIMD
+      // rows take them in pairs): the filter's padding to a common tap
+      // count is about half of it when downscaling by 2.
+      const int16_t* coeffs = &ys.coeffs[static_cast<size_t>(y) * ys.taps];
+      int first = 0, last = ys.taps - 1;
+      while (first < last && coeffs[first] == 0) ++first;
+      while (last > first && coeffs[last] == 0) --last;
+      int taps = last - first + 1;
+      if (taps % 2 != 0) {
+        ++taps;
+        if (first + taps > ys.taps) --first;  // a zero tap before instead of after
+      }
+      for (int k = 0; k < taps; ++k) {
         // Taps past the image have coefficient 0; any valid row will do.
-        const int64_t sy = std::min<int64_t>(ys.start[y] + k, image.height - 1);
+        const int64_t sy = std::min<int64_t>(ys.start[y] + first + k, image.height - 1);
         src_rows[k] = image.data + sy * image.row_stride;
       }
-      rows.resample_vertical(src_rows.data(), &ys.coeffs[static_cast<size_t>(y) * ys.taps],
-                             ys.taps, inter.data(), static_cast<int>(src_count));
+      rows.resample_vertical(src_rows.data(), coeffs + first, taps, inter.data(), static_cast<int>(src_count));
       uint8_t* dst = out + y * out_stride;
       uint8_t* px = rgba_order ? dst : rgba.data();
       rows.resample_horizontal(inter.data(), channels, xs.start.data(), xs.coeffs.data(),

@@ -215,7 +215,8 @@ def _coreml_available() -> bool:
 
 def load(model, backend: str = "auto", compute_units: str = "all", providers=None, *, crop: str = "fill",
          labels=None, size=None, layout=None, mean=None, std=None, color_layout=None, output=None,
-         output_layout=None, output_activation=None, threshold=None, threads=None) -> Segmenter:
+         output_layout=None, output_activation=None, threshold=None, threads=None,
+         session_options=None) -> Segmenter:
     """Load a segmentation model for prediction.
 
     What the model's own metadata says is used; the keyword arguments say
@@ -269,9 +270,13 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
         units (default 0.5 for probabilities, 0.0 for logits).
     threads : int, optional
         ONNX Runtime: the threads one inference uses (intra-op). Default:
-        ONNX Runtime's own (one per core). With several frames in flight
-        (`Segmenter.stream`), 1 thread per frame is usually faster on few
-        cores. Core ML schedules its own work, and refuses this.
+        every core this process may use. With several frames in flight
+        (`Segmenter.stream`), fewer threads per frame are faster; `stream`
+        sees to it unless `threads` is given. Core ML schedules its own
+        work, and refuses this.
+    session_options : onnxruntime.SessionOptions, optional
+        Used as they are instead of coreseg's (explicit intra-op threads,
+        no spinning, no pinning: see `coreseg.backends.onnx.session_options`).
 
     Raises
     ------
@@ -306,8 +311,8 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
                 f"{path}: Core ML runs on macOS 13 or later only, so this model cannot be run here. "
                 "coreseg.inspect() reads it on any OS; to run it elsewhere, convert it to ONNX and "
                 "load the .onnx file (pip install 'coreseg[onnx]')")
-        if threads is not None:
-            raise ValueError("threads: Core ML schedules its own work; threads= is for ONNX Runtime")
+        if threads is not None or session_options is not None:
+            raise ValueError("threads, session_options: Core ML schedules its own work; these are for ONNX Runtime")
         given = [k for k in ("layout", "mean", "std", "color_layout") if contract[k] is not None]
         if given:
             raise ValueError(f"{', '.join(given)}: not used by Core ML models, whose image input says how its "
@@ -322,8 +327,10 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
 
         if threads is not None:
             threads = _args.int_arg(threads, "threads", 1, 256)
+            if session_options is not None:
+                raise ValueError("threads and session_options: give the threads in the session options")
         return OnnxSegmenter(path, providers=providers, crop=crop, labels=labels, size=size, threads=threads,
-                             **contract)
+                             session_options=session_options, **contract)
     if not path.exists():
         raise ModelError(f"{path}: no such file or folder")
     raise ModelError(f"{path}: cannot load a '{suffix or path.name}' file with backend={backend!r} "

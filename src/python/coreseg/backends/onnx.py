@@ -29,6 +29,36 @@ def onnxruntime():
     return ort
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def session_options(ort, threads=None):
+    """coreseg's ONNX Runtime session options, set deliberately:
+
+    - intra-op threads: `threads`, else every usable core, always given
+      explicitly (left at 0, ONNX Runtime pins its workers to cores, and a
+      caller's thread that lands on a pinned core halves inference speed);
+    - no spinning: ONNX Runtime's workers otherwise spin after each run,
+      taking the cores coreseg's kernels need right after it (a composite
+      after a run took 1.7x as long);
+    - one inter-op thread (these graphs are sequential), errors-only logs.
+
+    `load(..., session_options=...)` replaces all of this.
+    """
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    options.intra_op_num_threads = threads if threads is not None else usable_cores()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
 class OnnxSegmenter(Segmenter):
     """A segmentation model run by ONNX Runtime. Use ``coreseg.load``.
 
@@ -42,7 +72,8 @@ class OnnxSegmenter(Segmenter):
 
     backend = "onnx"
 
-    def __init__(self, path, providers=None, crop="fill", labels=None, size=None, threads=None, **contract):
+    def __init__(self, path, providers=None, crop="fill", labels=None, size=None, threads=None,
+                 session_options=None, **contract):
         path = Path(path)
         info, self.input, self.output = onnx_file.describe(onnx_file.read(path), labels=labels, **contract)
         if size == "image":  # each image's own size: what a dynamic model does anyway
@@ -58,6 +89,7 @@ class OnnxSegmenter(Segmenter):
             raise ValueError(f"crop={crop!r} needs a fixed input size, and {path.name} takes any size: "
                              "pass size=(width, height)")
         self._path, self._providers, self._threads = path, providers, threads
+        self._user_options = session_options
         self.session = self._open_session(threads)
         super().__init__(info, crop)
         # Input pixels per output pixel, from the declared shapes, once.
@@ -65,10 +97,7 @@ class OnnxSegmenter(Segmenter):
 
     def _open_session(self, threads):
         ort = onnxruntime()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only
-        if threads is not None:
-            options.intra_op_num_threads = threads
+        options = self._user_options if self._user_options is not None else session_options(ort, threads)
         try:
             return ort.InferenceSession(str(self._path), options,
                                         providers=self._providers or ["CPUExecutionProvider"])
@@ -81,9 +110,9 @@ class OnnxSegmenter(Segmenter):
         (each frame's inference on fewer threads, the frames side by side,
         is faster than one frame at a time on every core). Made once per
         thread count."""
-        if self._threads is not None or workers < 2:
+        if self._threads is not None or self._user_options is not None or workers < 2:
             return self
-        per = max(1, (os.cpu_count() or 1) // workers)
+        per = max(1, usable_cores() // workers)
         views = self.__dict__.setdefault("_stream_views", {})
         if per not in views:
             view = copy.copy(self)
