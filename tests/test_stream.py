@@ -161,7 +161,7 @@ def test_memory_is_constant_over_the_stream(model):
 
 
 def test_overlay_buffers_are_reused_only_when_released():
-    from coreseg.stream import BufferPool
+    from coreseg._buffers import BufferPool
 
     pool = BufferPool()
     a = pool.take((4, 4, 3), np.uint8)
@@ -176,3 +176,19 @@ def test_overlay_buffers_are_reused_only_when_released():
     d = pool.take((4, 4, 3), np.uint8)
     assert id(d) != first and d is not b  # a view keeps its array busy
     assert pool.allocated == 3 and view.base is not None
+
+
+def test_overlay_reuses_released_results_and_never_held_ones(model):
+    a, b = (demo.scene(seed, (320, 240))[0] for seed in (4_700_000, 4_700_001))
+    seg_a, seg_b = model.predict(a), model.predict(b)
+    first = seg_a.overlay(a)
+    kept = first.copy()
+    second = seg_b.overlay(b)
+    assert not np.shares_memory(first, second)  # first is still held: left alone
+    np.testing.assert_array_equal(first, kept)
+    address = second.__array_interface__["data"][0]
+    del second
+    third = seg_b.overlay(b)
+    assert third.__array_interface__["data"][0] == address  # released, so its memory is reused
+    np.testing.assert_array_equal(third, seg_b.overlay(b, out=np.empty_like(b)))
+    np.testing.assert_array_equal(first, kept)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _args, kernels
+from ._buffers import RESULTS
 from ._images import as_image
 from .contract import OutputContract
 from .geometry import Placement
@@ -142,6 +143,8 @@ class Segmentation:
             (`upsample_argmax`), so edges follow the object; needs a model
             that gives scores.
         out : (height, width) int32 ndarray, optional
+            Without it, an earlier result's memory that nothing references
+            any more is reused (as `overlay` does).
 
         Returns
         -------
@@ -149,7 +152,7 @@ class Segmentation:
             Pixels the model never saw (outside a ``crop="center"``) are -1.
         """
         w, h = self.image_size
-        out = _args.out_array(out, (h, w), np.int32)
+        out = _args.out_array(out, (h, w), np.int32) if out is not None else RESULTS.take((h, w), np.int32)
         (sx, sy, sw, sh), labels, where = self._source_and_target()
         if (sx, sy, sw, sh) != (0, 0, w, h):
             out[...] = -1
@@ -189,6 +192,9 @@ class Segmentation:
             has it from `full_labels` (it is then drawn as it is, whatever
             `smooth` says).
         out : ndarray like `image`, optional
+            Where to draw; a loop that passes the same array each time
+            allocates nothing. Without it, the memory of an earlier result
+            that nothing references any more is reused.
 
         Pixels the model never saw (outside a ``crop="center"``) are left
         as they are.
@@ -210,6 +216,8 @@ class Segmentation:
             labels = full[sy : sy + sh, sx : sx + sw]
         elif smooth:
             labels = self.full_labels(smooth=True)[sy : sy + sh, sx : sx + sw]
+        if out is None:  # a released earlier result's memory, if there is one (coreseg._buffers)
+            out = RESULTS.take(img.shape, np.uint8)
         if (sx, sy, sw, sh) == (0, 0, img.shape[1], img.shape[0]):
             return kernels.composite(img, labels, pal, opacity, outline, out=out)
         out = _args.out_array(out, img.shape, np.uint8)

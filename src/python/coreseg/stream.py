@@ -19,14 +19,13 @@ frames per stage whatever the stream's length.
 
 from __future__ import annotations
 
-import sys
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _args
 from ._images import as_image
+from ._buffers import BufferPool
 from .pipeline import MAX_WORKERS, FrameError, ordered_map
 from .segmentation import Segmentation
 from .smoothing import smoother, thumbnail
@@ -57,35 +56,6 @@ class StreamFrame:
     image: np.ndarray
     segmentation: Segmentation
     overlay: np.ndarray | None = None
-
-
-class BufferPool:
-    """Arrays reused across frames: `take` hands out a pooled array that
-    nothing else references any more (CPython's reference count says so),
-    or a new one. Thread-safe."""
-
-    #: References an idle pooled array has inside `take`: the pool's list,
-    #: the loop variable, and getrefcount's argument.
-    _IDLE = 3
-
-    def __init__(self, limit: int = 16):
-        self.limit = limit
-        self._arrays: list[np.ndarray] = []
-        self._lock = threading.Lock()
-        self.allocated = 0  # arrays made, for tests and benchmarks
-
-    def take(self, shape, dtype) -> np.ndarray:
-        shape, dtype = tuple(shape), np.dtype(dtype)
-        with self._lock:
-            for a in self._arrays:
-                if a.shape == shape and a.dtype == dtype and sys.getrefcount(a) == self._IDLE:
-                    return a
-            a = np.empty(shape, dtype)
-            self.allocated += 1
-            self._arrays.append(a)
-            if len(self._arrays) > self.limit:  # forget the oldest (a caller may still hold it)
-                del self._arrays[0]
-            return a
 
 
 def _overlay_options(overlay, model, smoothing) -> dict | None:
