@@ -395,3 +395,23 @@ def state_array(state, shape, dtype, inputs=()) -> np.ndarray:
     if any(np.may_share_memory(state, a) for a in inputs):
         raise ValueError("state must not share memory with the inputs")
     return state
+
+
+def hysteresis_args(state, labels, frames, scores, margin):
+    """`hysteresis_update`'s arguments checked, in the order both the kernel
+    and its reference check them: (labels, frames, scores, margin)."""
+    labels = labels_array(labels)
+    if labels.dtype != np.int32:
+        raise TypeError(f"labels must have dtype int32, got {labels.dtype}")
+    frames = int_arg(frames, "frames", 1, 1 << 20)
+    if (scores is None) != (margin is None):
+        raise TypeError("scores and margin go together: a margin is a difference of scores")
+    if scores is not None:
+        scores = logits_array(scores, "scores")
+        if scores.shape[1:] != labels.shape:
+            raise ValueError(f"scores {scores.shape} and labels {labels.shape} differ in size")
+        margin = float(margin)
+        if not np.isfinite(margin):
+            raise ValueError(f"margin must be finite, got {margin}")
+    state_array(state, (3, *labels.shape), np.int32, inputs=(labels,))
+    return labels, frames, scores, margin

@@ -430,20 +430,7 @@ def hysteresis_update(state, labels, frames, scores=None, margin=None):
     shown : (h, w) int32 ndarray
         The smoothed class map: a view of ``state[0]``.
     """
-    labels = _args.labels_array(labels)
-    if labels.dtype != np.int32:
-        raise TypeError(f"labels must have dtype int32, got {labels.dtype}")
-    frames = _args.int_arg(frames, "frames", 1, 1 << 20)
-    if (scores is None) != (margin is None):
-        raise TypeError("scores and margin go together: a margin is a difference of scores")
-    if scores is not None:
-        scores = _args.logits_array(scores, "scores")
-        if scores.shape[1:] != labels.shape:
-            raise ValueError(f"scores {scores.shape} and labels {labels.shape} differ in size")
-        margin = float(margin)
-        if not np.isfinite(margin):
-            raise ValueError(f"margin must be finite, got {margin}")
-    _args.state_array(state, (3, *labels.shape), np.int32, inputs=(labels,))
+    labels, frames, scores, margin = _args.hysteresis_args(state, labels, frames, scores, margin)
     _native.hysteresis_update(state, labels, frames, scores, 0.0 if margin is None else margin)
     return state[0]
 

@@ -78,7 +78,25 @@ class SceneCut:
         self._last = None
 
 
-class EMA:
+class _Smoother:
+    """What both smoothers share: a state, restarted at a scene cut, at the
+    first frame and when the frame size changes."""
+
+    def __init__(self, scene_cut: float | None):
+        self.cut = SceneCut(scene_cut)
+        self._state = None
+
+    def reset(self) -> None:
+        """Forget the past: the next frame starts afresh."""
+        self._state = None
+        self.cut.reset()
+
+    def _restarts(self, thumb, shape, state_shape) -> bool:
+        cut = self.cut(thumb) if thumb is not None else self._state is None
+        return cut or self._state is None or state_shape != shape
+
+
+class EMA(_Smoother):
     """Exponential moving average of per-class scores (module docstring).
 
     Parameters
@@ -93,13 +111,8 @@ class EMA:
         alpha = float(alpha)
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        super().__init__(scene_cut)
         self.alpha = alpha
-        self.cut = SceneCut(scene_cut)
-        self._state = None
-
-    def reset(self) -> None:
-        self._state = None
-        self.cut.reset()
 
     def __call__(self, seg: Segmentation, thumb: np.ndarray | None = None) -> Segmentation:
         """The smoothed segmentation of the next frame (`thumb`: its
@@ -108,8 +121,7 @@ class EMA:
         if scores is None:
             raise ValueError("smoothing='ema' averages per-class scores, and this model returns a class map "
                              "only: use smoothing='hysteresis'")
-        cut = self.cut(thumb) if thumb is not None else self._state is None
-        if cut or self._state is None or self._state.shape != scores.shape:
+        if self._restarts(thumb, scores.shape, None if self._state is None else self._state.shape):
             self._state = np.array(scores, np.float32, order="C")
         else:
             kernels.ema_update(self._state, scores, self.alpha)
@@ -119,7 +131,7 @@ class EMA:
         return out
 
 
-class Hysteresis:
+class Hysteresis(_Smoother):
     """Label hysteresis (module docstring).
 
     Parameters
@@ -137,21 +149,15 @@ class Hysteresis:
             raise ValueError(f"frames must be an integer in 1..{1 << 20}, got {frames!r}")
         if margin is not None and not np.isfinite(float(margin)):
             raise ValueError(f"margin must be finite, got {margin!r}")
+        super().__init__(scene_cut)
         self.frames = int(frames)
         self.margin = None if margin is None else float(margin)
-        self.cut = SceneCut(scene_cut)
-        self._state = None
-
-    def reset(self) -> None:
-        self._state = None
-        self.cut.reset()
 
     def __call__(self, seg: Segmentation, thumb: np.ndarray | None = None) -> Segmentation:
         """The smoothed segmentation of the next frame, a class map only
         (its scores are those of one frame, and would disagree with it)."""
         labels = seg.labels
-        cut = self.cut(thumb) if thumb is not None else self._state is None
-        if cut or self._state is None or self._state.shape[1:] != labels.shape:
+        if self._restarts(thumb, labels.shape, None if self._state is None else self._state.shape[1:]):
             self._state = kernels.hysteresis_state(labels)
             shown = self._state[0]
         else:
