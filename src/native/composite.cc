@@ -1,12 +1,12 @@
 // composite: a label map of any size blended onto a full-resolution image in
 // one pass, without ever making the upscaled label map.
 //
-// Per output row, the label row it maps to is expanded once into a row of
-// colour bytes and a row of alpha bytes laid out like the image's own bytes
-// (alpha 0 on the image's alpha channel, so it passes through), a run of
-// equal labels at a time; rows that map to the same label row reuse it. The
-// blend row then streams the image. Outlines are blended over ranges found
-// per label column, not per pixel.
+// Per output row, the label row it maps to is cut once into runs of equal
+// labels (rows that map to the same label row reuse them); each run is
+// blended straight from the image with its class's repeating colour
+// (BlendPatternRowFn), so no row of colours is ever expanded, and runs of
+// clear classes are copied. Outlines are blended over ranges found per
+// label column, not per pixel.
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -30,36 +30,62 @@ std::vector<int64_t> ColumnStarts(const std::vector<int32_t>& xmap, int64_t src_
   return begin;
 }
 
-// Fill `pixels` pixels of `channels` bytes with one 4-byte pattern, by
-// doubling copies (wide stores). Writes one byte past the run for RGB; the
-// rows have a spare byte, and a later run overwrites it.
-inline void FillPattern(uint8_t* dst, uint32_t pattern, int channels, int64_t pixels) {
-  if (pixels <= 0) return;
-  std::memcpy(dst, &pattern, 4);
-  const int64_t total = pixels * channels;
-  int64_t done = channels;
-  while (done < total) {
-    const int64_t n = std::min(done, total - done);
-    std::memcpy(dst + done, dst, static_cast<size_t>(n));
-    done += n;
-  }
-}
-
-struct Expanded {
-  std::vector<uint8_t> color, alpha;  // width * channels (+1, above)
-  std::vector<int32_t> right;         // output x whose right neighbour's label differs
+// One class's colour and alpha as kPatternBytes repeating every `channels`
+// bytes (alpha 0 on the image's alpha channel, so it passes through).
+struct Pattern {
+  uint8_t color[kPatternBytes], alpha[kPatternBytes];
+  bool clear;  // alpha 0 everywhere: the image shows through unchanged
 };
 
-// Colour and alpha bytes of one output row from its label row: runs of
-// equal labels are found once per label column, then each run is filled
-// with wide stores instead of pixel by pixel.
+Pattern MakePattern(uint32_t color, uint32_t alpha, int channels) {
+  Pattern p;
+  uint8_t c[4], a[4];
+  std::memcpy(c, &color, 4);
+  std::memcpy(a, &alpha, 4);
+  for (int i = 0; i < kPatternBytes; ++i) {
+    p.color[i] = c[i % channels];
+    p.alpha[i] = a[i % channels];
+  }
+  p.clear = a[0] == 0 && a[1] == 0 && a[2] == 0;
+  return p;
+}
+
+// A run of output pixels [x0, x1) drawn with one pattern.
+struct Run {
+  int64_t x0, x1;
+  int32_t pattern;
+};
+
+// The patterns of the classes a band meets, made on first use (palettes
+// can have 65536 entries; a band meets a few).
+class Patterns {
+ public:
+  Patterns(const std::vector<uint32_t>& colors, const std::vector<uint32_t>& alphas, int channels)
+      : colors_(colors), alphas_(alphas), channels_(channels), slot_(colors.size(), -1) {}
+  int32_t Of(uint32_t v) {
+    if (slot_[v] < 0) {
+      slot_[v] = static_cast<int32_t>(patterns_.size());
+      patterns_.push_back(MakePattern(colors_[v], alphas_[v], channels_));
+    }
+    return slot_[v];
+  }
+  const Pattern& operator[](int32_t i) const { return patterns_[i]; }
+
+ private:
+  const std::vector<uint32_t>& colors_;
+  const std::vector<uint32_t>& alphas_;
+  int channels_;
+  std::vector<int32_t> slot_;
+  std::vector<Pattern> patterns_;
+};
+
+// The runs of equal labels of one label row, in output pixels, and the
+// output x whose right neighbour's label differs (for outlines).
 template <typename T>
-void ExpandRow(const T* lrow, int64_t src_width, const std::vector<int64_t>& begin,
-               const std::vector<uint32_t>& colors, const std::vector<uint32_t>& alphas, uint32_t n,
-               int channels, bool find_right, Expanded* e) {
-  uint8_t* c = e->color.data();
-  uint8_t* a = e->alpha.data();
-  e->right.clear();
+void RowRuns(const T* lrow, int64_t src_width, const std::vector<int64_t>& begin, uint32_t n,
+             Patterns* patterns, bool find_right, std::vector<Run>* runs, std::vector<int32_t>* right) {
+  runs->clear();
+  right->clear();
   // Label columns that cover no output pixel (a map wider than the image)
   // are skipped: runs and right neighbours are those of the output.
   auto visible = [&](int64_t sx) { return begin[sx + 1] > begin[sx]; };
@@ -72,14 +98,12 @@ void ExpandRow(const T* lrow, int64_t src_width, const std::vector<int64_t>& beg
     const T value = lrow[sx];
     int64_t end = sx + 1;
     while (end < src_width && (!visible(end) || lrow[end] == value)) ++end;
-    const int64_t x0 = begin[sx], x1 = begin[end];
     uint32_t v = static_cast<uint32_t>(value);
     if (v > n) v = n;
-    FillPattern(c + x0 * channels, colors[v], channels, x1 - x0);
-    FillPattern(a + x0 * channels, alphas[v], channels, x1 - x0);
+    runs->push_back({begin[sx], begin[end], patterns->Of(v)});
     // A visible column with another label follows: the run's last pixel
     // differs from its right neighbour.
-    if (find_right && end < src_width) e->right.push_back(static_cast<int32_t>(x1 - 1));
+    if (find_right && end < src_width) right->push_back(static_cast<int32_t>(begin[end] - 1));
     sx = end;
   }
 }
@@ -117,49 +141,51 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
   const std::vector<int32_t> xmap = NearestIndexMap(labels.width, width);
   const std::vector<int32_t> ymap = NearestIndexMap(labels.height, height);
   const std::vector<int64_t> begin = ColumnStarts(xmap, labels.width);
-  const BlendRowFn blend = ActiveRows().blend;
-  const int count = static_cast<int>(width * channels);
-  // The outline as a row of colour and alpha bytes, blended over ranges by
-  // the same SIMD row as the classes (alpha 0 on the image's alpha channel).
-  std::vector<uint8_t> outline_color, outline_alpha;
+  const BlendPatternRowFn blend = ActiveRows().blend_pattern;
+  Pattern outline_pattern{};
   if (outline != nullptr) {
     const uint8_t oc[4] = {outline[0], outline[1], outline[2], 0};
     const uint8_t oa[4] = {outline[3], outline[3], outline[3], 0};
     uint32_t pc, pa;
     std::memcpy(&pc, oc, 4);
     std::memcpy(&pa, oa, 4);
-    outline_color.resize(count + 1);
-    outline_alpha.resize(count + 1);
-    FillPattern(outline_color.data(), pc, channels, width);
-    FillPattern(outline_alpha.data(), pa, channels, width);
+    outline_pattern = MakePattern(pc, pa, channels);
   }
-  auto draw = [&](uint8_t* row, int64_t x0, int64_t x1) {
-    blend(row + x0 * channels, outline_color.data(), outline_alpha.data(), row + x0 * channels,
-          static_cast<int>((x1 - x0) * channels));
+  auto draw = [&](const uint8_t* src, uint8_t* dst, int64_t x0, int64_t x1, const Pattern& p) {
+    const size_t offset = static_cast<size_t>(x0 * channels), bytes = static_cast<size_t>((x1 - x0) * channels);
+    if (p.clear) {
+      if (src != dst) std::memcpy(dst + offset, src + offset, bytes);
+    } else if (bytes < 16) {  // a pixel or a few (outlines): not worth a call
+      for (size_t i = 0; i < bytes; ++i)
+        dst[offset + i] = BlendPixel(src[offset + i], p.color[i], p.alpha[i]);
+    } else {
+      blend(src + offset, p.color, p.alpha, channels, dst + offset, static_cast<int>(bytes));
+    }
   };
 
   ParallelFor(height, RowGrain(width), [&](int64_t y0, int64_t y1) {
-    Expanded e;
-    e.color.resize(count + 1);
-    e.alpha.resize(count + 1);
+    Patterns patterns(colors, alphas, channels);
+    std::vector<Run> runs;
+    std::vector<int32_t> right;
     std::vector<std::pair<int64_t, int64_t>> ranges;
     int64_t cached = -1;
     for (int64_t y = y0; y < y1; ++y) {
       const int64_t sy = ymap[y];
       const T* lrow = LabelRow<T>(labels, sy);
       if (sy != cached) {
-        ExpandRow<T>(lrow, labels.width, begin, colors, alphas, n, channels, outline != nullptr, &e);
+        RowRuns<T>(lrow, labels.width, begin, n, &patterns, outline != nullptr, &runs, &right);
         cached = sy;
       }
+      const uint8_t* src = image.data + y * image.row_stride;
       uint8_t* dst = out + y * out_stride;
-      blend(image.data + y * image.row_stride, e.color.data(), e.alpha.data(), dst, count);
+      for (const Run& r : runs) draw(src, dst, r.x0, r.x1, patterns[r.pattern]);
       if (outline == nullptr) continue;
       if (y + 1 < height && ymap[y + 1] != sy) {
         // Last row of a band of equal labels: lower neighbours differ too.
-        OutlineRanges<T>(lrow, LabelRow<T>(labels, ymap[y + 1]), labels.width, begin, e.right, &ranges);
-        for (const auto& [x0, x1] : ranges) draw(dst, x0, x1);
+        OutlineRanges<T>(lrow, LabelRow<T>(labels, ymap[y + 1]), labels.width, begin, right, &ranges);
+        for (const auto& [x0, x1] : ranges) draw(dst, dst, x0, x1, outline_pattern);
       } else {
-        for (int32_t x : e.right) draw(dst, x, x + 1);
+        for (int32_t x : right) draw(dst, dst, x, x + 1, outline_pattern);
       }
     }
   });

@@ -62,6 +62,17 @@ using ResizeLabelsRowFn = void (*)(const T* src, const int32_t* xmap, T* dst,
 using BlendRowFn = void (*)(const uint8_t* src, const uint8_t* color,
                             const uint8_t* alpha, uint8_t* dst, int count);
 
+// The blend of BlendRowFn with a repeating colour: color[] and alpha[] hold
+// kPatternBytes bytes repeating every `period` (3 or 4) bytes, and byte i
+// of the row uses color[i % period], alpha[i % period]. Composites a run
+// of one class without expanding it into a row first. dst may equal src;
+// when it does not, src and dst must not overlap otherwise (SIMD rows may
+// write a byte twice, the same value both times).
+constexpr int kPatternBytes = 64;
+using BlendPatternRowFn = void (*)(const uint8_t* src, const uint8_t* color,
+                                   const uint8_t* alpha, int period,
+                                   uint8_t* dst, int count);
+
 // Vertical resample pass, one output row of `count` bytes-positions:
 // dst[i] = (sum_k rows[k][i] * coeffs[k] + 64) >> 7, k < taps (taps even).
 using ResampleVerticalRowFn = void (*)(const uint8_t* const* rows,
@@ -131,6 +142,7 @@ struct RowFunctions {
   LabelRowFunctions<uint16_t> u16;
   LabelRowFunctions<int32_t> i32;
   BlendRowFn blend;
+  BlendPatternRowFn blend_pattern;
   ResampleVerticalRowFn resample_vertical;
   ResampleHorizontalRowFn resample_horizontal;
   ArgmaxRowFn<float> argmax_f32;
@@ -181,6 +193,9 @@ template <typename T>
 void ResizeLabelsRow_C(const T* src, const int32_t* xmap, T* dst, int width);
 void BlendRow_C(const uint8_t* src, const uint8_t* color, const uint8_t* alpha,
                 uint8_t* dst, int count);
+void BlendPatternRow_C(const uint8_t* src, const uint8_t* color,
+                       const uint8_t* alpha, int period, uint8_t* dst,
+                       int count);
 void ResampleVerticalRow_C(const uint8_t* const* rows, const int16_t* coeffs,
                            int taps, int16_t* dst, int count);
 void ResampleHorizontalRow_C(const int16_t* src, int channels,

@@ -44,6 +44,16 @@ void BlendRow_C(const uint8_t* src, const uint8_t* color, const uint8_t* alpha,
   for (int i = 0; i < count; ++i) dst[i] = BlendPixel(src[i], color[i], alpha[i]);
 }
 
+void BlendPatternRow_C(const uint8_t* src, const uint8_t* color,
+                       const uint8_t* alpha, int period, uint8_t* dst,
+                       int count) {
+  int phase = 0;
+  for (int i = 0; i < count; ++i) {
+    dst[i] = BlendPixel(src[i], color[phase], alpha[phase]);
+    if (++phase == period) phase = 0;
+  }
+}
+
 void ResampleVerticalRow_C(const uint8_t* const* rows, const int16_t* coeffs,
                            int taps, int16_t* dst, int count) {
   for (int i = 0; i < count; ++i)
@@ -175,6 +185,7 @@ const RowFunctions kRowsC = {
      ResizeLabelsRow_C<uint16_t>},
     {RenderMaskRow_C<int32_t>, ColorizeRow_C<int32_t>, ResizeLabelsRow_C<int32_t>},
     BlendRow_C,
+    BlendPatternRow_C,
     ResampleVerticalRow_C,
     ResampleHorizontalRow_C,
     ArgmaxRow_C,

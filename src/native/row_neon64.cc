@@ -105,6 +105,35 @@ void BlendRow_NEON(const uint8_t* src, const uint8_t* color,
   BlendRow_C(src + i, color + i, alpha + i, dst + i, count - i);
 }
 
+inline void BlendPattern16(const uint8_t* src, const uint8_t* color, const uint8_t* alpha,
+                           uint8_t* dst) {
+  const uint8x16_t s = vld1q_u8(src), c = vld1q_u8(color), a = vld1q_u8(alpha);
+  const uint8x8_t lo = Blend8(vget_low_u8(s), vget_low_u8(c), vget_low_u8(a));
+  const uint8x8_t hi = Blend8(vget_high_u8(s), vget_high_u8(c), vget_high_u8(a));
+  vst1q_u8(dst, vcombine_u8(lo, hi));
+}
+
+// As the SSE4.1 row: 16 bytes a step (the phase moving on by 16 % period),
+// and one overlapping vector at a ragged end unless in place.
+void BlendPatternRow_NEON(const uint8_t* src, const uint8_t* color,
+                          const uint8_t* alpha, int period, uint8_t* dst,
+                          int count) {
+  const int step = 16 % period;
+  int phase = 0, i = 0;
+  for (; i + 16 <= count; i += 16) {
+    BlendPattern16(src + i, color + phase, alpha + phase, dst + i);
+    phase += step;
+    if (phase >= period) phase -= period;
+  }
+  if (i == count) return;
+  if (count >= 16 && src != dst) {
+    const int j = count - 16;
+    BlendPattern16(src + j, color + j % period, alpha + j % period, dst + j);
+    return;
+  }
+  BlendPatternRow_C(src + i, color + phase, alpha + phase, period, dst + i, count - i);
+}
+
 void ResampleVerticalRow_NEON(const uint8_t* const* rows,
                               const int16_t* coeffs, int taps, int16_t* dst,
                               int count) {
@@ -238,6 +267,7 @@ const RowFunctions kRowsNEON = {
      ResizeLabelsRow_C<uint16_t>},
     {RenderMaskRow_NEON<int32_t>, ColorizeRow_NEON<int32_t>, ResizeLabelsRow_C<int32_t>},
     BlendRow_NEON,
+    BlendPatternRow_NEON,
     ResampleVerticalRow_NEON,
     ResampleHorizontalRow_NEON,
     ArgmaxRow_NEON<float>,

@@ -103,6 +103,43 @@ void BlendRow_SSE41(const uint8_t* src, const uint8_t* color,
   BlendRow_C(src + i, color + i, alpha + i, dst + i, count - i);
 }
 
+// 16 bytes of a pattern blend; the pattern from `phase`.
+inline void BlendPattern16(const uint8_t* src, const uint8_t* color, const uint8_t* alpha,
+                           uint8_t* dst) {
+  const __m128i zero = _mm_setzero_si128();
+  const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+  const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(color));
+  const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(alpha));
+  const __m128i lo = Blend8(_mm_unpacklo_epi8(s, zero), _mm_unpacklo_epi8(c, zero),
+                            _mm_unpacklo_epi8(a, zero));
+  const __m128i hi = Blend8(_mm_unpackhi_epi8(s, zero), _mm_unpackhi_epi8(c, zero),
+                            _mm_unpackhi_epi8(a, zero));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_packus_epi16(lo, hi));
+}
+
+// The pattern's bytes for row byte i start at phase i % period; each vector
+// of 16 bytes moves the phase on by 16 % period. A ragged end is one more
+// vector ending at the row's end, overlapping bytes already done (the same
+// values again), unless the blend is in place.
+void BlendPatternRow_SSE41(const uint8_t* src, const uint8_t* color,
+                           const uint8_t* alpha, int period, uint8_t* dst,
+                           int count) {
+  const int step = 16 % period;
+  int phase = 0, i = 0;
+  for (; i + 16 <= count; i += 16) {
+    BlendPattern16(src + i, color + phase, alpha + phase, dst + i);
+    phase += step;
+    if (phase >= period) phase -= period;
+  }
+  if (i == count) return;
+  if (count >= 16 && src != dst) {
+    const int j = count - 16;
+    BlendPattern16(src + j, color + j % period, alpha + j % period, dst + j);
+    return;
+  }
+  BlendPatternRow_C(src + i, color + phase, alpha + phase, period, dst + i, count - i);
+}
+
 void ResampleVerticalRow_SSE41(const uint8_t* const* rows,
                                const int16_t* coeffs, int taps, int16_t* dst,
                                int count) {
@@ -257,6 +294,7 @@ const RowFunctions kRowsSSE41 = {
     {RenderMaskRow_SSE41<int32_t>, ColorizeRow_SSE41<int32_t>,
      ResizeLabelsRow_C<int32_t>},
     BlendRow_SSE41,
+    BlendPatternRow_SSE41,
     ResampleVerticalRow_SSE41,
     ResampleHorizontalRow_SSE41,
     ArgmaxRow_SSE41,

@@ -299,6 +299,30 @@ void TestSmoothingRows(const RowFunctions& simd) {
   }
 }
 
+void TestBlendPattern(const RowFunctions& simd) {
+  // A repeating colour (period 3 or 4, kPatternBytes long), in place too.
+  for (int width : Widths()) {
+    for (int period : {3, 4}) {
+      std::vector<uint8_t> color(kPatternBytes), alpha(kPatternBytes);
+      for (int k = 0; k < period; ++k) {
+        color[k] = static_cast<uint8_t>(rng());
+        alpha[k] = static_cast<uint8_t>(k == 3 ? 0 : rng() % 4 == 0 ? 255 : rng());
+      }
+      for (int k = period; k < kPatternBytes; ++k) color[k] = color[k - period], alpha[k] = alpha[k - period];
+      const int count = width * period;
+      std::vector<uint8_t> src(count + 1), a(count + 1, 7), b(count + 1, 7);
+      for (uint8_t& v : src) v = static_cast<uint8_t>(rng());
+      BlendPatternRow_C(src.data() + 1, color.data(), alpha.data(), period, a.data() + 1, count);
+      simd.blend_pattern(src.data() + 1, color.data(), alpha.data(), period, b.data() + 1, count);
+      Check(a == b, simd.name, "blend_pattern", width, period);
+      std::vector<uint8_t> in_place = src;
+      simd.blend_pattern(in_place.data() + 1, color.data(), alpha.data(), period, in_place.data() + 1, count);
+      in_place[0] = 7;
+      Check(in_place == a, simd.name, "blend_pattern_in_place", width, period);
+    }
+  }
+}
+
 void TestHysteresisRule() {
   // The rule itself, on one pixel: 0 shown, 1 arrives for three frames.
   int32_t shown = 0, cand = 0, count = 0;
@@ -355,6 +379,7 @@ int main() {
     TestArgmax(simd);
     TestUpsampleRows(simd);
     TestSmoothingRows(simd);
+    TestBlendPattern(simd);
     std::printf("%s: %s\n", b.c_str(), failed == before ? "all rows match C" : "MISMATCH");
   }
   std::printf("%d passed, %d failed\n", passed, failed);
