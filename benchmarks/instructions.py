@@ -62,7 +62,7 @@ CASES = {
     "class_histogram 1080p": ("o = np.empty(100, np.int64)", "coreseg.class_histogram(labels, 100, out=o)"),
     "ema_update 8 x 1080p": ("state = rng.random((8, H, W), dtype=np.float32); x = rng.random((8, H, W), "
                              "dtype=np.float32)", "coreseg.ema_update(state, x, 0.25)"),
-    "hysteresis_update 1080p": ("state = coreseg.hysteresis_state(labels); new = np.roll(labels, 1, axis=0)",
+    "hysteresis_update 1080p, two frames": ("state = coreseg.hysteresis_state(labels); new = np.roll(labels, 1, axis=0)",
                                 "coreseg.hysteresis_update(state, new, 3); coreseg.hysteresis_update(state, labels, 3)"),
 }
 
