@@ -24,6 +24,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CALLS = 6
+# Address-space randomisation changes what Python's start-up does by a few
+# million instructions from run to run; `setarch -R` turns it off.
+SETARCH = ["setarch", platform.machine(), "-R"] if shutil.which("setarch") else []
 
 SETUP = """
 import gc; gc.disable()  # no collection landing in one run and not the other
@@ -70,7 +73,7 @@ CASES = {
 def count(extra: str, call: str, calls: int) -> int:
     code = SETUP + extra + "\n" + "\n".join([call] * calls) + "\n"
     env = dict(os.environ, PYTHONHASHSEED="0")
-    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code],
+    r = subprocess.run([*SETARCH, "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code],
                        capture_output=True, text=True, env=env, check=True)
     return int(re.search(r"Collected : (\d+)", r.stderr).group(1))
 

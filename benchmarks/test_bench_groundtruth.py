@@ -99,3 +99,17 @@ def test_confusion_memcpy_floor(benchmark, gt_pred):
     both = np.stack(gt_pred)
     out = np.empty_like(both)
     benchmark(np.copyto, out, both)
+
+
+def test_decode_coreseg_one_thread(benchmark, color_coded, one_thread):
+    benchmark.group = DECODE
+    rgb, colors = color_coded
+    out = np.empty(rgb.shape[:2], np.int32)
+    benchmark(coreseg.decode_colors, rgb, colors, None, out)
+
+
+def test_confusion_coreseg_one_thread(benchmark, gt_pred, one_thread):
+    benchmark.group = CONFUSION
+    gt, pred = gt_pred
+    out = np.empty((134, 134), np.int64)
+    benchmark(coreseg.confusion_matrix, gt, pred, 134, None, out)

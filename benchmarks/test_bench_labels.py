@@ -86,3 +86,23 @@ def test_resize_labels_memcpy_floor(benchmark):
     src = np.zeros((3024, 4032), np.int32)
     out = np.empty_like(src)
     benchmark(np.copyto, out, src)
+
+
+# One thread: each group's 1-to-2-thread speed-up (448x448 maps run on one
+# thread anyway: too small to wake a second).
+def test_render_mask_coreseg_one_thread(benchmark, labels448, one_thread):
+    benchmark.group = "render_mask 448x448"
+    out = np.empty(labels448.shape + (4,), np.uint8)
+    benchmark(coreseg.render_mask, labels448, SELECTED, (255, 255, 0, 255), out)
+
+
+def test_colorize_coreseg_one_thread(benchmark, labels448, palette100, one_thread):
+    benchmark.group = "colorize 448x448"
+    out = np.empty(labels448.shape + (4,), np.uint8)
+    benchmark(coreseg.colorize, labels448, palette100, out)
+
+
+def test_resize_labels_coreseg_one_thread(benchmark, labels448, one_thread):
+    benchmark.group = "resize_labels 448 -> 4032x3024"
+    out = np.empty((3024, 4032), np.int32)
+    benchmark(coreseg.resize_labels, labels448, (4032, 3024), out)

@@ -72,3 +72,9 @@ def test_1080_memcpy_floor(benchmark, photo_1920x1080):
     benchmark.group = GROUP_1080
     out = np.empty_like(photo_1920x1080)
     benchmark(np.copyto, out, photo_1920x1080)
+
+
+def test_coreseg_one_thread(benchmark, photo_4032x3024, one_thread):
+    benchmark.group = GROUP
+    out = np.empty((448, 448, 4), np.uint8)
+    benchmark(coreseg.resize_image, photo_4032x3024, (448, 448), "BGRA", out)

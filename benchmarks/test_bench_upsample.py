@@ -60,3 +60,10 @@ def test_upsample_memcpy_floor(benchmark, case):
     src = np.zeros((H, W), np.int32)
     out = np.empty_like(src)
     benchmark(np.copyto, out, src)
+
+
+def test_upsample_coreseg_one_thread(benchmark, case, one_thread):
+    c, s = case
+    benchmark.group = f"upsample_argmax {c} classes 128x128 -> {W}x{H}"
+    out = np.empty((H, W), np.int32)
+    benchmark(coreseg.upsample_argmax, s, (W, H), out)
