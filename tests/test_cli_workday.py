@@ -176,6 +176,28 @@ def test_eval_ignore_index_and_per_image_scores(tmp_path):
     assert json.loads((tmp_path / "f" / "report.json").read_text())["num_classes"] == 2
 
 
+def test_eval_reads_each_label_png_once_and_grows_the_class_count(tmp_path, monkeypatch):
+    from coreseg.cli import evaluate, main
+
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir()
+    pred.mkdir()
+    rng = np.random.default_rng(5)
+    maps = [rng.integers(0, top, (6, 9)).astype(np.uint8) for top in (2, 5, 3)]  # the largest id in the middle
+    for i, m in enumerate(maps):
+        _label_png(gt / f"{i}.png", m)
+        _label_png(pred / f"{i}.labels.png", np.roll(m, 1, axis=1))
+    reads = []
+    real = evaluate._read_label_png
+    monkeypatch.setattr(evaluate, "_read_label_png", lambda path: reads.append(path) or real(path))
+    assert main(["eval", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "a")]) == 0
+    assert len(reads) == 6 and len(set(reads)) == 6
+    assert main(["eval", "--pred", str(pred), "--gt", str(gt), "--num-classes", "5", "--out", str(tmp_path / "b")]) == 0
+    grown, told = (json.loads((tmp_path / d / "report.json").read_text()) for d in "ab")
+    assert grown["num_classes"] == 5 and grown["classes"] == told["classes"] and grown["miou"] == told["miou"]
+    assert grown["per_image"] == told["per_image"]
+
+
 def test_eval_says_when_no_class_matches(tmp_path):
     from shared_fixtures import DATAGEN
 

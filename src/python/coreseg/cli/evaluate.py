@@ -122,18 +122,33 @@ def _eval_pairs(args, out: Path):
         names = [line.strip() for line in Path(args.names).read_text().splitlines() if line.strip()]
     num_classes = args.num_classes or (len(names) if names else None)
     pairs = [(gt_files[s], pred_files[s]) for s in gt_files]
-    if num_classes is None:  # the largest id seen, plus one (the ignored value is no class)
-        seen = [labels[labels != args.ignore_index] if args.ignore_index is not None else labels
-                for pair in pairs for labels in map(_read_label_png, pair)]
-        num_classes = 1 + max((int(v.max()) for v in seen if v.size), default=0)
-    cm = ConfusionMatrix(num_classes, names, ignore_index=args.ignore_index)
+    # Without a class count, it is the largest id seen plus one (the ignored
+    # value is no class), found in the same single pass over the files: each
+    # image is counted into a matrix of its own size, and the total grows.
+    counts = np.zeros((num_classes or 0,) * 2, np.int64)
     per_image = []
     for g, p in progress_bar(pairs, args):
-        one = ConfusionMatrix(num_classes, names, ignore_index=args.ignore_index)
-        one.update(_read_label_png(g), _read_label_png(p))
-        cm.merge(one)
+        gt, pred = _read_label_png(g), _read_label_png(p)
+        n = num_classes or _classes_seen(gt, pred, ignore_index=args.ignore_index)
+        one = ConfusionMatrix(n, names if num_classes else None, ignore_index=args.ignore_index).update(gt, pred)
+        if n > len(counts):
+            counts = np.pad(counts, (0, n - len(counts)))
+        counts[:n, :n] += one.matrix
+        # Classes this image lacks are absent from both maps: NaN, left out of its mean either way.
         per_image.append({"image": _stem(g), "miou": _finite(one.miou())})
+    cm = ConfusionMatrix(max(len(counts), 1), names, ignore_index=args.ignore_index)
+    cm.matrix[: len(counts), : len(counts)] = counts
     return cm, {"gt": str(args.gt), "pred": str(args.pred), "images": len(pairs), **_per_image(per_image)}
+
+
+def _classes_seen(*maps, ignore_index=None) -> int:
+    """1 + the largest id in the maps, the ignored value left out (1 at least)."""
+    top = 0
+    for labels in maps:
+        values = labels[labels != ignore_index] if ignore_index is not None else labels
+        if values.size:
+            top = max(top, int(values.max()) + 1)
+    return max(top, 1)
 
 
 def _finite(v: float):
