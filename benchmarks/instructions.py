@@ -72,7 +72,9 @@ CASES = {
 
 def count(extra: str, call: str, calls: int) -> int:
     code = SETUP + extra + "\n" + "\n".join([call] * calls) + "\n"
-    env = dict(os.environ, PYTHONHASHSEED="0")
+    # numpy's OpenBLAS starts threads that spin while idle, as many
+    # instructions as the scheduler lets them: one thread, none spinning.
+    env = dict(os.environ, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     r = subprocess.run([*SETARCH, "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code],
                        capture_output=True, text=True, env=env, check=True)
     return int(re.search(r"Collected : (\d+)", r.stderr).group(1))
