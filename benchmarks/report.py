@@ -50,6 +50,10 @@ NAMES = {
 
 def _label(name: str) -> str:
     base = name.split("[")[0].removeprefix("test_")
+    if base == "frame_time_spread":  # [model-options]
+        options = name.split("[")[1].rstrip("]").split("-")[-1]
+        return {"coreseg": "coreseg's session options", "ort_defaults": "ONNX Runtime's default session options"}[
+            options] + " (spread: 10th to 90th percentile of rounds, over the median)"
     if base in ("frame_loop", "smoothing_cost"):  # test_frame_loop[model-source-loop]: the loop names the row
         base = name.split("[")[1].rstrip("]").split("-")[-1]
     for prefix in ("render_mask_", "colorize_", "resize_labels_", "decode_", "confusion_", "upsample_",
@@ -64,7 +68,9 @@ def format_report(data: dict) -> str:
     for b in data["benchmarks"]:
         groups[b["group"]].append((_label(b["name"]), b["stats"]["median"]))
         if "peak_mib" in b.get("extra_info", {}):
-            peaks[(b["group"], _label(b["name"]))] = b["extra_info"]["peak_mib"]
+            peaks[(b["group"], _label(b["name"]))] = f"{b['extra_info']['peak_mib']} MiB"
+        if "spread" in b.get("extra_info", {}):
+            peaks[(b["group"], _label(b["name"]))] = f"spread {b['extra_info']['spread'] * 100:.0f}%"
     info = data.get("machine_info", {})
     lines = [
         "# Benchmarks",
@@ -83,16 +89,18 @@ def format_report(data: dict) -> str:
     for group in sorted(groups):
         rows = sorted(groups[group], key=lambda r: r[1])
         times = dict(rows)
-        base = next((n for n in ("coreseg", NAMES["coreseg_cli"], NAMES["sequential"]) if n in times), None)
+        base = next((n for n in times if n in ("coreseg", NAMES["coreseg_cli"], NAMES["sequential"])
+                     or n.startswith("coreseg's session options")), None)
         ours = times.get(base)
-        against = "the sequential loop" if base == NAMES["sequential"] else "coreseg"
+        against = ("the sequential loop" if base == NAMES["sequential"] else
+                   "coreseg's options" if base and base.startswith("coreseg's session") else "coreseg")
         peak = any((group, name) in peaks for name, _ in rows)
-        lines += [f"## {group}", "", f"| implementation | median | vs {against} |" + (" peak memory |" if peak else ""),
+        lines += [f"## {group}", "", f"| implementation | median | vs {against} |" + (" note |" if peak else ""),
                   "|---|---:|---:|" + ("---:|" if peak else "")]
         for name, t in rows:
             unit = f"{t * 1e3:.2f} ms" if t >= 1e-3 else f"{t * 1e6:.1f} µs"
             ratio = f"{t / ours:.2f}x" if ours else ""
-            extra = f" {peaks[(group, name)]} MiB |" if (group, name) in peaks else (" |" if peak else "")
+            extra = f" {peaks[(group, name)]} |" if (group, name) in peaks else (" |" if peak else "")
             lines.append(f"| {name} | {unit} | {ratio} |" + extra)
         lines.append("")
     lines += instructions_table()

@@ -154,3 +154,25 @@ def test_smoothing_cost(benchmark, frames, what):
     smoother = smoothing.EMA() if what == "ema" else smoothing.Hysteresis()
     smoother(seg, thumb)  # the first frame starts the state
     benchmark(lambda: smoother(seg, smoothing.thumbnail(image)))
+
+
+@pytest.mark.parametrize("options", ["coreseg", "ort_defaults"])
+@pytest.mark.parametrize("model_name", MODELS)
+def test_frame_time_spread(benchmark, frames, model_name, options):
+    """predict + overlay on one 1080p frame, 30 rounds, with coreseg's
+    session options and with ONNX Runtime's defaults: the median, and how
+    far apart fast and slow rounds are (pinned or spinning ONNX Runtime
+    workers made frame times bimodal)."""
+    model = load(model_name)
+    if options == "ort_defaults":
+        import onnxruntime as ort
+
+        model = coreseg.load(model.info.path, session_options=ort.SessionOptions())
+    benchmark.group = f"predict + overlay, one 1920x1080 frame, 30 rounds: {model_name} model"
+    image = frames[0]
+    benchmark.pedantic(lambda: model.predict(image).overlay(image, smooth=model.has_scores), rounds=30,
+                       iterations=1, warmup_rounds=3)
+    data = sorted(benchmark.stats.stats.data)
+    median = data[len(data) // 2]
+    # Spread: the 10th to the 90th percentile of round times, over the median.
+    benchmark.extra_info["spread"] = round((data[int(0.9 * len(data))] - data[int(0.1 * len(data))]) / median, 3)
