@@ -238,14 +238,19 @@ class VideoWriter:
         self._mux_audio_until(float(self._frames / self.rate))
 
     def close(self) -> Path:
-        """Finish the file and give it its name; returns the path."""
-        for packet in self._stream.encode(None):
-            self._container.mux(packet)
-        self._mux_audio_until(None)
-        self._container.close()
-        if self._audio_in is not None:
-            self._audio_in.close()
-        os.replace(self._tmp, self.path)
+        """Finish the file and give it its name; returns the path. If that
+        fails, nothing is left under either name."""
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            self._mux_audio_until(None)
+            self._container.close()
+            if self._audio_in is not None:
+                self._audio_in.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
         return self.path
 
     def abort(self) -> None:
