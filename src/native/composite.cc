@@ -180,9 +180,11 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
       uint8_t* dst = out + y * out_stride;
       for (const Run& r : runs) draw(src, dst, r.x0, r.x1, patterns[r.pattern]);
       if (outline == nullptr) continue;
-      if (y + 1 < height && ymap[y + 1] != sy) {
-        // Last row of a band of equal labels: lower neighbours differ too.
-        OutlineRanges<T>(lrow, LabelRow<T>(labels, ymap[y + 1]), labels.width, begin, right, &ranges);
+      const T* next = y + 1 < height && ymap[y + 1] != sy ? LabelRow<T>(labels, ymap[y + 1]) : nullptr;
+      if (next != nullptr && std::memcmp(lrow, next, static_cast<size_t>(labels.width) * sizeof(T)) != 0) {
+        // Last row of a band of equal labels, and the next label row
+        // differs: lower neighbours differ too.
+        OutlineRanges<T>(lrow, next, labels.width, begin, right, &ranges);
         for (const auto& [x0, x1] : ranges) draw(dst, dst, x0, x1, outline_pattern);
       } else {
         for (int32_t x : right) draw(dst, dst, x, x + 1, outline_pattern);
