@@ -1,6 +1,6 @@
 """Reading photos fast and writing maps fast, without changing a pixel:
-`read_image`'s OpenCV path and reduced-scale decode against Pillow's, and
-the greyscale PNG writer against Pillow's and OpenCV's readers."""
+`read_image`'s simplejpeg path and reduced-scale decode against Pillow's,
+and the greyscale PNG writer against Pillow's and OpenCV's readers."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,8 @@ from coreseg import _images
 
 Image = pytest.importorskip("PIL.Image", reason="image files need Pillow: pip install '.[images]'")
 ImageOps = pytest.importorskip("PIL.ImageOps")
-cv2 = pytest.importorskip("cv2", reason="the OpenCV path needs OpenCV: pip install '.[groundtruth]'")
+cv2 = pytest.importorskip("cv2", reason="reading PNGs back with OpenCV: pip install '.[groundtruth]'")
+pytest.importorskip("simplejpeg", reason="the fast JPEG path needs simplejpeg: pip install '.[images]'")
 
 
 def photo(w, h, seed=0):
@@ -35,7 +36,7 @@ def save_jpeg(path, array, orientation=None, mode=None):
 
 def read_with_pillow(path, min_size=None, monkeypatch=None):
     with monkeypatch.context() as m:
-        m.setattr(_images, "_decode_jpeg_opencv", lambda *a: None)
+        m.setattr(_images, "_decode_jpeg", lambda *a: None)
         return coreseg.read_image(path, min_size=min_size)
 
 
@@ -49,7 +50,7 @@ def pillow_reference(path, scale=1):
 
 @pytest.mark.parametrize("orientation", [None, 1, 2, 3, 4, 5, 6, 7, 8])
 @pytest.mark.parametrize("mode", ["RGB", "L"])
-def test_opencv_and_pillow_decode_the_same_pixels(tmp_path, monkeypatch, orientation, mode):
+def test_simplejpeg_and_pillow_decode_the_same_pixels(tmp_path, monkeypatch, orientation, mode):
     path = save_jpeg(tmp_path / "p.jpg", photo(203, 117, orientation or 0), orientation, mode)
     fast = coreseg.read_image(path)
     assert fast.dtype == np.uint8 and fast.flags.c_contiguous

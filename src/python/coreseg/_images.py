@@ -123,17 +123,19 @@ def read_image(path, *, min_size=None) -> np.ndarray:
 
     Notes
     -----
-    With OpenCV installed, a colour or greyscale JPEG is decoded by OpenCV
-    straight into the returned array (Pillow keeps RGB as 4 bytes a pixel,
-    so its array is a converted copy, about half the decode's time again
-    on a 12 MP photo). Both use libjpeg-turbo with the same settings: the
-    pixels are the same bit for bit, which the tests check.
+    Colour and greyscale JPEGs are decoded by simplejpeg (libjpeg-turbo)
+    straight into the returned array, then turned as EXIF says (a copy
+    only then). Pillow keeps RGB as 4 bytes a pixel, so its array is a
+    converted copy costing about as much as the decode again on a 12 MP
+    photo. Both use libjpeg-turbo with the same settings: the pixels are
+    the same bit for bit, which the tests check. Without simplejpeg
+    (an `images` extra), Pillow decodes.
     """
     with open_image(path) as im:
         scale = _jpeg_scale(im, min_size)
         try:
             if im.format == "JPEG" and im.mode in ("RGB", "L"):
-                array = _decode_jpeg_opencv(im.filename, scale)
+                array = _decode_jpeg(im.filename, scale, im.getexif().get(0x0112, 1))
                 if array is not None:
                     return array
             if scale > 1:
@@ -160,26 +162,40 @@ def _jpeg_scale(im, min_size) -> int:
     return 1
 
 
-def _decode_jpeg_opencv(filename, scale: int):
-    """A JPEG decoded by OpenCV into RGB at 1/scale, EXIF orientation
-    applied; None without OpenCV (or one too old to decode into RGB)."""
+def _decode_jpeg(filename, scale: int, orientation: int):
+    """A JPEG decoded by simplejpeg (libjpeg-turbo) straight into RGB at
+    1/scale, EXIF orientation applied; None without simplejpeg."""
     try:
-        import cv2
+        import simplejpeg
     except ImportError:
         return None
-    rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)
-    if rgb is None:
-        return None
-    reduced = {1: 0, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
-    flags = (reduced[scale] & ~cv2.IMREAD_COLOR) | rgb  # REDUCED_COLOR_n includes the BGR bit
     with open(filename, "rb") as f:
         data = f.read()
     if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
-        return None  # no end marker: Pillow says what is wrong (OpenCV may fill in grey)
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    if array is None:
-        raise ValueError("OpenCV could not decode it")
-    return array
+        return None  # no end marker: Pillow says what is wrong (a decoder may fill in grey)
+    header = simplejpeg.decode_jpeg_header(data)
+    height, width = header[0], header[1]
+    # The power-of-two scale Pillow's draft would take (libjpeg also has
+    # 3/8, 5/8...: asking for exactly this size picks it).
+    array = simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=-(-height // scale),
+                                   min_width=-(-width // scale))
+    return _orient(array, orientation)
+
+
+def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """An array as EXIF orientation 1-8 says it is shown (as Pillow's
+    exif_transpose); copied only when it moves."""
+    views = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: a[::-1].transpose(1, 0, 2),
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda a: a[:, ::-1].transpose(1, 0, 2),
+    }
+    view = views.get(orientation)
+    return array if view is None else np.ascontiguousarray(view(array))
 
 
 def _check_declared_size(path) -> None:
