@@ -172,6 +172,8 @@ def test_frame_time_spread(benchmark, frames, model_name, options):
     image = frames[0]
     benchmark.pedantic(lambda: model.predict(image).overlay(image, smooth=model.has_scores), rounds=30,
                        iterations=1, warmup_rounds=3)
+    if benchmark.stats is None:  # --benchmark-disable (CI runs each benchmark once, as a test)
+        return
     data = sorted(benchmark.stats.stats.data)
     median = data[len(data) // 2]
     # Spread: the 10th to the 90th percentile of round times, over the median.
