@@ -10,11 +10,11 @@ Three stages, connected by `coreseg.pipeline.ordered_map`:
 3. on `workers` threads: the overlay at the frame's resolution, into
    buffers reused from a small pool.
 
-So several frames are in flight at once (on this 2-core machine two
-frames, each with a single-threaded ONNX Runtime session, beat one frame
-with two threads), and a frame is decoded, drawn and consumed while the
-next ones run through the model. Memory is bounded by `workers + queue`
-frames per stage whatever the stream's length.
+So several frames are in flight at once (with ONNX Runtime, each on a
+session with its share of the cores), and a frame is decoded, drawn and
+consumed while the next ones run through the model: the loop runs at the
+pace of its busiest resource, not at the sum of its stages. Memory is
+bounded by `workers + queue` frames per stage whatever the stream's length.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _args
-from ._images import as_image
 from ._buffers import BufferPool
+from ._images import as_image
 from .pipeline import MAX_WORKERS, FrameError, ordered_map
 from .segmentation import Segmentation
 from .smoothing import smoother, thumbnail
