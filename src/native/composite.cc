@@ -30,10 +30,11 @@ std::vector<int64_t> ColumnStarts(const std::vector<int32_t>& xmap, int64_t src_
   return begin;
 }
 
-// One class's colour and alpha as kPatternBytes repeating every `channels`
-// bytes (alpha 0 on the image's alpha channel, so it passes through).
+// One class's blend terms as kPatternBytes repeating every `channels`
+// bytes (BlendPatternRowFn), alpha 0 on the image's alpha channel so it
+// passes through.
 struct Pattern {
-  uint8_t color[kPatternBytes], alpha[kPatternBytes];
+  uint16_t keep[kPatternBytes], add[kPatternBytes];
   bool clear;  // alpha 0 everywhere: the image shows through unchanged
 };
 
@@ -43,8 +44,9 @@ Pattern MakePattern(uint32_t color, uint32_t alpha, int channels) {
   std::memcpy(c, &color, 4);
   std::memcpy(a, &alpha, 4);
   for (int i = 0; i < kPatternBytes; ++i) {
-    p.color[i] = c[i % channels];
-    p.alpha[i] = a[i % channels];
+    const int ch = i % channels;
+    p.keep[i] = static_cast<uint16_t>(255 - a[ch]);
+    p.add[i] = static_cast<uint16_t>(c[ch] * a[ch] + 128);
   }
   p.clear = a[0] == 0 && a[1] == 0 && a[2] == 0;
   return p;
@@ -157,9 +159,9 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
       if (src != dst) std::memcpy(dst + offset, src + offset, bytes);
     } else if (bytes < 16) {  // a pixel or a few (outlines): not worth a call
       for (size_t i = 0; i < bytes; ++i)
-        dst[offset + i] = BlendPixel(src[offset + i], p.color[i], p.alpha[i]);
+        dst[offset + i] = static_cast<uint8_t>(((src[offset + i] * uint32_t{p.keep[i]} + p.add[i]) * 257) >> 16);
     } else {
-      blend(src + offset, p.color, p.alpha, channels, dst + offset, static_cast<int>(bytes));
+      blend(src + offset, p.keep, p.add, channels, dst + offset, static_cast<int>(bytes));
     }
   };
 

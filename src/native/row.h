@@ -62,15 +62,18 @@ using ResizeLabelsRowFn = void (*)(const T* src, const int32_t* xmap, T* dst,
 using BlendRowFn = void (*)(const uint8_t* src, const uint8_t* color,
                             const uint8_t* alpha, uint8_t* dst, int count);
 
-// The blend of BlendRowFn with a repeating colour: color[] and alpha[] hold
-// kPatternBytes bytes repeating every `period` (3 or 4) bytes, and byte i
-// of the row uses color[i % period], alpha[i % period]. Composites a run
-// of one class without expanding it into a row first. dst may equal src;
-// when it does not, src and dst must not overlap otherwise (SIMD rows may
-// write a byte twice, the same value both times).
+// The blend of BlendRowFn with one class's repeating colour, its constant
+// terms precomputed: keep[j] = 255 - alpha and add[j] = color * alpha + 128
+// for j < kPatternBytes, repeating every `period` (3 or 4) bytes; byte i is
+// dst[i] = ((src[i] * keep[i % period] + add[i % period]) * 257) >> 16,
+// which equals BlendPixel exactly (t * 257 >> 16 == (t + (t >> 8)) >> 8
+// for every 16-bit t). Composites a run of one class without expanding it
+// into a row first. dst may equal src; when it does not, src and dst must
+// not overlap otherwise (SIMD rows may write a byte twice, the same value
+// both times).
 constexpr int kPatternBytes = 64;
-using BlendPatternRowFn = void (*)(const uint8_t* src, const uint8_t* color,
-                                   const uint8_t* alpha, int period,
+using BlendPatternRowFn = void (*)(const uint8_t* src, const uint16_t* keep,
+                                   const uint16_t* add, int period,
                                    uint8_t* dst, int count);
 
 // Vertical resample pass, one output row of `count` bytes-positions:
@@ -193,8 +196,8 @@ template <typename T>
 void ResizeLabelsRow_C(const T* src, const int32_t* xmap, T* dst, int width);
 void BlendRow_C(const uint8_t* src, const uint8_t* color, const uint8_t* alpha,
                 uint8_t* dst, int count);
-void BlendPatternRow_C(const uint8_t* src, const uint8_t* color,
-                       const uint8_t* alpha, int period, uint8_t* dst,
+void BlendPatternRow_C(const uint8_t* src, const uint16_t* keep,
+                       const uint16_t* add, int period, uint8_t* dst,
                        int count);
 void ResampleVerticalRow_C(const uint8_t* const* rows, const int16_t* coeffs,
                            int taps, int16_t* dst, int count);

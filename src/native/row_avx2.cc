@@ -106,32 +106,39 @@ void BlendRow_AVX2(const uint8_t* src, const uint8_t* color,
   BlendRow_C(src + i, color + i, alpha + i, dst + i, count - i);
 }
 
-// 16 bytes of a pattern blend (the SSE4.1 arithmetic, for a row's end).
-inline void BlendPattern16(const uint8_t* src, const uint8_t* color, const uint8_t* alpha,
+// 16 lanes of a pattern blend: mullo + add + mulhi.
+inline __m256i BlendPre16(__m256i s, const uint16_t* keep, const uint16_t* add) {
+  const __m256i t = _mm256_add_epi16(
+      _mm256_mullo_epi16(s, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(keep))),
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(add)));
+  return _mm256_mulhi_epu16(t, _mm256_set1_epi16(257));
+}
+
+// 16 bytes of a pattern blend (for a row's end).
+inline void BlendPattern16(const uint8_t* src, const uint16_t* keep, const uint16_t* add,
                            uint8_t* dst) {
-  const __m256i v = Blend16(Widen16(src), Widen16(color), Widen16(alpha));
+  const __m256i v = BlendPre16(Widen16(src), keep, add);
   const __m128i packed = _mm_packus_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), packed);
 }
 
 // As the SSE4.1 row, 32 bytes a step (the phase moving on by 32 % period),
 // then 16, then one overlapping 16 at a ragged end unless in place.
-void BlendPatternRow_AVX2(const uint8_t* src, const uint8_t* color,
-                          const uint8_t* alpha, int period, uint8_t* dst,
+void BlendPatternRow_AVX2(const uint8_t* src, const uint16_t* keep,
+                          const uint16_t* add, int period, uint8_t* dst,
                           int count) {
   const int step = 32 % period;
   int phase = 0, i = 0;
   for (; i + 32 <= count; i += 32) {
-    const __m256i lo = Blend16(Widen16(src + i), Widen16(color + phase), Widen16(alpha + phase));
-    const __m256i hi = Blend16(Widen16(src + i + 16), Widen16(color + phase + 16),
-                               Widen16(alpha + phase + 16));
+    const __m256i lo = BlendPre16(Widen16(src + i), keep + phase, add + phase);
+    const __m256i hi = BlendPre16(Widen16(src + i + 16), keep + phase + 16, add + phase + 16);
     const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(lo, hi), 0xD8);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), packed);
     phase += step;
     if (phase >= period) phase -= period;
   }
   if (i + 16 <= count) {
-    BlendPattern16(src + i, color + phase, alpha + phase, dst + i);
+    BlendPattern16(src + i, keep + phase, add + phase, dst + i);
     phase += 16 % period;
     if (phase >= period) phase -= period;
     i += 16;
@@ -139,10 +146,10 @@ void BlendPatternRow_AVX2(const uint8_t* src, const uint8_t* color,
   if (i == count) return;
   if (count >= 16 && src != dst) {
     const int j = count - 16;
-    BlendPattern16(src + j, color + j % period, alpha + j % period, dst + j);
+    BlendPattern16(src + j, keep + j % period, add + j % period, dst + j);
     return;
   }
-  BlendPatternRow_C(src + i, color + phase, alpha + phase, period, dst + i, count - i);
+  BlendPatternRow_C(src + i, keep + phase, add + phase, period, dst + i, count - i);
 }
 
 void ResampleVerticalRow_AVX2(const uint8_t* const* rows,

@@ -44,12 +44,13 @@ void BlendRow_C(const uint8_t* src, const uint8_t* color, const uint8_t* alpha,
   for (int i = 0; i < count; ++i) dst[i] = BlendPixel(src[i], color[i], alpha[i]);
 }
 
-void BlendPatternRow_C(const uint8_t* src, const uint8_t* color,
-                       const uint8_t* alpha, int period, uint8_t* dst,
+void BlendPatternRow_C(const uint8_t* src, const uint16_t* keep,
+                       const uint16_t* add, int period, uint8_t* dst,
                        int count) {
   int phase = 0;
   for (int i = 0; i < count; ++i) {
-    dst[i] = BlendPixel(src[i], color[phase], alpha[phase]);
+    const uint32_t t = src[i] * uint32_t{keep[phase]} + add[phase];
+    dst[i] = static_cast<uint8_t>((t * 257) >> 16);
     if (++phase == period) phase = 0;
   }
 }

@@ -105,33 +105,37 @@ void BlendRow_NEON(const uint8_t* src, const uint8_t* color,
   BlendRow_C(src + i, color + i, alpha + i, dst + i, count - i);
 }
 
-inline void BlendPattern16(const uint8_t* src, const uint8_t* color, const uint8_t* alpha,
+// 8 lanes of a pattern blend: add + src * keep, then (t + (t >> 8)) >> 8.
+inline uint8x8_t BlendPre8(uint8x8_t s, const uint16_t* keep, const uint16_t* add) {
+  const uint16x8_t t = vmlaq_u16(vld1q_u16(add), vmovl_u8(s), vld1q_u16(keep));
+  return vshrn_n_u16(vsraq_n_u16(t, t, 8), 8);
+}
+
+inline void BlendPattern16(const uint8_t* src, const uint16_t* keep, const uint16_t* add,
                            uint8_t* dst) {
-  const uint8x16_t s = vld1q_u8(src), c = vld1q_u8(color), a = vld1q_u8(alpha);
-  const uint8x8_t lo = Blend8(vget_low_u8(s), vget_low_u8(c), vget_low_u8(a));
-  const uint8x8_t hi = Blend8(vget_high_u8(s), vget_high_u8(c), vget_high_u8(a));
-  vst1q_u8(dst, vcombine_u8(lo, hi));
+  const uint8x16_t s = vld1q_u8(src);
+  vst1q_u8(dst, vcombine_u8(BlendPre8(vget_low_u8(s), keep, add), BlendPre8(vget_high_u8(s), keep + 8, add + 8)));
 }
 
 // As the SSE4.1 row: 16 bytes a step (the phase moving on by 16 % period),
 // and one overlapping vector at a ragged end unless in place.
-void BlendPatternRow_NEON(const uint8_t* src, const uint8_t* color,
-                          const uint8_t* alpha, int period, uint8_t* dst,
+void BlendPatternRow_NEON(const uint8_t* src, const uint16_t* keep,
+                          const uint16_t* add, int period, uint8_t* dst,
                           int count) {
   const int step = 16 % period;
   int phase = 0, i = 0;
   for (; i + 16 <= count; i += 16) {
-    BlendPattern16(src + i, color + phase, alpha + phase, dst + i);
+    BlendPattern16(src + i, keep + phase, add + phase, dst + i);
     phase += step;
     if (phase >= period) phase -= period;
   }
   if (i == count) return;
   if (count >= 16 && src != dst) {
     const int j = count - 16;
-    BlendPattern16(src + j, color + j % period, alpha + j % period, dst + j);
+    BlendPattern16(src + j, keep + j % period, add + j % period, dst + j);
     return;
   }
-  BlendPatternRow_C(src + i, color + phase, alpha + phase, period, dst + i, count - i);
+  BlendPatternRow_C(src + i, keep + phase, add + phase, period, dst + i, count - i);
 }
 
 void ResampleVerticalRow_NEON(const uint8_t* const* rows,

@@ -103,17 +103,23 @@ void BlendRow_SSE41(const uint8_t* src, const uint8_t* color,
   BlendRow_C(src + i, color + i, alpha + i, dst + i, count - i);
 }
 
-// 16 bytes of a pattern blend; the pattern from `phase`.
-inline void BlendPattern16(const uint8_t* src, const uint8_t* color, const uint8_t* alpha,
+// 16 bytes of a pattern blend, keep and add from the pattern's phase:
+// mullo + add + mulhi per 8 lanes.
+inline void BlendPattern16(const uint8_t* src, const uint16_t* keep, const uint16_t* add,
                            uint8_t* dst) {
   const __m128i zero = _mm_setzero_si128();
+  const __m128i k257 = _mm_set1_epi16(257);
   const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
-  const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(color));
-  const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(alpha));
-  const __m128i lo = Blend8(_mm_unpacklo_epi8(s, zero), _mm_unpacklo_epi8(c, zero),
-                            _mm_unpacklo_epi8(a, zero));
-  const __m128i hi = Blend8(_mm_unpackhi_epi8(s, zero), _mm_unpackhi_epi8(c, zero),
-                            _mm_unpackhi_epi8(a, zero));
+  const __m128i lo = _mm_mulhi_epu16(
+      _mm_add_epi16(_mm_mullo_epi16(_mm_unpacklo_epi8(s, zero),
+                                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(keep))),
+                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(add))),
+      k257);
+  const __m128i hi = _mm_mulhi_epu16(
+      _mm_add_epi16(_mm_mullo_epi16(_mm_unpackhi_epi8(s, zero),
+                                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(keep + 8))),
+                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(add + 8))),
+      k257);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_packus_epi16(lo, hi));
 }
 
@@ -121,23 +127,23 @@ inline void BlendPattern16(const uint8_t* src, const uint8_t* color, const uint8
 // of 16 bytes moves the phase on by 16 % period. A ragged end is one more
 // vector ending at the row's end, overlapping bytes already done (the same
 // values again), unless the blend is in place.
-void BlendPatternRow_SSE41(const uint8_t* src, const uint8_t* color,
-                           const uint8_t* alpha, int period, uint8_t* dst,
+void BlendPatternRow_SSE41(const uint8_t* src, const uint16_t* keep,
+                           const uint16_t* add, int period, uint8_t* dst,
                            int count) {
   const int step = 16 % period;
   int phase = 0, i = 0;
   for (; i + 16 <= count; i += 16) {
-    BlendPattern16(src + i, color + phase, alpha + phase, dst + i);
+    BlendPattern16(src + i, keep + phase, add + phase, dst + i);
     phase += step;
     if (phase >= period) phase -= period;
   }
   if (i == count) return;
   if (count >= 16 && src != dst) {
     const int j = count - 16;
-    BlendPattern16(src + j, color + j % period, alpha + j % period, dst + j);
+    BlendPattern16(src + j, keep + j % period, add + j % period, dst + j);
     return;
   }
-  BlendPatternRow_C(src + i, color + phase, alpha + phase, period, dst + i, count - i);
+  BlendPatternRow_C(src + i, keep + phase, add + phase, period, dst + i, count - i);
 }
 
 void ResampleVerticalRow_SSE41(const uint8_t* const* rows,

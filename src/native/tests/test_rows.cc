@@ -300,23 +300,32 @@ void TestSmoothingRows(const RowFunctions& simd) {
 }
 
 void TestBlendPattern(const RowFunctions& simd) {
-  // A repeating colour (period 3 or 4, kPatternBytes long), in place too.
+  // A repeating colour (period 3 or 4, kPatternBytes long), in place too;
+  // the C row equals BlendPixel, the definition of every blend.
   for (int width : Widths()) {
     for (int period : {3, 4}) {
-      std::vector<uint8_t> color(kPatternBytes), alpha(kPatternBytes);
+      uint8_t color[4], alpha[4];
+      std::vector<uint16_t> keep(kPatternBytes), add(kPatternBytes);
       for (int k = 0; k < period; ++k) {
         color[k] = static_cast<uint8_t>(rng());
         alpha[k] = static_cast<uint8_t>(k == 3 ? 0 : rng() % 4 == 0 ? 255 : rng());
       }
-      for (int k = period; k < kPatternBytes; ++k) color[k] = color[k - period], alpha[k] = alpha[k - period];
+      for (int k = 0; k < kPatternBytes; ++k) {
+        keep[k] = static_cast<uint16_t>(255 - alpha[k % period]);
+        add[k] = static_cast<uint16_t>(color[k % period] * alpha[k % period] + 128);
+      }
       const int count = width * period;
       std::vector<uint8_t> src(count + 1), a(count + 1, 7), b(count + 1, 7);
       for (uint8_t& v : src) v = static_cast<uint8_t>(rng());
-      BlendPatternRow_C(src.data() + 1, color.data(), alpha.data(), period, a.data() + 1, count);
-      simd.blend_pattern(src.data() + 1, color.data(), alpha.data(), period, b.data() + 1, count);
+      BlendPatternRow_C(src.data() + 1, keep.data(), add.data(), period, a.data() + 1, count);
+      bool exact = true;
+      for (int i = 0; i < count; ++i)
+        exact = exact && a[i + 1] == BlendPixel(src[i + 1], color[i % period], alpha[i % period]);
+      Check(exact, "scalar", "blend_pattern_is_blend_pixel", width, period);
+      simd.blend_pattern(src.data() + 1, keep.data(), add.data(), period, b.data() + 1, count);
       Check(a == b, simd.name, "blend_pattern", width, period);
       std::vector<uint8_t> in_place = src;
-      simd.blend_pattern(in_place.data() + 1, color.data(), alpha.data(), period, in_place.data() + 1, count);
+      simd.blend_pattern(in_place.data() + 1, keep.data(), add.data(), period, in_place.data() + 1, count);
       in_place[0] = 7;
       Check(in_place == a, simd.name, "blend_pattern_in_place", width, period);
     }
