@@ -15,10 +15,8 @@ loop's inverse. Peak traced memory of the run is in extra_info."""
 
 import time
 import tracemalloc
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import coreseg
@@ -40,19 +38,13 @@ def frames():
 
 @pytest.fixture(scope="module")
 def video(frames, tmp_path_factory):
-    av = pytest.importorskip("av", reason="video needs PyAV: pip install '.[video]'")
+    pytest.importorskip("av", reason="video needs PyAV: pip install '.[video]'")
+    from coreseg.video import VideoWriter
+
     path = tmp_path_factory.mktemp("video") / "clip.mp4"
-    out = av.open(str(path), "w")
-    stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=30)
-    stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
-    for t, image in enumerate(frames):
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-        frame.pts, frame.time_base = t, Fraction(1, 30)
-        for packet in stream.encode(frame):
-            out.mux(packet)
-    for packet in stream.encode(None):
-        out.mux(packet)
-    out.close()
+    with VideoWriter(path, 30, SIZE) as writer:
+        for image in frames:
+            writer.write(image)
     return path
 
 

@@ -119,14 +119,19 @@ ImageView AsImage(const py::array& a, const char* name) {
 
 // A writable output of exactly `shape` and `dtype` with packed rows; returns
 // its data pointer, the row stride in *stride.
+bool HasShape(const py::array& a, const std::vector<py::ssize_t>& shape) {
+  if (a.ndim() != static_cast<py::ssize_t>(shape.size())) return false;
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (a.shape(i) != shape[i]) return false;
+  return true;
+}
+
 uint8_t* AsOutput(py::array& out, const std::vector<py::ssize_t>& shape, const py::dtype& dtype,
                   ptrdiff_t* stride) {
   if (!HasDtype(out, dtype))
     throw py::type_error("out must have dtype " + py::str(dtype).cast<std::string>() + ", got " +
                          DtypeString(out));
-  bool same = out.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t i = 0; same && i < shape.size(); ++i) same = out.shape(i) == shape[i];
-  if (!same) {
+  if (!HasShape(out, shape)) {
     std::string want = "(";
     for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
     throw py::value_error("out must have shape " + want + "), got " + ShapeString(out));
@@ -398,9 +403,8 @@ void* AsState(py::array& state, const std::vector<py::ssize_t>& shape, const py:
   if (!HasDtype(state, dtype))
     throw py::type_error("state must have dtype " + py::str(dtype).cast<std::string>() + ", got " +
                          DtypeString(state));
-  bool same = state.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t i = 0; same && i < shape.size(); ++i) same = state.shape(i) == shape[i];
-  if (!same) throw py::value_error("state has shape " + ShapeString(state) + ", which does not fit the frame");
+  if (!HasShape(state, shape))
+    throw py::value_error("state has shape " + ShapeString(state) + ", which does not fit the frame");
   if (!(state.flags() & py::array::c_style) || !state.writeable())
     throw py::value_error("state must be a writable C-contiguous array");
   CheckAligned(state, "state");

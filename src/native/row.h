@@ -231,6 +231,41 @@ inline void HysteresisPixel(int32_t x, const float* gap, float margin,
   *candidate = x;
 }
 
+// The loop every SIMD BlendPatternRowFn shares around its vector blends:
+// `Wide` blends kWide bytes (32 or 16), `Narrow` 16, each with the pattern
+// from the current phase (row byte i uses phase i % period). A ragged end
+// is one Narrow ending at the row's end, overlapping bytes already done
+// (the same values again) unless the blend is in place; else the C row.
+using BlendPatternVectorFn = void (*)(const uint8_t* src, const uint16_t* keep,
+                                      const uint16_t* add, uint8_t* dst);
+
+template <int kWide, BlendPatternVectorFn Wide, BlendPatternVectorFn Narrow>
+inline void BlendPatternLoop(const uint8_t* src, const uint16_t* keep,
+                             const uint16_t* add, int period, uint8_t* dst,
+                             int count) {
+  int phase = 0, i = 0;
+  auto advance = [&](int bytes) {
+    phase += bytes % period;
+    if (phase >= period) phase -= period;
+    i += bytes;
+  };
+  while (i + kWide <= count) {
+    Wide(src + i, keep + phase, add + phase, dst + i);
+    advance(kWide);
+  }
+  if (kWide > 16 && i + 16 <= count) {
+    Narrow(src + i, keep + phase, add + phase, dst + i);
+    advance(16);
+  }
+  if (i == count) return;
+  if (count >= 16 && src != dst) {
+    const int j = count - 16;
+    Narrow(src + j, keep + j % period, add + j % period, dst + j);
+    return;
+  }
+  BlendPatternRow_C(src + i, keep + phase, add + phase, period, dst + i, count - i);
+}
+
 // IEEE half (as bits) to float, exactly: subnormals, infinities and NaN too.
 float HalfToFloat(uint16_t h);
 

@@ -122,34 +122,20 @@ inline void BlendPattern16(const uint8_t* src, const uint16_t* keep, const uint1
   _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), packed);
 }
 
-// As the SSE4.1 row, 32 bytes a step (the phase moving on by 32 % period),
-// then 16, then one overlapping 16 at a ragged end unless in place.
+// 32 bytes of a pattern blend.
+inline void BlendPattern32(const uint8_t* src, const uint16_t* keep, const uint16_t* add,
+                           uint8_t* dst) {
+  const __m256i lo = BlendPre16(Widen16(src), keep, add);
+  const __m256i hi = BlendPre16(Widen16(src + 16), keep + 16, add + 16);
+  // packus works per 128-bit lane; the permute puts the quarters back.
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
+                      _mm256_permute4x64_epi64(_mm256_packus_epi16(lo, hi), 0xD8));
+}
+
 void BlendPatternRow_AVX2(const uint8_t* src, const uint16_t* keep,
                           const uint16_t* add, int period, uint8_t* dst,
                           int count) {
-  const int step = 32 % period;
-  int phase = 0, i = 0;
-  for (; i + 32 <= count; i += 32) {
-    const __m256i lo = BlendPre16(Widen16(src + i), keep + phase, add + phase);
-    const __m256i hi = BlendPre16(Widen16(src + i + 16), keep + phase + 16, add + phase + 16);
-    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(lo, hi), 0xD8);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), packed);
-    phase += step;
-    if (phase >= period) phase -= period;
-  }
-  if (i + 16 <= count) {
-    BlendPattern16(src + i, keep + phase, add + phase, dst + i);
-    phase += 16 % period;
-    if (phase >= period) phase -= period;
-    i += 16;
-  }
-  if (i == count) return;
-  if (count >= 16 && src != dst) {
-    const int j = count - 16;
-    BlendPattern16(src + j, keep + j % period, add + j % period, dst + j);
-    return;
-  }
-  BlendPatternRow_C(src + i, keep + phase, add + phase, period, dst + i, count - i);
+  BlendPatternLoop<32, BlendPattern32, BlendPattern16>(src, keep, add, period, dst, count);
 }
 
 void ResampleVerticalRow_AVX2(const uint8_t* const* rows,

@@ -117,25 +117,10 @@ inline void BlendPattern16(const uint8_t* src, const uint16_t* keep, const uint1
   vst1q_u8(dst, vcombine_u8(BlendPre8(vget_low_u8(s), keep, add), BlendPre8(vget_high_u8(s), keep + 8, add + 8)));
 }
 
-// As the SSE4.1 row: 16 bytes a step (the phase moving on by 16 % period),
-// and one overlapping vector at a ragged end unless in place.
 void BlendPatternRow_NEON(const uint8_t* src, const uint16_t* keep,
                           const uint16_t* add, int period, uint8_t* dst,
                           int count) {
-  const int step = 16 % period;
-  int phase = 0, i = 0;
-  for (; i + 16 <= count; i += 16) {
-    BlendPattern16(src + i, keep + phase, add + phase, dst + i);
-    phase += step;
-    if (phase >= period) phase -= period;
-  }
-  if (i == count) return;
-  if (count >= 16 && src != dst) {
-    const int j = count - 16;
-    BlendPattern16(src + j, keep + j % period, add + j % period, dst + j);
-    return;
-  }
-  BlendPatternRow_C(src + i, keep + phase, add + phase, period, dst + i, count - i);
+  BlendPatternLoop<16, BlendPattern16, BlendPattern16>(src, keep, add, period, dst, count);
 }
 
 void ResampleVerticalRow_NEON(const uint8_t* const* rows,

@@ -123,27 +123,10 @@ inline void BlendPattern16(const uint8_t* src, const uint16_t* keep, const uint1
   _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_packus_epi16(lo, hi));
 }
 
-// The pattern's bytes for row byte i start at phase i % period; each vector
-// of 16 bytes moves the phase on by 16 % period. A ragged end is one more
-// vector ending at the row's end, overlapping bytes already done (the same
-// values again), unless the blend is in place.
 void BlendPatternRow_SSE41(const uint8_t* src, const uint16_t* keep,
                            const uint16_t* add, int period, uint8_t* dst,
                            int count) {
-  const int step = 16 % period;
-  int phase = 0, i = 0;
-  for (; i + 16 <= count; i += 16) {
-    BlendPattern16(src + i, keep + phase, add + phase, dst + i);
-    phase += step;
-    if (phase >= period) phase -= period;
-  }
-  if (i == count) return;
-  if (count >= 16 && src != dst) {
-    const int j = count - 16;
-    BlendPattern16(src + j, keep + j % period, add + j % period, dst + j);
-    return;
-  }
-  BlendPatternRow_C(src + i, keep + phase, add + phase, period, dst + i, count - i);
+  BlendPatternLoop<16, BlendPattern16, BlendPattern16>(src, keep, add, period, dst, count);
 }
 
 void ResampleVerticalRow_SSE41(const uint8_t* const* rows,

@@ -132,10 +132,11 @@ def read_image(path, *, min_size=None) -> np.ndarray:
     (an `images` extra), Pillow decodes.
     """
     with open_image(path) as im:
-        scale = _jpeg_scale(im, min_size)
+        orientation = im.getexif().get(0x0112, 1) if im.format == "JPEG" else 1
+        scale = _jpeg_scale(im, min_size, orientation)
         try:
             if im.format == "JPEG" and im.mode in ("RGB", "L"):
-                array = _decode_jpeg(im.filename, scale, im.getexif().get(0x0112, 1))
+                array = _decode_jpeg(im.filename, im.size, scale, orientation)
                 if array is not None:
                     return array
             if scale > 1:
@@ -145,16 +146,16 @@ def read_image(path, *, min_size=None) -> np.ndarray:
             raise ValueError(f"{path}: not a readable image ({e})") from None
 
 
-def _jpeg_scale(im, min_size) -> int:
+def _jpeg_scale(im, min_size, orientation: int) -> int:
     """The largest JPEG DCT scale-down (1, 2, 4 or 8) keeping both displayed
-    sides at least `min_size`."""
+    sides (EXIF `orientation` applied) at least `min_size`."""
     if min_size is None or im.format != "JPEG":
         return 1
     min_w, min_h = (int(v) for v in min_size)
     if min_w < 1 or min_h < 1:
         raise ValueError(f"min_size must be positive (width, height), got {tuple(min_size)}")
     w, h = im.size
-    if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # shown rotated a quarter turn
+    if orientation in (5, 6, 7, 8):  # shown rotated a quarter turn
         w, h = h, w
     for scale in (8, 4, 2):
         if -(-w // scale) >= min_w and -(-h // scale) >= min_h:
@@ -162,9 +163,10 @@ def _jpeg_scale(im, min_size) -> int:
     return 1
 
 
-def _decode_jpeg(filename, scale: int, orientation: int):
-    """A JPEG decoded by simplejpeg (libjpeg-turbo) straight into RGB at
-    1/scale, EXIF orientation applied; None without simplejpeg."""
+def _decode_jpeg(filename, size, scale: int, orientation: int):
+    """A JPEG of stored `size` (width, height) decoded by simplejpeg
+    (libjpeg-turbo) straight into RGB at 1/scale, EXIF orientation applied;
+    None without simplejpeg."""
     try:
         import simplejpeg
     except ImportError:
@@ -173,8 +175,7 @@ def _decode_jpeg(filename, scale: int, orientation: int):
         data = f.read()
     if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
         return None  # no end marker: Pillow says what is wrong (a decoder may fill in grey)
-    header = simplejpeg.decode_jpeg_header(data)
-    height, width = header[0], header[1]
+    width, height = size
     # The power-of-two scale Pillow's draft would take (libjpeg also has
     # 3/8, 5/8...: asking for exactly this size picks it).
     array = simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=-(-height // scale),

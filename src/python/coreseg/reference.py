@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from . import _args
+from .kernels import hysteresis_state  # noqa: F401  (pure numpy: the same function in both APIs)
 from .palette import default_palette  # noqa: F401  (same name in both APIs)
 
 __all__ = [
@@ -336,11 +337,3 @@ def hysteresis_update(state, labels, frames, scores=None, margin=None):
     count[...] = np.where(same | switch, 0, n1)
     candidate[...] = labels
     return shown
-
-
-def hysteresis_state(labels) -> np.ndarray:
-    labels = _args.labels_array(labels)
-    state = np.zeros((3, *labels.shape), np.int32)
-    state[0] = labels
-    state[1] = labels
-    return state

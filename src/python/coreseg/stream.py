@@ -28,7 +28,7 @@ from ._buffers import BufferPool
 from ._images import as_image
 from .pipeline import MAX_WORKERS, FrameError, ordered_map
 from .segmentation import Segmentation
-from .smoothing import smoother, thumbnail
+from .smoothing import Hysteresis, smoother, thumbnail
 
 
 @dataclass
@@ -67,8 +67,6 @@ def _overlay_options(overlay, model, smoothing) -> dict | None:
         raise TypeError(f"overlay options are opacity, outline, classes, palette and smooth; got {sorted(unknown)}")
     # Smooth edges from the scores when the model has them, unless the
     # labels were smoothed on their own (hysteresis keeps no scores).
-    from .smoothing import Hysteresis
-
     options.setdefault("smooth", model.has_scores and not isinstance(smoothing, Hysteresis))
     return options
 

@@ -203,7 +203,6 @@ class VideoWriter:
         audio = src.streams.audio[0]
         self._audio = self._container.add_stream_from_template(audio)
         self._audio_packets = (p for p in src.demux(audio) if p.dts is not None)
-        self._audio_src = audio
         self._pending = None
 
     def _mux_audio_until(self, seconds: float | None) -> None:

@@ -30,15 +30,17 @@ def refuse_existing(paths, force: bool) -> None:
         raise FileExistsError(f"{existing[0]} exists{more}; pass --force to overwrite")
 
 
-def progress_bar(items, args, total: int | None = None, unit: str = "image"):
-    """`items` with a progress bar on stderr when there is more than one
-    (and tqdm is installed); `total` for iterators without a length."""
-    total = len(items) if total is None else total
-    if total > 1:
+def progress_bar(items, args, total: int | None = None, unit: str = "image", desc: str | None = None):
+    """`items` with a progress bar on stderr (rate and time left) when there
+    is more than one, or an unknown number, and tqdm is installed. `total`
+    for iterators without a length (None: unknown)."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)
+    if total is None or total > 1:
         try:
             from tqdm import tqdm
 
-            return tqdm(items, total=total, unit=unit, file=sys.stderr)
+            return tqdm(items, total=total, unit=unit, desc=desc, file=sys.stderr)
         except ImportError:
             pass
     return items

@@ -106,13 +106,14 @@ class _Renderer:
         from ..legend import draw_legend
 
         args = self.args
-        if args.areas_only:  # areas are counted at the model's resolution: a reduced decode is enough
-            seg = self.model.predict(read_image(p, min_size=self.model.input_size))
-            areas = {seg.name(i): share for i, share in seg.areas().items()}
+        # Areas are counted at the model's resolution: for them alone a reduced decode is enough.
+        image = read_image(p, min_size=self.model.input_size if args.areas_only else None)
+        seg = self.model.predict(image)
+        shares = seg.areas()
+        areas = {seg.name(i): share for i, share in shares.items()}
+        if args.areas_only:
             write_text(areas_path, json.dumps(areas, indent=2) + "\n")
             return {"image": str(p), "areas": areas, "timings": seg.timings}, None
-        image = read_image(p)
-        seg = self.model.predict(image)
         full = seg.full_labels(smooth=self.smooth)
         outline = None if args.no_outline else OUTLINE
         if self.classes is None:
@@ -125,14 +126,12 @@ class _Renderer:
             for k, class_id in enumerate(ids, 1):
                 only[full == class_id] = k
             overlay = kernels.composite(image, only, palette, args.opacity, outline)
-            areas = seg.areas()
-            entries = [(k, seg.name(i), areas.get(i, 0.0)) for k, i in enumerate(ids, 1)]
+            entries = [(k, seg.name(i), shares.get(i, 0.0)) for k, i in enumerate(ids, 1)]
         if not args.no_legend:
             draw_legend(overlay, entries, palette)
         # Each output is complete or absent (written under a temporary name, then renamed).
         write_image(overlay_path, overlay, fmt)
         write_png(labels_path, full.astype(np.uint16))  # -1 (never seen) is written as 65535
-        areas = {seg.name(i): share for i, share in seg.areas().items()}
         write_text(areas_path, json.dumps(areas, indent=2) + "\n")
         annotated = write_exports(self.out, p, full, seg, self.exports, self.coco) if self.exports else None
         return {"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),

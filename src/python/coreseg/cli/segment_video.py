@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from pathlib import Path
 
-from ._common import OUTLINE
+from ._common import OUTLINE, progress_bar
 
 
 def video_outputs(out: Path, video: Path) -> tuple[Path, Path]:
@@ -54,45 +53,22 @@ def segment_video(model, video: Path, out: Path, args, options) -> dict:
     from ..video import VideoReader, VideoWriter
 
     overlay_path, csv_path = video_outputs(out, video)
-    rows = []
+    rows, name = [], str
     with VideoReader(video) as reader:
         audio = video if reader.has_audio else None
         with VideoWriter(overlay_path, reader.rate, reader.size, audio_from=audio) as writer:
             frames = model.stream(reader, smoothing=args.smoothing, overlay=options)
-            bar = _frame_bar(reader, video, args)
+            shown = frames if args.json else progress_bar(frames, args, reader.frame_count, "frame", video.name)
             try:
-                for frame in frames:
+                for frame in shown:
                     writer.write(frame.overlay)
                     rows.append((frame.index, frame.time, frame.segmentation.areas()))
-                    if bar is not None:
-                        bar.update()
+                    name = frame.segmentation.name  # every frame's: the model's labels
             finally:
                 frames.close()
-                if bar is not None:
-                    bar.close()
-    write_text(csv_path, areas_csv(rows, model_name(model)))
+    write_text(csv_path, areas_csv(rows, name))
     return {"video": str(video), "overlay": str(overlay_path), "areas": str(csv_path), "frames": len(rows),
             "fps": reader.fps}
-
-
-def model_name(model):
-    labels = model.labels
-
-    def name(i: int) -> str:
-        return labels[i] if labels is not None and 0 <= i < len(labels) else str(i)
-
-    return name
-
-
-def _frame_bar(reader, video: Path, args):
-    """A progress bar in frames, with frames per second and time left."""
-    if args.json:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=reader.frame_count, unit="frame", desc=video.name, file=sys.stderr)
 
 
 def segment_videos(model, videos, out: Path, args, classes, color, bad: dict) -> list[dict]:
