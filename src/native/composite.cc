@@ -84,22 +84,27 @@ class Patterns {
 // The runs of equal labels of one label row, in output pixels, and the
 // output x whose right neighbour's label differs (for outlines).
 template <typename T>
-void RowRuns(const T* lrow, int64_t src_width, const std::vector<int64_t>& begin, uint32_t n,
-             Patterns* patterns, bool find_right, std::vector<Run>* runs, std::vector<int32_t>* right) {
+void RowRuns(const T* lrow, int64_t src_width, const std::vector<int64_t>& begin,
+             bool all_visible, uint32_t n, Patterns* patterns, bool find_right, std::vector<Run>* runs, std::vector<int32_t>* right) {
   runs->clear();
   right->clear();
   // Label columns that cover no output pixel (a map wider than the image)
-  // are skipped: runs and right neighbours are those of the output.
+  // are skipped: runs and right neighbours are those of the output. A map
+  // no wider than the image has none, and its scan is a plain compare.
   auto visible = [&](int64_t sx) { return begin[sx + 1] > begin[sx]; };
   int64_t sx = 0;
   while (sx < src_width) {
-    if (!visible(sx)) {
+    if (!all_visible && !visible(sx)) {
       ++sx;
       continue;
     }
     const T value = lrow[sx];
     int64_t end = sx + 1;
-    while (end < src_width && (!visible(end) || lrow[end] == value)) ++end;
+    if (all_visible) {
+      while (end < src_width && lrow[end] == value) ++end;
+    } else {
+      while (end < src_width && (!visible(end) || lrow[end] == value)) ++end;
+    }
     uint32_t v = static_cast<uint32_t>(value);
     if (v > n) v = n;
     runs->push_back({begin[sx], begin[end], patterns->Of(v)});
@@ -143,6 +148,8 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
   const std::vector<int32_t> xmap = NearestIndexMap(labels.width, width);
   const std::vector<int32_t> ymap = NearestIndexMap(labels.height, height);
   const std::vector<int64_t> begin = ColumnStarts(xmap, labels.width);
+  bool all_visible = true;  // every label column covers an output pixel
+  for (int64_t sx = 0; sx < labels.width; ++sx) all_visible = all_visible && begin[sx + 1] > begin[sx];
   const BlendPatternRowFn blend = ActiveRows().blend_pattern;
   Pattern outline_pattern{};
   if (outline != nullptr) {
@@ -175,7 +182,11 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
       const int64_t sy = ymap[y];
       const T* lrow = LabelRow<T>(labels, sy);
       if (sy != cached) {
-        RowRuns<T>(lrow, labels.width, begin, n, &patterns, outline != nullptr, &runs, &right);
+        // Neighbouring label rows are often equal (a map upscaled by the
+        // model, flat regions): their runs are the same.
+        const size_t row_bytes = static_cast<size_t>(labels.width) * sizeof(T);
+        if (cached < 0 || std::memcmp(lrow, LabelRow<T>(labels, cached), row_bytes) != 0)
+          RowRuns<T>(lrow, labels.width, begin, all_visible, n, &patterns, outline != nullptr, &runs, &right);
         cached = sy;
       }
       const uint8_t* src = image.data + y * image.row_stride;

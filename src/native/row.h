@@ -233,9 +233,12 @@ inline void HysteresisPixel(int32_t x, const float* gap, float margin,
 
 // The loop every SIMD BlendPatternRowFn shares around its vector blends:
 // `Wide` blends kWide bytes (32 or 16), `Narrow` 16, each with the pattern
-// from the current phase (row byte i uses phase i % period). A ragged end
-// is one Narrow ending at the row's end, overlapping bytes already done
-// (the same values again) unless the blend is in place; else the C row.
+// from the current phase (row byte i uses phase i % period). Three Wide
+// steps (48 or 96 bytes, a multiple of both periods) end at phase 0
+// again, so the main loop's three pattern offsets are fixed: no division
+// or phase arithmetic per vector. A ragged end is one Narrow ending at
+// the row's end, overlapping bytes already done (the same values again)
+// unless the blend is in place; else the C row.
 using BlendPatternVectorFn = void (*)(const uint8_t* src, const uint16_t* keep,
                                       const uint16_t* add, uint8_t* dst);
 
@@ -243,19 +246,31 @@ template <int kWide, BlendPatternVectorFn Wide, BlendPatternVectorFn Narrow>
 inline void BlendPatternLoop(const uint8_t* src, const uint16_t* keep,
                              const uint16_t* add, int period, uint8_t* dst,
                              int count) {
-  int phase = 0, i = 0;
-  auto advance = [&](int bytes) {
-    phase += bytes % period;
-    if (phase >= period) phase -= period;
-    i += bytes;
-  };
-  while (i + kWide <= count) {
-    Wide(src + i, keep + phase, add + phase, dst + i);
-    advance(kWide);
+  // period is 3 or 4: constant remainders instead of a division per call.
+  const int p1 = period == 3 ? kWide % 3 : 0, p2 = period == 3 ? 2 * kWide % 3 : 0;
+  int i = 0;
+  for (; i + 3 * kWide <= count; i += 3 * kWide) {
+    Wide(src + i, keep, add, dst + i);
+    Wide(src + i + kWide, keep + p1, add + p1, dst + i + kWide);
+    Wide(src + i + 2 * kWide, keep + p2, add + p2, dst + i + 2 * kWide);
+  }
+  // Under three Wide steps left: they start at phase 0, p1, p2 in turn.
+  int phase = 0;
+  if (i + kWide <= count) {
+    Wide(src + i, keep, add, dst + i);
+    i += kWide;
+    phase = p1;
+  }
+  if (i + kWide <= count) {
+    Wide(src + i, keep + p1, add + p1, dst + i);
+    i += kWide;
+    phase = p2;
   }
   if (kWide > 16 && i + 16 <= count) {
     Narrow(src + i, keep + phase, add + phase, dst + i);
-    advance(16);
+    i += 16;
+    phase += period == 3 ? 1 : 0;  // 16 % period
+    if (phase >= period) phase -= period;
   }
   if (i == count) return;
   if (count >= 16 && src != dst) {
