@@ -52,6 +52,15 @@ Pattern MakePattern(uint32_t color, uint32_t alpha, int channels) {
   return p;
 }
 
+// BlendPatternRowFn's blend of a few pixels (outline pixels, short runs),
+// inline: with the channel count known, each pixel is unrolled.
+template <int kChannels>
+inline void BlendFewPixels(const uint8_t* src, const Pattern& p, int64_t pixels, uint8_t* dst) {
+  for (int64_t x = 0; x < pixels; ++x, src += kChannels, dst += kChannels)
+    for (int c = 0; c < kChannels; ++c)
+      dst[c] = static_cast<uint8_t>(((src[c] * uint32_t{p.keep[c]} + p.add[c]) * 257) >> 16);
+}
+
 // A run of output pixels [x0, x1) drawn with one pattern.
 struct Run {
   int64_t x0, x1;
@@ -165,8 +174,10 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
     if (p.clear) {
       if (src != dst) std::memcpy(dst + offset, src + offset, bytes);
     } else if (bytes < 16) {  // a pixel or a few (outlines): not worth a call
-      for (size_t i = 0; i < bytes; ++i)
-        dst[offset + i] = static_cast<uint8_t>(((src[offset + i] * uint32_t{p.keep[i]} + p.add[i]) * 257) >> 16);
+      if (channels == 4)
+        BlendFewPixels<4>(src + offset, p, x1 - x0, dst + offset);
+      else
+        BlendFewPixels<3>(src + offset, p, x1 - x0, dst + offset);
     } else {
       blend(src + offset, p.keep, p.add, channels, dst + offset, static_cast<int>(bytes));
     }
