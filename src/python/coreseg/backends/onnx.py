@@ -7,14 +7,13 @@ model contract (coreseg.contract); this module only runs it.
 from __future__ import annotations
 
 import copy
-import os
-
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .. import onnx_file
+from .._cores import usable_cores
 from .._images import as_image
 from ..geometry import Placement
 from ..model_info import ModelError
@@ -27,14 +26,6 @@ def onnxruntime():
     except ImportError:
         raise ImportError("running ONNX models needs onnxruntime: pip install 'coreseg[onnx]'") from None
     return ort
-
-
-def usable_cores() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def session_options(ort, threads=None):

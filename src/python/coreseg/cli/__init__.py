@@ -1,8 +1,8 @@
 """The `coreseg` command line.
 
     coreseg demo [--out DIR] [--image PHOTO]
-    coreseg segment MODEL IMAGE|FOLDER|GLOB... [--label NAME ...] [--format png|jpg|webp] [--out DIR] [--keep-going]
-    coreseg eval MODEL DATASET_DIR [--out DIR]   |   coreseg eval --pred DIR --gt DIR [--out DIR]
+    coreseg segment MODEL IMAGE|FOLDER|GLOB... [--label NAME ...] [--format png|jpg|webp] [--out DIR] [--keep-going] [--jobs N]
+    coreseg eval MODEL DATASET_DIR [--out DIR] [--jobs N | --ray ADDRESS]   |   coreseg eval --pred DIR --gt DIR [--jobs N]
     coreseg info MODEL [--json]
     coreseg annotate MODEL --labels FILE_OR_LIST [--colors ...] [--set KEY=VALUE ...] -o OUT [--force]
     coreseg selfcheck
@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "'person=human.*,glasses.*;background=background' or a JSON file {\"person\": [\"human.*\"]}")
     p.add_argument("--counts", action="store_true",
                    help="write pixel counts in confusion.png's cells (default: the row shares)")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="worker processes, each with its own model (default: every core; 1: this process only)")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="with MODEL DATASET_DIR: score on a Ray cluster (needs the ray extra): 'auto' for the "
+                        "cluster this machine belongs to, ray://HOST:10001, or 'local' to start one here")
+    p.add_argument("--ray-ship-model", action="store_true",
+                   help="with --ray: send the model file to each node once, instead of reading MODEL's path "
+                        "on every node (shared storage)")
     p.add_argument("--out", default="coreseg-eval", help="folder for report.json, classes.csv, table.txt, confusion.png")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(run=cmd_eval)

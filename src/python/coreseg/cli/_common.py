@@ -44,3 +44,39 @@ def progress_bar(items, args, total: int | None = None, unit: str = "image", des
         except ImportError:
             pass
     return items
+
+
+def check_jobs(args) -> None:
+    """--jobs: default every usable core; at least 1."""
+    from ..workers import MAX_JOBS, default_jobs
+
+    if args.jobs is None:
+        args.jobs = default_jobs()
+    if not 1 <= args.jobs <= MAX_JOBS:
+        raise ValueError(f"--jobs must be 1 to {MAX_JOBS}, got {args.jobs}")
+
+
+def worker_load_kwargs(model, threads: int) -> dict:
+    """What a worker process passes to `load` besides the model's path: the
+    ONNX Runtime threads its share of the cores allows (Core ML schedules
+    its own work)."""
+    return {"threads": threads} if model.backend == "onnx" else {}
+
+
+def run_items(args, items, local, make, make_args):
+    """Outcomes (coreseg.workers.Outcome, in completion order) of `local`
+    over `items`: in this process with --jobs 1 or a single item, else on
+    worker processes that each build their own with
+    ``make(*make_args(threads))``, `threads` being their share of the cores."""
+    from ..workers import Outcome, process_map, threads_per_worker
+
+    jobs = min(args.jobs, len(items))
+    if jobs <= 1:
+        def here():
+            for i, item in enumerate(items):
+                try:
+                    yield Outcome(i, local(item))
+                except (OSError, ValueError, RuntimeError, ImportError) as e:
+                    yield Outcome(i, error=e)
+        return here()
+    return process_map(make, make_args(threads_per_worker(jobs)), items, jobs=jobs)

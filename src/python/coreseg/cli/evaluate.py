@@ -9,22 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import progress_bar, refuse_existing
+from ._common import check_jobs, progress_bar, refuse_existing, run_items, worker_load_kwargs
 
 
 def _stem(path: Path) -> str:
     """A label map's image name: STEM for STEM.png and STEM.labels.png."""
     return path.stem.removesuffix(".labels")
-
-
-def _read_label_png(path: Path) -> np.ndarray:
-    from .._images import open_image
-
-    with open_image(path) as im:  # checked: exists, readable, not a bomb
-        if im.mode not in ("L", "I;16", "I;16B", "I", "P"):
-            raise ValueError(f"{path}: expected a one-channel label PNG, got mode {im.mode}")
-        labels = np.asarray(im)
-    return labels.astype(np.int32) if labels.dtype != np.uint8 else labels
 
 
 def parse_class_map(text: str, model_names, dataset_names) -> dict[str, list[str]]:
@@ -60,53 +50,48 @@ def parse_class_map(text: str, model_names, dataset_names) -> dict[str, list[str
     return groups
 
 
-def _eval_model(args, out: Path):
-    """Confusion matrix of MODEL over the Datagen datapoints in DATASET."""
+def _eval_model(args):
+    """Scores of MODEL over the Datagen datapoints in DATASET."""
     from .. import load
-    from ..groundtruth import DatagenClasses, datapoint_folders, load_datapoint
-    from ..metrics import ConfusionMatrix, align_classes
+    from ..groundtruth import DatagenClasses, datapoint_folders
+    from ..scoring import DatapointScorer, datapoint_worker, merge_scores
 
     folders = datapoint_folders(args.dataset)
     if not folders:
         raise FileNotFoundError(f"{args.dataset}: no Datagen datapoints (folders with "
                                 "semantic_segmentation_metadata.json)")
     classes = DatagenClasses.from_dataset(folders)
+    # Loaded here once, also with workers: it checks the model and the
+    # class names before any work, and compiles a Core ML model into the
+    # cache the workers then share.
     model = load(args.model)
     model_names = model.labels or [str(i) for i in range(256)]
     groups = parse_class_map(args.class_map, model_names, classes.names) if args.class_map else {}
-    names, gt_lut, lut = align_classes(model_names, classes.names, groups)
-    if not groups and not any(name in classes.names for name in model_names):
-        raise ValueError(f"none of the model's classes ({', '.join(model_names[:8])}"
-                         f"{', ...' if len(model_names) > 8 else ''}) is a class of the dataset "
-                         f"({', '.join(classes.names[:8])}{', ...' if len(classes.names) > 8 else ''}): "
-                         "every score would be 0")
-    cm = ConfusionMatrix(len(names), names)
-    per_image = []
-    skipped = []
-    for folder in progress_bar(folders, args):
-        point = load_datapoint(folder, classes)
-        if point.image is None:
-            skipped.append(str(folder))
-            continue
-        pred = model.predict(point.image).labels
-        if pred.min() < 0 or pred.max() >= len(lut):
-            raise ValueError(f"{folder}: the model predicted id {int(pred.max())}, beyond its {len(lut)} labels")
-        one = ConfusionMatrix(len(names), names).update(gt_lut[point.labels], lut[pred])
-        cm.merge(one)
-        per_image.append({"image": folder.name, "miou": _finite(one.miou())})
-    if skipped:
-        print(f"skipped {len(skipped)} datapoint(s) without a photo: {', '.join(Path(s).name for s in skipped)}",
-              file=sys.stderr)
-    return cm, {"model": str(model.info.path), "dataset": str(args.dataset), "images": len(folders) - len(skipped),
-                "skipped": skipped, **_per_image(per_image)}
+    scorer = DatapointScorer(model, classes, groups)
+    if args.ray:
+        from .. import dist
+
+        outcomes = dist.score_datapoints(model.info.path, folders, classes, groups, address=args.ray,
+                                         ship_model=args.ray_ship_model)
+    else:
+        outcomes = run_items(args, folders, scorer, datapoint_worker,
+                             lambda threads: (str(model.info.path), worker_load_kwargs(model, threads), classes,
+                                              groups, threads))
+    scores, failed, skipped = _collect(outcomes, folders, args)
+    cm = merge_scores(scores, len(scorer.names), scorer.names)
+    return cm, scores, failed, {"model": str(model.info.path), "dataset": str(args.dataset), "images": len(scores),
+                                "skipped": skipped}
 
 
-def _eval_pairs(args, out: Path):
-    """Confusion matrix of label PNGs in --pred against those in --gt."""
-    from ..metrics import ConfusionMatrix
+def _eval_pairs(args):
+    """Scores of the label PNGs in --pred against those in --gt."""
+    from ..scoring import PairScorer, merge_scores, pair_worker
 
     if args.class_map:
         raise ValueError("--map applies to MODEL DATASET_DIR (a model's classes against a dataset's)")
+    if args.ray:
+        raise ValueError("--ray runs a model on a dataset (MODEL DATASET_DIR); --pred/--gt reads label files "
+                         "(--jobs uses this machine's cores)")
 
     gt_files = {_stem(p): p for p in sorted(Path(args.gt).glob("*.png"))}
     # `segment` writes STEM.labels.png (and STEM.overlay.png, not a label map).
@@ -121,38 +106,35 @@ def _eval_pairs(args, out: Path):
     if args.names:
         names = [line.strip() for line in Path(args.names).read_text().splitlines() if line.strip()]
     num_classes = args.num_classes or (len(names) if names else None)
-    pairs = [(gt_files[s], pred_files[s]) for s in gt_files]
-    # Without a class count, it is the largest id seen plus one (the ignored
-    # value is no class), found in the same single pass over the files: each
-    # image is counted into a matrix of its own size, and the total grows.
-    counts = np.zeros((num_classes or 0,) * 2, np.int64)
-    per_image = []
-    for g, p in progress_bar(pairs, args):
-        gt, pred = _read_label_png(g), _read_label_png(p)
-        n = num_classes or _classes_seen(gt, pred, ignore_index=args.ignore_index)
-        one = ConfusionMatrix(n, names if num_classes else None, ignore_index=args.ignore_index).update(gt, pred)
-        if n > len(counts):
-            counts = np.pad(counts, (0, n - len(counts)))
-        counts[:n, :n] += one.matrix
-        # Classes this image lacks are absent from both maps: NaN, left out of its mean either way.
-        per_image.append({"image": _stem(g), "miou": _finite(one.miou())})
-    cm = ConfusionMatrix(max(len(counts), 1), names, ignore_index=args.ignore_index)
-    cm.matrix[: len(counts), : len(counts)] = counts
-    return cm, {"gt": str(args.gt), "pred": str(args.pred), "images": len(pairs), **_per_image(per_image)}
+    pairs = [(s, gt_files[s], pred_files[s]) for s in gt_files]
+    # Without a class count, each image is counted into a matrix of its own
+    # size (its largest id + 1; the ignored value is no class), and the
+    # total takes the largest: one pass over the files.
+    make_args = (num_classes, names, args.ignore_index)
+    outcomes = run_items(args, pairs, PairScorer(*make_args), pair_worker, lambda threads: make_args)
+    scores, failed, _ = _collect(outcomes, pairs, args)
+    cm = merge_scores(scores, num_classes, names if num_classes else None, ignore_index=args.ignore_index)
+    return cm, scores, failed, {"gt": str(args.gt), "pred": str(args.pred), "images": len(scores)}
 
 
-def _classes_seen(*maps, ignore_index=None) -> int:
-    """1 + the largest id in the maps, the ignored value left out (1 at least)."""
-    top = 0
-    for labels in maps:
-        values = labels[labels != ignore_index] if ignore_index is not None else labels
-        if values.size:
-            top = max(top, int(values.max()) + 1)
-    return max(top, 1)
-
-
-def _finite(v: float):
-    return v if v == v else None  # NaN (no class present) as null
+def _collect(outcomes, items, args):
+    """(scores in input order, [(item, error)] of failed images, skipped
+    datapoints) from the outcomes of a run, with one progress bar."""
+    done, failed, skipped = {}, [], []
+    for outcome in progress_bar(outcomes, args, total=len(items)):
+        item = items[outcome.index]
+        if outcome.error is not None:
+            if not isinstance(outcome.error, (OSError, ValueError, RuntimeError, ImportError)):
+                raise outcome.error
+            failed.append((outcome.index, item, outcome.error))
+        elif outcome.value is None:
+            skipped.append(str(item))
+        else:
+            done[outcome.index] = outcome.value
+    if failed and not done:
+        raise failed[0][2]  # nothing scored: the error is the result
+    failed.sort(key=lambda f: f[0])
+    return [done[i] for i in sorted(done)], [(item, error) for _, item, error in failed], sorted(skipped)
 
 
 def _per_image(rows: list[dict]) -> dict:
@@ -173,12 +155,18 @@ def cmd_eval(args) -> int:
             raise ValueError("give either MODEL DATASET_DIR, or --pred DIR --gt DIR")
     elif not (args.model and args.dataset):
         raise ValueError("give either MODEL DATASET_DIR, or --pred DIR --gt DIR")
+    check_jobs(args)
     out = Path(args.out)
     files = [out / "report.json", out / "classes.csv", out / "table.txt", out / "confusion.png"]
     refuse_existing(files, args.force)
-    cm, source = (_eval_pairs if args.pred else _eval_model)(args, out)
+    cm, scores, failed, source = (_eval_pairs if args.pred else _eval_model)(args)
+    if source.get("skipped"):
+        print(f"skipped {len(source['skipped'])} datapoint(s) without a photo: "
+              f"{', '.join(Path(s).name for s in source['skipped'])}", file=sys.stderr)
+    per_image = [{"image": s.image, "miou": s.miou} for s in scores]
+    failures = [{"image": _name(item), "error": f"{type(e).__name__}: {e}"} for item, e in failed]
     out.mkdir(parents=True, exist_ok=True)
-    report = {**source, **cm.to_dict()}
+    report = {**source, **({"failed": failures} if failures else {}), **_per_image(per_image), **cm.to_dict()}
     write_text(files[0], json.dumps(report, indent=2) + "\n")
     cm.to_csv(files[1])
     table = cm.table(present_only=True)
@@ -189,4 +177,15 @@ def cmd_eval(args) -> int:
     write_png(files[3], confusion_heatmap(sub, [cm.names[i] for i in present], counts=args.counts))
     print(table)
     print(f"mIoU {cm.miou():.4f} over {source['images']} images; wrote {', '.join(str(f) for f in files)}")
+    for f in failures:
+        print(f"coreseg eval: failed {f['image']}: {f['error']}", file=sys.stderr)
+    if failures:
+        print(f"coreseg eval: {len(failures)} of {len(failures) + len(scores)} images failed "
+              "(left out of the scores, listed in report.json)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _name(item) -> str:
+    """The name of an eval item: a datapoint folder, or a (name, gt, pred) pair."""
+    return item[0] if isinstance(item, tuple) else str(item)
