@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLASSES", "COLORS", "INPUT_SIZE", "scene", "model_path"]
+__all__ = ["CLASSES", "COLORS", "INPUT_SIZE", "scene", "model_path", "write_datapoints"]
 
 #: Class names, index = class id.
 CLASSES = ["sky", "sun", "hill", "water", "grass", "tree", "road", "building"]
@@ -158,3 +158,45 @@ def scene(seed: int, size: tuple[int, int] = (320, 240)):
     img *= 1 + rng.normal(0, 0.08, 3)
     img += rng.normal(0, rng.uniform(0.005, 0.04), img.shape)
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), lab
+
+
+def write_datapoints(root, seeds, size: tuple[int, int] = (320, 240)) -> list[Path]:
+    """Write demo scenes as Datagen datapoints, the dataset format `coreseg
+    eval MODEL DATASET_DIR` reads (needs OpenCV: the `images` extra).
+
+    Each seed gives ``root/scene_SEED/``: semantic_segmentation_metadata.json
+    (version 1.0.0, the demo classes with 16-bit colours), the class map as
+    a 16-bit colour-coded camera/semantic_segmentation.png and the photo as
+    camera/visible_spectrum_01.png (8-bit RGB). Existing files are replaced.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+    seeds : iterable of int
+        One scene per seed (see `scene`).
+    size : (width, height)
+
+    Returns
+    -------
+    list of pathlib.Path
+        The datapoint folders, in the order of `seeds`.
+    """
+    import json
+
+    from .groundtruth import METADATA, PHOTO, SEGMENTATION, _cv2
+
+    cv2 = _cv2()
+    # Each class's colour, widened to 16 bits (v * 257 keeps them distinct).
+    colors = np.array([[int(c[i:i + 2], 16) * 257 for i in (1, 3, 5)] for c in COLORS], np.uint16)
+    metadata = {"version": "1.0.0", **{name: dict(zip("RGB", map(int, rgb))) for name, rgb in zip(CLASSES, colors)}}
+    folders = []
+    for seed in seeds:
+        image, labels = scene(seed, size)
+        folder = Path(root) / f"scene_{seed}"
+        (folder / "camera").mkdir(parents=True, exist_ok=True)
+        (folder / METADATA).write_text(json.dumps(metadata, indent=1) + "\n")
+        for path, pixels in ((folder / SEGMENTATION, colors[labels]), (folder / PHOTO, image)):
+            if not cv2.imwrite(str(path), np.ascontiguousarray(pixels[..., ::-1])):  # OpenCV writes BGR
+                raise OSError(f"{path}: OpenCV could not write it")
+        folders.append(folder)
+    return folders

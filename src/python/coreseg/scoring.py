@@ -27,7 +27,7 @@ import numpy as np
 
 from .metrics import ConfusionMatrix, align_classes
 
-__all__ = ["ImageScore", "merge_scores", "DatapointScorer", "PairScorer", "read_label_png", "classes_seen"]
+__all__ = ["ImageScore", "merge_scores", "DatapointScorer", "PairScorer", "read_label_png", "classes_seen", "scored_classes"]
 
 
 @dataclass
@@ -152,11 +152,7 @@ class DatapointScorer:
 
     def __init__(self, model, classes, groups=None):
         self.model, self.classes = model, classes
-        model_names = model.labels or [str(i) for i in range(256)]
-        self.names, self.gt_lut, self.lut = align_classes(model_names, classes.names, groups or {})
-        if not groups and not any(name in classes.names for name in model_names):
-            raise ValueError(f"none of the model's classes ({_some(model_names)}) is a class of the dataset "
-                             f"({_some(classes.names)}): every score would be 0")
+        self.names, self.gt_lut, self.lut = scored_classes(model.labels, classes.names, groups)
 
     def __call__(self, folder) -> ImageScore | None:
         """The score of one datapoint folder; None when it has no photo."""
@@ -171,6 +167,17 @@ class DatapointScorer:
             raise ValueError(f"{folder}: the model predicted id {int(pred.max())}, beyond its {len(self.lut)} labels")
         cm = ConfusionMatrix(len(self.names), self.names).update(self.gt_lut[point.labels], self.lut[pred])
         return ImageScore.of(folder.name, cm)
+
+
+def scored_classes(model_labels, dataset_names, groups=None):
+    """`coreseg.metrics.align_classes` of a model's labels (ids 0-255 when
+    it has none) and a dataset's classes, refusing a pair that shares no
+    class: every score would be 0."""
+    model_names = model_labels or [str(i) for i in range(256)]
+    if not groups and not any(name in dataset_names for name in model_names):
+        raise ValueError(f"none of the model's classes ({_some(model_names)}) is a class of the dataset "
+                         f"({_some(dataset_names)}): every score would be 0")
+    return align_classes(model_names, dataset_names, groups or {})
 
 
 def _some(names, k: int = 8) -> str:

@@ -143,7 +143,8 @@ def process_map(make, make_args, items, *, jobs: int, retries: int = 1, context:
     Raises
     ------
     WorkerStartError
-        A worker failed to build its state (the cause is chained).
+        A worker failed to build its state (the cause is chained), or
+        workers died while starting more than `jobs` times.
     """
     if not 1 <= jobs <= MAX_JOBS:
         raise ValueError(f"jobs must be 1 to {MAX_JOBS}, got {jobs}")
@@ -152,7 +153,7 @@ def process_map(make, make_args, items, *, jobs: int, retries: int = 1, context:
     pending = collections.deque(enumerate(items))
     deaths = collections.Counter()
     workers: list[_Worker] = []
-    started = 0
+    started = start_deaths = 0
     clean = False
     try:
         while pending or any(w.holding is not None for w in workers):
@@ -177,7 +178,15 @@ def process_map(make, make_args, items, *, jobs: int, retries: int = 1, context:
                     workers.remove(w)
                     why = w.died()
                     if not w.ready:
-                        raise WorkerStartError(f"a worker process died while starting ({why})")
+                        # Killed while loading the model: its item never ran. Start
+                        # another, unless starting keeps failing.
+                        start_deaths += 1
+                        if start_deaths > jobs:
+                            raise WorkerStartError(f"worker processes died while starting, {start_deaths} "
+                                                   f"times (the last: {why})")
+                        if w.holding is not None:
+                            pending.appendleft(w.holding)
+                        continue
                     if w.holding is not None:
                         index, item = w.holding
                         deaths[index] += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-OUTLINE = (255, 255, 255, 255)
+from ..outputs import OUTLINE  # noqa: F401 - the commands draw the same outline
 
 
 def model_path(name: str) -> str:

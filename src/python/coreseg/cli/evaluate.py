@@ -68,19 +68,21 @@ def _eval_model(args):
     model_names = model.labels or [str(i) for i in range(256)]
     groups = parse_class_map(args.class_map, model_names, classes.names) if args.class_map else {}
     scorer = DatapointScorer(model, classes, groups)
+    source = {"model": str(model.info.path), "dataset": str(args.dataset)}
     if args.ray:
         from .. import dist
 
-        outcomes = dist.score_datapoints(model.info.path, folders, classes, groups, address=args.ray,
-                                         ship_model=args.ray_ship_model)
-    else:
-        outcomes = run_items(args, folders, scorer, datapoint_worker,
-                             lambda threads: (str(model.info.path), worker_load_kwargs(model, threads), classes,
-                                              groups, threads))
+        ev = dist.score_datapoints(model.info.path, folders, classes, groups, address=args.ray,
+                                   ship_model=args.ray_ship_model)
+        if ev.failed and not ev.per_image:
+            raise RuntimeError(f"every image failed; the first, {ev.failed[0]['image']}: {ev.failed[0]['error']}")
+        return ev.matrix, ev.per_image, ev.failed, {**source, "images": len(ev.per_image), "skipped": ev.skipped}
+    outcomes = run_items(args, folders, scorer, datapoint_worker,
+                         lambda threads: (str(model.info.path), worker_load_kwargs(model, threads), classes, groups,
+                                          threads))
     scores, failed, skipped = _collect(outcomes, folders, args)
     cm = merge_scores(scores, len(scorer.names), scorer.names)
-    return cm, scores, failed, {"model": str(model.info.path), "dataset": str(args.dataset), "images": len(scores),
-                                "skipped": skipped}
+    return cm, _per_image_rows(scores), failed, {**source, "images": len(scores), "skipped": skipped}
 
 
 def _eval_pairs(args):
@@ -114,27 +116,36 @@ def _eval_pairs(args):
     outcomes = run_items(args, pairs, PairScorer(*make_args), pair_worker, lambda threads: make_args)
     scores, failed, _ = _collect(outcomes, pairs, args)
     cm = merge_scores(scores, num_classes, names if num_classes else None, ignore_index=args.ignore_index)
-    return cm, scores, failed, {"gt": str(args.gt), "pred": str(args.pred), "images": len(scores)}
+    return cm, _per_image_rows(scores), failed, {"gt": str(args.gt), "pred": str(args.pred), "images": len(scores)}
+
+
+def _per_image_rows(scores) -> list[dict]:
+    return [{"image": s.image, "miou": s.miou} for s in scores]
 
 
 def _collect(outcomes, items, args):
-    """(scores in input order, [(item, error)] of failed images, skipped
+    """(scores in input order, failed images as {"image", "error"}, skipped
     datapoints) from the outcomes of a run, with one progress bar."""
-    done, failed, skipped = {}, [], []
+    done, failed, skipped = {}, {}, []
     for outcome in progress_bar(outcomes, args, total=len(items)):
         item = items[outcome.index]
         if outcome.error is not None:
             if not isinstance(outcome.error, (OSError, ValueError, RuntimeError, ImportError)):
                 raise outcome.error
-            failed.append((outcome.index, item, outcome.error))
+            failed[outcome.index] = outcome.error
         elif outcome.value is None:
             skipped.append(str(item))
         else:
             done[outcome.index] = outcome.value
     if failed and not done:
-        raise failed[0][2]  # nothing scored: the error is the result
-    failed.sort(key=lambda f: f[0])
-    return [done[i] for i in sorted(done)], [(item, error) for _, item, error in failed], sorted(skipped)
+        raise next(iter(failed.values()))  # nothing scored: the error is the result
+    failures = [{"image": _name(items[i]), "error": f"{type(failed[i]).__name__}: {failed[i]}"} for i in sorted(failed)]
+    return [done[i] for i in sorted(done)], failures, sorted(skipped)
+
+
+def _name(item) -> str:
+    """The name of an eval item: a datapoint folder, or a (name, gt, pred) pair."""
+    return item[0] if isinstance(item, tuple) else str(item)
 
 
 def _per_image(rows: list[dict]) -> dict:
@@ -159,12 +170,10 @@ def cmd_eval(args) -> int:
     out = Path(args.out)
     files = [out / "report.json", out / "classes.csv", out / "table.txt", out / "confusion.png"]
     refuse_existing(files, args.force)
-    cm, scores, failed, source = (_eval_pairs if args.pred else _eval_model)(args)
+    cm, per_image, failures, source = (_eval_pairs if args.pred else _eval_model)(args)
     if source.get("skipped"):
         print(f"skipped {len(source['skipped'])} datapoint(s) without a photo: "
               f"{', '.join(Path(s).name for s in source['skipped'])}", file=sys.stderr)
-    per_image = [{"image": s.image, "miou": s.miou} for s in scores]
-    failures = [{"image": _name(item), "error": f"{type(e).__name__}: {e}"} for item, e in failed]
     out.mkdir(parents=True, exist_ok=True)
     report = {**source, **({"failed": failures} if failures else {}), **_per_image(per_image), **cm.to_dict()}
     write_text(files[0], json.dumps(report, indent=2) + "\n")
@@ -180,12 +189,7 @@ def cmd_eval(args) -> int:
     for f in failures:
         print(f"coreseg eval: failed {f['image']}: {f['error']}", file=sys.stderr)
     if failures:
-        print(f"coreseg eval: {len(failures)} of {len(failures) + len(scores)} images failed "
+        print(f"coreseg eval: {len(failures)} of {len(failures) + source['images']} images failed "
               "(left out of the scores, listed in report.json)", file=sys.stderr)
         return 1
     return 0
-
-
-def _name(item) -> str:
-    """The name of an eval item: a datapoint folder, or a (name, gt, pred) pair."""
-    return item[0] if isinstance(item, tuple) else str(item)

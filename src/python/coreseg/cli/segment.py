@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import glob
 import json
-import re
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from ..outputs import HIGHLIGHT
 from ..video import VIDEO_SUFFIXES
-from ._common import OUTLINE, progress_bar, refuse_existing
+from ._common import check_jobs, progress_bar, refuse_existing, worker_load_kwargs
 
 #: Files a folder contributes (HEIC needs the `heic` extra).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif")
 #: ... and videos (coreseg.video imports PyAV only when a video is read).
 MEDIA_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
-#: The highlight colour of a single --label class without --color: magenta,
-#: rare in photos, unlike the palette's realistic sky blue or grass green.
-HIGHLIGHT = (255, 0, 255, 255)
 #: Images `segment` works on at once (threads: decoding, the model, the
 #: kernels and encoding release the GIL).
 PIPELINE_WORKERS = 2
@@ -54,97 +49,14 @@ def expand_inputs(items, recursive: bool) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def highlight(seg, classes, color):
-    """(labels, palette) that draw only `classes`, outlined only where they
-    end: other pixels get the transparent id 0."""
-    ids = seg.class_ids(classes)
-    palette = np.zeros((len(ids) + 1, 4), np.uint8)
-    for k, class_id in enumerate(ids, 1):
-        palette[k] = color if color is not None else seg.palette[class_id]
-    return ids, palette
-
-
-def _file_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class"
-
-
-def write_exports(out: Path, image: Path, full: np.ndarray, seg, exports, coco):
-    """--export: STEM.masks/ID-NAME.png per class and STEM.polygons.json;
-    returns the image's COCO annotations (`CocoWriter.annotate`), which the
-    caller adds in input order, or None."""
-    from .._files import write_text
-    from .._images import write_png
-    from ..export import class_masks, polygons
-
-    masks = class_masks(full, seg.names)
-    if "masks" in exports:
-        folder = out / f"{image.stem}.masks"
-        folder.mkdir(exist_ok=True)
-        for class_id, mask in masks.items():
-            write_png(folder / f"{class_id:03d}-{_file_name(seg.name(class_id))}.png", mask.astype(np.uint8) * 255)
-    if "polygons" in exports:
-        classes = [{"id": i, "name": seg.name(i), "polygons": polygons(m)} for i, m in masks.items()]
-        doc = {"image": image.name, "width": int(full.shape[1]), "height": int(full.shape[0]), "classes": classes}
-        write_text(out / f"{image.stem}.polygons.json", json.dumps(doc) + "\n")
-    return coco.annotate(image.name, full) if coco is not None else None
-
-
-class _Renderer:
-    """Everything `segment` writes for one image; called on pipeline workers
-    (thread-safe: it only reads its settings; COCO annotations are returned
-    for the caller to number in input order)."""
-
-    def __init__(self, model, args, classes, color, smooth, exports, coco, out):
-        self.model, self.args, self.classes, self.color = model, args, classes, color
-        self.smooth, self.exports, self.coco, self.out = smooth, exports, coco, out
-
-    def __call__(self, p: Path, overlay_path: Path, labels_path: Path, areas_path: Path, fmt: str):
-        """(report entry, COCO annotations or None) of one image, its files written."""
-        from .. import kernels
-        from .._files import write_text
-        from .._images import read_image, write_image, write_png
-        from ..legend import draw_legend
-
-        args = self.args
-        # Areas are counted at the model's resolution: for them alone a reduced decode is enough.
-        image = read_image(p, min_size=self.model.input_size if args.areas_only else None)
-        seg = self.model.predict(image)
-        shares = seg.areas()
-        areas = {seg.name(i): share for i, share in shares.items()}
-        if args.areas_only:
-            write_text(areas_path, json.dumps(areas, indent=2) + "\n")
-            return {"image": str(p), "areas": areas, "timings": seg.timings}, None
-        full = seg.full_labels(smooth=self.smooth)
-        outline = None if args.no_outline else OUTLINE
-        if self.classes is None:
-            overlay = seg.overlay(image, args.opacity, outline, smooth=self.smooth, labels=full)
-            entries = seg.legend()
-            palette = seg.palette
-        else:
-            ids, palette = highlight(seg, self.classes, self.color)
-            only = np.zeros(full.shape, np.uint8)
-            for k, class_id in enumerate(ids, 1):
-                only[full == class_id] = k
-            overlay = kernels.composite(image, only, palette, args.opacity, outline)
-            entries = [(k, seg.name(i), shares.get(i, 0.0)) for k, i in enumerate(ids, 1)]
-        if not args.no_legend:
-            draw_legend(overlay, entries, palette)
-        # Each output is complete or absent (written under a temporary name, then renamed).
-        write_image(overlay_path, overlay, fmt)
-        write_png(labels_path, full.astype(np.uint16))  # -1 (never seen) is written as 65535
-        write_text(areas_path, json.dumps(areas, indent=2) + "\n")
-        annotated = write_exports(self.out, p, full, seg, self.exports, self.coco) if self.exports else None
-        return {"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),
-                "areas": areas, "timings": seg.timings}, annotated
-
-
 def cmd_segment(args) -> int:
     from .. import load
     from .._images import check_image_file, default_format
-    from ..pipeline import FrameError, ordered_map
+    from ..outputs import OutputSettings, output_paths
 
     from .segment_video import check_smoothing, segment_videos, video_outputs
 
+    check_jobs(args)
     inputs = expand_inputs(args.images, args.recursive)
     videos = [p for p in inputs if p.suffix.lower() in VIDEO_SUFFIXES]
     images = [p for p in inputs if p.suffix.lower() not in VIDEO_SUFFIXES]
@@ -153,7 +65,6 @@ def cmd_segment(args) -> int:
         raise ValueError("--areas-only and --export are for images; a video gets STEM.overlay.mp4 and "
                          "STEM.areas.csv")
     model = load(args.model, crop=args.crop)
-    smooth = model.has_scores and not args.blocky
     stems = [p.stem for p in inputs]
     if len(set(stems)) != len(stems):
         dup = next(s for s in stems if stems.count(s) > 1)
@@ -165,9 +76,7 @@ def cmd_segment(args) -> int:
     exports = set(args.export or [])
     if args.areas_only and (exports or args.label):
         raise ValueError("--areas-only writes class areas alone: it cannot be combined with --export or --label")
-    outputs = {p: (None if args.areas_only else out / f"{p.stem}.overlay.{fmt[p]}",
-                   None if args.areas_only else out / f"{p.stem}.labels.png", out / f"{p.stem}.areas.json")
-               for p in images}
+    outputs = [f for p in images for f in output_paths(out, p, fmt[p], args.areas_only) if f is not None]
     extra = [out / f"{p.stem}.masks" for p in images] if "masks" in exports else []
     extra += [out / f"{p.stem}.polygons.json" for p in images] if "polygons" in exports else []
     extra += [out / "annotations.json"] if "coco" in exports else []
@@ -195,7 +104,7 @@ def cmd_segment(args) -> int:
     if model.labels is not None and len(model.labels) > 65536:
         raise ValueError("models with more than 65536 classes cannot be written as 16-bit PNG")
     extra += [f for v in videos for f in video_outputs(out, v)]
-    refuse_existing([f for files in outputs.values() for f in files if f is not None] + extra, args.force)
+    refuse_existing(outputs + extra, args.force)
     bad = {}
     for p in images:  # every input checked before anything is written
         try:
@@ -206,33 +115,30 @@ def cmd_segment(args) -> int:
             bad[p] = str(e)
     out.mkdir(parents=True, exist_ok=True)
 
-    render = _Renderer(model, args, classes, color, smooth, exports, coco, out)
+    settings = OutputSettings(out, opacity=args.opacity, outline=not args.no_outline, legend=not args.no_legend,
+                              areas_only=args.areas_only, classes=classes, color=color,
+                              smooth=model.has_scores and not args.blocky, exports=exports)
+    todo = [p for p in images if p not in bad]
+    results = {}
+    outcomes = _segment_images(model, settings, [(p, fmt[p]) for p in todo], args)
+    for outcome in progress_bar(outcomes, args, total=len(todo)) if not args.json else outcomes:
+        p, error = todo[outcome.index], outcome.error
+        if error is None:
+            results[outcome.index] = outcome.value
+            continue
+        from ..workers import WorkerDied
 
-    def run(p: Path):
-        """One image, read to written, on a pipeline worker: (path, report entry or None, error or None)."""
-        if p in bad:
-            return p, None, None
-        try:
-            return p, render(p, *outputs[p], fmt[p]), None
-        except (OSError, ValueError, RuntimeError, ImportError) as e:
-            if not args.keep_going:
-                raise
-            return p, None, str(e)
-
-    # Two images in flight: one is decoded and encoded while the model runs the other.
-    results = ordered_map(run, images, workers=PIPELINE_WORKERS)
+        if isinstance(error, WorkerDied):
+            error = WorkerDied(f"{p}: {error}")
+        if not args.keep_going or not isinstance(error, (OSError, ValueError, RuntimeError, ImportError)):
+            raise error
+        bad[p] = str(error)
     report = []
-    try:
-        for p, entry, error in progress_bar(results, args, total=len(images)) if not args.json else results:
-            if error is not None:
-                bad[p] = error
-            elif entry is not None:
-                entry, annotated = entry
-                report.append(entry)
-                if annotated is not None:
-                    coco.add_annotations(annotated)
-    except FrameError as e:
-        raise e.__cause__ from None
+    for i in sorted(results):  # input order, whatever order they finished in
+        entry, annotated = results[i]
+        report.append(entry)
+        if annotated is not None:
+            coco.add_annotations(annotated)
     if coco is not None:
         coco.write(out / "annotations.json")
     report += segment_videos(model, videos, out, args, classes, color, bad)
@@ -247,6 +153,37 @@ def cmd_segment(args) -> int:
         print(f"coreseg segment: {len(bad)} of {_count(inputs, videos)} failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _segment_images(model, settings, items, args):
+    """Outcomes (coreseg.workers.Outcome) of segmenting items (path,
+    format): on --jobs worker processes, each with its own model, or in
+    this process with two images in flight (one is decoded and encoded
+    while the model runs the other)."""
+    from ..outputs import ImageOutputs, outputs_worker
+    from ..pipeline import FrameError, ordered_map
+    from ..workers import Outcome, process_map, threads_per_worker
+
+    jobs = min(args.jobs, len(items))
+    if jobs > 1:
+        threads = threads_per_worker(jobs)
+        make_args = (str(model.info.path), {"crop": args.crop, **worker_load_kwargs(model, threads)}, settings,
+                     threads)
+        yield from process_map(outputs_worker, make_args, items, jobs=jobs)
+        return
+    write = ImageOutputs(model, settings)
+
+    def run(indexed):
+        i, (p, fmt) = indexed
+        try:
+            return Outcome(i, write(p, fmt))
+        except (OSError, ValueError, RuntimeError, ImportError) as e:
+            return Outcome(i, error=e)
+
+    try:
+        yield from ordered_map(run, list(enumerate(items)), workers=PIPELINE_WORKERS)
+    except FrameError as e:
+        raise e.__cause__ from None
 
 
 def _count(paths, videos) -> str:
@@ -293,6 +230,9 @@ def add_parser(sub, common) -> None:
                         "(annotations.json, RLE; needs pycocotools) (repeatable)")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="images: worker processes, each with its own model (default: every core; 1: this "
+                        "process only, two images in flight)")
     p.add_argument("--keep-going", action="store_true",
                    help="skip images that cannot be read or segmented, report them at the end and exit 1 "
                         "(default: stop at the first, checking every image's header before writing anything)")
