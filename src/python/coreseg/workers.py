@@ -120,7 +120,7 @@ class _Worker:
         return f"exit code {code}"
 
 
-def process_map(make, make_args, items, *, jobs: int, retries: int = 1, context: str = "spawn"):
+def process_map(make, make_args, items, *, jobs: int, retries: int = 1, on_retry=None, context: str = "spawn"):
     """``make(*make_args)(item)`` for every item, on `jobs` worker processes;
     yields an `Outcome` per item as each finishes (not in input order).
 
@@ -139,6 +139,9 @@ def process_map(make, make_args, items, *, jobs: int, retries: int = 1, context:
         Times an item is tried again on a new worker when its worker dies
         holding it. An exception raised by the work is not retried: it is
         the item's outcome.
+    on_retry : callable, optional
+        ``on_retry(index, why)`` when an item is tried again because its
+        worker died (why: "killed by SIGKILL", "exit code 1", ...).
 
     Raises
     ------
@@ -192,6 +195,8 @@ def process_map(make, make_args, items, *, jobs: int, retries: int = 1, context:
                         deaths[index] += 1
                         if deaths[index] <= retries:
                             pending.appendleft((index, item))
+                            if on_retry is not None:
+                                on_retry(index, why)
                         else:
                             yield Outcome(index, error=WorkerDied(
                                 f"the worker process died holding this item, {deaths[index]} times ({why})"))

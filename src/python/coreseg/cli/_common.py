@@ -79,4 +79,12 @@ def run_items(args, items, local, make, make_args):
                 except (OSError, ValueError, RuntimeError, ImportError) as e:
                     yield Outcome(i, error=e)
         return here()
-    return process_map(make, make_args(threads_per_worker(jobs)), items, jobs=jobs)
+    return process_map(make, make_args(threads_per_worker(jobs)), items, jobs=jobs,
+                       on_retry=lambda i, why: worker_died(args, items[i], why))
+
+
+def worker_died(args, item, why: str) -> None:
+    """Say that a worker process died and its item is tried again."""
+    name = item[0] if isinstance(item, tuple) else item
+    print(f"coreseg {args.command}: a worker process died ({why}) holding {name}; trying it again on a new one",
+          file=sys.stderr)

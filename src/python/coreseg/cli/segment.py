@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..outputs import HIGHLIGHT
 from ..video import VIDEO_SUFFIXES
-from ._common import check_jobs, progress_bar, refuse_existing, worker_load_kwargs
+from ._common import check_jobs, progress_bar, refuse_existing, worker_died, worker_load_kwargs
 
 #: Files a folder contributes (HEIC needs the `heic` extra).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif")
@@ -169,7 +169,8 @@ def _segment_images(model, settings, items, args):
         threads = threads_per_worker(jobs)
         make_args = (str(model.info.path), {"crop": args.crop, **worker_load_kwargs(model, threads)}, settings,
                      threads)
-        yield from process_map(outputs_worker, make_args, items, jobs=jobs)
+        yield from process_map(outputs_worker, make_args, items, jobs=jobs,
+                               on_retry=lambda i, why: worker_died(args, items[i], why))
         return
     write = ImageOutputs(model, settings)
 

@@ -1,0 +1,116 @@
+"""coreseg.dist on a local Ray instance (``ray.init(num_cpus=2)``): the same
+confusion matrices, per-class tables and files as one process."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import coreseg
+from coreseg import demo
+from coreseg.groundtruth import DatagenClasses
+from coreseg.metrics import ConfusionMatrix
+from coreseg.scoring import DatapointScorer, merge_scores
+
+ray = pytest.importorskip("ray", reason="coreseg.dist needs Ray: pip install '.[ray]'")
+pytest.importorskip("cv2", reason="Datagen ground truth needs OpenCV: pip install '.[images]'")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenes")
+    return demo.write_datapoints(root, range(2_000_000, 2_000_010))
+
+
+def one_process(folders):
+    scorer = DatapointScorer(coreseg.load("demo"), DatagenClasses.from_dataset(folders))
+    scores = [scorer(f) for f in folders]
+    return merge_scores(scores, len(scorer.names), scorer.names), scores
+
+
+@pytest.mark.parametrize("ship_model", [False, True])
+def test_evaluate_datapoints_equals_one_process(cluster, scenes, ship_model):
+    from coreseg import dist
+
+    ds = ray.data.from_items([{"index": i, "datapoint": str(f)} for i, f in enumerate(scenes)])
+    result = dist.evaluate("demo", ds, batch_size=3, ship_model=ship_model)
+    expected, scores = one_process(scenes)
+    assert result.matrix.names == expected.names
+    np.testing.assert_array_equal(result.matrix.matrix, expected.matrix)
+    assert result.matrix.table() == expected.table()
+    assert result.per_image == [{"image": s.image, "miou": s.miou} for s in scores]
+    assert result.failed == [] and result.skipped == []
+
+
+def test_evaluate_image_rows_and_a_failing_image(cluster):
+    from coreseg import dist
+
+    model = coreseg.load("demo")
+    rows, expected = [], ConfusionMatrix(len(demo.CLASSES), demo.CLASSES)
+    for i in range(6):
+        image, labels = demo.scene(2_300_000 + i, (160 + 8 * i, 120))
+        rows.append({"name": f"s{i}", "image": image, "gt": labels})
+        expected.update(labels, model.predict(image).labels)
+    # A ground truth of another shape cannot be scored: reported, the rest kept.
+    rows.append({"name": "bad", "image": rows[0]["image"], "gt": np.zeros((3, 3, 3), np.int32)})
+    result = dist.evaluate("demo", ray.data.from_items(rows), batch_size=2)
+    np.testing.assert_array_equal(result.matrix.matrix, expected.matrix)
+    assert [r["image"] for r in result.per_image] == [f"s{i}" for i in range(6)]
+    assert [f["image"] for f in result.failed] == ["bad"] and "ValueError" in result.failed[0]["error"]
+
+
+def test_evaluate_refuses_a_dataset_it_cannot_read(cluster):
+    from coreseg import dist
+
+    with pytest.raises(ValueError, match=r"expected a 'datapoint' column, or 'image' and 'gt' columns; got \['x'\]"):
+        dist.evaluate("demo", ray.data.from_items([{"x": 1}]))
+
+
+def test_segment_writes_the_same_files_as_the_cli(cluster, tmp_path):
+    from PIL import Image
+
+    from coreseg import dist
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        Image.fromarray(demo.scene(2_400_000 + i, (200, 150))[0]).save(photos / f"p{i}.png")
+    r = subprocess.run([sys.executable, "-m", "coreseg", "segment", "demo", str(photos), "--out", str(tmp_path / "cli"),
+                        "--jobs", "1", "--export", "coco"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    paths = sorted(photos.iterdir())
+    ds = ray.data.from_items([{"index": i, "path": str(p)} for i, p in enumerate(paths)])
+    result = dist.segment("demo", ds, tmp_path / "ray", exports=["coco"], batch_size=1)
+    assert result.failed == [] and [e["image"] for e in result.report] == [str(p) for p in paths]
+
+    def files(folder):
+        return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir())}
+
+    assert files(tmp_path / "cli") == files(tmp_path / "ray")
+    with pytest.raises(FileExistsError, match="p0.overlay.png exists; pass overwrite=True"):
+        dist.segment("demo", ds, tmp_path / "ray")
+
+
+def test_cli_eval_on_a_local_ray_instance(scenes, tmp_path):
+    # A Ray instance of the command's own (--ray local), beside this test's.
+    root = scenes[0].parent
+    runs = {}
+    for name, extra in (("jobs", ["--jobs", "1"]), ("ray", ["--ray", "local", "--ray-ship-model"])):
+        r = subprocess.run([sys.executable, "-m", "coreseg", "eval", "demo", str(root), "--out", str(tmp_path / name),
+                            *extra], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        runs[name] = {f: (tmp_path / name / f).read_bytes() for f in ("report.json", "classes.csv", "table.txt",
+                                                                      "confusion.png")}
+    assert runs["jobs"] == runs["ray"]
+    assert json.loads(runs["ray"]["report.json"])["images"] == 10

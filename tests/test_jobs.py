@@ -1,0 +1,200 @@
+"""`eval` and `segment` on every core (--jobs) and on Ray (coreseg.dist):
+the same results, bit for bit, as one process; failing and killed workers
+reported without losing or double-counting the others' images."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from shared_fixtures import DATAGEN
+
+import coreseg
+from coreseg import demo
+from coreseg.scoring import PairScorer, merge_scores
+
+pytest.importorskip("cv2", reason="Datagen ground truth needs OpenCV: pip install '.[images]'")
+
+OUTPUTS = ["report.json", "classes.csv", "table.txt", "confusion.png"]
+
+
+def run(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "coreseg", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+def eval_files(out: Path) -> dict:
+    return {name: (out / name).read_bytes() for name in OUTPUTS}
+
+
+def tree(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    """Twelve generated scenes as Datagen datapoints (demo classes)."""
+    root = tmp_path_factory.mktemp("scenes")
+    demo.write_datapoints(root, range(2_000_000, 2_000_012))
+    return root
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photos")
+    for i in range(5):
+        image, _ = demo.scene(2_100_000 + i, (200 + 16 * i, 150))
+        Image.fromarray(image).save(root / f"photo{i}.png")
+    return root
+
+
+def test_eval_jobs_equal_one_process_on_generated_scenes(scenes, tmp_path):
+    r1 = run("eval", "demo", scenes, "--out", tmp_path / "j1", "--jobs", "1")
+    r2 = run("eval", "demo", scenes, "--out", tmp_path / "j2", "--jobs", "2")
+    r3 = run("eval", "demo", scenes, "--out", tmp_path / "j3", "--jobs", "3")  # more workers than cores
+    assert r1.returncode == r2.returncode == r3.returncode == 0, r1.stderr + r2.stderr + r3.stderr
+    assert eval_files(tmp_path / "j1") == eval_files(tmp_path / "j2") == eval_files(tmp_path / "j3")
+    report = json.loads((tmp_path / "j2/report.json").read_text())
+    assert report["images"] == 12 and [r["image"] for r in report["per_image"]] == sorted(
+        f"scene_{s}" for s in range(2_000_000, 2_000_012))
+    assert report["miou"] > 0.8  # the demo model on its own kind of scene
+    # The same counts as scoring each image here, by hand.
+    model = coreseg.load("demo")
+    from coreseg.groundtruth import DatagenClasses, datapoint_folders, load_datapoint
+    from coreseg.scoring import DatapointScorer
+
+    folders = datapoint_folders(scenes)
+    scorer = DatapointScorer(model, DatagenClasses.from_dataset(folders))
+    expected = merge_scores([scorer(f) for f in folders], len(scorer.names), scorer.names)
+    assert report["confusion_matrix"] == expected.matrix.tolist()
+    assert load_datapoint(folders[0]).labels.shape == (240, 320)
+
+
+@pytest.mark.skipif(not DATAGEN.is_dir(), reason=f"the shared Datagen fixtures are not at {DATAGEN}")
+def test_eval_jobs_equal_one_process_on_datagen(tmp_path):
+    for jobs in ("1", "2"):
+        r = run("eval", "demo", DATAGEN, "--map", "sky=human.*", "--out", tmp_path / jobs, "--jobs", jobs)
+        assert r.returncode == 0, r.stderr
+    assert eval_files(tmp_path / "1") == eval_files(tmp_path / "2")
+    assert json.loads((tmp_path / "2/report.json").read_text())["images"] == 80
+
+
+def test_eval_label_pngs_with_jobs(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    for folder in ("gt", "pred"):
+        (tmp_path / folder).mkdir()
+    pairs = []
+    for i in range(7):
+        gt = rng.integers(0, 3 + i, (20 + i, 30)).astype(np.uint8)
+        pred = np.where(rng.random(gt.shape) < 0.7, gt, rng.integers(0, 4, gt.shape)).astype(np.uint8)
+        Image.fromarray(gt).save(tmp_path / "gt" / f"im{i}.png")
+        Image.fromarray(pred).save(tmp_path / "pred" / f"im{i}.labels.png")
+        pairs.append((f"im{i}", tmp_path / "gt" / f"im{i}.png", tmp_path / "pred" / f"im{i}.labels.png"))
+    for jobs in ("1", "2"):
+        r = run("eval", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--out", tmp_path / jobs, "--jobs", jobs)
+        assert r.returncode == 0, r.stderr
+    assert eval_files(tmp_path / "1") == eval_files(tmp_path / "2")
+    # The class count grows to the largest id seen (8) + 1, as one pass would.
+    expected = merge_scores([PairScorer()(p) for p in pairs])
+    report = json.loads((tmp_path / "2/report.json").read_text())
+    assert report["num_classes"] == 9 and report["confusion_matrix"] == expected.matrix.tolist()
+
+
+def test_eval_reports_a_failing_image_and_keeps_the_others(scenes, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(scenes, data)
+    bad = data / "scene_2000003" / "camera" / "semantic_segmentation.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    for jobs in ("1", "2"):
+        r = run("eval", "demo", data, "--out", tmp_path / jobs, "--jobs", jobs)
+        assert r.returncode == 1
+        assert f"coreseg eval: failed {data / 'scene_2000003'}: GroundTruthError: " in r.stderr
+        assert "1 of 12 images failed (left out of the scores, listed in report.json)" in r.stderr
+    assert eval_files(tmp_path / "1") == eval_files(tmp_path / "2")
+    report = json.loads((tmp_path / "2/report.json").read_text())
+    assert report["images"] == 11 and [f["image"] for f in report["failed"]] == [str(data / "scene_2000003")]
+    # The others' counts are all there: the same as a dataset without it.
+    shutil.rmtree(data / "scene_2000003")
+    assert run("eval", "demo", data, "--out", tmp_path / "without", "--jobs", "2").returncode == 0
+    without = json.loads((tmp_path / "without/report.json").read_text())
+    assert report["confusion_matrix"] == without["confusion_matrix"]
+
+
+def _worker_pids(parent: int) -> list[int]:
+    """The spawned worker processes of `parent` (not its resource tracker)."""
+    pids = []
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(pid))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers through /proc (Linux)")
+def test_a_worker_killed_mid_run_is_reported_and_its_image_retried(tmp_path):
+    data = tmp_path / "data"
+    demo.write_datapoints(data, range(2_200_000, 2_200_048), size=(640, 480))
+    assert run("eval", "demo", data, "--out", tmp_path / "one", "--jobs", "1").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "coreseg", "eval", "demo", str(data), "--out", str(tmp_path / "two"),
+                             "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 60
+    while killed is None and proc.poll() is None and time.monotonic() < deadline:
+        pids = _worker_pids(proc.pid)
+        if len(pids) == 2:
+            time.sleep(1.0)  # both loaded and working
+            os.kill(pids[0], signal.SIGKILL)
+            killed = pids[0]
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=300)
+    assert killed is not None, "the run ended before a worker could be killed"
+    assert proc.returncode == 0, err
+    assert "coreseg eval: a worker process died (killed by SIGKILL) holding" in err
+    assert "trying it again on a new one" in err
+    # Every image counted once: the same files as one process.
+    assert eval_files(tmp_path / "one") == eval_files(tmp_path / "two")
+
+
+def test_segment_jobs_write_the_same_files(photos, tmp_path):
+    args = ["--export", "coco", "--export", "masks", "--label", "sky", "--label", "tree"]
+    for jobs in ("1", "2"):
+        r = run("segment", "demo", photos, "--out", tmp_path / jobs, "--jobs", jobs, *args)
+        assert r.returncode == 0, r.stderr
+        assert "segmented 5 images" in r.stdout
+    one, two = tree(tmp_path / "1"), tree(tmp_path / "2")
+    assert one == two and len(one) > 15
+    coco = json.loads(one["annotations.json"])
+    assert [im["file_name"] for im in coco["images"]] == [f"photo{i}.png" for i in range(5)]
+
+
+def test_segment_jobs_keep_going_past_a_bad_image(photos, tmp_path):
+    import shutil
+
+    data = tmp_path / "in"
+    shutil.copytree(photos, data)
+    (data / "photo2.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    r = run("segment", "demo", data, "--out", tmp_path / "o", "--jobs", "2", "--keep-going")
+    assert r.returncode == 1 and f"skipped {data / 'photo2.png'}" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.labels.png")) == [
+        f"photo{i}.labels.png" for i in (0, 1, 3, 4)]
+
+
+def test_jobs_must_be_positive(photos, tmp_path):
+    r = run("segment", "demo", photos, "--out", tmp_path / "o", "--jobs", "0")
+    assert r.returncode == 1 and "--jobs must be 1 to 256, got 0" in r.stderr
+    r = run("eval", "--pred", tmp_path, "--gt", tmp_path, "--ray", "local")
+    assert r.returncode == 1 and "--ray runs a model on a dataset" in r.stderr

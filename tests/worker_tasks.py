@@ -1,0 +1,40 @@
+"""Work for the worker-process tests (a module of its own: spawned workers
+import it by name)."""
+
+import os
+import signal
+from pathlib import Path
+
+
+def squarer(marks: str):
+    """Squares numbers; -1 kills its worker the first time (a marker file
+    remembers), -2 every time, -3 raises."""
+
+    def work(x):
+        if x == -1 and not (Path(marks) / "killed").exists():
+            (Path(marks) / "killed").touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        if x == -2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if x == -3:
+            raise ValueError("item -3 is bad")
+        with open(Path(marks) / f"ran-{x}", "a") as f:  # how many times each item ran
+            f.write("x")
+        return x * x, os.getpid()
+
+    return work
+
+
+def broken_setup():
+    raise ValueError("the model file is corrupt")
+
+
+def dies_in_setup():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def pid_and_threads(threads):
+    import coreseg
+
+    coreseg.set_num_threads(threads)
+    return lambda x: (os.getpid(), coreseg.get_num_threads())
