@@ -45,6 +45,10 @@ NAMES = {
     "stream_hysteresis": "stream, smoothing='hysteresis'",
     "ema": "EMA smoother (with its scene-cut thumbnail)",
     "hysteresis": "Hysteresis smoother (with its scene-cut thumbnail)",
+    "eval_jobs1": "coreseg eval --jobs 1 (one process)",
+    "eval_jobs1_one_core": "coreseg eval --jobs 1, pinned to one core",
+    "eval_jobs2": "coreseg eval --jobs 2 (two worker processes)",
+    "eval_ray": "coreseg eval --ray auto (Ray Data, local 2-CPU cluster)",
 }
 
 
@@ -69,6 +73,8 @@ def format_report(data: dict) -> str:
         groups[b["group"]].append((_label(b["name"]), b["stats"]["median"]))
         if "peak_mib" in b.get("extra_info", {}):
             peaks[(b["group"], _label(b["name"]))] = f"{b['extra_info']['peak_mib']} MiB"
+        if "images_per_s" in b.get("extra_info", {}):
+            peaks[(b["group"], _label(b["name"]))] = f"{b['extra_info']['images_per_s']} images/s"
         if "spread" in b.get("extra_info", {}):
             peaks[(b["group"], _label(b["name"]))] = f"spread {b['extra_info']['spread'] * 100:.0f}%"
     info = data.get("machine_info", {})
@@ -89,10 +95,12 @@ def format_report(data: dict) -> str:
     for group in sorted(groups):
         rows = sorted(groups[group], key=lambda r: r[1])
         times = dict(rows)
-        base = next((n for n in times if n in ("coreseg", NAMES["coreseg_cli"], NAMES["sequential"])
+        base = next((n for n in times if n in ("coreseg", NAMES["coreseg_cli"], NAMES["sequential"],
+                                               NAMES["eval_jobs1"])
                      or n.startswith("coreseg's session options")), None)
         ours = times.get(base)
         against = ("the sequential loop" if base == NAMES["sequential"] else
+                   "--jobs 1" if base == NAMES["eval_jobs1"] else
                    "coreseg's options" if base and base.startswith("coreseg's session") else "coreseg")
         peak = any((group, name) in peaks for name, _ in rows)
         lines += [f"## {group}", "", f"| implementation | median | vs {against} |" + (" note |" if peak else ""),

@@ -177,7 +177,8 @@ def test_eval_ignore_index_and_per_image_scores(tmp_path):
 
 
 def test_eval_reads_each_label_png_once_and_grows_the_class_count(tmp_path, monkeypatch):
-    from coreseg.cli import evaluate, main
+    from coreseg import scoring
+    from coreseg.cli import main
 
     gt, pred = tmp_path / "gt", tmp_path / "pred"
     gt.mkdir()
@@ -188,9 +189,10 @@ def test_eval_reads_each_label_png_once_and_grows_the_class_count(tmp_path, monk
         _label_png(gt / f"{i}.png", m)
         _label_png(pred / f"{i}.labels.png", np.roll(m, 1, axis=1))
     reads = []
-    real = evaluate._read_label_png
-    monkeypatch.setattr(evaluate, "_read_label_png", lambda path: reads.append(path) or real(path))
-    assert main(["eval", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "a")]) == 0
+    real = scoring.read_label_png
+    monkeypatch.setattr(scoring, "read_label_png", lambda path: reads.append(path) or real(path))
+    # In this process (--jobs 1), where the reads are counted.
+    assert main(["eval", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "a"), "--jobs", "1"]) == 0
     assert len(reads) == 6 and len(set(reads)) == 6
     assert main(["eval", "--pred", str(pred), "--gt", str(gt), "--num-classes", "5", "--out", str(tmp_path / "b")]) == 0
     grown, told = (json.loads((tmp_path / d / "report.json").read_text()) for d in "ab")

@@ -4,6 +4,7 @@ a folder holding the files it names: the shared fixtures), and every
 
 import doctest
 import importlib
+import os
 import pkgutil
 import re
 from pathlib import Path
@@ -44,6 +45,11 @@ def test_readme_block_runs(index, files):
     if block.startswith("# requires:"):
         pytest.skip(block.splitlines()[0].removeprefix("# requires: "))
     pytest.importorskip("onnxruntime", reason="the README's examples run the demo model through onnxruntime")
+    if "import ray" in block:
+        pytest.importorskip("ray", reason="the README's Ray example needs the ray extra: pip install '.[ray]'")
+        if "libasan" in os.environ.get("LD_PRELOAD", ""):
+            pytest.skip("under .ci/sanitize Ray's own daemons would run with the preloaded ASan; "
+                        "this example runs in .ci/run's pass")
     if "coreseg.video" in block:
         pytest.importorskip("av", reason="the README's video example needs PyAV: pip install '.[video]'")
         from coreseg import demo

@@ -178,7 +178,7 @@ class _ScoreBatch:
         key = "datapoint" if self.datapoints is not None else "gt"
         for i in range(len(batch[key])):
             index = _column(batch, "index", i)
-            name = Path(str(batch["datapoint"][i])).name if self.datapoints else _column(batch, "name", i)
+            name = str(batch["datapoint"][i]) if self.datapoints else _column(batch, "name", i)
             try:
                 score = self._score(batch, i)
             except IMAGE_ERRORS as e:
@@ -232,7 +232,8 @@ def evaluate(model, dataset, *, classes=None, class_map=None, num_classes: int |
         A model file (or "demo"); see the module docstring for how actors
         reach it.
     dataset : ray.data.Dataset
-        Either a "datapoint" column of Datagen datapoint folders, or
+        Either a "datapoint" column of Datagen datapoint folders (absolute
+        paths: actors do not run in the driver's folder), or
         "image" ((H, W, 3|4) uint8) and "gt" ((H, W) class ids of the
         model's classes) columns, with an optional "name". An "index"
         column orders `per_image`.
@@ -300,11 +301,22 @@ def evaluate(model, dataset, *, classes=None, class_map=None, num_classes: int |
                       [r["image"] for r in rows if r.get("skipped")])
 
 
-def score_datapoints(model_path, folders, classes, groups, *, address="auto", ship_model=False, **init_kwargs):
-    """`coreseg eval --ray`: (Evaluation, folders) of the datapoint folders on a cluster."""
+def score_datapoints(model_path, folders, classes, groups, *, labels=None, address="auto", ship_model=False,
+                     batch_size: int = 8, **init_kwargs) -> Evaluation:
+    """`coreseg eval --ray`: the Evaluation of Datagen datapoint folders on
+    a cluster (`labels`: the model's, when the caller has them already)."""
     ray = connect(address, **init_kwargs)
-    ds = ray.data.from_items([{"index": i, "datapoint": str(f)} for i, f in enumerate(folders)])
-    return evaluate(model_path, ds, classes=classes, class_map=groups or None, ship_model=ship_model)
+    # A block per batch: blocks of one row each cost the object store a
+    # round trip per image. Paths absolute: actors do not run in this folder.
+    rows = [{"index": i, "datapoint": str(Path(f).resolve())} for i, f in enumerate(folders)]
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // batch_size)))
+    kwargs = {"labels": list(labels)} if labels else {}
+    result = evaluate(model_path, ds, classes=classes, class_map=groups or None, ship_model=ship_model,
+                      batch_size=batch_size, **kwargs)
+    given = {row["datapoint"]: str(f) for row, f in zip(rows, folders)}  # named as the caller named them
+    result.skipped = [given.get(s, s) for s in result.skipped]
+    result.failed = [{**f, "image": given.get(f["image"], f["image"])} for f in result.failed]
+    return result
 
 
 class _SegmentBatch:
@@ -356,8 +368,8 @@ def segment(model, dataset, out, *, opacity: float = 0.6, outline: bool = True, 
     ----------
     model : str or os.PathLike
     dataset : ray.data.Dataset
-        A "path" column of image files (and an optional "index" column
-        for the report's order).
+        A "path" column of image files, absolute (and an optional "index"
+        column for the report's order).
     out : str or os.PathLike
         The output folder, on storage every node sees.
     opacity, outline, legend, areas_only, classes, color, exports
@@ -374,7 +386,7 @@ def segment(model, dataset, out, *, opacity: float = 0.6, outline: bool = True, 
     ray = _ray()
     from .outputs import OutputSettings, output_paths
 
-    out = Path(out)
+    out = Path(out).resolve()  # actors do not run in this folder
     paths = [Path(r["path"]) for r in dataset.select_columns(["path"]).iter_rows()]
     stems = [p.stem for p in paths]
     if len(set(stems)) != len(stems):

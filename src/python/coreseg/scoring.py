@@ -10,7 +10,8 @@ many processes or machines the images were scored.
 Examples
 --------
 >>> import numpy as np
->>> s = ImageScore.of("a", ConfusionMatrix(3).update(np.array([[0, 1]]), np.array([[0, 2]])))
+>>> gt, pred = np.array([[0, 1]], np.int32), np.array([[0, 2]], np.int32)
+>>> s = ImageScore.of("a", ConfusionMatrix(3).update(gt, pred))
 >>> s.rows.tolist(), s.cols.tolist(), s.counts.tolist()
 ([0, 1], [0, 2], [1, 1])
 >>> merge_scores([s, s], 3).matrix.tolist()

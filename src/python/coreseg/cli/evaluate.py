@@ -72,7 +72,7 @@ def _eval_model(args):
     if args.ray:
         from .. import dist
 
-        ev = dist.score_datapoints(model.info.path, folders, classes, groups, address=args.ray,
+        ev = dist.score_datapoints(model.info.path, folders, classes, groups, labels=model.labels, address=args.ray,
                                    ship_model=args.ray_ship_model)
         if ev.failed and not ev.per_image:
             raise RuntimeError(f"every image failed; the first, {ev.failed[0]['image']}: {ev.failed[0]['error']}")
