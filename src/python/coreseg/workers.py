@@ -161,7 +161,9 @@ def process_map(make, make_args, items, *, jobs: int, retries: int = 1, on_retry
     try:
         while pending or any(w.holding is not None for w in workers):
             busy = sum(w.holding is not None for w in workers)
-            while len(workers) < min(jobs, len(pending) + busy):  # a new worker for one that died
+            # One worker per item outstanding, at most `jobs`: at the start,
+            # and in place of one that died.
+            while len(workers) < min(jobs, len(pending) + busy):
                 started += 1
                 workers.append(_Worker(ctx, make, make_args, started))
             for w in workers:

@@ -127,16 +127,19 @@ def _collect(outcomes, items, args):
     """(scores in input order, failed images as {"image", "error"}, skipped
     datapoints) from the outcomes of a run, with one progress bar."""
     done, failed, skipped = {}, {}, []
-    for outcome in progress_bar(outcomes, args, total=len(items)):
-        item = items[outcome.index]
-        if outcome.error is not None:
-            if not isinstance(outcome.error, (OSError, ValueError, RuntimeError, ImportError)):
-                raise outcome.error
-            failed[outcome.index] = outcome.error
-        elif outcome.value is None:
-            skipped.append(str(item))
-        else:
-            done[outcome.index] = outcome.value
+    try:
+        for outcome in progress_bar(outcomes, args, total=len(items)):
+            item = items[outcome.index]
+            if outcome.error is not None:
+                if not isinstance(outcome.error, (OSError, ValueError, RuntimeError, ImportError)):
+                    raise outcome.error
+                failed[outcome.index] = outcome.error
+            elif outcome.value is None:
+                skipped.append(str(item))
+            else:
+                done[outcome.index] = outcome.value
+    finally:
+        outcomes.close()  # on an error: the workers end now, not when collected
     if failed and not done:
         raise next(iter(failed.values()))  # nothing scored: the error is the result
     failures = [{"image": _name(items[i]), "error": f"{type(failed[i]).__name__}: {failed[i]}"} for i in sorted(failed)]

@@ -53,6 +53,7 @@ def cmd_segment(args) -> int:
     from .. import load
     from .._images import check_image_file, default_format
     from ..outputs import OutputSettings, output_paths
+    from ..workers import WorkerDied
 
     from .segment_video import check_smoothing, segment_videos, video_outputs
 
@@ -121,18 +122,19 @@ def cmd_segment(args) -> int:
     todo = [p for p in images if p not in bad]
     results = {}
     outcomes = _segment_images(model, settings, [(p, fmt[p]) for p in todo], args)
-    for outcome in progress_bar(outcomes, args, total=len(todo)) if not args.json else outcomes:
-        p, error = todo[outcome.index], outcome.error
-        if error is None:
-            results[outcome.index] = outcome.value
-            continue
-        from ..workers import WorkerDied
-
-        if isinstance(error, WorkerDied):
-            error = WorkerDied(f"{p}: {error}")
-        if not args.keep_going or not isinstance(error, (OSError, ValueError, RuntimeError, ImportError)):
-            raise error
-        bad[p] = str(error)
+    try:
+        for outcome in progress_bar(outcomes, args, total=len(todo)) if not args.json else outcomes:
+            p, error = todo[outcome.index], outcome.error
+            if error is None:
+                results[outcome.index] = outcome.value
+                continue
+            if isinstance(error, WorkerDied):
+                error = WorkerDied(f"{p}: {error}")
+            if not args.keep_going or not isinstance(error, (OSError, ValueError, RuntimeError, ImportError)):
+                raise error
+            bad[p] = str(error)
+    finally:
+        outcomes.close()  # stopping at a failure: the workers end now, not when collected
     report = []
     for i in sorted(results):  # input order, whatever order they finished in
         entry, annotated = results[i]
