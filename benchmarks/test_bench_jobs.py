@@ -20,7 +20,7 @@ pytest.importorskip("cv2", reason="Datagen ground truth needs OpenCV: pip instal
 pytest.importorskip("onnxruntime", reason="the demo model runs through onnxruntime here: pip install '.[onnx]'")
 
 #: Scenes per run: 200 for the rate, 2 for the start-up that every run pays once.
-SIZES = {"200": 200, "2 (start-up)": 2}
+SIZES = {"200 generated scenes": 200, "2 generated scenes (the start-up)": 2}
 
 
 @pytest.fixture(scope="module", params=list(SIZES))
@@ -39,7 +39,7 @@ def eval_command(benchmark, scenes, out, *args, prefix=()):
     def once():
         subprocess.run(command, check=True, capture_output=True, env=env, timeout=600)
 
-    benchmark.group = f"eval: {size} generated scenes (320x240)"
+    benchmark.group = f"eval: {size}, 320x240"
     benchmark.pedantic(once, rounds=3, iterations=1, warmup_rounds=1)
     if benchmark.stats is not None:  # None with --benchmark-disable (CI runs each benchmark once, as a test)
         benchmark.extra_info["images_per_s"] = round(SIZES[size] / benchmark.stats.stats.median, 1)
