@@ -67,6 +67,8 @@ void ResizeImage(const ImageView& image, uint8_t* out, int64_t out_width,
   const int64_t src_count = image.width * channels;
   const bool rgba_order = out_channels == 4 && order[0] == 0 && order[1] == 1 &&
                           order[2] == 2 && order[3] == 3;
+  uint8_t shuffle_order[4] = {0, 1, 2, 3};
+  for (int c = 0; c < out_channels; ++c) shuffle_order[c] = static_cast<uint8_t>(order[c]);
   // Bands of at least ~1M multiply-adds in the vertical pass.
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / (src_count * ys.taps + 1));
 
@@ -99,10 +101,7 @@ void ResizeImage(const ImageView& image, uint8_t* out, int64_t out_width,
       uint8_t* px = rgba_order ? dst : rgba.data();
       rows.resample_horizontal(inter.data(), channels, xs.start.data(), xs.coeffs.data(),
                                xs.taps, px, static_cast<int>(out_width));
-      if (rgba_order) continue;
-      for (int64_t x = 0; x < out_width; ++x)
-        for (int c = 0; c < out_channels; ++c)
-          dst[x * out_channels + c] = px[x * 4 + order[c]];
+      if (!rgba_order) rows.shuffle(px, shuffle_order, out_channels, dst, static_cast<int>(out_width));
     }
   });
 }

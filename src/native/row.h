@@ -132,6 +132,12 @@ using HysteresisRowFn = void (*)(const int32_t* x, const float* gap,
                                  int32_t* candidate, int32_t* count,
                                  int width);
 
+// resize_image's output layout: dst[x * channels + c] = src[4 * x + order[c]]
+// for `width` RGBA pixels; channels is 3 or 4, order[c] in 0..3. dst and
+// src do not overlap.
+using ShuffleRowFn = void (*)(const uint8_t* src, const uint8_t* order,
+                              int channels, uint8_t* dst, int width);
+
 template <typename T>
 struct LabelRowFunctions {
   RenderMaskRowFn<T> render_mask;
@@ -155,6 +161,7 @@ struct RowFunctions {
   EmaRowFn<float> ema_f32;
   EmaRowFn<uint16_t> ema_f16;
   HysteresisRowFn hysteresis;
+  ShuffleRowFn shuffle;
 
   template <typename T>
   const LabelRowFunctions<T>& labels() const;
@@ -217,6 +224,8 @@ void EmaRow_C(const uint16_t* x, float alpha, float* state, int count);
 void HysteresisRow_C(const int32_t* x, const float* gap, float margin,
                      int frames, int32_t* shown, int32_t* candidate,
                      int32_t* count, int width);
+void ShuffleRow_C(const uint8_t* src, const uint8_t* order, int channels,
+                  uint8_t* dst, int width);
 
 // One pixel of the hysteresis, shared by the C row and the SIMD tails.
 inline void HysteresisPixel(int32_t x, const float* gap, float margin,

@@ -301,6 +301,28 @@ void HysteresisRow_AVX2(const int32_t* x, const float* gap, float margin, int fr
 
 }  // namespace
 
+void ShuffleRow_AVX2(const uint8_t* src, const uint8_t* order, int channels,
+                     uint8_t* dst, int width) {
+  // vpshufb works per 128-bit lane: the same 4-pixel mask in both.
+  alignas(16) uint8_t m[16];
+  std::memset(m, 0x80, sizeof(m));
+  for (int p = 0; p < 4; ++p)
+    for (int c = 0; c < channels; ++c) m[channels * p + c] = static_cast<uint8_t>(4 * p + order[c]);
+  const __m256i mask = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(m)));
+  // 3 channels: each lane's 12 bytes joined into 24 (dwords 0-2 and 4-6).
+  const __m256i join = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7);
+  int x = 0;
+  // Each step stores 32 bytes; with 3 channels only 24 are the step's, so
+  // it stops while the 8 after them are still inside the row.
+  const int stop = channels == 4 ? width - 8 : width - 11;
+  for (; x <= stop; x += 8) {
+    __m256i v = _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 4 * x)), mask);
+    if (channels == 3) v = _mm256_permutevar8x32_epi32(v, join);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + channels * x), v);
+  }
+  ShuffleRow_C(src + 4 * x, order, channels, dst + channels * x, width - x);
+}
+
 const RowFunctions kRowsAVX2 = {
     "avx2",
     {RenderMaskRow_AVX2<uint8_t>, ColorizeRow_AVX2<uint8_t>, ResizeLabelsRow_C<uint8_t>},
@@ -318,6 +340,7 @@ const RowFunctions kRowsAVX2 = {
     EmaRow_AVX2<float>,
     EmaRow_AVX2<uint16_t>,
     HysteresisRow_AVX2,
+    ShuffleRow_AVX2,
 };
 
 }  // namespace coreseg

@@ -179,6 +179,12 @@ CORESEG_INSTANTIATE_LABEL_ROWS(uint16_t)
 CORESEG_INSTANTIATE_LABEL_ROWS(int32_t)
 #undef CORESEG_INSTANTIATE_LABEL_ROWS
 
+void ShuffleRow_C(const uint8_t* src, const uint8_t* order, int channels,
+                  uint8_t* dst, int width) {
+  for (int x = 0; x < width; ++x, src += 4, dst += channels)
+    for (int c = 0; c < channels; ++c) dst[c] = src[order[c]];
+}
+
 const RowFunctions kRowsC = {
     "scalar",
     {RenderMaskRow_C<uint8_t>, ColorizeRow_C<uint8_t>, ResizeLabelsRow_C<uint8_t>},
@@ -196,6 +202,7 @@ const RowFunctions kRowsC = {
     EmaRow_C,
     EmaRow_C,
     HysteresisRow_C,
+    ShuffleRow_C,
 };
 
 }  // namespace coreseg

@@ -249,6 +249,23 @@ void HysteresisRow_NEON(const int32_t* x, const float* gap, float margin, int fr
 
 }  // namespace
 
+void ShuffleRow_NEON(const uint8_t* src, const uint8_t* order, int channels,
+                     uint8_t* dst, int width) {
+  int x = 0;
+  for (; x + 16 <= width; x += 16) {
+    // De-interleaved: one register per channel, stored back in `order`.
+    const uint8x16x4_t v = vld4q_u8(src + 4 * x);
+    if (channels == 4) {
+      const uint8x16x4_t o = {{v.val[order[0]], v.val[order[1]], v.val[order[2]], v.val[order[3]]}};
+      vst4q_u8(dst + 4 * x, o);
+    } else {
+      const uint8x16x3_t o = {{v.val[order[0]], v.val[order[1]], v.val[order[2]]}};
+      vst3q_u8(dst + 3 * x, o);
+    }
+  }
+  ShuffleRow_C(src + 4 * x, order, channels, dst + channels * x, width - x);
+}
+
 const RowFunctions kRowsNEON = {
     "neon",
     {RenderMaskRow_NEON<uint8_t>, ColorizeRow_NEON<uint8_t>, ResizeLabelsRow_C<uint8_t>},
@@ -266,6 +283,7 @@ const RowFunctions kRowsNEON = {
     EmaRow_NEON<float>,
     EmaRow_NEON<uint16_t>,
     HysteresisRow_NEON,
+    ShuffleRow_NEON,
 };
 
 }  // namespace coreseg

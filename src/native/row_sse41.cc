@@ -274,6 +274,30 @@ void HysteresisRow_SSE41(const int32_t* x, const float* gap, float margin, int f
 
 }  // namespace
 
+// pshufb's mask for 4 pixels: byte channels * p + c takes 4 * p + order[c];
+// for 3 channels the last 4 bytes are zero (0x80).
+inline __m128i ShuffleMask(const uint8_t* order, int channels) {
+  alignas(16) uint8_t mask[16];
+  std::memset(mask, 0x80, sizeof(mask));
+  for (int p = 0; p < 4; ++p)
+    for (int c = 0; c < channels; ++c) mask[channels * p + c] = static_cast<uint8_t>(4 * p + order[c]);
+  return _mm_load_si128(reinterpret_cast<const __m128i*>(mask));
+}
+
+void ShuffleRow_SSE41(const uint8_t* src, const uint8_t* order, int channels,
+                      uint8_t* dst, int width) {
+  const __m128i mask = ShuffleMask(order, channels);
+  int x = 0;
+  // Each step stores 16 bytes; with 3 channels only 12 are the step's, so
+  // it stops while the 4 after them are still inside the row.
+  const int stop = channels == 4 ? width - 4 : width - 6;
+  for (; x <= stop; x += 4) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 4 * x));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + channels * x), _mm_shuffle_epi8(v, mask));
+  }
+  ShuffleRow_C(src + 4 * x, order, channels, dst + channels * x, width - x);
+}
+
 const RowFunctions kRowsSSE41 = {
     "sse41",
     {RenderMaskRow_SSE41<uint8_t>, ColorizeRow_SSE41<uint8_t>,
@@ -293,6 +317,7 @@ const RowFunctions kRowsSSE41 = {
     EmaRow_SSE41,
     EmaRowHalf_C,
     HysteresisRow_SSE41,
+    ShuffleRow_SSE41,
 };
 
 }  // namespace coreseg

@@ -332,6 +332,30 @@ void TestBlendPattern(const RowFunctions& simd) {
   }
 }
 
+void TestShuffle(const RowFunctions& simd) {
+  // Every output layout resize_image takes (any channel order, 3 or 4
+  // channels, repeats too), against the C row, which is checked against
+  // the definition; the byte after the row is never written.
+  const std::vector<std::vector<uint8_t>> orders = {
+      {0, 1, 2, 3}, {2, 1, 0, 3}, {3, 0, 1, 2}, {3, 2, 1, 0}, {0, 1, 2}, {2, 1, 0}, {1, 1, 3}, {3, 3, 3, 3}};
+  for (int width : Widths()) {
+    std::vector<uint8_t> src(4 * static_cast<size_t>(width) + 1);
+    for (uint8_t& v : src) v = static_cast<uint8_t>(rng());
+    for (const auto& order : orders) {
+      const int channels = static_cast<int>(order.size());
+      const size_t bytes = static_cast<size_t>(channels) * width;
+      std::vector<uint8_t> a(bytes + 1, 7), b(bytes + 1, 7);
+      ShuffleRow_C(src.data(), order.data(), channels, a.data(), width);
+      bool exact = a[bytes] == 7;
+      for (int x = 0; x < width; ++x)
+        for (int c = 0; c < channels; ++c) exact = exact && a[x * channels + c] == src[4 * x + order[c]];
+      Check(exact, "scalar", "shuffle_is_definition", width, channels);
+      simd.shuffle(src.data(), order.data(), channels, b.data(), width);
+      Check(a == b, simd.name, "shuffle", width, channels);
+    }
+  }
+}
+
 void TestHysteresisRule() {
   // The rule itself, on one pixel: 0 shown, 1 arrives for three frames.
   int32_t shown = 0, cand = 0, count = 0;
@@ -389,6 +413,7 @@ int main() {
     TestUpsampleRows(simd);
     TestSmoothingRows(simd);
     TestBlendPattern(simd);
+    TestShuffle(simd);
     std::printf("%s: %s\n", b.c_str(), failed == before ? "all rows match C" : "MISMATCH");
   }
   std::printf("%d passed, %d failed\n", passed, failed);
