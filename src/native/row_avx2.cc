@@ -176,6 +176,10 @@ void ResampleHorizontalRow_AVX2(const int16_t* src, int channels,
   const __m128i round = _mm_set1_epi32(1 << (kHorizontalShift - 1));
   const uint32_t alpha = channels == 3 ? 0xFF000000u : 0u;
   const ptrdiff_t two = 2 * channels;  // offset of taps k+2, k+3
+  // Coefficients k, k+1 are one little-endian int32 in memory: madd's pair.
+  // Four taps load as one int64, spread as pair (k, k+1) over lane 0 and
+  // pair (k+2, k+3) over lane 1.
+  const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
   for (int x = 0; x < width; ++x) {
     const int16_t* p = src + static_cast<ptrdiff_t>(start[x]) * channels;
     const int16_t* c = coeffs + static_cast<ptrdiff_t>(x) * taps;
@@ -187,8 +191,8 @@ void ResampleHorizontalRow_AVX2(const int16_t* src, int channels,
           _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(q + two),
                               reinterpret_cast<const __m128i*>(q)),
           pairs);
-      const __m256i cc = _mm256_setr_m128i(_mm_set1_epi32(PackPair(c[k], c[k + 1])),
-                                           _mm_set1_epi32(PackPair(c[k + 2], c[k + 3])));
+      const __m256i cc = _mm256_permutevar8x32_epi32(
+          _mm256_castsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + k))), spread);
       acc = _mm256_add_epi32(acc, _mm256_madd_epi16(v, cc));
     }
     __m128i sum = _mm_add_epi32(
@@ -198,7 +202,9 @@ void ResampleHorizontalRow_AVX2(const int16_t* src, int channels,
       const __m128i v = _mm_shuffle_epi8(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k * channels)),
           _mm256_castsi256_si128(pairs));
-      sum = _mm_add_epi32(sum, _mm_madd_epi16(v, _mm_set1_epi32(PackPair(c[k], c[k + 1]))));
+      int32_t pair;
+      std::memcpy(&pair, c + k, 4);  // == PackPair(c[k], c[k + 1]) (little-endian)
+      sum = _mm_add_epi32(sum, _mm_madd_epi16(v, _mm_set1_epi32(pair)));
     }
     sum = _mm_srai_epi32(sum, kHorizontalShift);
     const __m128i px = _mm_packus_epi16(_mm_packs_epi32(sum, sum), sum);

@@ -32,6 +32,13 @@ inline __m128i CoeffPair(int16_t c0, int16_t c1) {
       (static_cast<uint32_t>(static_cast<uint16_t>(c1)) << 16)));
 }
 
+// CoeffPair(c[0], c[1]) read as the one little-endian int32 they are in memory.
+inline __m128i CoeffPairAt(const int16_t* c) {
+  int32_t pair;
+  std::memcpy(&pair, c, 4);
+  return _mm_set1_epi32(pair);
+}
+
 template <typename T>
 void RenderMaskRow_SSE41(const T* src, const int32_t* selected,
                          int num_selected, uint32_t color, uint8_t* dst,
@@ -170,7 +177,7 @@ void ResampleHorizontalRow_SSE41(const int16_t* src, int channels,
     for (int k = 0; k < taps; k += 2) {
       const __m128i v = _mm_shuffle_epi8(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k * channels)), pairs);
-      acc = _mm_add_epi32(acc, _mm_madd_epi16(v, CoeffPair(c[k], c[k + 1])));
+      acc = _mm_add_epi32(acc, _mm_madd_epi16(v, CoeffPairAt(c + k)));
     }
     acc = _mm_srai_epi32(acc, kHorizontalShift);
     const __m128i px = _mm_packus_epi16(_mm_packs_epi32(acc, acc), acc);
