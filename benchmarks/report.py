@@ -45,6 +45,7 @@ NAMES = {
     "stream_hysteresis": "stream, smoothing='hysteresis'",
     "ema": "EMA smoother (with its scene-cut thumbnail)",
     "hysteresis": "Hysteresis smoother (with its scene-cut thumbnail)",
+    "raw_inference": "raw inference: session.run on an input made once (floor)",
     "eval_jobs1": "coreseg eval --jobs 1 (one process)",
     "eval_jobs1_one_core": "coreseg eval --jobs 1, pinned to one core",
     "eval_jobs2": "coreseg eval --jobs 2 (two worker processes)",

@@ -148,7 +148,7 @@ void ResampleVerticalRow_SSE41(const uint8_t* const* rows,
           _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[k] + i)));
       const __m128i b = _mm_cvtepu8_epi16(
           _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[k + 1] + i)));
-      const __m128i cc = CoeffPair(coeffs[k], coeffs[k + 1]);
+      const __m128i cc = CoeffPairAt(coeffs + k);
       acc0 = _mm_add_epi32(acc0, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), cc));
       acc1 = _mm_add_epi32(acc1, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), cc));
     }
