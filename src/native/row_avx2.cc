@@ -151,6 +151,28 @@ void ResampleVerticalRow_AVX2(const uint8_t* const* rows,
                               int count) {
   const __m256i round = _mm256_set1_epi32(1 << (kVerticalShift - 1));
   int i = 0;
+  // 32 values per step: each tap pair's row pointers and coefficients are
+  // loaded once for two vectors.
+  for (; i + 32 <= count; i += 32) {
+    __m256i acc0 = round, acc1 = round, acc2 = round, acc3 = round;
+    for (int k = 0; k < taps; k += 2) {
+      const uint8_t* ra = rows[k] + i;
+      const uint8_t* rb = rows[k + 1] + i;
+      const __m256i cc = _mm256_set1_epi32(LoadPair(coeffs + k));
+      const __m256i a = Widen16(ra), b = Widen16(rb);
+      const __m256i a2 = Widen16(ra + 16), b2 = Widen16(rb + 16);
+      acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), cc));
+      acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), cc));
+      acc2 = _mm256_add_epi32(acc2, _mm256_madd_epi16(_mm256_unpacklo_epi16(a2, b2), cc));
+      acc3 = _mm256_add_epi32(acc3, _mm256_madd_epi16(_mm256_unpackhi_epi16(a2, b2), cc));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        _mm256_packs_epi32(_mm256_srai_epi32(acc0, kVerticalShift),
+                                           _mm256_srai_epi32(acc1, kVerticalShift)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i + 16),
+                        _mm256_packs_epi32(_mm256_srai_epi32(acc2, kVerticalShift),
+                                           _mm256_srai_epi32(acc3, kVerticalShift)));
+  }
   for (; i + 16 <= count; i += 16) {
     __m256i acc0 = round, acc1 = round;
     for (int k = 0; k < taps; k += 2) {
