@@ -13,6 +13,7 @@ each), and `stream` with each smoothing. Times are per clip of FRAMES
 frames; the ratio column is frames per second relative to the sequential
 loop's inverse. Peak traced memory of the run is in extra_info."""
 
+import os
 import time
 import tracemalloc
 from pathlib import Path
@@ -26,7 +27,9 @@ pytest.importorskip("onnxruntime", reason="the models run through onnxruntime he
 
 FRAMES = 30
 SIZE = (1920, 1080)
-SELFIE = Path(__file__).resolve().parents[2] / "shared/fixtures/mediapipe-selfie/selfie_segmentation.onnx"
+# ../shared beside the clone, or $CORESEG_SHARED, as the tests find it.
+SHARED = Path(os.environ.get("CORESEG_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SELFIE = SHARED / "fixtures/mediapipe-selfie/selfie_segmentation.onnx"
 MODELS = ["demo", "selfie"]
 
 
