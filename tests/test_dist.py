@@ -11,9 +11,10 @@ import pytest
 
 import coreseg
 from coreseg import demo
-from coreseg.groundtruth import DatagenClasses
+from coreseg.groundtruth import DatagenClasses, datapoint_folders
 from coreseg.metrics import ConfusionMatrix
 from coreseg.scoring import DatapointScorer, merge_scores
+from shared_fixtures import DATAGEN
 
 ray = pytest.importorskip("ray", reason="coreseg.dist needs Ray: pip install '.[ray]'")
 pytest.importorskip("cv2", reason="Datagen ground truth needs OpenCV: pip install '.[images]'")
@@ -51,6 +52,23 @@ def test_evaluate_datapoints_equals_one_process(cluster, scenes, ship_model):
     assert result.matrix.table() == expected.table()
     assert result.per_image == [{"image": s.image, "miou": s.miou} for s in scores]
     assert result.failed == [] and result.skipped == []
+
+
+@pytest.mark.skipif(not DATAGEN.is_dir(), reason=f"the shared Datagen fixtures are not at {DATAGEN}")
+def test_evaluate_datagen_equals_one_process(cluster):
+    from coreseg import dist
+
+    folders = datapoint_folders(DATAGEN)
+    classes = DatagenClasses.from_dataset(folders)
+    groups = {"sky": [n for n in classes.names if n.startswith("human.")]}  # as `eval --map "sky=human.*"`
+    ds = ray.data.from_items([{"index": i, "datapoint": str(f)} for i, f in enumerate(folders)])
+    result = dist.evaluate("demo", ds, class_map=groups, batch_size=16)
+    scorer = DatapointScorer(coreseg.load("demo"), classes, groups)
+    scores = [s for s in map(scorer, folders) if s is not None]
+    expected = merge_scores(scores, len(scorer.names), scorer.names)
+    np.testing.assert_array_equal(result.matrix.matrix, expected.matrix)
+    assert result.matrix.table() == expected.table() and len(result.per_image) == len(scores) == 80
+    assert result.skipped == [str(DATAGEN / "ir_datapoint_00014")]  # infrared: no photo
 
 
 def test_evaluate_image_rows_and_a_failing_image(cluster):
