@@ -3,7 +3,6 @@ input resampled into the model's size and layout, inference, the class
 map read back), beside the floor of the inference alone (`session.run` on
 an input prepared once)."""
 
-import numpy as np
 import pytest
 from conftest import _photo
 
