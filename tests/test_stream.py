@@ -152,11 +152,11 @@ def test_memory_is_constant_over_the_stream(model):
                 tracemalloc.reset_peak()
     finally:
         tracemalloc.stop()
-    # Bounded by the frames in flight, whatever the stream's length: no
-    # window of 30 frames peaks much above the first (scheduling decides
-    # how many frames are in flight at the peak), and all stay under 40
-    # frames' worth of pixels.
-    assert max(peaks) <= 1.5 * peaks[0], peaks
+    # Bounded by the frames in flight, whatever the stream's length. A leak
+    # of one frame-sized array per frame would add 30 frames' worth per
+    # window of 30; scheduling moves a window's peak by a few frames in
+    # flight (up to 9 seen on a loaded machine). All stay under 40 frames.
+    assert max(peaks) - peaks[0] < 15 * image.nbytes, peaks
     assert max(peaks) < 40 * image.nbytes, peaks
 
 
