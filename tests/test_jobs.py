@@ -181,6 +181,35 @@ def test_segment_jobs_write_the_same_files(photos, tmp_path):
     assert [im["file_name"] for im in coco["images"]] == [f"photo{i}.png" for i in range(5)]
 
 
+def test_ctrl_c_ends_the_workers_and_leaves_no_partial_file(tmp_path):
+    from PIL import Image
+
+    photos, out = tmp_path / "in", tmp_path / "out"
+    photos.mkdir()
+    image = demo.scene(2_500_000, (1600, 1200))[0]
+    for i in range(40):
+        Image.fromarray(image).save(photos / f"p{i:02d}.png", compress_level=0)
+    proc = subprocess.Popen([sys.executable, "-m", "coreseg", "segment", "demo", str(photos), "--out", str(out),
+                             "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.labels.png"))) < 2 and time.monotonic() < deadline:  # the workers are writing
+        time.sleep(0.02)
+    workers = _worker_pids(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130 and len(workers) == 2
+    for pid in workers:  # ended with the run
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    files = sorted(out.iterdir())
+    assert 2 <= len(files) < 120 and not [f for f in files if f.name.startswith(".")], files
+    for f in files:  # every file there is whole
+        if f.suffix == ".png":
+            with Image.open(f) as im:
+                im.load()
+        else:
+            json.loads(f.read_text())
+
+
 def test_segment_jobs_keep_going_past_a_bad_image(photos, tmp_path):
     import shutil
 

@@ -69,11 +69,17 @@ def _portable(error: BaseException) -> BaseException:
         return RuntimeError(f"{type(error).__name__}: {error}")
 
 
+def _stop(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def _worker_main(conn, make, make_args) -> None:
     """A worker's life: build the state, then answer one item at a time."""
     # Ctrl-C reaches the whole process group; the parent decides, and ends
-    # its workers itself.
+    # its workers itself, with SIGTERM: raised here as SystemExit, so the
+    # work's `finally` blocks run (an output half-written is removed).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         work = make(*make_args)
     except BaseException as e:  # noqa: BLE001 - reported to the parent
