@@ -58,7 +58,7 @@ template <int kChannels>
 inline void BlendFewPixels(const uint8_t* src, const Pattern& p, int64_t pixels, uint8_t* dst) {
   for (int64_t x = 0; x < pixels; ++x, src += kChannels, dst += kChannels)
     for (int c = 0; c < kChannels; ++c)
-      dst[c] = static_cast<uint8_t>(((src[c] * uint32_t{p.keep[c]} + p.add[c]) * 257) >> 16);
+      dst[c] = BlendPatternByte(src[c], p.keep[c], p.add[c]);
 }
 
 // A run of output pixels [x0, x1) drawn with one pattern.

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define CORESEG_ARCH_X86_64 1
@@ -301,10 +302,34 @@ inline int16_t ResampleVerticalPoint(const uint8_t* const* rows,
   return static_cast<int16_t>(acc >> kVerticalShift);
 }
 
-// One pixel of the blend, shared by the rows' tails and composite's outline.
+// One byte of the blend, shared by the rows' tails (the definition the
+// pattern blend is tested against).
 inline uint8_t BlendPixel(uint32_t src, uint32_t color, uint32_t alpha) {
   const uint32_t t = src * (255 - alpha) + color * alpha + 128;
   return static_cast<uint8_t>((t + (t >> 8)) >> 8);
+}
+
+// One byte of BlendPatternRowFn, its terms precomputed: shared by the C row
+// and composite's few-pixel blends.
+inline uint8_t BlendPatternByte(uint32_t src, uint32_t keep, uint32_t add) {
+  return static_cast<uint8_t>(((src * keep + add) * 257) >> 16);
+}
+
+// The SIMD resample rows' coefficient pair (c[0], c[1]) as madd takes it:
+// the one little-endian int32 the two int16 already are in memory.
+inline int32_t CoeffPairBits(const int16_t* c) {
+  int32_t pair;
+  std::memcpy(&pair, c, 4);
+  return pair;
+}
+
+// The byte-shuffle mask of ShuffleRowFn for 4 RGBA pixels (pshufb, one
+// 128-bit lane): byte channels * p + c takes 4 * p + order[c]; for 3
+// channels the last 4 bytes are 0x80 (zero).
+inline void ShuffleMaskBytes(const uint8_t* order, int channels, uint8_t mask[16]) {
+  std::memset(mask, 0x80, 16);
+  for (int p = 0; p < 4; ++p)
+    for (int c = 0; c < channels; ++c) mask[channels * p + c] = static_cast<uint8_t>(4 * p + order[c]);
 }
 
 }  // namespace coreseg

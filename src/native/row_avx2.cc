@@ -28,14 +28,6 @@ inline int32_t PackPair(int16_t c0, int16_t c1) {
                               (static_cast<uint32_t>(static_cast<uint16_t>(c1)) << 16));
 }
 
-// PackPair(c[0], c[1]) of coefficients in memory: the one little-endian
-// int32 they already are there (a single broadcast load).
-inline int32_t LoadPair(const int16_t* c) {
-  int32_t pair;
-  std::memcpy(&pair, c, 4);
-  return pair;
-}
-
 template <typename T>
 void RenderMaskRow_AVX2(const T* src, const int32_t* selected,
                         int num_selected, uint32_t color, uint8_t* dst,
@@ -158,7 +150,7 @@ void ResampleVerticalRow_AVX2(const uint8_t* const* rows,
     for (int k = 0; k < taps; k += 2) {
       const uint8_t* ra = rows[k] + i;
       const uint8_t* rb = rows[k + 1] + i;
-      const __m256i cc = _mm256_set1_epi32(LoadPair(coeffs + k));
+      const __m256i cc = _mm256_set1_epi32(CoeffPairBits(coeffs + k));
       const __m256i a = Widen16(ra), b = Widen16(rb);
       const __m256i a2 = Widen16(ra + 16), b2 = Widen16(rb + 16);
       acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), cc));
@@ -178,7 +170,7 @@ void ResampleVerticalRow_AVX2(const uint8_t* const* rows,
     for (int k = 0; k < taps; k += 2) {
       const __m256i a = Widen16(rows[k] + i);
       const __m256i b = Widen16(rows[k + 1] + i);
-      const __m256i cc = _mm256_set1_epi32(LoadPair(coeffs + k));
+      const __m256i cc = _mm256_set1_epi32(CoeffPairBits(coeffs + k));
       // Per 128-bit lane: lo holds values 0-3 | 8-11, hi 4-7 | 12-15, so the
       // lane-wise packs below restores the order 0-7 | 8-15.
       acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), cc));
@@ -206,7 +198,7 @@ void ResampleHorizontalRow_AVX2(const int16_t* src, int channels,
   const __m128i round = _mm_set1_epi32(1 << (kHorizontalShift - 1));
   const uint32_t alpha = channels == 3 ? 0xFF000000u : 0u;
   const ptrdiff_t two = 2 * channels;  // offset of taps k+2, k+3
-  // Four taps load as one int64 (two LoadPair pairs), spread as pair
+  // Four taps load as one int64 (two CoeffPairBits pairs), spread as pair
   // (k, k+1) over lane 0 and pair (k+2, k+3) over lane 1.
   const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
   for (int x = 0; x < width; ++x) {
@@ -231,7 +223,7 @@ void ResampleHorizontalRow_AVX2(const int16_t* src, int channels,
       const __m128i v = _mm_shuffle_epi8(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k * channels)),
           _mm256_castsi256_si128(pairs));
-      sum = _mm_add_epi32(sum, _mm_madd_epi16(v, _mm_set1_epi32(LoadPair(c + k))));
+      sum = _mm_add_epi32(sum, _mm_madd_epi16(v, _mm_set1_epi32(CoeffPairBits(c + k))));
     }
     sum = _mm_srai_epi32(sum, kHorizontalShift);
     const __m128i px = _mm_packus_epi16(_mm_packs_epi32(sum, sum), sum);
@@ -332,15 +324,11 @@ void HysteresisRow_AVX2(const int32_t* x, const float* gap, float margin, int fr
                   width - i);
 }
 
-}  // namespace
-
 void ShuffleRow_AVX2(const uint8_t* src, const uint8_t* order, int channels,
                      uint8_t* dst, int width) {
   // vpshufb works per 128-bit lane: the same 4-pixel mask in both.
   alignas(16) uint8_t m[16];
-  std::memset(m, 0x80, sizeof(m));
-  for (int p = 0; p < 4; ++p)
-    for (int c = 0; c < channels; ++c) m[channels * p + c] = static_cast<uint8_t>(4 * p + order[c]);
+  ShuffleMaskBytes(order, channels, m);
   const __m256i mask = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(m)));
   // 3 channels: each lane's 12 bytes joined into 24 (dwords 0-2 and 4-6).
   const __m256i join = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7);
@@ -355,6 +343,8 @@ void ShuffleRow_AVX2(const uint8_t* src, const uint8_t* order, int channels,
   }
   ShuffleRow_C(src + 4 * x, order, channels, dst + channels * x, width - x);
 }
+
+}  // namespace
 
 const RowFunctions kRowsAVX2 = {
     "avx2",

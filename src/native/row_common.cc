@@ -49,8 +49,7 @@ void BlendPatternRow_C(const uint8_t* src, const uint16_t* keep,
                        int count) {
   int phase = 0;
   for (int i = 0; i < count; ++i) {
-    const uint32_t t = src[i] * uint32_t{keep[phase]} + add[phase];
-    dst[i] = static_cast<uint8_t>((t * 257) >> 16);
+    dst[i] = BlendPatternByte(src[i], keep[phase], add[phase]);
     if (++phase == period) phase = 0;
   }
 }

@@ -247,8 +247,6 @@ void HysteresisRow_NEON(const int32_t* x, const float* gap, float margin, int fr
                   width - i);
 }
 
-}  // namespace
-
 void ShuffleRow_NEON(const uint8_t* src, const uint8_t* order, int channels,
                      uint8_t* dst, int width) {
   int x = 0;
@@ -265,6 +263,8 @@ void ShuffleRow_NEON(const uint8_t* src, const uint8_t* order, int channels,
   }
   ShuffleRow_C(src + 4 * x, order, channels, dst + channels * x, width - x);
 }
+
+}  // namespace
 
 const RowFunctions kRowsNEON = {
     "neon",

@@ -32,12 +32,8 @@ inline __m128i CoeffPair(int16_t c0, int16_t c1) {
       (static_cast<uint32_t>(static_cast<uint16_t>(c1)) << 16)));
 }
 
-// CoeffPair(c[0], c[1]) read as the one little-endian int32 they are in memory.
-inline __m128i CoeffPairAt(const int16_t* c) {
-  int32_t pair;
-  std::memcpy(&pair, c, 4);
-  return _mm_set1_epi32(pair);
-}
+// CoeffPair(c[0], c[1]) of coefficients in memory, as one broadcast load.
+inline __m128i CoeffPairAt(const int16_t* c) { return _mm_set1_epi32(CoeffPairBits(c)); }
 
 template <typename T>
 void RenderMaskRow_SSE41(const T* src, const int32_t* selected,
@@ -279,21 +275,11 @@ void HysteresisRow_SSE41(const int32_t* x, const float* gap, float margin, int f
                   width - i);
 }
 
-}  // namespace
-
-// pshufb's mask for 4 pixels: byte channels * p + c takes 4 * p + order[c];
-// for 3 channels the last 4 bytes are zero (0x80).
-inline __m128i ShuffleMask(const uint8_t* order, int channels) {
-  alignas(16) uint8_t mask[16];
-  std::memset(mask, 0x80, sizeof(mask));
-  for (int p = 0; p < 4; ++p)
-    for (int c = 0; c < channels; ++c) mask[channels * p + c] = static_cast<uint8_t>(4 * p + order[c]);
-  return _mm_load_si128(reinterpret_cast<const __m128i*>(mask));
-}
-
 void ShuffleRow_SSE41(const uint8_t* src, const uint8_t* order, int channels,
                       uint8_t* dst, int width) {
-  const __m128i mask = ShuffleMask(order, channels);
+  alignas(16) uint8_t m[16];
+  ShuffleMaskBytes(order, channels, m);
+  const __m128i mask = _mm_load_si128(reinterpret_cast<const __m128i*>(m));
   int x = 0;
   // Each step stores 16 bytes; with 3 channels only 12 are the step's, so
   // it stops while the 4 after them are still inside the row.
@@ -304,6 +290,8 @@ void ShuffleRow_SSE41(const uint8_t* src, const uint8_t* order, int channels,
   }
   ShuffleRow_C(src + 4 * x, order, channels, dst + channels * x, width - x);
 }
+
+}  // namespace
 
 const RowFunctions kRowsSSE41 = {
     "sse41",
