@@ -54,11 +54,10 @@ import numpy as np
 
 from .metrics import ConfusionMatrix
 from .scoring import ImageScore
+from .workers import ITEM_ERRORS
 
 __all__ = ["connect", "evaluate", "segment", "Evaluation", "Segmented", "score_datapoints"]
 
-#: Errors an image may raise that fail that image only.
-IMAGE_ERRORS = (OSError, ValueError, RuntimeError, ImportError)
 
 
 def _ray():
@@ -137,13 +136,10 @@ def _model_source(model, ship: bool) -> _ModelSource:
 
 
 def _load(source: _ModelSource, load_kwargs: dict):
-    from . import load
+    from .workers import load_model
 
-    path = source.local_path()
-    if Path(path).suffix.lower() == ".onnx":
-        # One CPU per actor (Ray's default): one inference thread each.
-        load_kwargs = {"threads": 1, **load_kwargs}
-    return load(path, **load_kwargs)
+    # One CPU per actor (Ray's default): one thread each.
+    return load_model(source.local_path(), 1, **load_kwargs)
 
 
 def _column(batch, name, i):
@@ -154,10 +150,8 @@ class _ScoreBatch:
     """The UDF of `evaluate`: one per actor, the model loaded once."""
 
     def __init__(self, source, load_kwargs, classes, groups, num_classes, names, ignore_index):
-        from .kernels import set_num_threads
         from .scoring import DatapointScorer
 
-        set_num_threads(1)
         self.model = _load(source, load_kwargs)
         self.datapoints = DatapointScorer(self.model, classes, groups) if classes is not None else None
         self.n = len(self.datapoints.names) if self.datapoints else num_classes
@@ -181,7 +175,7 @@ class _ScoreBatch:
             name = str(batch["datapoint"][i]) if self.datapoints else _column(batch, "name", i)
             try:
                 score = self._score(batch, i)
-            except IMAGE_ERRORS as e:
+            except ITEM_ERRORS as e:
                 rows.append({"index": index, "image": name, "error": f"{type(e).__name__}: {e}"})
                 continue
             if score is None:  # a datapoint without a photo
@@ -323,10 +317,8 @@ class _SegmentBatch:
     """The UDF of `segment`: one per actor, the model loaded once."""
 
     def __init__(self, source, load_kwargs, settings, fmt):
-        from .kernels import set_num_threads
         from .outputs import ImageOutputs
 
-        set_num_threads(1)
         model = _load(source, load_kwargs)
         if settings.smooth is None:
             settings.smooth = model.has_scores
@@ -341,7 +333,7 @@ class _SegmentBatch:
             index = _column(batch, "index", i)
             try:
                 entry, annotated = self.outputs(path, self.fmt or default_format(path))
-            except IMAGE_ERRORS as e:
+            except ITEM_ERRORS as e:
                 rows.append({"index": index, "image": str(path), "error": f"{type(e).__name__}: {e}"})
                 continue
             rows.append({"index": index, "image": str(path), "entry": entry, "coco": annotated})
@@ -384,13 +376,12 @@ def segment(model, dataset, out, *, opacity: float = 0.6, outline: bool = True, 
         Replace existing outputs (default: refuse, naming the first).
     """
     ray = _ray()
-    from .outputs import OutputSettings, output_paths
+    from .outputs import OutputSettings, colliding_stem, output_paths
 
     out = Path(out).resolve()  # actors do not run in this folder
     paths = [Path(r["path"]) for r in dataset.select_columns(["path"]).iter_rows()]
-    stems = [p.stem for p in paths]
-    if len(set(stems)) != len(stems):
-        dup = next(s for s in stems if stems.count(s) > 1)
+    dup = colliding_stem(paths)
+    if dup is not None:
         raise ValueError(f"two images are named {dup!r}: their outputs would collide")
     if not overwrite:
         from ._images import default_format

@@ -11,6 +11,7 @@ STEM.masks/ID-NAME.png per class, STEM.polygons.json and COCO annotations
 
 from __future__ import annotations
 
+import collections
 import json
 import re
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["OutputSettings", "ImageOutputs", "output_paths", "highlight"]
+__all__ = ["OutputSettings", "ImageOutputs", "output_paths", "highlight", "highlight_color", "colliding_stem"]
 
 #: The outline drawn along class boundaries.
 OUTLINE = (255, 255, 255, 255)
@@ -68,6 +69,19 @@ def output_paths(out: Path, image: Path, fmt: str, areas_only: bool = False):
     if areas_only:
         return None, None, out / f"{stem}.areas.json"
     return out / f"{stem}.overlay.{fmt}", out / f"{stem}.labels.png", out / f"{stem}.areas.json"
+
+
+def colliding_stem(paths) -> str | None:
+    """The first file stem two of `paths` share (their outputs would have
+    the same names), or None."""
+    counts = collections.Counter(Path(p).stem for p in paths)
+    return next((Path(p).stem for p in paths if counts[Path(p).stem] > 1), None)
+
+
+def highlight_color(classes, color):
+    """The colour highlighted `classes` are drawn in: `color`, else magenta
+    for a single class, else None (each class its own)."""
+    return color if color is not None or classes is None or len(classes) != 1 else HIGHLIGHT
 
 
 def highlight(seg, classes, color):
@@ -152,8 +166,7 @@ class ImageOutputs:
             entries = seg.legend()
             palette = seg.palette
         else:
-            color = s.color if s.color is not None or len(s.classes) != 1 else HIGHLIGHT
-            ids, palette = highlight(seg, s.classes, color)
+            ids, palette = highlight(seg, s.classes, highlight_color(s.classes, s.color))
             only = np.zeros(full.shape, np.uint8)
             for k, class_id in enumerate(ids, 1):
                 only[full == class_id] = k
@@ -173,9 +186,7 @@ class ImageOutputs:
 def outputs_worker(model_path: str, load_kwargs: dict, settings: OutputSettings, threads: int | None):
     """What a worker process builds (coreseg.workers): the model loaded
     there, with its share of the cores; items are (image path, format)."""
-    from . import load, set_num_threads
+    from .workers import load_model
 
-    if threads is not None:
-        set_num_threads(threads)
-    outputs = ImageOutputs(load(model_path, **load_kwargs), settings)
+    outputs = ImageOutputs(load_model(model_path, threads, **load_kwargs), settings)
     return lambda item: outputs(*item)

@@ -189,11 +189,9 @@ def _some(names, k: int = 8) -> str:
 # is loaded there, with the threads that worker may use.
 
 def datapoint_worker(model_path: str, load_kwargs: dict, classes, groups, threads: int | None) -> DatapointScorer:
-    from . import load, set_num_threads
+    from .workers import load_model
 
-    if threads is not None:
-        set_num_threads(threads)
-    return DatapointScorer(load(model_path, **load_kwargs), classes, groups)
+    return DatapointScorer(load_model(model_path, threads, **load_kwargs), classes, groups)
 
 
 def pair_worker(num_classes, names, ignore_index) -> PairScorer:

@@ -23,9 +23,16 @@ import signal
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
-from ._cores import usable_cores
+from pathlib import Path
 
-__all__ = ["Outcome", "WorkerDied", "WorkerStartError", "process_map", "default_jobs", "threads_per_worker"]
+from ._cores import threads_per_worker, usable_cores
+
+__all__ = ["Outcome", "WorkerDied", "WorkerStartError", "process_map", "default_jobs", "threads_per_worker",
+           "load_model", "ITEM_ERRORS"]
+
+#: What an item's work may raise that fails that item only (an unreadable
+#: file, an image the model refuses); anything else is a bug and stops a run.
+ITEM_ERRORS = (OSError, ValueError, RuntimeError, ImportError)
 
 #: Most worker processes a run starts.
 MAX_JOBS = 256
@@ -55,10 +62,18 @@ def default_jobs() -> int:
     return usable_cores()
 
 
-def threads_per_worker(jobs: int) -> int:
-    """Threads each of `jobs` workers gives its model and kernels, so that
-    together they do not oversubscribe the cores."""
-    return max(1, usable_cores() // max(1, jobs))
+def load_model(model_path, threads: int | None = None, **load_kwargs):
+    """`coreseg.load` in a worker process or actor, given `threads` of the
+    cores: coreseg's kernel threads and, for an ONNX model, its intra-op
+    threads unless `load_kwargs` says otherwise (Core ML schedules its own
+    work)."""
+    from . import load, set_num_threads
+
+    if threads is not None:
+        set_num_threads(threads)
+        if Path(model_path).suffix.lower() == ".onnx":
+            load_kwargs.setdefault("threads", threads)
+    return load(model_path, **load_kwargs)
 
 
 def _portable(error: BaseException) -> BaseException:

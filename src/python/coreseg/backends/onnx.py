@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import onnx_file
-from .._cores import usable_cores
+from .._cores import threads_per_worker, usable_cores
 from .._images import as_image
 from ..geometry import Placement
 from ..model_info import ModelError
@@ -103,7 +103,7 @@ class OnnxSegmenter(Segmenter):
         thread count."""
         if self._threads is not None or self._user_options is not None or workers < 2:
             return self
-        per = max(1, usable_cores() // workers)
+        per = threads_per_worker(workers)
         views = self.__dict__.setdefault("_stream_views", {})
         if per not in views:
             view = copy.copy(self)

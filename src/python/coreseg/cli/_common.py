@@ -56,31 +56,39 @@ def check_jobs(args) -> None:
         raise ValueError(f"--jobs must be 1 to {MAX_JOBS}, got {args.jobs}")
 
 
-def worker_load_kwargs(model, threads: int) -> dict:
-    """What a worker process passes to `load` besides the model's path: the
-    ONNX Runtime threads its share of the cores allows (Core ML schedules
-    its own work)."""
-    return {"threads": threads} if model.backend == "onnx" else {}
-
-
-def run_items(args, items, local, make, make_args):
-    """Outcomes (coreseg.workers.Outcome, in completion order) of `local`
-    over `items`: in this process with --jobs 1 or a single item, else on
-    worker processes that each build their own with
-    ``make(*make_args(threads))``, `threads` being their share of the cores."""
-    from ..workers import Outcome, process_map, threads_per_worker
+def run_items(args, items, local, make, make_args, in_flight: int = 1):
+    """Outcomes (coreseg.workers.Outcome) of `local` over `items`: in this
+    process with --jobs 1 or a single item (`in_flight` items at once on
+    threads, in input order), else on worker processes, in completion
+    order, each building its own with ``make(*make_args(threads))``,
+    `threads` being its share of the cores."""
+    from ..workers import process_map, threads_per_worker
 
     jobs = min(args.jobs, len(items))
     if jobs <= 1:
-        def here():
-            for i, item in enumerate(items):
-                try:
-                    yield Outcome(i, local(item))
-                except (OSError, ValueError, RuntimeError, ImportError) as e:
-                    yield Outcome(i, error=e)
-        return here()
+        return _here(local, items, in_flight)
     return process_map(make, make_args(threads_per_worker(jobs)), items, jobs=jobs,
                        on_retry=lambda i, why: worker_died(args, items[i], why))
+
+
+def _here(local, items, in_flight: int):
+    from ..pipeline import FrameError, ordered_map
+    from ..workers import ITEM_ERRORS, Outcome
+
+    def one(indexed):
+        i, item = indexed
+        try:
+            return Outcome(i, local(item))
+        except ITEM_ERRORS as e:
+            return Outcome(i, error=e)
+
+    if in_flight <= 1:
+        yield from map(one, enumerate(items))
+        return
+    try:
+        yield from ordered_map(one, list(enumerate(items)), workers=in_flight)
+    except FrameError as e:
+        raise e.__cause__ from None
 
 
 def worker_died(args, item, why: str) -> None:

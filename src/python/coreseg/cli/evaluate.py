@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import check_jobs, progress_bar, refuse_existing, run_items, worker_load_kwargs
+from ._common import check_jobs, progress_bar, refuse_existing, run_items
 
 
 def _stem(path: Path) -> str:
@@ -78,8 +78,7 @@ def _eval_model(args):
             raise RuntimeError(f"every image failed; the first, {ev.failed[0]['image']}: {ev.failed[0]['error']}")
         return ev.matrix, ev.per_image, ev.failed, {**source, "images": len(ev.per_image), "skipped": ev.skipped}
     outcomes = run_items(args, folders, scorer, datapoint_worker,
-                         lambda threads: (str(model.info.path), worker_load_kwargs(model, threads), classes, groups,
-                                          threads))
+                         lambda threads: (str(model.info.path), {}, classes, groups, threads))
     scores, failed, skipped = _collect(outcomes, folders, args)
     cm = merge_scores(scores, len(scorer.names), scorer.names)
     return cm, _per_image_rows(scores), failed, {**source, "images": len(scores), "skipped": skipped}
@@ -126,12 +125,14 @@ def _per_image_rows(scores) -> list[dict]:
 def _collect(outcomes, items, args):
     """(scores in input order, failed images as {"image", "error"}, skipped
     datapoints) from the outcomes of a run, with one progress bar."""
+    from ..workers import ITEM_ERRORS
+
     done, failed, skipped = {}, {}, []
     try:
         for outcome in progress_bar(outcomes, args, total=len(items)):
             item = items[outcome.index]
             if outcome.error is not None:
-                if not isinstance(outcome.error, (OSError, ValueError, RuntimeError, ImportError)):
+                if not isinstance(outcome.error, ITEM_ERRORS):
                     raise outcome.error
                 failed[outcome.index] = outcome.error
             elif outcome.value is None:

@@ -15,9 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..outputs import HIGHLIGHT
 from ..video import VIDEO_SUFFIXES
-from ._common import check_jobs, progress_bar, refuse_existing, worker_died, worker_load_kwargs
+from ._common import check_jobs, progress_bar, refuse_existing, run_items
 
 #: Files a folder contributes (HEIC needs the `heic` extra).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif")
@@ -52,8 +51,8 @@ def expand_inputs(items, recursive: bool) -> list[Path]:
 def cmd_segment(args) -> int:
     from .. import load
     from .._images import check_image_file, default_format
-    from ..outputs import OutputSettings, output_paths
-    from ..workers import WorkerDied
+    from ..outputs import OutputSettings, colliding_stem, highlight_color, output_paths
+    from ..workers import ITEM_ERRORS, WorkerDied
 
     from .segment_video import check_smoothing, segment_videos, video_outputs
 
@@ -66,9 +65,8 @@ def cmd_segment(args) -> int:
         raise ValueError("--areas-only and --export are for images; a video gets STEM.overlay.mp4 and "
                          "STEM.areas.csv")
     model = load(args.model, crop=args.crop)
-    stems = [p.stem for p in inputs]
-    if len(set(stems)) != len(stems):
-        dup = next(s for s in stems if stems.count(s) > 1)
+    dup = colliding_stem(inputs)
+    if dup is not None:
         same = [p for p in inputs if p.stem == dup]
         kind = "images" if not set(same) & set(videos) else "videos" if set(same) <= set(videos) else "inputs"
         raise ValueError(f"two {kind} are named {dup!r}: their outputs would collide")
@@ -100,8 +98,7 @@ def cmd_segment(args) -> int:
         from ..palette import parse_color
 
         color = parse_color(args.color)
-    elif classes is not None and len(classes) == 1:
-        color = HIGHLIGHT
+    color = highlight_color(classes, color)  # for videos too
     if model.labels is not None and len(model.labels) > 65536:
         raise ValueError("models with more than 65536 classes cannot be written as 16-bit PNG")
     extra += [f for v in videos for f in video_outputs(out, v)]
@@ -130,7 +127,7 @@ def cmd_segment(args) -> int:
                 continue
             if isinstance(error, WorkerDied):
                 error = WorkerDied(f"{p}: {error}")
-            if not args.keep_going or not isinstance(error, (OSError, ValueError, RuntimeError, ImportError)):
+            if not args.keep_going or not isinstance(error, ITEM_ERRORS):
                 raise error
             bad[p] = str(error)
     finally:
@@ -163,30 +160,11 @@ def _segment_images(model, settings, items, args):
     this process with two images in flight (one is decoded and encoded
     while the model runs the other)."""
     from ..outputs import ImageOutputs, outputs_worker
-    from ..pipeline import FrameError, ordered_map
-    from ..workers import Outcome, process_map, threads_per_worker
 
-    jobs = min(args.jobs, len(items))
-    if jobs > 1:
-        threads = threads_per_worker(jobs)
-        make_args = (str(model.info.path), {"crop": args.crop, **worker_load_kwargs(model, threads)}, settings,
-                     threads)
-        yield from process_map(outputs_worker, make_args, items, jobs=jobs,
-                               on_retry=lambda i, why: worker_died(args, items[i], why))
-        return
     write = ImageOutputs(model, settings)
-
-    def run(indexed):
-        i, (p, fmt) = indexed
-        try:
-            return Outcome(i, write(p, fmt))
-        except (OSError, ValueError, RuntimeError, ImportError) as e:
-            return Outcome(i, error=e)
-
-    try:
-        yield from ordered_map(run, list(enumerate(items)), workers=PIPELINE_WORKERS)
-    except FrameError as e:
-        raise e.__cause__ from None
+    return run_items(args, items, lambda item: write(*item), outputs_worker,
+                     lambda threads: (str(model.info.path), {"crop": args.crop}, settings, threads),
+                     in_flight=PIPELINE_WORKERS)
 
 
 def _count(paths, videos) -> str:

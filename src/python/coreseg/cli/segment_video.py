@@ -75,6 +75,7 @@ def segment_videos(model, videos, out: Path, args, classes, color, bad: dict) ->
     """Every video in turn (each is pipelined inside); failures go to `bad`
     with --keep-going, else stop the run."""
     from ..pipeline import FrameError
+    from ..workers import ITEM_ERRORS
 
     options = overlay_options(model, args, classes, color)
     report = []
@@ -86,7 +87,7 @@ def segment_videos(model, videos, out: Path, args, classes, color, bad: dict) ->
             if not args.keep_going or not isinstance(error, (OSError, ValueError, RuntimeError)):
                 raise error from None
             bad[video] = f"frame {e.index}: {error}"
-        except (OSError, ValueError, RuntimeError, ImportError) as e:
+        except ITEM_ERRORS as e:
             if not args.keep_going:
                 raise
             bad[video] = str(e)
