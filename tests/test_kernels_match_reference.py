@@ -90,6 +90,35 @@ def test_composite_large_upscale(backend, threads):
                 reference.composite(image, labels, palette, 0.8, outline=(255, 255, 255, 255)))
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("in_place", [False, True], ids=["out", "in-place"])
+@pytest.mark.parametrize("outline", [None, (255, 255, 255, 255)], ids=["fill", "outline"])
+def test_composite_bands_of_short_runs(backend, threads, channels, in_place, outline):
+    # Rows of many short runs repeated over bands of output rows (blended
+    # from a row of terms, several rows per call); bands whose runs differ
+    # from the last band's in a few pixels (only those terms rewritten);
+    # clear classes among the runs (copied); and a full-resolution tail of
+    # one row per band (run by run).
+    rng = np.random.default_rng(7)
+    labels = np.repeat(np.repeat(rng.integers(0, 40, (12, 60)), 6, 0), 3, 1).astype(np.int32)
+    for y in range(1, 72, 2):  # boundaries moved by a pixel or two
+        x = int(rng.integers(1, 178))
+        labels[y, x:x + 2] = labels[y, x - 1]
+    image = rng.integers(0, 256, (331, 587, channels), np.uint8)
+    palette = coreseg.default_palette(40, alpha=170)
+    palette[::7, 3] = 0  # clear classes
+    expected = reference.composite(image, labels, palette, 0.9, outline=outline)
+    out = image if in_place else None
+    result = coreseg.composite(image, labels, palette, 0.9, outline=outline, out=out)
+    assert_same(result, expected)
+    # A full-resolution map: every band is one output row.
+    full = coreseg.resize_labels(labels, (587, 331))
+    full[::3] = np.roll(full[::3], 1, axis=1)
+    image = rng.integers(0, 256, (331, 587, channels), np.uint8)
+    assert_same(coreseg.composite(image, full, palette, 0.9, outline=outline),
+                reference.composite(image, full, palette, 0.9, outline=outline))
+
+
 def test_results_do_not_depend_on_thread_count(threads):
     rng = np.random.default_rng(4)
     labels = rng.integers(0, 50, (448, 448)).astype(np.int32)

@@ -1,12 +1,17 @@
 // composite: a label map of any size blended onto a full-resolution image in
 // one pass, without ever making the upscaled label map.
 //
-// Per output row, the label row it maps to is cut once into runs of equal
-// labels (rows that map to the same label row reuse them); each run is
-// blended straight from the image with its class's repeating colour
-// (BlendPatternRowFn), so no row of colours is ever expanded, and runs of
-// clear classes are copied. Outlines are blended over ranges found per
-// label column, not per pixel.
+// Output rows are taken in bands whose label rows are equal (an upscaled
+// map repeats each label row; flat regions repeat too). A band's label
+// row is cut once into runs of equal labels, and the band is blended one
+// of two ways, whichever a rough cycle count says is cheaper:
+// - run by run, straight from the image with each class's repeating
+//   colour (BlendPatternRowFn): no row of colours is ever expanded;
+// - from a row of blend terms (BandTerms, BlendRowFn), several rows per
+//   call, when the runs are many and short. The terms row is kept from
+//   band to band and rewritten only where the classes changed.
+// Runs of clear classes are copied. Outlines are blended over ranges
+// found per label column, not per pixel.
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -148,6 +153,121 @@ void OutlineRanges(const T* lrow, const T* next, int64_t src_width, const std::v
   for (; r < right.size(); ++r) add(right[r], right[r] + 1);
 }
 
+// A band's runs as one row of blend terms (BlendRowFn): a row of many
+// short runs is then blended in one call, several rows at a time, instead
+// of one call per run per row. The terms row is kept from band to band and
+// only pixels whose pattern changed are rewritten, so following a map
+// whose rows differ by a few boundary pixels costs little.
+class BandTerms {
+ public:
+  // Rows per BlendRowFn call: each term vector is loaded once for them.
+  static constexpr int64_t kRowsPerCall = 8;
+
+  BandTerms(int64_t width, int channels)
+      : width_(width), channels_(channels),
+        keep_(static_cast<size_t>(width * channels)), add_(keep_.size()) {}
+
+  // Makes the terms hold `runs` and returns true when blending the band
+  // from them is cheaper than run by run, by a rough cycle count:
+  // run by run, a call per run per row (~40 cycles); from the terms,
+  // rewriting the changed pixels' terms (4 bytes per byte, ~16 bytes a
+  // cycle) and loading the terms once per call (~32 bytes a cycle).
+  bool Update(const std::vector<Run>& runs, const Patterns& patterns, int64_t band_rows) {
+    int64_t calls = 0, bytes = 0;
+    for (const Run& r : runs)
+      if (!patterns[r.pattern].clear) {
+        ++calls;
+        bytes += (r.x1 - r.x0) * channels_;
+      }
+    if (calls < 2) return false;
+    const int64_t changed = Changed(runs, nullptr) * channels_;
+    const int64_t calls_per_row = (band_rows + kRowsPerCall - 1) / kRowsPerCall;
+    const int64_t by_runs = band_rows * calls * 40;
+    const int64_t by_terms = changed / 4 + calls_per_row * bytes / 8;
+    if (by_terms >= by_runs) return false;
+    Changed(runs, &patterns);
+    filled_ = runs;
+    spans_.clear();
+    clear_.clear();
+    for (const Run& r : runs) {
+      const bool clear = patterns[r.pattern].clear;
+      if (clear || spans_.empty() || clear_.back()) {
+        spans_.emplace_back(r.x0, r.x1);
+        clear_.push_back(clear);
+      } else {
+        spans_.back().second = r.x1;
+      }
+    }
+    return true;
+  }
+
+  // Output pixel ranges [x0, x1) to blend from the terms (Clear(i) false)
+  // or to copy (a clear class).
+  const std::vector<std::pair<int64_t, int64_t>>& Spans() const { return spans_; }
+  bool Clear(size_t span) const { return clear_[span]; }
+  const uint16_t* Keep() const { return keep_.data(); }
+  const uint16_t* Add() const { return add_.data(); }
+
+ private:
+  // The pixels whose pattern differs between `runs` and the terms held
+  // (all of them at first); with `patterns`, their terms are rewritten.
+  int64_t Changed(const std::vector<Run>& runs, const Patterns* patterns) {
+    if (filled_.empty()) {
+      if (patterns != nullptr)
+        for (const Run& r : runs) FillRange((*patterns)[r.pattern], r.x0, r.x1);
+      return width_;
+    }
+    // Both lists cover [0, width) in order: walk them together.
+    int64_t changed = 0;
+    size_t j = 0;
+    for (const Run& r : runs) {
+      while (j < filled_.size() && filled_[j].x1 <= r.x0) ++j;
+      for (size_t k = j; k < filled_.size() && filled_[k].x0 < r.x1; ++k) {
+        if (filled_[k].pattern == r.pattern) continue;
+        const int64_t x0 = std::max(r.x0, filled_[k].x0), x1 = std::min(r.x1, filled_[k].x1);
+        changed += x1 - x0;
+        if (patterns != nullptr) FillRange((*patterns)[r.pattern], x0, x1);
+      }
+    }
+    return changed;
+  }
+
+  // Pixels [x0, x1) get the pattern's terms: whole blocks of pixels, then
+  // pixel by pixel (copies of a constant size: a few stores, no call), so
+  // the pixels after x1 keep theirs.
+  void FillRange(const Pattern& p, int64_t x0, int64_t x1) {
+    if (channels_ == 4)
+      FillRangeOf<4>(p, x0, x1);
+    else
+      FillRangeOf<3>(p, x0, x1);
+  }
+
+  template <int kChannels>
+  void FillRangeOf(const Pattern& p, int64_t x0, int64_t x1) {
+    constexpr int64_t kBlock = kChannels == 4 ? 64 : 48;  // terms of whole pixels
+    static_assert(kBlock <= kPatternBytes, "a block is within the pattern");
+    uint16_t* keep = keep_.data();
+    uint16_t* add = add_.data();
+    int64_t i = x0 * kChannels;
+    const int64_t end = x1 * kChannels;
+    for (; i + kBlock <= end; i += kBlock) {
+      std::memcpy(keep + i, p.keep, kBlock * sizeof(p.keep[0]));
+      std::memcpy(add + i, p.add, kBlock * sizeof(p.add[0]));
+    }
+    for (; i < end; i += kChannels) {
+      std::memcpy(keep + i, p.keep, kChannels * sizeof(p.keep[0]));
+      std::memcpy(add + i, p.add, kChannels * sizeof(p.add[0]));
+    }
+  }
+
+  int64_t width_;
+  int channels_;
+  std::vector<uint16_t> keep_, add_;
+  std::vector<Run> filled_;  // the runs whose terms keep_ and add_ hold
+  std::vector<std::pair<int64_t, int64_t>> spans_;
+  std::vector<bool> clear_;
+};
+
 template <typename T>
 void CompositeT(const ImageView& image, const LabelMap& labels,
                 const std::vector<uint32_t>& colors, const std::vector<uint32_t>& alphas,
@@ -169,6 +289,9 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
     std::memcpy(&pa, oa, 4);
     outline_pattern = MakePattern(pc, pa, channels);
   }
+  const BlendRowFn blend_terms = ActiveRows().blend;
+  const BlendPixelsRowFn blend_pixels = ActiveRows().blend_pixels;
+  const size_t label_bytes = static_cast<size_t>(labels.width) * sizeof(T);
   auto draw = [&](const uint8_t* src, uint8_t* dst, int64_t x0, int64_t x1, const Pattern& p) {
     const size_t offset = static_cast<size_t>(x0 * channels), bytes = static_cast<size_t>((x1 - x0) * channels);
     if (p.clear) {
@@ -188,30 +311,60 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
     std::vector<Run> runs;
     std::vector<int32_t> right;
     std::vector<std::pair<int64_t, int64_t>> ranges;
-    int64_t cached = -1;
-    for (int64_t y = y0; y < y1; ++y) {
+    BandTerms terms(width, channels);
+    for (int64_t y = y0; y < y1;) {
+      // A band: the output rows from y whose label rows equal y's
+      // (neighbouring label rows often do: a map upscaled by the model,
+      // flat regions). They share one set of runs.
       const int64_t sy = ymap[y];
       const T* lrow = LabelRow<T>(labels, sy);
-      if (sy != cached) {
-        // Neighbouring label rows are often equal (a map upscaled by the
-        // model, flat regions): their runs are the same.
-        const size_t row_bytes = static_cast<size_t>(labels.width) * sizeof(T);
-        if (cached < 0 || std::memcmp(lrow, LabelRow<T>(labels, cached), row_bytes) != 0)
-          RowRuns<T>(lrow, labels.width, begin, all_visible, n, &patterns, outline != nullptr, &runs, &right);
-        cached = sy;
+      int64_t band_end = y + 1;
+      for (int64_t last = sy; band_end < y1; ++band_end) {
+        const int64_t s = ymap[band_end];
+        if (s != last && std::memcmp(LabelRow<T>(labels, s), lrow, label_bytes) != 0) break;
+        last = s;
       }
-      const uint8_t* src = image.data + y * image.row_stride;
-      uint8_t* dst = out + y * out_stride;
-      for (const Run& r : runs) draw(src, dst, r.x0, r.x1, patterns[r.pattern]);
-      if (outline == nullptr) continue;
-      const T* next = y + 1 < height && ymap[y + 1] != sy ? LabelRow<T>(labels, ymap[y + 1]) : nullptr;
-      if (next != nullptr && std::memcmp(lrow, next, static_cast<size_t>(labels.width) * sizeof(T)) != 0) {
-        // Last row of a band of equal labels, and the next label row
-        // differs: lower neighbours differ too.
-        OutlineRanges<T>(lrow, next, labels.width, begin, right, &ranges);
-        for (const auto& [x0, x1] : ranges) draw(dst, dst, x0, x1, outline_pattern);
+      RowRuns<T>(lrow, labels.width, begin, all_visible, n, &patterns, outline != nullptr, &runs, &right);
+      const bool expanded = terms.Update(runs, patterns, band_end - y);
+      if (expanded) {
+        // A few rows per call: each term vector is loaded once for them.
+        const int64_t group = BandTerms::kRowsPerCall;
+        for (int64_t yy = y; yy < band_end; yy += group) {
+          const int rows = static_cast<int>(std::min(group, band_end - yy));
+          const uint8_t* src = image.data + yy * image.row_stride;
+          uint8_t* dst = out + yy * out_stride;
+          for (size_t i = 0; i < terms.Spans().size(); ++i) {
+            const auto [x0, x1] = terms.Spans()[i];
+            const int64_t b0 = x0 * channels;
+            const int bytes = static_cast<int>((x1 - x0) * channels);
+            if (!terms.Clear(i)) {
+              blend_terms(src + b0, image.row_stride, terms.Keep() + b0, terms.Add() + b0, dst + b0, out_stride, rows, bytes);
+            } else if (src != dst) {
+              for (int r = 0; r < rows; ++r)
+                std::memcpy(dst + r * out_stride + b0, src + r * image.row_stride + b0, static_cast<size_t>(bytes));
+            }
+          }
+        }
       } else {
-        for (int32_t x : right) draw(dst, dst, x, x + 1, outline_pattern);
+        for (int64_t yy = y; yy < band_end; ++yy) {
+          const uint8_t* src = image.data + yy * image.row_stride;
+          uint8_t* dst = out + yy * out_stride;
+          for (const Run& r : runs) draw(src, dst, r.x0, r.x1, patterns[r.pattern]);
+        }
+      }
+      for (; y < band_end; ++y) {
+        uint8_t* dst = out + y * out_stride;
+        if (outline == nullptr || outline_pattern.clear) continue;
+        const bool last_of_band = y + 1 == band_end;
+        const T* next = last_of_band && y + 1 < height && ymap[y + 1] != sy ? LabelRow<T>(labels, ymap[y + 1]) : nullptr;
+        if (next != nullptr && std::memcmp(lrow, next, label_bytes) != 0) {
+          // The next label row differs: lower neighbours differ too.
+          OutlineRanges<T>(lrow, next, labels.width, begin, right, &ranges);
+          for (const auto& [x0, x1] : ranges) draw(dst, dst, x0, x1, outline_pattern);
+        } else {
+          blend_pixels(dst, right.data(), static_cast<int>(right.size()), outline_pattern.keep,
+                       outline_pattern.add, channels);
+        }
       }
     }
   });

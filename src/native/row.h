@@ -58,24 +58,42 @@ template <typename T>
 using ResizeLabelsRowFn = void (*)(const T* src, const int32_t* xmap, T* dst,
                                    int width);
 
-// Per byte: t = src*(255-alpha) + color*alpha; dst = round(t / 255) computed
-// exactly as (t + 128 + ((t + 128) >> 8)) >> 8. dst may equal src.
-using BlendRowFn = void (*)(const uint8_t* src, const uint8_t* color,
-                            const uint8_t* alpha, uint8_t* dst, int count);
+// The blend, its terms given per byte, on `rows` rows under the same
+// terms: for each row r < rows and byte i < count,
+//   d = dst + r * dst_stride, s = src + r * src_stride,
+//   d[i] = ((s[i] * keep[i] + add[i]) * 257) >> 16,
+// with keep = 255 - alpha and add = color * alpha + 128 for that byte's
+// colour and alpha: round((s * (255 - alpha) + color * alpha) / 255)
+// exactly (BlendPixel). Composite's bands of rows of many short runs are
+// blended in one call over terms expanded once, each term vector loaded
+// once for all the rows. dst may equal src (with equal strides); when it
+// does not, no row of dst may overlap a row of src.
+using BlendRowFn = void (*)(const uint8_t* src, ptrdiff_t src_stride,
+                            const uint16_t* keep, const uint16_t* add,
+                            uint8_t* dst, ptrdiff_t dst_stride, int rows,
+                            int count);
 
-// The blend of BlendRowFn with one class's repeating colour, its constant
-// terms precomputed: keep[j] = 255 - alpha and add[j] = color * alpha + 128
-// for j < kPatternBytes, repeating every `period` (3 or 4) bytes; byte i is
-// dst[i] = ((src[i] * keep[i % period] + add[i % period]) * 257) >> 16,
-// which equals BlendPixel exactly (t * 257 >> 16 == (t + (t >> 8)) >> 8
-// for every 16-bit t). Composites a run of one class without expanding it
-// into a row first. dst may equal src; when it does not, src and dst must
+// The blend of BlendRowFn with one class's repeating colour: keep[j] and
+// add[j] for j < kPatternBytes, repeating every `period` (3 or 4) bytes;
+// byte i is dst[i] = ((src[i] * keep[i % period] + add[i % period]) * 257)
+// >> 16, which equals BlendPixel exactly (t * 257 >> 16 == (t + (t >> 8))
+// >> 8 for every 16-bit t). Composites a run of one class without
+// expanding it into a row first. dst may equal src; when it does not, src and dst must
 // not overlap otherwise (SIMD rows may write a byte twice, the same value
 // both times).
 constexpr int kPatternBytes = 64;
 using BlendPatternRowFn = void (*)(const uint8_t* src, const uint16_t* keep,
                                    const uint16_t* add, int period,
                                    uint8_t* dst, int count);
+
+// The blend of one pattern's first `channels` (3 or 4) terms onto single
+// pixels of a row, in place: for each of xs[0..n), bytes row[x * channels
+// + c] as BlendPatternRowFn. Composite's outline pixels. Each x must have
+// a pixel after it in the row (SIMD rows read and rewrite, unchanged, the
+// byte after a 3-byte pixel).
+using BlendPixelsRowFn = void (*)(uint8_t* row, const int32_t* xs, int n,
+                                  const uint16_t* keep, const uint16_t* add,
+                                  int channels);
 
 // Vertical resample pass, one output row of `count` bytes-positions:
 // dst[i] = (sum_k rows[k][i] * coeffs[k] + 64) >> 7, k < taps (taps even).
@@ -153,6 +171,7 @@ struct RowFunctions {
   LabelRowFunctions<int32_t> i32;
   BlendRowFn blend;
   BlendPatternRowFn blend_pattern;
+  BlendPixelsRowFn blend_pixels;
   ResampleVerticalRowFn resample_vertical;
   ResampleHorizontalRowFn resample_horizontal;
   ArgmaxRowFn<float> argmax_f32;
@@ -202,11 +221,14 @@ void ColorizeRow_C(const T* src, const uint32_t* palette, uint32_t n,
                    uint8_t* dst, int width);
 template <typename T>
 void ResizeLabelsRow_C(const T* src, const int32_t* xmap, T* dst, int width);
-void BlendRow_C(const uint8_t* src, const uint8_t* color, const uint8_t* alpha,
-                uint8_t* dst, int count);
+void BlendRow_C(const uint8_t* src, ptrdiff_t src_stride, const uint16_t* keep,
+                const uint16_t* add, uint8_t* dst, ptrdiff_t dst_stride, int rows,
+                int count);
 void BlendPatternRow_C(const uint8_t* src, const uint16_t* keep,
                        const uint16_t* add, int period, uint8_t* dst,
                        int count);
+void BlendPixelsRow_C(uint8_t* row, const int32_t* xs, int n,
+                      const uint16_t* keep, const uint16_t* add, int channels);
 void ResampleVerticalRow_C(const uint8_t* const* rows, const int16_t* coeffs,
                            int taps, int16_t* dst, int count);
 void ResampleHorizontalRow_C(const int16_t* src, int channels,
@@ -227,6 +249,12 @@ void HysteresisRow_C(const int32_t* x, const float* gap, float margin,
                      int32_t* count, int width);
 void ShuffleRow_C(const uint8_t* src, const uint8_t* order, int channels,
                   uint8_t* dst, int width);
+
+#if CORESEG_ARCH_X86_64
+// The SSE4.1 row the AVX2 table shares (wider registers do not help it).
+void BlendPixelsRow_SSE41(uint8_t* row, const int32_t* xs, int n,
+                          const uint16_t* keep, const uint16_t* add, int channels);
+#endif
 
 // One pixel of the hysteresis, shared by the C row and the SIMD tails.
 inline void HysteresisPixel(int32_t x, const float* gap, float margin,

@@ -78,32 +78,8 @@ void ResizeLabelsRow_AVX2(const int32_t* src, const int32_t* xmap,
   ResizeLabelsRow_C(src, xmap + x, dst + x, width - x);
 }
 
-// Sixteen bytes of the blend in 16-bit lanes; see row_sse41.cc's Blend8.
-inline __m256i Blend16(__m256i s, __m256i c, __m256i a) {
-  const __m256i k255 = _mm256_set1_epi16(255);
-  const __m256i k128 = _mm256_set1_epi16(128);
-  const __m256i k257 = _mm256_set1_epi16(257);
-  __m256i t = _mm256_add_epi16(_mm256_mullo_epi16(s, _mm256_sub_epi16(k255, a)),
-                               _mm256_mullo_epi16(c, a));
-  return _mm256_mulhi_epu16(_mm256_add_epi16(t, k128), k257);
-}
-
 inline __m256i Widen16(const uint8_t* p) {
   return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-
-void BlendRow_AVX2(const uint8_t* src, const uint8_t* color,
-                   const uint8_t* alpha, uint8_t* dst, int count) {
-  int i = 0;
-  for (; i + 32 <= count; i += 32) {
-    const __m256i lo = Blend16(Widen16(src + i), Widen16(color + i), Widen16(alpha + i));
-    const __m256i hi = Blend16(Widen16(src + i + 16), Widen16(color + i + 16),
-                               Widen16(alpha + i + 16));
-    // packus works per 128-bit lane; the permute puts the quarters back.
-    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(lo, hi), 0xD8);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), packed);
-  }
-  BlendRow_C(src + i, color + i, alpha + i, dst + i, count - i);
 }
 
 // 16 lanes of a pattern blend: mullo + add + mulhi.
@@ -136,6 +112,48 @@ void BlendPatternRow_AVX2(const uint8_t* src, const uint16_t* keep,
                           const uint16_t* add, int period, uint8_t* dst,
                           int count) {
   BlendPatternLoop<32, BlendPattern32, BlendPattern16>(src, keep, add, period, dst, count);
+}
+
+void BlendRow_AVX2(const uint8_t* src, ptrdiff_t src_stride, const uint16_t* keep,
+                   const uint16_t* add, uint8_t* dst, ptrdiff_t dst_stride, int rows,
+                   int count) {
+  const __m256i k257 = _mm256_set1_epi16(257);
+  int i = 0;
+  for (; i + 32 <= count; i += 32) {
+    // The terms of 32 bytes, loaded once for every row.
+    // In the order unpack widens a row's 32 bytes: bytes 0-7 and 16-23
+    // (k0, a0), then 8-15 and 24-31 (k1, a1); packus then restores the
+    // order with no permute.
+    const auto lanes = [](const uint16_t* t) {
+      return _mm256_setr_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)),
+                               _mm_loadu_si128(reinterpret_cast<const __m128i*>(t + 16)));
+    };
+    const __m256i k0 = lanes(keep + i), k1 = lanes(keep + i + 8);
+    const __m256i a0 = lanes(add + i), a1 = lanes(add + i + 8);
+    const __m256i zero = _mm256_setzero_si256();
+    for (int r = 0; r < rows; ++r) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + r * src_stride + i));
+      const __m256i lo = _mm256_mulhi_epu16(_mm256_add_epi16(_mm256_mullo_epi16(_mm256_unpacklo_epi8(v, zero), k0), a0), k257);
+      const __m256i hi = _mm256_mulhi_epu16(_mm256_add_epi16(_mm256_mullo_epi16(_mm256_unpackhi_epi8(v, zero), k1), a1), k257);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + r * dst_stride + i), _mm256_packus_epi16(lo, hi));
+    }
+  }
+  if (i == count) return;
+  for (int r = 0; r < rows; ++r) {
+    const uint8_t* s = src + r * src_stride;
+    uint8_t* d = dst + r * dst_stride;
+    int j = i;
+    if (j + 16 <= count) {
+      BlendPattern16(s + j, keep + j, add + j, d + j);
+      j += 16;
+    }
+    if (j < count && count >= 16 && s != d) {
+      // The last 16 bytes again, overlapping bytes done (the same values).
+      BlendPattern16(s + count - 16, keep + count - 16, add + count - 16, d + count - 16);
+    } else {
+      BlendRow_C(s + j, 0, keep + j, add + j, d + j, 0, 1, count - j);
+    }
+  }
 }
 
 void ResampleVerticalRow_AVX2(const uint8_t* const* rows,
@@ -354,6 +372,7 @@ const RowFunctions kRowsAVX2 = {
     {RenderMaskRow_AVX2<int32_t>, ColorizeRow_AVX2<int32_t>, ResizeLabelsRow_AVX2},
     BlendRow_AVX2,
     BlendPatternRow_AVX2,
+    BlendPixelsRow_SSE41,
     ResampleVerticalRow_AVX2,
     ResampleHorizontalRow_AVX2,
     ArgmaxRow_AVX2<float>,

@@ -39,9 +39,11 @@ void ResizeLabelsRow_C(const T* src, const int32_t* xmap, T* dst, int width) {
   for (int x = 0; x < width; ++x) dst[x] = src[xmap[x]];
 }
 
-void BlendRow_C(const uint8_t* src, const uint8_t* color, const uint8_t* alpha,
-                uint8_t* dst, int count) {
-  for (int i = 0; i < count; ++i) dst[i] = BlendPixel(src[i], color[i], alpha[i]);
+void BlendRow_C(const uint8_t* src, ptrdiff_t src_stride, const uint16_t* keep,
+                const uint16_t* add, uint8_t* dst, ptrdiff_t dst_stride, int rows,
+                int count) {
+  for (int r = 0; r < rows; ++r, src += src_stride, dst += dst_stride)
+    for (int i = 0; i < count; ++i) dst[i] = BlendPatternByte(src[i], keep[i], add[i]);
 }
 
 void BlendPatternRow_C(const uint8_t* src, const uint16_t* keep,
@@ -51,6 +53,14 @@ void BlendPatternRow_C(const uint8_t* src, const uint16_t* keep,
   for (int i = 0; i < count; ++i) {
     dst[i] = BlendPatternByte(src[i], keep[phase], add[phase]);
     if (++phase == period) phase = 0;
+  }
+}
+
+void BlendPixelsRow_C(uint8_t* row, const int32_t* xs, int n,
+                      const uint16_t* keep, const uint16_t* add, int channels) {
+  for (int i = 0; i < n; ++i) {
+    uint8_t* p = row + static_cast<ptrdiff_t>(xs[i]) * channels;
+    for (int c = 0; c < channels; ++c) p[c] = BlendPatternByte(p[c], keep[c], add[c]);
   }
 }
 
@@ -192,6 +202,7 @@ const RowFunctions kRowsC = {
     {RenderMaskRow_C<int32_t>, ColorizeRow_C<int32_t>, ResizeLabelsRow_C<int32_t>},
     BlendRow_C,
     BlendPatternRow_C,
+    BlendPixelsRow_C,
     ResampleVerticalRow_C,
     ResampleHorizontalRow_C,
     ArgmaxRow_C,

@@ -84,27 +84,6 @@ void ColorizeRow_NEON(const T* src, const uint32_t* palette, uint32_t n,
   ColorizeRow_C(src + x, palette, n, dst + 4 * x, width - x);
 }
 
-// Eight bytes of the blend: t = s*(255-a) + c*a + 128; (t + (t >> 8)) >> 8.
-inline uint8x8_t Blend8(uint8x8_t s, uint8x8_t c, uint8x8_t a) {
-  uint16x8_t t = vmull_u8(s, vsub_u8(vdup_n_u8(255), a));
-  t = vmlal_u8(t, c, a);
-  t = vaddq_u16(t, vdupq_n_u16(128));
-  return vshrn_n_u16(vsraq_n_u16(t, t, 8), 8);
-}
-
-void BlendRow_NEON(const uint8_t* src, const uint8_t* color,
-                   const uint8_t* alpha, uint8_t* dst, int count) {
-  int i = 0;
-  for (; i + 16 <= count; i += 16) {
-    const uint8x16_t s = vld1q_u8(src + i), c = vld1q_u8(color + i),
-                     a = vld1q_u8(alpha + i);
-    const uint8x8_t lo = Blend8(vget_low_u8(s), vget_low_u8(c), vget_low_u8(a));
-    const uint8x8_t hi = Blend8(vget_high_u8(s), vget_high_u8(c), vget_high_u8(a));
-    vst1q_u8(dst + i, vcombine_u8(lo, hi));
-  }
-  BlendRow_C(src + i, color + i, alpha + i, dst + i, count - i);
-}
-
 // 8 lanes of a pattern blend: add + src * keep, then (t + (t >> 8)) >> 8.
 inline uint8x8_t BlendPre8(uint8x8_t s, const uint16_t* keep, const uint16_t* add) {
   const uint16x8_t t = vmlaq_u16(vld1q_u16(add), vmovl_u8(s), vld1q_u16(keep));
@@ -121,6 +100,55 @@ void BlendPatternRow_NEON(const uint8_t* src, const uint16_t* keep,
                           const uint16_t* add, int period, uint8_t* dst,
                           int count) {
   BlendPatternLoop<16, BlendPattern16, BlendPattern16>(src, keep, add, period, dst, count);
+}
+
+void BlendRow_NEON(const uint8_t* src, ptrdiff_t src_stride, const uint16_t* keep,
+                   const uint16_t* add, uint8_t* dst, ptrdiff_t dst_stride, int rows,
+                   int count) {
+  int i = 0;
+  for (; i + 16 <= count; i += 16) {
+    // The terms of 16 bytes, loaded once for every row.
+    const uint16x8_t k0 = vld1q_u16(keep + i), k1 = vld1q_u16(keep + i + 8);
+    const uint16x8_t a0 = vld1q_u16(add + i), a1 = vld1q_u16(add + i + 8);
+    for (int r = 0; r < rows; ++r) {
+      const uint8x16_t v = vld1q_u8(src + r * src_stride + i);
+      const uint16x8_t lo = vmlaq_u16(a0, vmovl_u8(vget_low_u8(v)), k0);
+      const uint16x8_t hi = vmlaq_u16(a1, vmovl_u8(vget_high_u8(v)), k1);
+      vst1q_u8(dst + r * dst_stride + i, vcombine_u8(vshrn_n_u16(vsraq_n_u16(lo, lo, 8), 8),
+                                                     vshrn_n_u16(vsraq_n_u16(hi, hi, 8), 8)));
+    }
+  }
+  if (i == count) return;
+  for (int r = 0; r < rows; ++r) {
+    const uint8_t* s = src + r * src_stride;
+    uint8_t* d = dst + r * dst_stride;
+    if (count >= 16 && s != d) {
+      // The last 16 bytes again, overlapping bytes done (the same values).
+      BlendPattern16(s + count - 16, keep + count - 16, add + count - 16, d + count - 16);
+    } else {
+      BlendRow_C(s + i, 0, keep + i, add + i, d + i, 0, 1, count - i);
+    }
+  }
+}
+
+void BlendPixelsRow_NEON(uint8_t* row, const int32_t* xs, int n,
+                         const uint16_t* keep, const uint16_t* add, int channels) {
+  // Four lanes of terms; for 3 channels the fourth is the identity (keep
+  // 255, add 128), so the byte after the pixel is rewritten as it was.
+  const bool rgba = channels == 4;
+  const uint16_t k4[4] = {keep[0], keep[1], keep[2], static_cast<uint16_t>(rgba ? keep[3] : 255)};
+  const uint16_t a4[4] = {add[0], add[1], add[2], static_cast<uint16_t>(rgba ? add[3] : 128)};
+  const uint16x4_t k = vld1_u16(k4), a = vld1_u16(a4);
+  for (int i = 0; i < n; ++i) {
+    uint8_t* p = row + static_cast<ptrdiff_t>(xs[i]) * channels;
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    const uint16x4_t s = vget_low_u16(vmovl_u8(vreinterpret_u8_u32(vdup_n_u32(v))));
+    const uint16x4_t t = vmla_u16(a, s, k);
+    const uint16x4_t q = vshr_n_u16(vsra_n_u16(t, t, 8), 8);
+    v = vget_lane_u32(vreinterpret_u32_u8(vmovn_u16(vcombine_u16(q, q))), 0);
+    std::memcpy(p, &v, 4);
+  }
 }
 
 void ResampleVerticalRow_NEON(const uint8_t* const* rows,
@@ -274,6 +302,7 @@ const RowFunctions kRowsNEON = {
     {RenderMaskRow_NEON<int32_t>, ColorizeRow_NEON<int32_t>, ResizeLabelsRow_C<int32_t>},
     BlendRow_NEON,
     BlendPatternRow_NEON,
+    BlendPixelsRow_NEON,
     ResampleVerticalRow_NEON,
     ResampleHorizontalRow_NEON,
     ArgmaxRow_NEON<float>,

@@ -78,34 +78,6 @@ void ColorizeRow_SSE41(const T* src, const uint32_t* palette, uint32_t n,
   ColorizeRow_C(src + x, palette, n, dst + 4 * x, width - x);
 }
 
-// Eight bytes of the blend, widened to 16 bits. Uses the identity
-// (u + (u >> 8)) >> 8 == (u * 257) >> 16 for u < 65536 (see row.h).
-inline __m128i Blend8(__m128i s, __m128i c, __m128i a) {
-  const __m128i k255 = _mm_set1_epi16(255);
-  const __m128i k128 = _mm_set1_epi16(128);
-  const __m128i k257 = _mm_set1_epi16(257);
-  __m128i t = _mm_add_epi16(_mm_mullo_epi16(s, _mm_sub_epi16(k255, a)),
-                            _mm_mullo_epi16(c, a));
-  return _mm_mulhi_epu16(_mm_add_epi16(t, k128), k257);
-}
-
-void BlendRow_SSE41(const uint8_t* src, const uint8_t* color,
-                    const uint8_t* alpha, uint8_t* dst, int count) {
-  const __m128i zero = _mm_setzero_si128();
-  int i = 0;
-  for (; i + 16 <= count; i += 16) {
-    const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
-    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(color + i));
-    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(alpha + i));
-    const __m128i lo = Blend8(_mm_unpacklo_epi8(s, zero), _mm_unpacklo_epi8(c, zero),
-                              _mm_unpacklo_epi8(a, zero));
-    const __m128i hi = Blend8(_mm_unpackhi_epi8(s, zero), _mm_unpackhi_epi8(c, zero),
-                              _mm_unpackhi_epi8(a, zero));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm_packus_epi16(lo, hi));
-  }
-  BlendRow_C(src + i, color + i, alpha + i, dst + i, count - i);
-}
-
 // 16 bytes of a pattern blend, keep and add from the pattern's phase:
 // mullo + add + mulhi per 8 lanes.
 inline void BlendPattern16(const uint8_t* src, const uint16_t* keep, const uint16_t* add,
@@ -130,6 +102,38 @@ void BlendPatternRow_SSE41(const uint8_t* src, const uint16_t* keep,
                            const uint16_t* add, int period, uint8_t* dst,
                            int count) {
   BlendPatternLoop<16, BlendPattern16, BlendPattern16>(src, keep, add, period, dst, count);
+}
+
+void BlendRow_SSE41(const uint8_t* src, ptrdiff_t src_stride, const uint16_t* keep,
+                    const uint16_t* add, uint8_t* dst, ptrdiff_t dst_stride, int rows,
+                    int count) {
+  const __m128i zero = _mm_setzero_si128();
+  const __m128i k257 = _mm_set1_epi16(257);
+  int i = 0;
+  for (; i + 16 <= count; i += 16) {
+    // The terms of 16 bytes, loaded once for every row.
+    const __m128i k0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(keep + i));
+    const __m128i k1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(keep + i + 8));
+    const __m128i a0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(add + i));
+    const __m128i a1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(add + i + 8));
+    for (int r = 0; r < rows; ++r) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + r * src_stride + i));
+      const __m128i lo = _mm_mulhi_epu16(_mm_add_epi16(_mm_mullo_epi16(_mm_unpacklo_epi8(v, zero), k0), a0), k257);
+      const __m128i hi = _mm_mulhi_epu16(_mm_add_epi16(_mm_mullo_epi16(_mm_unpackhi_epi8(v, zero), k1), a1), k257);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + r * dst_stride + i), _mm_packus_epi16(lo, hi));
+    }
+  }
+  if (i == count) return;
+  for (int r = 0; r < rows; ++r) {
+    const uint8_t* s = src + r * src_stride;
+    uint8_t* d = dst + r * dst_stride;
+    if (count >= 16 && s != d) {
+      // The last 16 bytes again, overlapping bytes done (the same values).
+      BlendPattern16(s + count - 16, keep + count - 16, add + count - 16, d + count - 16);
+    } else {
+      BlendRow_C(s + i, 0, keep + i, add + i, d + i, 0, 1, count - i);
+    }
+  }
 }
 
 void ResampleVerticalRow_SSE41(const uint8_t* const* rows,
@@ -293,6 +297,31 @@ void ShuffleRow_SSE41(const uint8_t* src, const uint8_t* order, int channels,
 
 }  // namespace
 
+// Outside the anonymous namespace: the AVX2 table uses it too (a pixel is
+// one 128-bit step either way).
+void BlendPixelsRow_SSE41(uint8_t* row, const int32_t* xs, int n,
+                          const uint16_t* keep, const uint16_t* add, int channels) {
+  // Four lanes of terms; for 3 channels the fourth is the identity (keep
+  // 255, add 128), so the byte after the pixel is rewritten as it was.
+  const bool rgba = channels == 4;
+  const __m128i k = _mm_setr_epi16(static_cast<int16_t>(keep[0]), static_cast<int16_t>(keep[1]),
+                                   static_cast<int16_t>(keep[2]), static_cast<int16_t>(rgba ? keep[3] : 255),
+                                   0, 0, 0, 0);
+  const __m128i a = _mm_setr_epi16(static_cast<int16_t>(add[0]), static_cast<int16_t>(add[1]),
+                                   static_cast<int16_t>(add[2]), static_cast<int16_t>(rgba ? add[3] : 128),
+                                   0, 0, 0, 0);
+  const __m128i k257 = _mm_set1_epi16(257);
+  for (int i = 0; i < n; ++i) {
+    uint8_t* p = row + static_cast<ptrdiff_t>(xs[i]) * channels;
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    const __m128i s = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(v));
+    const __m128i t = _mm_mulhi_epu16(_mm_add_epi16(_mm_mullo_epi16(s, k), a), k257);
+    v = _mm_cvtsi128_si32(_mm_packus_epi16(t, t));
+    std::memcpy(p, &v, 4);
+  }
+}
+
 const RowFunctions kRowsSSE41 = {
     "sse41",
     {RenderMaskRow_SSE41<uint8_t>, ColorizeRow_SSE41<uint8_t>,
@@ -303,6 +332,7 @@ const RowFunctions kRowsSSE41 = {
      ResizeLabelsRow_C<int32_t>},
     BlendRow_SSE41,
     BlendPatternRow_SSE41,
+    BlendPixelsRow_SSE41,
     ResampleVerticalRow_SSE41,
     ResampleHorizontalRow_SSE41,
     ArgmaxRow_SSE41,

@@ -90,25 +90,75 @@ void TestLabelRows(const RowFunctions& simd, const char* type) {
 }
 
 void TestBlend(const RowFunctions& simd) {
+  // Terms per byte from random colours and alphas, on 1 to 5 rows with
+  // strides of their own; the C row equals BlendPixel, the definition of
+  // every blend.
   for (int width : Widths()) {
     const int n = 4 * width + (width % 3);
-    std::vector<uint8_t> src(n + 1), color(n + 1), alpha(n + 1);
-    for (int i = 0; i <= n; ++i) {
-      src[i] = rng();
+    const int rows = 1 + width % 5;
+    const ptrdiff_t src_stride = n + 3, dst_stride = n + 7;
+    std::vector<uint8_t> src(rows * src_stride + 1), color(n), alpha(n);
+    std::vector<uint16_t> keep(n + 1), add(n + 1);
+    for (uint8_t& v : src) v = static_cast<uint8_t>(rng());
+    for (int i = 0; i < n; ++i) {
       color[i] = rng();
       // Include the extremes 0 and 255 often: they must be exact.
       const uint32_t r = rng() % 8;
       alpha[i] = r == 0 ? 0 : (r == 1 ? 255 : static_cast<uint8_t>(rng()));
+      keep[i + 1] = static_cast<uint16_t>(255 - alpha[i]);
+      add[i + 1] = static_cast<uint16_t>(color[i] * alpha[i] + 128);
     }
-    std::vector<uint8_t> a(n + 1), b(n + 1);
-    BlendRow_C(src.data() + 1, color.data() + 1, alpha.data() + 1, a.data() + 1, n);
-    simd.blend(src.data() + 1, color.data() + 1, alpha.data() + 1, b.data() + 1, n);
-    Check(a == b, simd.name, "blend", width);
+    std::vector<uint8_t> a(rows * dst_stride + 1, 7), b(a);
+    BlendRow_C(src.data() + 1, src_stride, keep.data() + 1, add.data() + 1, a.data() + 1, dst_stride, rows, n);
+    bool exact = true;
+    for (int r = 0; r < rows; ++r)
+      for (int i = 0; i < dst_stride; ++i) {
+        const uint8_t want = i < n ? BlendPixel(src[1 + r * src_stride + i], color[i], alpha[i]) : 7;
+        exact = exact && a[1 + r * dst_stride + i] == want;
+      }
+    Check(exact, "scalar", "blend_is_blend_pixel", width, rows);
+    simd.blend(src.data() + 1, src_stride, keep.data() + 1, add.data() + 1, b.data() + 1, dst_stride, rows, n);
+    Check(a == b, simd.name, "blend", width, rows);
     // In place (dst == src), as composite(out=image) does.
     std::vector<uint8_t> c(src);
-    simd.blend(c.data() + 1, color.data() + 1, alpha.data() + 1, c.data() + 1, n);
-    c[0] = a[0];
-    Check(a == c, simd.name, "blend_in_place", width);
+    simd.blend(c.data() + 1, src_stride, keep.data() + 1, add.data() + 1, c.data() + 1, src_stride, rows, n);
+    bool in_place = true;
+    for (int r = 0; r < rows; ++r)
+      for (int i = 0; i < src_stride; ++i)
+        in_place = in_place && c[1 + r * src_stride + i] == (i < n ? a[1 + r * dst_stride + i] : src[1 + r * src_stride + i]);
+    Check(in_place, simd.name, "blend_in_place", width, rows);
+  }
+}
+
+void TestBlendPixels(const RowFunctions& simd) {
+  // Random increasing pixel lists (neighbours, gaps, the first pixel),
+  // never the row's last pixel; every other byte must be left as it was.
+  for (int width : Widths()) {
+    if (width < 2) continue;
+    for (int channels : {3, 4}) {
+      std::vector<uint16_t> keep(kPatternBytes), add(kPatternBytes);
+      for (int k = 0; k < kPatternBytes; ++k) {
+        const uint8_t alpha = static_cast<uint8_t>(k % channels == 3 ? 0 : rng() % 4 == 0 ? 255 : rng());
+        keep[k] = static_cast<uint16_t>(255 - alpha);
+        add[k] = static_cast<uint16_t>(static_cast<uint8_t>(rng()) * alpha + 128);
+      }
+      std::vector<int32_t> xs;
+      for (int x = 0; x + 1 < width; ++x)
+        if (rng() % 3 == 0) xs.push_back(x);
+      std::vector<uint8_t> row(width * channels + 1);
+      for (uint8_t& v : row) v = static_cast<uint8_t>(rng());
+      std::vector<uint8_t> a(row), b(row), expected(row);
+      for (int32_t x : xs)
+        for (int c = 0; c < channels; ++c) {
+          uint8_t& v = expected[1 + x * channels + c];
+          v = BlendPatternByte(v, keep[c], add[c]);
+        }
+      const int n = static_cast<int>(xs.size());
+      BlendPixelsRow_C(a.data() + 1, xs.data(), n, keep.data(), add.data(), channels);
+      Check(a == expected, "scalar", "blend_pixels", width, channels);
+      simd.blend_pixels(b.data() + 1, xs.data(), n, keep.data(), add.data(), channels);
+      Check(a == b, simd.name, "blend_pixels", width, channels);
+    }
   }
 }
 
@@ -413,6 +463,7 @@ int main() {
     TestUpsampleRows(simd);
     TestSmoothingRows(simd);
     TestBlendPattern(simd);
+    TestBlendPixels(simd);
     TestShuffle(simd);
     std::printf("%s: %s\n", b.c_str(), failed == before ? "all rows match C" : "MISMATCH");
   }
