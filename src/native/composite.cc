@@ -85,6 +85,11 @@ class Patterns {
     }
     return slot_[v];
   }
+  // A pattern of no class (the outline's).
+  int32_t Add(const Pattern& p) {
+    patterns_.push_back(p);
+    return static_cast<int32_t>(patterns_.size() - 1);
+  }
   const Pattern& operator[](int32_t i) const { return patterns_[i]; }
 
  private:
@@ -129,28 +134,60 @@ void RowRuns(const T* lrow, int64_t src_width, const std::vector<int64_t>& begin
   }
 }
 
+// An opaque outline pixel is the outline colour whatever was blended
+// under it, so the outline colour blended straight from the image gives
+// the same bytes as blending it over the class: each run's last pixel
+// whose right neighbour differs (all runs but the row's last) becomes a
+// run of the outline pattern, and the band's rows need no outline pass.
+void SplitRightPixels(int32_t outline_pattern, std::vector<Run>* runs, std::vector<Run>* split) {
+  split->clear();
+  for (size_t i = 0; i < runs->size(); ++i) {
+    const Run& r = (*runs)[i];
+    if (i + 1 == runs->size()) {
+      split->push_back(r);
+      break;
+    }
+    if (r.x1 - 1 > r.x0) split->push_back({r.x0, r.x1 - 1, r.pattern});
+    split->push_back({r.x1 - 1, r.x1, outline_pattern});
+  }
+  runs->swap(*split);
+}
+
 // Output ranges [x0, x1) to outline on the last row of a band of equal
 // label rows: the columns whose label differs below, joined with the
 // pixels whose right neighbour differs; both are in order, and each pixel
-// appears once.
+// appears once. Columns are scanned in stretches (equal below, then
+// differing below) with plain compares.
 template <typename T>
 void OutlineRanges(const T* lrow, const T* next, int64_t src_width, const std::vector<int64_t>& begin,
                    const std::vector<int32_t>& right, std::vector<std::pair<int64_t, int64_t>>* ranges) {
   ranges->clear();
-  auto add = [&](int64_t x0, int64_t x1) {
-    if (x1 <= x0) return;
-    if (!ranges->empty() && ranges->back().second >= x0)
-      ranges->back().second = std::max(ranges->back().second, x1);
+  size_t r = 0;
+  int64_t sx = 0;
+  while (true) {
+    int64_t e = sx;
+    while (e < src_width && lrow[e] == next[e]) ++e;
+    // Right pixels over the stretch equal below are ranges of their own.
+    const int64_t x0 = begin[e];
+    for (; r < right.size() && right[r] < x0; ++r) {
+      if (!ranges->empty() && ranges->back().second == right[r])
+        ranges->back().second = right[r] + 1;
+      else
+        ranges->emplace_back(right[r], right[r] + 1);
+    }
+    if (e == src_width) break;
+    sx = e;
+    while (sx < src_width && lrow[sx] != next[sx]) ++sx;
+    // The differing stretch's pixels hold its right pixels already.
+    const int64_t x1 = begin[sx];
+    for (; r < right.size() && right[r] < x1; ++r) {
+    }
+    if (x1 <= x0) continue;  // columns that cover no output pixel
+    if (!ranges->empty() && ranges->back().second == x0)
+      ranges->back().second = x1;
     else
       ranges->emplace_back(x0, x1);
-  };
-  size_t r = 0;
-  for (int64_t sx = 0; sx < src_width; ++sx) {
-    const int64_t x0 = begin[sx], x1 = begin[sx + 1];
-    for (; r < right.size() && right[r] < x0; ++r) add(right[r], right[r] + 1);
-    if (lrow[sx] != next[sx]) add(x0, x1);
   }
-  for (; r < right.size(); ++r) add(right[r], right[r] + 1);
 }
 
 // A band's runs as one row of blend terms (BlendRowFn): a row of many
@@ -281,6 +318,7 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
   for (int64_t sx = 0; sx < labels.width; ++sx) all_visible = all_visible && begin[sx + 1] > begin[sx];
   const BlendPatternRowFn blend = ActiveRows().blend_pattern;
   Pattern outline_pattern{};
+  const bool opaque_outline = outline != nullptr && outline[3] == 255;
   if (outline != nullptr) {
     const uint8_t oc[4] = {outline[0], outline[1], outline[2], 0};
     const uint8_t oa[4] = {outline[3], outline[3], outline[3], 0};
@@ -308,8 +346,9 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
 
   ParallelFor(height, RowGrain(width), [&](int64_t y0, int64_t y1) {
     Patterns patterns(colors, alphas, channels);
-    std::vector<Run> runs;
+    std::vector<Run> runs, split;
     std::vector<int32_t> right;
+    const int32_t outline_slot = opaque_outline ? patterns.Add(outline_pattern) : -1;
     std::vector<std::pair<int64_t, int64_t>> ranges;
     BandTerms terms(width, channels);
     for (int64_t y = y0; y < y1;) {
@@ -325,14 +364,17 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
         last = s;
       }
       RowRuns<T>(lrow, labels.width, begin, all_visible, n, &patterns, outline != nullptr, &runs, &right);
+      if (opaque_outline) SplitRightPixels(outline_slot, &runs, &split);
       const bool expanded = terms.Update(runs, patterns, band_end - y);
-      if (expanded) {
-        // A few rows per call: each term vector is loaded once for them.
-        const int64_t group = BandTerms::kRowsPerCall;
-        for (int64_t yy = y; yy < band_end; yy += group) {
-          const int rows = static_cast<int>(std::min(group, band_end - yy));
-          const uint8_t* src = image.data + yy * image.row_stride;
-          uint8_t* dst = out + yy * out_stride;
+      // From the terms, a few rows per call (each term vector is loaded
+      // once for them); run by run, a row at a time. Each group's outline
+      // follows at once, while its rows are still in cache.
+      const int64_t group = expanded ? BandTerms::kRowsPerCall : 1;
+      for (int rows; y < band_end; y += rows) {
+        rows = static_cast<int>(std::min(group, band_end - y));
+        const uint8_t* src = image.data + y * image.row_stride;
+        uint8_t* dst = out + y * out_stride;
+        if (expanded) {
           for (size_t i = 0; i < terms.Spans().size(); ++i) {
             const auto [x0, x1] = terms.Spans()[i];
             const int64_t b0 = x0 * channels;
@@ -344,26 +386,24 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
                 std::memcpy(dst + r * out_stride + b0, src + r * image.row_stride + b0, static_cast<size_t>(bytes));
             }
           }
-        }
-      } else {
-        for (int64_t yy = y; yy < band_end; ++yy) {
-          const uint8_t* src = image.data + yy * image.row_stride;
-          uint8_t* dst = out + yy * out_stride;
+        } else {
           for (const Run& r : runs) draw(src, dst, r.x0, r.x1, patterns[r.pattern]);
         }
-      }
-      for (; y < band_end; ++y) {
-        uint8_t* dst = out + y * out_stride;
         if (outline == nullptr || outline_pattern.clear) continue;
-        const bool last_of_band = y + 1 == band_end;
-        const T* next = last_of_band && y + 1 < height && ymap[y + 1] != sy ? LabelRow<T>(labels, ymap[y + 1]) : nullptr;
-        if (next != nullptr && std::memcmp(lrow, next, label_bytes) != 0) {
-          // The next label row differs: lower neighbours differ too.
-          OutlineRanges<T>(lrow, next, labels.width, begin, right, &ranges);
-          for (const auto& [x0, x1] : ranges) draw(dst, dst, x0, x1, outline_pattern);
-        } else {
-          blend_pixels(dst, right.data(), static_cast<int>(right.size()), outline_pattern.keep,
-                       outline_pattern.add, channels);
+        for (int k = 0; k < rows; ++k) {
+          uint8_t* row = dst + k * out_stride;
+          const int64_t yk = y + k;
+          const T* next = yk + 1 == band_end && yk + 1 < height && ymap[yk + 1] != sy
+                              ? LabelRow<T>(labels, ymap[yk + 1]) : nullptr;
+          if (next != nullptr && std::memcmp(lrow, next, label_bytes) != 0) {
+            // The band's last row, and the next label row differs: lower
+            // neighbours differ too.
+            OutlineRanges<T>(lrow, next, labels.width, begin, right, &ranges);
+            for (const auto& [x0, x1] : ranges) draw(row, row, x0, x1, outline_pattern);
+          } else if (!opaque_outline) {
+            blend_pixels(row, right.data(), static_cast<int>(right.size()), outline_pattern.keep,
+                         outline_pattern.add, channels);
+          }
         }
       }
     }

@@ -165,8 +165,12 @@ void ParallelFor(int64_t n, int64_t grain,
   grain = std::max<int64_t>(1, grain);
   const int threads = NumThreads();
   if (threads > 1 && n >= 2 * grain) {
-    // A few chunks per thread balance uneven rows without much overhead.
-    const int64_t chunk = std::max(grain, (n + 4 * threads - 1) / (4 * threads));
+    // A few chunks per thread balance uneven rows without much overhead;
+    // equal ones, a multiple of the thread count where there are enough,
+    // so no thread ends alone on a short last chunk.
+    int64_t chunks = std::min<int64_t>(4 * threads, n / grain);
+    if (chunks > threads) chunks -= chunks % threads;
+    const int64_t chunk = (n + chunks - 1) / chunks;
     const std::shared_ptr<ThreadPool> p = Pool();
     if (p != nullptr && p->TryRun(n, chunk, fn)) return;
   }

@@ -40,6 +40,12 @@ MAX_CONFUSION_CLASSES = 1 << 14
 INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
+def is_int(v) -> bool:
+    """An integer and not a bool; plain ints skip the slower ABC check (it
+    runs on every kernel call)."""
+    return type(v) is int or (not isinstance(v, bool) and isinstance(v, numbers.Integral))
+
+
 def check_sides(a: np.ndarray, name: str, sides: int = 2) -> None:
     for n in a.shape[:sides]:
         if n > MAX_SIDE:
@@ -131,14 +137,14 @@ def rgba(color, name: str) -> tuple[int, int, int, int]:
         from .palette import parse_color
 
         return parse_color(color)
-    if not isinstance(color, (Sequence, np.ndarray)) or isinstance(color, bytes):
+    if type(color) not in (tuple, list) and (not isinstance(color, (Sequence, np.ndarray)) or isinstance(color, bytes)):
         raise TypeError(f"{name} must be (r, g, b[, a]) or '#RRGGBB[AA]', got {color!r}")
     values = list(color)
     if len(values) not in (3, 4):
         raise ValueError(f"{name} must have 3 or 4 values, got {len(values)}")
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        if not is_int(v):
             raise TypeError(f"{name} values must be integers, got {v!r}")
         if not 0 <= int(v) <= 255:
             raise ValueError(f"{name} values must be in 0..255, got {int(v)}")
@@ -150,17 +156,18 @@ def rgba(color, name: str) -> tuple[int, int, int, int]:
 
 def selected_ids(selected) -> list[int]:
     """The class ids of `selected`: one integer or a sequence of integers."""
-    if isinstance(selected, numbers.Integral) and not isinstance(selected, bool):
+    if is_int(selected):
         return [int64_arg(int(selected), "selected")]
     if isinstance(selected, np.ndarray):
         if selected.dtype.kind not in "iu":
             raise TypeError(f"selected must contain integers, got dtype {selected.dtype}")
         return [int(v) for v in selected.ravel()]
-    if isinstance(selected, (str, bytes)) or not isinstance(selected, (Sequence, set, frozenset)):
+    if type(selected) not in (tuple, list) and (
+            isinstance(selected, (str, bytes)) or not isinstance(selected, (Sequence, set, frozenset))):
         raise TypeError(f"selected must be an integer or a sequence of integers, got {selected!r}")
     ids = []
     for v in selected:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        if not is_int(v):
             raise TypeError(f"selected must contain integers, got {v!r}")
         ids.append(int(v))
     return [int64_arg(v, "selected") for v in ids]
@@ -197,7 +204,7 @@ def resize_factor(image_size, size) -> None:
 
 
 def opacity_arg(opacity) -> float:
-    if isinstance(opacity, bool) or not isinstance(opacity, numbers.Real):
+    if type(opacity) is not float and (isinstance(opacity, bool) or not isinstance(opacity, numbers.Real)):
         raise TypeError(f"opacity must be a number in [0, 1], got {opacity!r}")
     value = float(opacity)
     if math.isnan(value) or not 0.0 <= value <= 1.0:
@@ -220,7 +227,8 @@ def out_array(out, shape: tuple[int, ...], dtype, inputs=(), allow_same=None) ->
     dtype = np.dtype(dtype)
     if out is None:
         nbytes = math.prod(shape) * dtype.itemsize
-        ram = physical_memory()
+        # Asking the OS for its RAM costs a microsecond; no machine has under 1 GiB.
+        ram = physical_memory() if nbytes >= 1 << 30 else None
         if ram is not None and nbytes > ram:
             raise MemoryError(f"the result would take {_bytes_text(nbytes)} (shape {tuple(shape)}), more than this "
                               f"machine's {_bytes_text(ram)} of memory")
@@ -245,13 +253,13 @@ def out_array(out, shape: tuple[int, ...], dtype, inputs=(), allow_same=None) ->
                              else "out must be contiguous")
         expect *= out.shape[i]
     for a in inputs:
-        same = (
-            allow_same is not None
-            and a is allow_same
-            and out.__array_interface__["data"][0] == a.__array_interface__["data"][0]
-            and out.strides == a.strides
+        if not np.may_share_memory(out, a):
+            continue
+        same = a is allow_same and (
+            out is a
+            or (out.__array_interface__["data"][0] == a.__array_interface__["data"][0] and out.strides == a.strides)
         )
-        if not same and np.may_share_memory(out, a):
+        if not same:
             raise ValueError("out overlaps an input array; pass a separate array")
     return out
 
