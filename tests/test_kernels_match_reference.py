@@ -92,7 +92,8 @@ def test_composite_large_upscale(backend, threads):
 
 @pytest.mark.parametrize("channels", [3, 4])
 @pytest.mark.parametrize("in_place", [False, True], ids=["out", "in-place"])
-@pytest.mark.parametrize("outline", [None, (255, 255, 255, 255)], ids=["fill", "outline"])
+@pytest.mark.parametrize("outline", [None, (255, 255, 255, 255), (200, 30, 90, 140)],
+                         ids=["fill", "opaque-outline", "translucent-outline"])
 def test_composite_bands_of_short_runs(backend, threads, channels, in_place, outline):
     # Rows of many short runs repeated over bands of output rows (blended
     # from a row of terms, several rows per call); bands whose runs differ
