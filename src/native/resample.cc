@@ -21,11 +21,10 @@ ResampleAxis ComputeResampleAxis(int64_t in_size, int64_t out_size) {
   const double filterscale = scale < 1.0 ? 1.0 : scale;
   const double support = 1.0 * filterscale;
   const int ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
-  ResampleAxis axis;
-  axis.taps = (ksize + 1) & ~1;  // the SIMD rows take taps in pairs
-  axis.start.resize(out_size);
-  axis.coeffs.assign(static_cast<size_t>(out_size) * axis.taps, 0);
+  std::vector<int16_t> q(static_cast<size_t>(out_size) * ksize, 0);
+  std::vector<int32_t> first(out_size), count(out_size);
   std::vector<double> w(ksize);
+  int widest = 1;
   for (int64_t xx = 0; xx < out_size; ++xx) {
     const double center = (static_cast<double>(xx) + 0.5) * scale;
     const double ss = 1.0 / filterscale;
@@ -33,9 +32,9 @@ ResampleAxis ComputeResampleAxis(int64_t in_size, int64_t out_size) {
     if (xmin < 0) xmin = 0;
     int64_t xmax = static_cast<int64_t>(center + support + 0.5);
     if (xmax > in_size) xmax = in_size;
-    const int count = static_cast<int>(xmax - xmin);
+    const int n = static_cast<int>(xmax - xmin);
     double ww = 0.0;
-    for (int x = 0; x < count; ++x) {
+    for (int x = 0; x < n; ++x) {
       double t = (static_cast<double>(x + xmin) - center + 0.5) * ss;
       if (t < 0.0) t = -t;
       w[x] = t < 1.0 ? 1.0 - t : 0.0;
@@ -43,17 +42,33 @@ ResampleAxis ComputeResampleAxis(int64_t in_size, int64_t out_size) {
     }
     // Quantise, then give the rounding remainder to the largest tap so the
     // taps sum to exactly 1: a flat image stays flat.
-    int16_t* q = &axis.coeffs[static_cast<size_t>(xx) * axis.taps];
+    int16_t* row = &q[static_cast<size_t>(xx) * ksize];
     int sum = 0, largest = 0;
-    for (int x = 0; x < count; ++x) {
+    for (int x = 0; x < n; ++x) {
       const double v = ww != 0.0 ? w[x] / ww : 0.0;
-      q[x] = static_cast<int16_t>(std::floor(v * (1 << kCoeffBits) + 0.5));
-      sum += q[x];
-      if (q[x] > q[largest]) largest = x;
+      row[x] = static_cast<int16_t>(std::floor(v * (1 << kCoeffBits) + 0.5));
+      sum += row[x];
+      if (row[x] > row[largest]) largest = x;
     }
-    q[largest] = static_cast<int16_t>(q[largest] + ((1 << kCoeffBits) - sum));
-    axis.start[xx] = static_cast<int32_t>(xmin);
+    row[largest] = static_cast<int16_t>(row[largest] + ((1 << kCoeffBits) - sum));
+    // Zero taps at either end are left out (the same sums, fewer
+    // multiply-adds): the window starts at the first nonzero tap.
+    int lo = 0, hi = n - 1;
+    while (lo < largest && row[lo] == 0) ++lo;
+    while (hi > largest && row[hi] == 0) --hi;
+    first[xx] = static_cast<int32_t>(xmin + lo);
+    count[xx] = hi - lo + 1;
+    std::memmove(row, row + lo, sizeof(int16_t) * count[xx]);
+    std::fill(row + count[xx], row + ksize, int16_t{0});
+    widest = std::max(widest, count[xx]);
   }
+  ResampleAxis axis;
+  axis.taps = (widest + 1) & ~1;  // the SIMD rows take taps in pairs
+  axis.start = std::move(first);
+  axis.coeffs.assign(static_cast<size_t>(out_size) * axis.taps, 0);
+  for (int64_t xx = 0; xx < out_size; ++xx)
+    std::memcpy(&axis.coeffs[static_cast<size_t>(xx) * axis.taps], &q[static_cast<size_t>(xx) * ksize],
+                sizeof(int16_t) * count[xx]);
   return axis;
 }
 
