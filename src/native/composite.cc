@@ -180,8 +180,7 @@ void OutlineRanges(const T* lrow, const T* next, int64_t src_width, const std::v
     while (sx < src_width && lrow[sx] != next[sx]) ++sx;
     // The differing stretch's pixels hold its right pixels already.
     const int64_t x1 = begin[sx];
-    for (; r < right.size() && right[r] < x1; ++r) {
-    }
+    while (r < right.size() && right[r] < x1) ++r;
     if (x1 <= x0) continue;  // columns that cover no output pixel
     if (!ranges->empty() && ranges->back().second == x0)
       ranges->back().second = x1;
