@@ -87,7 +87,7 @@ def labels_array(labels, name: str = "labels") -> np.ndarray:
     """A 2-D int32/uint8/uint16 label map in native byte order with packed
     rows (arrays whose rows are not packed are copied once)."""
     a = _as_array(labels, name)
-    if a.dtype.newbyteorder("=") not in LABEL_DTYPES or a.dtype.kind == "b":
+    if a.dtype not in LABEL_DTYPES and (a.dtype.newbyteorder("=") not in LABEL_DTYPES or a.dtype.kind == "b"):
         raise TypeError(f"{name} must have dtype int32, uint8 or uint16, got {a.dtype}")
     if a.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {a.shape}")
@@ -247,7 +247,8 @@ def out_array(out, shape: tuple[int, ...], dtype, inputs=(), allow_same=None) ->
     if not out.flags.aligned:
         raise ValueError("out is not aligned to its element size")
     expect = out.itemsize
-    for i in range(out.ndim - 1, 0 if out.ndim > 1 else -1, -1) if out.size else ():
+    packed = out.flags.c_contiguous  # the common case: no per-axis check
+    for i in range(out.ndim - 1, 0 if out.ndim > 1 else -1, -1) if out.size and not packed else ():
         if out.shape[i] > 1 and out.strides[i] != expect:
             raise ValueError("out must have packed rows (C-contiguous within each row)" if out.ndim > 1
                              else "out must be contiguous")
