@@ -1,10 +1,11 @@
 // resize_image: the model-input preprocessor. An antialiased bilinear
 // resample with the filter of Pillow's Image.resize(BILINEAR), in fixed
 // point: a vertical pass from the uint8 source rows into an int16 row with 7
-// fractional bits, then a horizontal pass into RGBA bytes, then the bytes
-// are written in the requested order. One output row at a time, so there is
-// no whole intermediate image. Differs from Pillow (which goes horizontal
-// first, rounding to 8 bits in between) by at most 1 per channel.
+// fractional bits, split into one plane per channel, then a horizontal pass
+// into RGBA bytes, then the bytes are written in the requested order. One
+// output row at a time, so there is no whole intermediate image. Differs
+// from Pillow (which goes horizontal first, rounding to 8 bits in between)
+// by at most 1 per channel.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -87,16 +88,24 @@ void ResizeImage(const ImageView& image, uint8_t* out, int64_t out_width,
   // Bands of at least ~1M multiply-adds in the vertical pass.
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / (src_count * ys.taps + 1));
 
+  // The horizontal filter zero padded to a multiple of 8 taps: each
+  // output's taps are then whole vectors of one plane (ResampleHorizontalRowFn).
+  const int htaps = (xs.taps + 7) & ~7;
+  std::vector<int16_t> hcoeffs(static_cast<size_t>(out_width) * htaps, 0);
+  for (int64_t x = 0; x < out_width; ++x)
+    std::memcpy(&hcoeffs[static_cast<size_t>(x) * htaps], &xs.coeffs[static_cast<size_t>(x) * xs.taps],
+                sizeof(int16_t) * xs.taps);
+  // A plane is read up to start + htaps values: zeros past the row.
+  const ptrdiff_t plane_stride = image.width + htaps;
+
   ParallelFor(out_height, grain, [&](int64_t y0, int64_t y1) {
-    // Zero padding past the row: the horizontal row reads up to `taps`
-    // pixels past its start with zero coefficients there (row.h).
-    std::vector<int16_t> inter(static_cast<size_t>((image.width + xs.taps + 2) * channels + 8), 0);
+    std::vector<int16_t> inter(static_cast<size_t>(src_count));
+    std::vector<int16_t> planes(static_cast<size_t>(plane_stride) * channels, 0);
     std::vector<uint8_t> rgba(rgba_order ? 0 : static_cast<size_t>(out_width) * 4);
     std::vector<const uint8_t*> src_rows(ys.taps);
     for (int64_t y = y0; y < y1; ++y) {
       // Only the row's nonzero taps are read (an even count, as the SIMD
-      // rows take them in pairs): the filter's padding to a common tap
-      // count is about half of it when downscaling by 2.
+      // rows take them in pairs).
       const int16_t* coeffs = &ys.coeffs[static_cast<size_t>(y) * ys.taps];
       int first = 0, last = ys.taps - 1;
       while (first < last && coeffs[first] == 0) ++first;
@@ -112,10 +121,11 @@ void ResizeImage(const ImageView& image, uint8_t* out, int64_t out_width,
         src_rows[k] = image.data + sy * image.row_stride;
       }
       rows.resample_vertical(src_rows.data(), coeffs + first, taps, inter.data(), static_cast<int>(src_count));
+      rows.deinterleave(inter.data(), channels, planes.data(), plane_stride, static_cast<int>(image.width));
       uint8_t* dst = out + y * out_stride;
       uint8_t* px = rgba_order ? dst : rgba.data();
-      rows.resample_horizontal(inter.data(), channels, xs.start.data(), xs.coeffs.data(),
-                               xs.taps, px, static_cast<int>(out_width));
+      rows.resample_horizontal(planes.data(), plane_stride, channels, xs.start.data(), hcoeffs.data(), htaps,
+                               px, static_cast<int>(out_width));
       if (!rgba_order) rows.shuffle(px, shuffle_order, out_channels, dst, static_cast<int>(out_width));
     }
   });

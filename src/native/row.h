@@ -101,13 +101,23 @@ using ResampleVerticalRowFn = void (*)(const uint8_t* const* rows,
                                        const int16_t* coeffs, int taps,
                                        int16_t* dst, int count);
 
-// Horizontal resample pass over the vertical pass's int16 row of
-// `channels` (3 or 4) interleaved values per pixel. For output pixel x:
-// v_c = sum_k src[(start[x] + k) * channels + c] * coeffs[x * taps + k],
-// dst[4x + c] = clamp((v_c + (1 << 20)) >> 21, 0, 255); for 3 channels the
-// alpha byte is 255. taps is even; src must be readable (zero padded) for
-// (start[x] + taps + 1) * channels + 2 values.
-using ResampleHorizontalRowFn = void (*)(const int16_t* src, int channels,
+// The vertical pass's int16 row of `channels` (3 or 4) interleaved values
+// per pixel split into planes: planes[c * plane_stride + x] = src[x *
+// channels + c] for x < width.
+using DeinterleaveRowFn = void (*)(const int16_t* src, int channels,
+                                   int16_t* planes, ptrdiff_t plane_stride,
+                                   int width);
+
+// Horizontal resample pass over those planes. For output pixel x and
+// channel c < channels (3 or 4):
+//   v_c = sum_{k < taps} planes[c * plane_stride + start[x] + k] * coeffs[x * taps + k],
+//   dst[4x + c] = clamp((v_c + (1 << 20)) >> 21, 0, 255);
+// for 3 channels the alpha byte is 255. taps is a multiple of 8 (the
+// filter zero padded), so each output's taps are whole vectors of
+// same-channel neighbours; each plane must be readable for start[x] + taps
+// values.
+using ResampleHorizontalRowFn = void (*)(const int16_t* planes,
+                                         ptrdiff_t plane_stride, int channels,
                                          const int32_t* start,
                                          const int16_t* coeffs, int taps,
                                          uint8_t* dst, int width);
@@ -173,6 +183,7 @@ struct RowFunctions {
   BlendPatternRowFn blend_pattern;
   BlendPixelsRowFn blend_pixels;
   ResampleVerticalRowFn resample_vertical;
+  DeinterleaveRowFn deinterleave;
   ResampleHorizontalRowFn resample_horizontal;
   ArgmaxRowFn<float> argmax_f32;
   ArgmaxRowFn<uint16_t> argmax_f16;
@@ -231,9 +242,12 @@ void BlendPixelsRow_C(uint8_t* row, const int32_t* xs, int n,
                       const uint16_t* keep, const uint16_t* add, int channels);
 void ResampleVerticalRow_C(const uint8_t* const* rows, const int16_t* coeffs,
                            int taps, int16_t* dst, int count);
-void ResampleHorizontalRow_C(const int16_t* src, int channels,
-                             const int32_t* start, const int16_t* coeffs,
-                             int taps, uint8_t* dst, int width);
+void DeinterleaveRow_C(const int16_t* src, int channels, int16_t* planes,
+                       ptrdiff_t plane_stride, int width);
+void ResampleHorizontalRow_C(const int16_t* planes, ptrdiff_t plane_stride,
+                             int channels, const int32_t* start,
+                             const int16_t* coeffs, int taps, uint8_t* dst,
+                             int width);
 void ArgmaxRow_C(const float* src, ptrdiff_t plane, int channels, int32_t* dst,
                  int width);
 void ArgmaxRow_C(const uint16_t* src, ptrdiff_t plane, int channels,
@@ -251,9 +265,11 @@ void ShuffleRow_C(const uint8_t* src, const uint8_t* order, int channels,
                   uint8_t* dst, int width);
 
 #if CORESEG_ARCH_X86_64
-// The SSE4.1 row the AVX2 table shares (wider registers do not help it).
+// The SSE4.1 rows the AVX2 table shares (wider registers do not help them).
 void BlendPixelsRow_SSE41(uint8_t* row, const int32_t* xs, int n,
                           const uint16_t* keep, const uint16_t* add, int channels);
+void DeinterleaveRow_SSE41(const int16_t* src, int channels, int16_t* planes,
+                           ptrdiff_t plane_stride, int width);
 #endif
 
 // One pixel of the hysteresis, shared by the C row and the SIMD tails.
@@ -328,6 +344,13 @@ inline int16_t ResampleVerticalPoint(const uint8_t* const* rows,
   int32_t acc = 1 << (kVerticalShift - 1);
   for (int k = 0; k < taps; ++k) acc += rows[k][i] * coeffs[k];
   return static_cast<int16_t>(acc >> kVerticalShift);
+}
+
+// One output byte of the horizontal pass from its sum, shared by the C row
+// and the SIMD tails.
+inline uint8_t ResampleHorizontalByte(int32_t acc) {
+  const int32_t v = (acc + (1 << (kHorizontalShift - 1))) >> kHorizontalShift;
+  return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
 }
 
 // One byte of the blend, shared by the rows' tails (the definition the

@@ -209,52 +209,84 @@ void ResampleVerticalRow_AVX2(const uint8_t* const* rows,
   for (; i < count; ++i) dst[i] = ResampleVerticalPoint(rows, coeffs, taps, i);
 }
 
-void ResampleHorizontalRow_AVX2(const int16_t* src, int channels,
-                                const int32_t* start, const int16_t* coeffs,
-                                int taps, uint8_t* dst, int width) {
-  // Per 128-bit lane, two neighbouring pixels regrouped into channel pairs
-  // for madd (as in row_sse41.cc); lane 1 holds the next two taps.
-  const __m256i pairs =
-      channels == 4
-          ? _mm256_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15,
-                             0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15)
-          : _mm256_setr_epi8(0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11, -1, -1, -1, -1,
-                             0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11, -1, -1, -1, -1);
-  const __m128i round = _mm_set1_epi32(1 << (kHorizontalShift - 1));
-  const uint32_t alpha = channels == 3 ? 0xFF000000u : 0u;
-  const ptrdiff_t two = 2 * channels;  // offset of taps k+2, k+3
-  // Four taps load as one int64 (two CoeffPairBits pairs), spread as pair
-  // (k, k+1) over lane 0 and pair (k+2, k+3) over lane 1.
-  const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  for (int x = 0; x < width; ++x) {
-    const int16_t* p = src + static_cast<ptrdiff_t>(start[x]) * channels;
-    const int16_t* c = coeffs + static_cast<ptrdiff_t>(x) * taps;
-    __m256i acc = _mm256_setzero_si256();
-    int k = 0;
-    for (; k + 4 <= taps; k += 4) {
-      const int16_t* q = p + k * channels;
-      const __m256i v = _mm256_shuffle_epi8(
-          _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(q + two),
-                              reinterpret_cast<const __m128i*>(q)),
-          pairs);
-      const __m256i cc = _mm256_permutevar8x32_epi32(
-          _mm256_castsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + k))), spread);
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(v, cc));
-    }
-    __m128i sum = _mm_add_epi32(
-        _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1)),
-        round);
-    if (k < taps) {  // taps is even: one pair left
-      const __m128i v = _mm_shuffle_epi8(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k * channels)),
-          _mm256_castsi256_si128(pairs));
-      sum = _mm_add_epi32(sum, _mm_madd_epi16(v, _mm_set1_epi32(CoeffPairBits(c + k))));
-    }
-    sum = _mm_srai_epi32(sum, kHorizontalShift);
-    const __m128i px = _mm_packus_epi16(_mm_packs_epi32(sum, sum), sum);
-    const uint32_t rgba = static_cast<uint32_t>(_mm_cvtsi128_si32(px)) | alpha;
-    std::memcpy(dst + 4 * x, &rgba, 4);
+// One output's taps (a multiple of 8) against one plane: 8 partial sums,
+// 16 taps per madd (the last 8 in the low lane). kTaps > 0 fixes the
+// count at compile time (straight-line code for the common filters).
+template <int kTaps>
+inline __m256i Dot16s(const int16_t* p, const int16_t* c, int taps) {
+  const int n = kTaps > 0 ? kTaps : taps;
+  __m256i acc = _mm256_setzero_si256();
+  int k = 0;
+  for (; k + 16 <= n; k += 16)
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + k)),
+                                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + k))));
+  if (k < n) {
+    const __m128i last = _mm_madd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k)),
+                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(c + k)));
+    acc = _mm256_add_epi32(acc, _mm256_inserti128_si256(_mm256_setzero_si256(), last, 0));
   }
+  return acc;
+}
+
+// Eight pixels' sums for one plane, in pixel order: per 128-bit lane, hadd
+// twice leaves pixels 0-3 (and 4-7) summed over that lane's half of the
+// taps; the two halves are then added. Rounded and shifted as the C row.
+template <int kTaps>
+inline __m256i Sums8(const int16_t* p, const int32_t* start, const int16_t* c, int taps) {
+  const __m256i h0 = _mm256_hadd_epi32(
+      _mm256_hadd_epi32(Dot16s<kTaps>(p + start[0], c, taps), Dot16s<kTaps>(p + start[1], c + taps, taps)),
+      _mm256_hadd_epi32(Dot16s<kTaps>(p + start[2], c + 2 * taps, taps),
+                        Dot16s<kTaps>(p + start[3], c + 3 * taps, taps)));
+  const __m256i h1 = _mm256_hadd_epi32(
+      _mm256_hadd_epi32(Dot16s<kTaps>(p + start[4], c + 4 * taps, taps),
+                        Dot16s<kTaps>(p + start[5], c + 5 * taps, taps)),
+      _mm256_hadd_epi32(Dot16s<kTaps>(p + start[6], c + 6 * taps, taps),
+                        Dot16s<kTaps>(p + start[7], c + 7 * taps, taps)));
+  const __m256i sum = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31));
+  return _mm256_srai_epi32(_mm256_add_epi32(sum, _mm256_set1_epi32(1 << (kHorizontalShift - 1))), kHorizontalShift);
+}
+
+// Whole blocks of eight output pixels; returns how many pixels were done.
+template <int kTaps>
+int ResampleHorizontalBlocks(const int16_t* planes, ptrdiff_t plane_stride, int channels,
+                             const int32_t* start, const int16_t* coeffs, int taps, uint8_t* dst,
+                             int width) {
+  // Per 128-bit lane, bytes R0-3 G0-3 B0-3 A0-3 to RGBA per pixel.
+  const __m256i interleave = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                              0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const int16_t* r = planes;
+  const int16_t* g = planes + plane_stride;
+  const int16_t* b = planes + 2 * plane_stride;
+  const int16_t* a = planes + 3 * plane_stride;
+  int x = 0;
+  for (; x + 8 <= width; x += 8) {
+    const int16_t* c = coeffs + static_cast<ptrdiff_t>(x) * taps;
+    const __m256i vr = Sums8<kTaps>(r, start + x, c, taps);
+    const __m256i vg = Sums8<kTaps>(g, start + x, c, taps);
+    const __m256i vb = Sums8<kTaps>(b, start + x, c, taps);
+    const __m256i va = channels == 4 ? Sums8<kTaps>(a, start + x, c, taps) : _mm256_set1_epi32(255);
+    // packs then packus clamp to 0..255 as the C row does; per 128-bit
+    // lane: pixels 0-3, then 4-7.
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(vr, vg), _mm256_packs_epi32(vb, va));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 4 * x), _mm256_shuffle_epi8(bytes, interleave));
+  }
+  return x;
+}
+
+void ResampleHorizontalRow_AVX2(const int16_t* planes, ptrdiff_t plane_stride,
+                                int channels, const int32_t* start,
+                                const int16_t* coeffs, int taps, uint8_t* dst,
+                                int width) {
+  int x;
+  switch (taps) {  // the filters of downscales up to 2x, 4x, 8x and 16x
+    case 8: x = ResampleHorizontalBlocks<8>(planes, plane_stride, channels, start, coeffs, taps, dst, width); break;
+    case 16: x = ResampleHorizontalBlocks<16>(planes, plane_stride, channels, start, coeffs, taps, dst, width); break;
+    case 24: x = ResampleHorizontalBlocks<24>(planes, plane_stride, channels, start, coeffs, taps, dst, width); break;
+    case 32: x = ResampleHorizontalBlocks<32>(planes, plane_stride, channels, start, coeffs, taps, dst, width); break;
+    default: x = ResampleHorizontalBlocks<0>(planes, plane_stride, channels, start, coeffs, taps, dst, width);
+  }
+  ResampleHorizontalRow_C(planes, plane_stride, channels, start + x, coeffs + static_cast<ptrdiff_t>(x) * taps,
+                          taps, dst + 4 * x, width - x);
 }
 
 // Logits are float32, or float16 widened with F16C (part of the AVX2 table:
@@ -381,6 +413,7 @@ const RowFunctions kRowsAVX2 = {
     BlendPatternRow_AVX2,
     BlendPixelsRow_SSE41,
     ResampleVerticalRow_AVX2,
+    DeinterleaveRow_SSE41,
     ResampleHorizontalRow_AVX2,
     ArgmaxRow_AVX2<float>,
     ArgmaxRow_AVX2<uint16_t>,

@@ -70,17 +70,23 @@ void ResampleVerticalRow_C(const uint8_t* const* rows, const int16_t* coeffs,
     dst[i] = ResampleVerticalPoint(rows, coeffs, taps, i);
 }
 
-void ResampleHorizontalRow_C(const int16_t* src, int channels,
-                             const int32_t* start, const int16_t* coeffs,
-                             int taps, uint8_t* dst, int width) {
+void DeinterleaveRow_C(const int16_t* src, int channels, int16_t* planes,
+                       ptrdiff_t plane_stride, int width) {
+  for (int c = 0; c < channels; ++c)
+    for (int x = 0; x < width; ++x) planes[c * plane_stride + x] = src[x * channels + c];
+}
+
+void ResampleHorizontalRow_C(const int16_t* planes, ptrdiff_t plane_stride,
+                             int channels, const int32_t* start,
+                             const int16_t* coeffs, int taps, uint8_t* dst,
+                             int width) {
   for (int x = 0; x < width; ++x) {
-    const int16_t* p = src + static_cast<ptrdiff_t>(start[x]) * channels;
     const int16_t* c = coeffs + static_cast<ptrdiff_t>(x) * taps;
     for (int ch = 0; ch < channels; ++ch) {
+      const int16_t* p = planes + ch * plane_stride + start[x];
       int32_t acc = 0;
-      for (int k = 0; k < taps; ++k) acc += p[k * channels + ch] * c[k];
-      int32_t v = (acc + (1 << (kHorizontalShift - 1))) >> kHorizontalShift;
-      dst[4 * x + ch] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+      for (int k = 0; k < taps; ++k) acc += p[k] * c[k];
+      dst[4 * x + ch] = ResampleHorizontalByte(acc);
     }
     if (channels == 3) dst[4 * x + 3] = 255;
   }
@@ -204,6 +210,7 @@ const RowFunctions kRowsC = {
     BlendPatternRow_C,
     BlendPixelsRow_C,
     ResampleVerticalRow_C,
+    DeinterleaveRow_C,
     ResampleHorizontalRow_C,
     ArgmaxRow_C,
     ArgmaxRow_C,

@@ -169,23 +169,70 @@ void ResampleVerticalRow_NEON(const uint8_t* const* rows,
   for (; i < count; ++i) dst[i] = ResampleVerticalPoint(rows, coeffs, taps, i);
 }
 
-void ResampleHorizontalRow_NEON(const int16_t* src, int channels,
-                                const int32_t* start, const int16_t* coeffs,
-                                int taps, uint8_t* dst, int width) {
-  const uint32_t alpha = channels == 3 ? 0xFF000000u : 0u;
-  for (int x = 0; x < width; ++x) {
-    const int16_t* p = src + static_cast<ptrdiff_t>(start[x]) * channels;
-    const int16_t* c = coeffs + static_cast<ptrdiff_t>(x) * taps;
-    int32x4_t acc = vdupq_n_s32(0);
-    // For RGB the fourth lane reads the next pixel's red: ignored below.
-    for (int k = 0; k < taps; ++k)
-      acc = vmlal_n_s16(acc, vld1_s16(p + k * channels), c[k]);
-    // vrshr is the C rounding; the two saturating narrows are its clamp.
-    const uint8x8_t px = vqmovn_u16(
-        vcombine_u16(vqmovun_s32(vrshrq_n_s32(acc, kHorizontalShift)), vdup_n_u16(0)));
-    const uint32_t rgba = vget_lane_u32(vreinterpret_u32_u8(px), 0) | alpha;
-    std::memcpy(dst + 4 * x, &rgba, 4);
+void DeinterleaveRow_NEON(const int16_t* src, int channels, int16_t* planes,
+                          ptrdiff_t plane_stride, int width) {
+  int16_t* r = planes;
+  int16_t* g = planes + plane_stride;
+  int16_t* b = planes + 2 * plane_stride;
+  int x = 0;
+  if (channels == 4) {
+    for (; x + 8 <= width; x += 8) {
+      const int16x8x4_t v = vld4q_s16(src + 4 * x);
+      vst1q_s16(r + x, v.val[0]);
+      vst1q_s16(g + x, v.val[1]);
+      vst1q_s16(b + x, v.val[2]);
+      vst1q_s16(planes + 3 * plane_stride + x, v.val[3]);
+    }
+  } else {
+    for (; x + 8 <= width; x += 8) {
+      const int16x8x3_t v = vld3q_s16(src + 3 * x);
+      vst1q_s16(r + x, v.val[0]);
+      vst1q_s16(g + x, v.val[1]);
+      vst1q_s16(b + x, v.val[2]);
+    }
   }
+  DeinterleaveRow_C(src + x * channels, channels, planes + x, plane_stride, width - x);
+}
+
+// One output's taps (a multiple of 8) against one plane: 4 partial sums.
+inline int32x4_t Dot8s(const int16_t* p, const int16_t* c, int taps) {
+  int32x4_t acc = vdupq_n_s32(0);
+  for (int k = 0; k < taps; k += 8) {
+    const int16x8_t pv = vld1q_s16(p + k), cv = vld1q_s16(c + k);
+    acc = vmlal_s16(acc, vget_low_s16(pv), vget_low_s16(cv));
+    acc = vmlal_high_s16(acc, pv, cv);
+  }
+  return acc;
+}
+
+void ResampleHorizontalRow_NEON(const int16_t* planes, ptrdiff_t plane_stride,
+                                int channels, const int32_t* start,
+                                const int16_t* coeffs, int taps, uint8_t* dst,
+                                int width) {
+  int x = 0;
+  for (; x + 8 <= width; x += 8) {
+    const int16_t* c = coeffs + static_cast<ptrdiff_t>(x) * taps;
+    uint8x8x4_t px;
+    px.val[3] = vdup_n_u8(255);
+    for (int ch = 0; ch < channels; ++ch) {
+      const int16_t* p = planes + ch * plane_stride;
+      uint16x4_t half[2];
+      for (int h = 0; h < 2; ++h) {
+        const int j = 4 * h;
+        // Pairwise adds fold four pixels' partial sums, in pixel order.
+        const int32x4_t sum = vpaddq_s32(
+            vpaddq_s32(Dot8s(p + start[x + j], c + j * taps, taps), Dot8s(p + start[x + j + 1], c + (j + 1) * taps, taps)),
+            vpaddq_s32(Dot8s(p + start[x + j + 2], c + (j + 2) * taps, taps),
+                       Dot8s(p + start[x + j + 3], c + (j + 3) * taps, taps)));
+        // vrshr is the C rounding; the two saturating narrows are its clamp.
+        half[h] = vqmovun_s32(vrshrq_n_s32(sum, kHorizontalShift));
+      }
+      px.val[ch] = vqmovn_u16(vcombine_u16(half[0], half[1]));
+    }
+    vst4_u8(dst + 4 * x, px);
+  }
+  ResampleHorizontalRow_C(planes, plane_stride, channels, start + x, coeffs + static_cast<ptrdiff_t>(x) * taps,
+                          taps, dst + 4 * x, width - x);
 }
 
 inline float32x4_t Load4f(const float* p) { return vld1q_f32(p); }
@@ -304,6 +351,7 @@ const RowFunctions kRowsNEON = {
     BlendPatternRow_NEON,
     BlendPixelsRow_NEON,
     ResampleVerticalRow_NEON,
+    DeinterleaveRow_NEON,
     ResampleHorizontalRow_NEON,
     ArgmaxRow_NEON<float>,
     ArgmaxRow_NEON<uint16_t>,

@@ -159,31 +159,68 @@ void ResampleVerticalRow_SSE41(const uint8_t* const* rows,
   for (; i < count; ++i) dst[i] = ResampleVerticalPoint(rows, coeffs, taps, i);
 }
 
-void ResampleHorizontalRow_SSE41(const int16_t* src, int channels,
-                                 const int32_t* start, const int16_t* coeffs,
-                                 int taps, uint8_t* dst, int width) {
-  // Two neighbouring pixels' channels regrouped as (c of px0, c of px1) pairs
-  // for _mm_madd_epi16; for RGB the fourth pair is zero.
-  const __m128i pairs =
-      channels == 4
-          ? _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15)
-          : _mm_setr_epi8(0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11, -1, -1, -1, -1);
-  const __m128i round = _mm_set1_epi32(1 << (kHorizontalShift - 1));
-  const uint32_t alpha = channels == 3 ? 0xFF000000u : 0u;
-  for (int x = 0; x < width; ++x) {
-    const int16_t* p = src + static_cast<ptrdiff_t>(start[x]) * channels;
+// One output's taps (a multiple of 8) against one plane: 4 partial sums.
+// kTaps > 0 fixes the count at compile time.
+template <int kTaps>
+inline __m128i Dot8s(const int16_t* p, const int16_t* c, int taps) {
+  const int n = kTaps > 0 ? kTaps : taps;
+  __m128i acc = _mm_madd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)),
+                               _mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
+  for (int k = 8; k < n; k += 8)
+    acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k)),
+                                            _mm_loadu_si128(reinterpret_cast<const __m128i*>(c + k))));
+  return acc;
+}
+
+// Four pixels' sums for one plane, in pixel order, rounded and shifted as
+// the C row.
+template <int kTaps>
+inline __m128i Sums4(const int16_t* p, const int32_t* start, const int16_t* c, int taps) {
+  const __m128i sum = _mm_hadd_epi32(
+      _mm_hadd_epi32(Dot8s<kTaps>(p + start[0], c, taps), Dot8s<kTaps>(p + start[1], c + taps, taps)),
+      _mm_hadd_epi32(Dot8s<kTaps>(p + start[2], c + 2 * taps, taps), Dot8s<kTaps>(p + start[3], c + 3 * taps, taps)));
+  return _mm_srai_epi32(_mm_add_epi32(sum, _mm_set1_epi32(1 << (kHorizontalShift - 1))), kHorizontalShift);
+}
+
+// Whole blocks of four output pixels; returns how many pixels were done.
+template <int kTaps>
+int ResampleHorizontalBlocks(const int16_t* planes, ptrdiff_t plane_stride, int channels,
+                             const int32_t* start, const int16_t* coeffs, int taps, uint8_t* dst,
+                             int width) {
+  // Bytes R0-3 G0-3 B0-3 A0-3 to RGBA per pixel.
+  const __m128i interleave = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const int16_t* r = planes;
+  const int16_t* g = planes + plane_stride;
+  const int16_t* b = planes + 2 * plane_stride;
+  const int16_t* a = planes + 3 * plane_stride;
+  int x = 0;
+  for (; x + 4 <= width; x += 4) {
     const int16_t* c = coeffs + static_cast<ptrdiff_t>(x) * taps;
-    __m128i acc = round;
-    for (int k = 0; k < taps; k += 2) {
-      const __m128i v = _mm_shuffle_epi8(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k * channels)), pairs);
-      acc = _mm_add_epi32(acc, _mm_madd_epi16(v, CoeffPairAt(c + k)));
-    }
-    acc = _mm_srai_epi32(acc, kHorizontalShift);
-    const __m128i px = _mm_packus_epi16(_mm_packs_epi32(acc, acc), acc);
-    const uint32_t rgba = static_cast<uint32_t>(_mm_cvtsi128_si32(px)) | alpha;
-    std::memcpy(dst + 4 * x, &rgba, 4);
+    const __m128i vr = Sums4<kTaps>(r, start + x, c, taps);
+    const __m128i vg = Sums4<kTaps>(g, start + x, c, taps);
+    const __m128i vb = Sums4<kTaps>(b, start + x, c, taps);
+    const __m128i va = channels == 4 ? Sums4<kTaps>(a, start + x, c, taps) : _mm_set1_epi32(255);
+    // packs then packus clamp to 0..255 as the C row does.
+    const __m128i bytes = _mm_packus_epi16(_mm_packs_epi32(vr, vg), _mm_packs_epi32(vb, va));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 4 * x), _mm_shuffle_epi8(bytes, interleave));
   }
+  return x;
+}
+
+void ResampleHorizontalRow_SSE41(const int16_t* planes, ptrdiff_t plane_stride,
+                                 int channels, const int32_t* start,
+                                 const int16_t* coeffs, int taps, uint8_t* dst,
+                                 int width) {
+  int x;
+  switch (taps) {  // the filters of downscales up to 2x, 4x, 8x and 16x
+    case 8: x = ResampleHorizontalBlocks<8>(planes, plane_stride, channels, start, coeffs, taps, dst, width); break;
+    case 16: x = ResampleHorizontalBlocks<16>(planes, plane_stride, channels, start, coeffs, taps, dst, width); break;
+    case 24: x = ResampleHorizontalBlocks<24>(planes, plane_stride, channels, start, coeffs, taps, dst, width); break;
+    case 32: x = ResampleHorizontalBlocks<32>(planes, plane_stride, channels, start, coeffs, taps, dst, width); break;
+    default: x = ResampleHorizontalBlocks<0>(planes, plane_stride, channels, start, coeffs, taps, dst, width);
+  }
+  ResampleHorizontalRow_C(planes, plane_stride, channels, start + x, coeffs + static_cast<ptrdiff_t>(x) * taps,
+                          taps, dst + 4 * x, width - x);
 }
 
 void ArgmaxRow_SSE41(const float* src, ptrdiff_t plane, int channels, int32_t* dst,
@@ -322,6 +359,62 @@ void BlendPixelsRow_SSE41(uint8_t* row, const int32_t* xs, int n,
   }
 }
 
+// Outside the anonymous namespace: the AVX2 table uses it too.
+void DeinterleaveRow_SSE41(const int16_t* src, int channels, int16_t* planes,
+                           ptrdiff_t plane_stride, int width) {
+  int16_t* r = planes;
+  int16_t* g = planes + plane_stride;
+  int16_t* b = planes + 2 * plane_stride;
+  int x = 0;
+  if (channels == 4) {
+    int16_t* a = planes + 3 * plane_stride;
+    for (; x + 8 <= width; x += 8) {  // a 4x8 transpose of 16-bit values
+      const __m128i* s = reinterpret_cast<const __m128i*>(src + 4 * x);
+      const __m128i v0 = _mm_loadu_si128(s), v1 = _mm_loadu_si128(s + 1);
+      const __m128i v2 = _mm_loadu_si128(s + 2), v3 = _mm_loadu_si128(s + 3);
+      const __m128i t0 = _mm_unpacklo_epi16(v0, v1), t1 = _mm_unpackhi_epi16(v0, v1);
+      const __m128i t2 = _mm_unpacklo_epi16(v2, v3), t3 = _mm_unpackhi_epi16(v2, v3);
+      const __m128i u0 = _mm_unpacklo_epi16(t0, t1), u1 = _mm_unpackhi_epi16(t0, t1);
+      const __m128i u2 = _mm_unpacklo_epi16(t2, t3), u3 = _mm_unpackhi_epi16(t2, t3);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(r + x), _mm_unpacklo_epi64(u0, u2));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(g + x), _mm_unpackhi_epi64(u0, u2));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(b + x), _mm_unpacklo_epi64(u1, u3));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(a + x), _mm_unpackhi_epi64(u1, u3));
+    }
+  } else {
+    // Eight pixels are three vectors; channel c's value j is element
+    // 3j + c: mask[c][v] picks those in vector v into place j (others 0).
+    struct Masks {
+      alignas(16) uint8_t bytes[3][3][16];
+    };
+    static const Masks masks = [] {
+      Masks m;
+      for (int c = 0; c < 3; ++c)
+        for (int v = 0; v < 3; ++v)
+          for (int j = 0; j < 8; ++j) {
+            const int e = 3 * j + c;
+            const bool here = e / 8 == v;
+            m.bytes[c][v][2 * j] = here ? static_cast<uint8_t>(2 * (e % 8)) : 0x80;
+            m.bytes[c][v][2 * j + 1] = here ? static_cast<uint8_t>(2 * (e % 8) + 1) : 0x80;
+          }
+      return m;
+    }();
+    __m128i mask[3][3];
+    for (int c = 0; c < 3; ++c)
+      for (int v = 0; v < 3; ++v) mask[c][v] = _mm_load_si128(reinterpret_cast<const __m128i*>(masks.bytes[c][v]));
+    int16_t* out[3] = {r, g, b};
+    for (; x + 8 <= width; x += 8) {
+      const __m128i* s = reinterpret_cast<const __m128i*>(src + 3 * x);
+      const __m128i v0 = _mm_loadu_si128(s), v1 = _mm_loadu_si128(s + 1), v2 = _mm_loadu_si128(s + 2);
+      for (int c = 0; c < 3; ++c)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out[c] + x),
+                         _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(v0, mask[c][0]), _mm_shuffle_epi8(v1, mask[c][1])),
+                                      _mm_shuffle_epi8(v2, mask[c][2])));
+    }
+  }
+  DeinterleaveRow_C(src + x * channels, channels, planes + x, plane_stride, width - x);
+}
+
 const RowFunctions kRowsSSE41 = {
     "sse41",
     {RenderMaskRow_SSE41<uint8_t>, ColorizeRow_SSE41<uint8_t>,
@@ -334,6 +427,7 @@ const RowFunctions kRowsSSE41 = {
     BlendPatternRow_SSE41,
     BlendPixelsRow_SSE41,
     ResampleVerticalRow_SSE41,
+    DeinterleaveRow_SSE41,
     ResampleHorizontalRow_SSE41,
     ArgmaxRow_SSE41,
     ArgmaxRowHalf_C,

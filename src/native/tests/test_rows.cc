@@ -194,27 +194,41 @@ void TestResample(const RowFunctions& simd) {
       simd.resample_vertical(ptrs.data(), vc.data(), taps, b.data(), width);
       Check(a == b, simd.name, "resample_vertical", width, taps);
 
-      // Horizontal: output `width` pixels from a source of src_w pixels.
+      // Horizontal: output `width` pixels from a source of src_w pixels,
+      // interleaved, split into planes (deinterleave), taps padded to 8.
       for (int channels : {3, 4}) {
         const int src_w = 1 + width * 2;
-        std::vector<int16_t> src((src_w + taps + 2) * channels + 8, 0);
-        for (int i = 0; i < src_w * channels; ++i)
-          src[i] = static_cast<int16_t>(rng() % (255 * 128 + 1));
+        const int taps8 = (taps + 7) & ~7;
+        std::vector<int16_t> src(src_w * channels + 1);
+        for (int16_t& v : src) v = static_cast<int16_t>(rng() % (255 * 128 + 1));
+        // Planes as short as the contract allows (start + taps values), so
+        // the sanitizers see any read past them.
+        const ptrdiff_t plane_stride = src_w - 1 + taps8;
+        std::vector<int16_t> pa(channels * plane_stride, 0), pb(pa);
+        DeinterleaveRow_C(src.data() + 1, channels, pa.data(), plane_stride, src_w);
+        bool split = true;
+        for (int c = 0; c < channels; ++c)
+          for (int x = 0; x < src_w; ++x) split = split && pa[c * plane_stride + x] == src[1 + x * channels + c];
+        Check(split, "scalar", "deinterleave", src_w, channels);
+        simd.deinterleave(src.data() + 1, channels, pb.data(), plane_stride, src_w);
+        Check(pa == pb, simd.name, "deinterleave", src_w, channels);
+
         std::vector<int32_t> start(width);
         std::vector<int16_t> coeffs;
         for (int x = 0; x < width; ++x) {
           start[x] = static_cast<int32_t>(rng() % src_w);
           std::vector<int16_t> c = RandomCoeffs(taps);
+          c.resize(taps8, 0);
           coeffs.insert(coeffs.end(), c.begin(), c.end());
         }
-        std::vector<uint8_t> ha(4 * width), hb(4 * width);
-        ResampleHorizontalRow_C(src.data(), channels, start.data(), coeffs.data(), taps,
-                                ha.data(), width);
-        simd.resample_horizontal(src.data(), channels, start.data(), coeffs.data(), taps,
-                                 hb.data(), width);
+        std::vector<uint8_t> ha(4 * width + 1, 7), hb(4 * width + 1, 7);
+        ResampleHorizontalRow_C(pa.data(), plane_stride, channels, start.data(), coeffs.data(), taps8,
+                                ha.data() + 1, width);
+        simd.resample_horizontal(pa.data(), plane_stride, channels, start.data(), coeffs.data(), taps8,
+                                 hb.data() + 1, width);
         Check(ha == hb, simd.name,
               channels == 3 ? "resample_horizontal_rgb" : "resample_horizontal_rgba",
-              width, taps);
+              width, taps8);
       }
     }
   }
