@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define CORESEG_ARCH_X86_64 1
@@ -333,6 +334,51 @@ inline void BlendPatternLoop(const uint8_t* src, const uint16_t* keep,
     return;
   }
   BlendPatternRow_C(src + i, keep + phase, add + phase, period, dst + i, count - i);
+}
+
+// The end of a BlendRowFn row from byte i on, row by row, shared by the
+// SIMD rows after their main loop: 16 bytes at a time, the last 16 ending
+// at the row's end (overlapping bytes already done, the same values again)
+// unless the blend is in place; else the C row.
+template <BlendPatternVectorFn Narrow>
+inline void BlendRowEnd(const uint8_t* src, ptrdiff_t src_stride,
+                        const uint16_t* keep, const uint16_t* add,
+                        uint8_t* dst, ptrdiff_t dst_stride, int rows, int i,
+                        int count) {
+  if (i == count) return;
+  for (int r = 0; r < rows; ++r) {
+    const uint8_t* s = src + r * src_stride;
+    uint8_t* d = dst + r * dst_stride;
+    int j = i;
+    for (; j + 16 <= count; j += 16) Narrow(s + j, keep + j, add + j, d + j);
+    if (j == count) continue;
+    if (count >= 16 && s != d)
+      Narrow(s + count - 16, keep + count - 16, add + count - 16, d + count - 16);
+    else
+      BlendRow_C(s + j, 0, keep + j, add + j, d + j, 0, 1, count - j);
+  }
+}
+
+// The SIMD horizontal resample rows around their blocks of pixels:
+// `blocks(std::integral_constant<int, K>{})` runs whole blocks with K taps
+// fixed at compile time (0: taps at run time) and returns the pixels done;
+// the C row finishes the row.
+template <typename Blocks>
+inline void ResampleHorizontalByTaps(Blocks blocks, const int16_t* planes,
+                                     ptrdiff_t plane_stride, int channels,
+                                     const int32_t* start, const int16_t* coeffs,
+                                     int taps, uint8_t* dst, int width) {
+  int x;
+  switch (taps) {  // the filters of downscales up to 2x, 4x, 8x and 16x
+    case 8: x = blocks(std::integral_constant<int, 8>{}); break;
+    case 16: x = blocks(std::integral_constant<int, 16>{}); break;
+    case 24: x = blocks(std::integral_constant<int, 24>{}); break;
+    case 32: x = blocks(std::integral_constant<int, 32>{}); break;
+    default: x = blocks(std::integral_constant<int, 0>{});
+  }
+  ResampleHorizontalRow_C(planes, plane_stride, channels, start + x,
+                          coeffs + static_cast<ptrdiff_t>(x) * taps, taps,
+                          dst + 4 * x, width - x);
 }
 
 // IEEE half (as bits) to float, exactly: subnormals, infinities and NaN too.

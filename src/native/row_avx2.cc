@@ -138,22 +138,7 @@ void BlendRow_AVX2(const uint8_t* src, ptrdiff_t src_stride, const uint16_t* kee
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + r * dst_stride + i), _mm256_packus_epi16(lo, hi));
     }
   }
-  if (i == count) return;
-  for (int r = 0; r < rows; ++r) {
-    const uint8_t* s = src + r * src_stride;
-    uint8_t* d = dst + r * dst_stride;
-    int j = i;
-    if (j + 16 <= count) {
-      BlendPattern16(s + j, keep + j, add + j, d + j);
-      j += 16;
-    }
-    if (j < count && count >= 16 && s != d) {
-      // The last 16 bytes again, overlapping bytes done (the same values).
-      BlendPattern16(s + count - 16, keep + count - 16, add + count - 16, d + count - 16);
-    } else {
-      BlendRow_C(s + j, 0, keep + j, add + j, d + j, 0, 1, count - j);
-    }
-  }
+  BlendRowEnd<BlendPattern16>(src, src_stride, keep, add, dst, dst_stride, rows, i, count);
 }
 
 void ResampleVerticalRow_AVX2(const uint8_t* const* rows,
@@ -277,16 +262,12 @@ void ResampleHorizontalRow_AVX2(const int16_t* planes, ptrdiff_t plane_stride,
                                 int channels, const int32_t* start,
                                 const int16_t* coeffs, int taps, uint8_t* dst,
                                 int width) {
-  int x;
-  switch (taps) {  // the filters of downscales up to 2x, 4x, 8x and 16x
-    case 8: x = ResampleHorizontalBlocks<8>(planes, plane_stride, channels, start, coeffs, taps, dst, width); break;
-    case 16: x = ResampleHorizontalBlocks<16>(planes, plane_stride, channels, start, coeffs, taps, dst, width); break;
-    case 24: x = ResampleHorizontalBlocks<24>(planes, plane_stride, channels, start, coeffs, taps, dst, width); break;
-    case 32: x = ResampleHorizontalBlocks<32>(planes, plane_stride, channels, start, coeffs, taps, dst, width); break;
-    default: x = ResampleHorizontalBlocks<0>(planes, plane_stride, channels, start, coeffs, taps, dst, width);
-  }
-  ResampleHorizontalRow_C(planes, plane_stride, channels, start + x, coeffs + static_cast<ptrdiff_t>(x) * taps,
-                          taps, dst + 4 * x, width - x);
+  ResampleHorizontalByTaps(
+      [&](auto k) {
+        return ResampleHorizontalBlocks<decltype(k)::value>(planes, plane_stride, channels, start, coeffs, taps,
+                                                           dst, width);
+      },
+      planes, plane_stride, channels, start, coeffs, taps, dst, width);
 }
 
 // Logits are float32, or float16 widened with F16C (part of the AVX2 table:

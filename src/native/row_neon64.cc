@@ -118,17 +118,7 @@ void BlendRow_NEON(const uint8_t* src, ptrdiff_t src_stride, const uint16_t* kee
                                                      vshrn_n_u16(vsraq_n_u16(hi, hi, 8), 8)));
     }
   }
-  if (i == count) return;
-  for (int r = 0; r < rows; ++r) {
-    const uint8_t* s = src + r * src_stride;
-    uint8_t* d = dst + r * dst_stride;
-    if (count >= 16 && s != d) {
-      // The last 16 bytes again, overlapping bytes done (the same values).
-      BlendPattern16(s + count - 16, keep + count - 16, add + count - 16, d + count - 16);
-    } else {
-      BlendRow_C(s + i, 0, keep + i, add + i, d + i, 0, 1, count - i);
-    }
-  }
+  BlendRowEnd<BlendPattern16>(src, src_stride, keep, add, dst, dst_stride, rows, i, count);
 }
 
 void BlendPixelsRow_NEON(uint8_t* row, const int32_t* xs, int n,
