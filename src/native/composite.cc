@@ -14,10 +14,12 @@
 // found per label column, not per pixel.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <utility>
 #include <vector>
-#include <cstring>
 
+#include "composite_runs.h"
+#include "composite_terms.h"
 #include "cpu.h"
 #include "kernels.h"
 #include "label_rows.h"
@@ -26,36 +28,15 @@
 namespace coreseg {
 namespace {
 
-// The output columns of each label column: label column sx covers output
-// x in [begin[sx], begin[sx + 1]) (empty when the label map is wider).
-std::vector<int64_t> ColumnStarts(const std::vector<int32_t>& xmap, int64_t src_width) {
-  std::vector<int64_t> begin(src_width + 1, static_cast<int64_t>(xmap.size()));
-  for (int64_t x = static_cast<int64_t>(xmap.size()) - 1; x >= 0; --x) begin[xmap[x]] = x;
-  for (int64_t sx = src_width - 1; sx >= 0; --sx) begin[sx] = std::min(begin[sx], begin[sx + 1]);
-  return begin;
-}
-
-// One class's blend terms as kPatternBytes repeating every `channels`
-// bytes (BlendPatternRowFn), alpha 0 on the image's alpha channel so it
-// passes through.
-struct Pattern {
-  uint16_t keep[kPatternBytes], add[kPatternBytes];
-  bool clear;  // alpha 0 everywhere: the image shows through unchanged
-};
-
-Pattern MakePattern(uint32_t color, uint32_t alpha, int channels) {
-  Pattern p;
-  uint8_t c[4], a[4];
-  std::memcpy(c, &color, 4);
-  std::memcpy(a, &alpha, 4);
-  for (int i = 0; i < kPatternBytes; ++i) {
-    const int ch = i % channels;
-    p.keep[i] = static_cast<uint16_t>(255 - a[ch]);
-    p.add[i] = static_cast<uint16_t>(c[ch] * a[ch] + 128);
-  }
-  p.clear = a[0] == 0 && a[1] == 0 && a[2] == 0;
-  return p;
-}
+using composite::BandTerms;
+using composite::ColumnStarts;
+using composite::MakePattern;
+using composite::OutlineRanges;
+using composite::Pattern;
+using composite::Patterns;
+using composite::RowRuns;
+using composite::Run;
+using composite::SplitRightPixels;
 
 // BlendPatternRowFn's blend of a few pixels (outline pixels, short runs),
 // inline: with the channel count known, each pixel is unrolled.
@@ -65,244 +46,6 @@ inline void BlendFewPixels(const uint8_t* src, const Pattern& p, int64_t pixels,
     for (int c = 0; c < kChannels; ++c)
       dst[c] = BlendPatternByte(src[c], p.keep[c], p.add[c]);
 }
-
-// A run of output pixels [x0, x1) drawn with one pattern.
-struct Run {
-  int64_t x0, x1;
-  int32_t pattern;
-};
-
-// The patterns of the classes a band meets, made on first use (palettes
-// can have 65536 entries; a band meets a few).
-class Patterns {
- public:
-  Patterns(const std::vector<uint32_t>& colors, const std::vector<uint32_t>& alphas, int channels)
-      : colors_(colors), alphas_(alphas), channels_(channels), slot_(colors.size(), -1) {}
-  int32_t Of(uint32_t v) {
-    if (slot_[v] < 0) {
-      slot_[v] = static_cast<int32_t>(patterns_.size());
-      patterns_.push_back(MakePattern(colors_[v], alphas_[v], channels_));
-    }
-    return slot_[v];
-  }
-  // A pattern of no class (the outline's).
-  int32_t Add(const Pattern& p) {
-    patterns_.push_back(p);
-    return static_cast<int32_t>(patterns_.size() - 1);
-  }
-  const Pattern& operator[](int32_t i) const { return patterns_[i]; }
-
- private:
-  const std::vector<uint32_t>& colors_;
-  const std::vector<uint32_t>& alphas_;
-  int channels_;
-  std::vector<int32_t> slot_;
-  std::vector<Pattern> patterns_;
-};
-
-// The runs of equal labels of one label row, in output pixels, and the
-// output x whose right neighbour's label differs (for outlines).
-template <typename T>
-void RowRuns(const T* lrow, int64_t src_width, const std::vector<int64_t>& begin,
-             bool all_visible, uint32_t n, Patterns* patterns, bool find_right, std::vector<Run>* runs, std::vector<int32_t>* right) {
-  runs->clear();
-  right->clear();
-  // Label columns that cover no output pixel (a map wider than the image)
-  // are skipped: runs and right neighbours are those of the output. A map
-  // no wider than the image has none, and its scan is a plain compare.
-  auto visible = [&](int64_t sx) { return begin[sx + 1] > begin[sx]; };
-  int64_t sx = 0;
-  while (sx < src_width) {
-    if (!all_visible && !visible(sx)) {
-      ++sx;
-      continue;
-    }
-    const T value = lrow[sx];
-    int64_t end = sx + 1;
-    if (all_visible) {
-      while (end < src_width && lrow[end] == value) ++end;
-    } else {
-      while (end < src_width && (!visible(end) || lrow[end] == value)) ++end;
-    }
-    uint32_t v = static_cast<uint32_t>(value);
-    if (v > n) v = n;
-    runs->push_back({begin[sx], begin[end], patterns->Of(v)});
-    // A visible column with another label follows: the run's last pixel
-    // differs from its right neighbour.
-    if (find_right && end < src_width) right->push_back(static_cast<int32_t>(begin[end] - 1));
-    sx = end;
-  }
-}
-
-// An opaque outline pixel is the outline colour whatever was blended
-// under it, so the outline colour blended straight from the image gives
-// the same bytes as blending it over the class: each run's last pixel
-// whose right neighbour differs (all runs but the row's last) becomes a
-// run of the outline pattern, and the band's rows need no outline pass.
-void SplitRightPixels(int32_t outline_pattern, std::vector<Run>* runs, std::vector<Run>* split) {
-  split->clear();
-  for (size_t i = 0; i < runs->size(); ++i) {
-    const Run& r = (*runs)[i];
-    if (i + 1 == runs->size()) {
-      split->push_back(r);
-      break;
-    }
-    if (r.x1 - 1 > r.x0) split->push_back({r.x0, r.x1 - 1, r.pattern});
-    split->push_back({r.x1 - 1, r.x1, outline_pattern});
-  }
-  runs->swap(*split);
-}
-
-// Output ranges [x0, x1) to outline on the last row of a band of equal
-// label rows: the columns whose label differs below, joined with the
-// pixels whose right neighbour differs; both are in order, and each pixel
-// appears once. Columns are scanned in stretches (equal below, then
-// differing below) with plain compares.
-template <typename T>
-void OutlineRanges(const T* lrow, const T* next, int64_t src_width, const std::vector<int64_t>& begin,
-                   const std::vector<int32_t>& right, std::vector<std::pair<int64_t, int64_t>>* ranges) {
-  ranges->clear();
-  size_t r = 0;
-  int64_t sx = 0;
-  while (true) {
-    int64_t e = sx;
-    while (e < src_width && lrow[e] == next[e]) ++e;
-    // Right pixels over the stretch equal below are ranges of their own.
-    const int64_t x0 = begin[e];
-    for (; r < right.size() && right[r] < x0; ++r) {
-      if (!ranges->empty() && ranges->back().second == right[r])
-        ranges->back().second = right[r] + 1;
-      else
-        ranges->emplace_back(right[r], right[r] + 1);
-    }
-    if (e == src_width) break;
-    sx = e;
-    while (sx < src_width && lrow[sx] != next[sx]) ++sx;
-    // The differing stretch's pixels hold its right pixels already.
-    const int64_t x1 = begin[sx];
-    while (r < right.size() && right[r] < x1) ++r;
-    if (x1 <= x0) continue;  // columns that cover no output pixel
-    if (!ranges->empty() && ranges->back().second == x0)
-      ranges->back().second = x1;
-    else
-      ranges->emplace_back(x0, x1);
-  }
-}
-
-// A band's runs as one row of blend terms (BlendRowFn): a row of many
-// short runs is then blended in one call, several rows at a time, instead
-// of one call per run per row. The terms row is kept from band to band and
-// only pixels whose pattern changed are rewritten, so following a map
-// whose rows differ by a few boundary pixels costs little.
-class BandTerms {
- public:
-  // Rows per BlendRowFn call: each term vector is loaded once for them.
-  static constexpr int64_t kRowsPerCall = 8;
-
-  BandTerms(int64_t width, int channels)
-      : width_(width), channels_(channels),
-        keep_(static_cast<size_t>(width * channels)), add_(keep_.size()) {}
-
-  // Makes the terms hold `runs` and returns true when blending the band
-  // from them is cheaper than run by run, by a rough cycle count:
-  // run by run, a call per run per row (~40 cycles); from the terms,
-  // rewriting the changed pixels' terms (4 bytes per byte, ~16 bytes a
-  // cycle) and loading the terms once per call (~32 bytes a cycle).
-  bool Update(const std::vector<Run>& runs, const Patterns& patterns, int64_t band_rows) {
-    int64_t calls = 0, bytes = 0;
-    for (const Run& r : runs)
-      if (!patterns[r.pattern].clear) {
-        ++calls;
-        bytes += (r.x1 - r.x0) * channels_;
-      }
-    if (calls < 2) return false;
-    const int64_t changed = Changed(runs, nullptr) * channels_;
-    const int64_t calls_per_row = (band_rows + kRowsPerCall - 1) / kRowsPerCall;
-    const int64_t by_runs = band_rows * calls * 40;
-    const int64_t by_terms = changed / 4 + calls_per_row * bytes / 8;
-    if (by_terms >= by_runs) return false;
-    Changed(runs, &patterns);
-    filled_ = runs;
-    spans_.clear();
-    clear_.clear();
-    for (const Run& r : runs) {
-      const bool clear = patterns[r.pattern].clear;
-      if (clear || spans_.empty() || clear_.back()) {
-        spans_.emplace_back(r.x0, r.x1);
-        clear_.push_back(clear);
-      } else {
-        spans_.back().second = r.x1;
-      }
-    }
-    return true;
-  }
-
-  // Output pixel ranges [x0, x1) to blend from the terms (Clear(i) false)
-  // or to copy (a clear class).
-  const std::vector<std::pair<int64_t, int64_t>>& Spans() const { return spans_; }
-  bool Clear(size_t span) const { return clear_[span]; }
-  const uint16_t* Keep() const { return keep_.data(); }
-  const uint16_t* Add() const { return add_.data(); }
-
- private:
-  // The pixels whose pattern differs between `runs` and the terms held
-  // (all of them at first); with `patterns`, their terms are rewritten.
-  int64_t Changed(const std::vector<Run>& runs, const Patterns* patterns) {
-    if (filled_.empty()) {
-      if (patterns != nullptr)
-        for (const Run& r : runs) FillRange((*patterns)[r.pattern], r.x0, r.x1);
-      return width_;
-    }
-    // Both lists cover [0, width) in order: walk them together.
-    int64_t changed = 0;
-    size_t j = 0;
-    for (const Run& r : runs) {
-      while (j < filled_.size() && filled_[j].x1 <= r.x0) ++j;
-      for (size_t k = j; k < filled_.size() && filled_[k].x0 < r.x1; ++k) {
-        if (filled_[k].pattern == r.pattern) continue;
-        const int64_t x0 = std::max(r.x0, filled_[k].x0), x1 = std::min(r.x1, filled_[k].x1);
-        changed += x1 - x0;
-        if (patterns != nullptr) FillRange((*patterns)[r.pattern], x0, x1);
-      }
-    }
-    return changed;
-  }
-
-  // Pixels [x0, x1) get the pattern's terms: whole blocks of pixels, then
-  // pixel by pixel (copies of a constant size: a few stores, no call), so
-  // the pixels after x1 keep theirs.
-  void FillRange(const Pattern& p, int64_t x0, int64_t x1) {
-    if (channels_ == 4)
-      FillRangeOf<4>(p, x0, x1);
-    else
-      FillRangeOf<3>(p, x0, x1);
-  }
-
-  template <int kChannels>
-  void FillRangeOf(const Pattern& p, int64_t x0, int64_t x1) {
-    constexpr int64_t kBlock = kChannels == 4 ? 64 : 48;  // terms of whole pixels
-    static_assert(kBlock <= kPatternBytes, "a block is within the pattern");
-    uint16_t* keep = keep_.data();
-    uint16_t* add = add_.data();
-    int64_t i = x0 * kChannels;
-    const int64_t end = x1 * kChannels;
-    for (; i + kBlock <= end; i += kBlock) {
-      std::memcpy(keep + i, p.keep, kBlock * sizeof(p.keep[0]));
-      std::memcpy(add + i, p.add, kBlock * sizeof(p.add[0]));
-    }
-    for (; i < end; i += kChannels) {
-      std::memcpy(keep + i, p.keep, kChannels * sizeof(p.keep[0]));
-      std::memcpy(add + i, p.add, kChannels * sizeof(p.add[0]));
-    }
-  }
-
-  int64_t width_;
-  int channels_;
-  std::vector<uint16_t> keep_, add_;
-  std::vector<Run> filled_;  // the runs whose terms keep_ and add_ hold
-  std::vector<std::pair<int64_t, int64_t>> spans_;
-  std::vector<bool> clear_;
-};
 
 template <typename T>
 void CompositeT(const ImageView& image, const LabelMap& labels,
