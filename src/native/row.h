@@ -68,7 +68,8 @@ using ResizeLabelsRowFn = void (*)(const T* src, const int32_t* xmap, T* dst,
 // exactly (BlendPixel). Composite's bands of rows of many short runs are
 // blended in one call over terms expanded once, each term vector loaded
 // once for all the rows. dst may equal src (with equal strides); when it
-// does not, no row of dst may overlap a row of src.
+// does not, no row of dst may overlap a row of src (SIMD rows may write a
+// byte twice, the same value both times).
 using BlendRowFn = void (*)(const uint8_t* src, ptrdiff_t src_stride,
                             const uint16_t* keep, const uint16_t* add,
                             uint8_t* dst, ptrdiff_t dst_stride, int rows,
@@ -79,9 +80,9 @@ using BlendRowFn = void (*)(const uint8_t* src, ptrdiff_t src_stride,
 // byte i is dst[i] = ((src[i] * keep[i % period] + add[i % period]) * 257)
 // >> 16, which equals BlendPixel exactly (t * 257 >> 16 == (t + (t >> 8))
 // >> 8 for every 16-bit t). Composites a run of one class without
-// expanding it into a row first. dst may equal src; when it does not, src and dst must
-// not overlap otherwise (SIMD rows may write a byte twice, the same value
-// both times).
+// expanding it into a row first. dst may equal src; when it does not, src
+// and dst must not overlap otherwise (SIMD rows may write a byte twice,
+// the same value both times).
 constexpr int kPatternBytes = 64;
 using BlendPatternRowFn = void (*)(const uint8_t* src, const uint16_t* keep,
                                    const uint16_t* add, int period,
@@ -369,7 +370,7 @@ inline void ResampleHorizontalByTaps(Blocks blocks, const int16_t* planes,
                                      const int32_t* start, const int16_t* coeffs,
                                      int taps, uint8_t* dst, int width) {
   int x;
-  switch (taps) {  // the filters of downscales up to 2x, 4x, 8x and 16x
+  switch (taps) {  // the filters of upscales and downscales up to 4x, 8x, 12x and 16x
     case 8: x = blocks(std::integral_constant<int, 8>{}); break;
     case 16: x = blocks(std::integral_constant<int, 16>{}); break;
     case 24: x = blocks(std::integral_constant<int, 24>{}); break;
