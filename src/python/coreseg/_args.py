@@ -186,7 +186,7 @@ def size_arg(size, name: str = "size", minimum: int = 1) -> tuple[int, int]:
         raise TypeError(f"{name} must be (width, height), got {size!r}")
     w, h = size
     for v in (w, h):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        if not is_int(v):
             raise TypeError(f"{name} must be two integers (width, height), got {size!r}")
     if w < minimum or h < minimum:
         raise ValueError(f"{name} must be at least ({minimum}, {minimum}), got {tuple(size)}")
@@ -335,7 +335,7 @@ def color_table(colors, dtype, name: str = "colors") -> np.ndarray:
 def unknown_arg(unknown):
     if unknown is None:
         return None
-    if isinstance(unknown, bool) or not isinstance(unknown, numbers.Integral) or not -2**31 <= unknown < 2**31:
+    if not is_int(unknown) or not -2**31 <= unknown < 2**31:
         raise TypeError(f"unknown must be None or an int32 class id, got {unknown!r}")
     return int(unknown)
 
@@ -352,7 +352,7 @@ def unknown_colors_error(rgb: np.ndarray, mask: np.ndarray) -> ValueError:
 
 
 def num_classes_arg(num_classes, limit: int) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or not 1 <= num_classes <= limit:
+    if not is_int(num_classes) or not 1 <= num_classes <= limit:
         raise ValueError(f"num_classes must be an integer in 1..{limit}, got {num_classes!r}")
     return int(num_classes)
 
@@ -360,7 +360,7 @@ def num_classes_arg(num_classes, limit: int) -> int:
 def ignore_index_arg(ignore_index) -> int | None:
     if ignore_index is None:
         return None
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+    if not is_int(ignore_index):
         raise TypeError(f"ignore_index must be None or an integer, got {ignore_index!r}")
     return int64_arg(int(ignore_index), "ignore_index")
 

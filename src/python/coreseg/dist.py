@@ -59,7 +59,6 @@ from .workers import ITEM_ERRORS
 __all__ = ["connect", "evaluate", "segment", "Evaluation", "Segmented", "score_datapoints"]
 
 
-
 def _ray():
     try:
         import ray
