@@ -138,13 +138,15 @@ bool ConfusionMatrix(const LabelMap& gt, const LabelMap& pred, int64_t num_class
 bool ClassHistogram(const LabelMap& labels, int64_t num_classes, int64_t* out, int64_t* bad_value);
 
 // The per-axis filter of ResizeImage: for each output index its first
-// source index and `taps` int16 coefficients summing to 1 << kCoeffBits.
+// source index and `taps` int16 coefficients summing to 1 << kCoeffBits;
+// `taps` is the widest nonzero window rounded up to a multiple of
+// `tap_multiple` (even), the rest zero.
 struct ResampleAxis {
-  int taps;  // even
+  int taps;
   std::vector<int32_t> start;
   std::vector<int16_t> coeffs;  // out_size * taps
 };
-ResampleAxis ComputeResampleAxis(int64_t in_size, int64_t out_size);
+ResampleAxis ComputeResampleAxis(int64_t in_size, int64_t out_size, int tap_multiple = 2);
 
 // Temporal smoothing (smoothing.cc). `state` is coreseg's own, contiguous.
 //

@@ -16,7 +16,7 @@
 
 namespace coreseg {
 
-ResampleAxis ComputeResampleAxis(int64_t in_size, int64_t out_size) {
+ResampleAxis ComputeResampleAxis(int64_t in_size, int64_t out_size, int tap_multiple) {
   // Pillow's precompute_coeffs with its triangle (bilinear) filter.
   const double scale = static_cast<double>(in_size) / static_cast<double>(out_size);
   const double filterscale = scale < 1.0 ? 1.0 : scale;
@@ -64,7 +64,7 @@ ResampleAxis ComputeResampleAxis(int64_t in_size, int64_t out_size) {
     widest = std::max(widest, count[xx]);
   }
   ResampleAxis axis;
-  axis.taps = (widest + 1) & ~1;  // the SIMD rows take taps in pairs
+  axis.taps = (widest + tap_multiple - 1) / tap_multiple * tap_multiple;
   axis.start = std::move(first);
   axis.coeffs.assign(static_cast<size_t>(out_size) * axis.taps, 0);
   for (int64_t xx = 0; xx < out_size; ++xx)
@@ -76,8 +76,11 @@ ResampleAxis ComputeResampleAxis(int64_t in_size, int64_t out_size) {
 void ResizeImage(const ImageView& image, uint8_t* out, int64_t out_width,
                  int64_t out_height, ptrdiff_t out_stride, const int* order,
                  int out_channels) {
-  const ResampleAxis xs = ComputeResampleAxis(image.width, out_width);
-  const ResampleAxis ys = ComputeResampleAxis(image.height, out_height);
+  // Vertical taps in pairs (the SIMD rows take them so); horizontal taps
+  // in whole vectors of 8, so each output's taps are whole vectors of one
+  // plane (ResampleHorizontalRowFn).
+  const ResampleAxis xs = ComputeResampleAxis(image.width, out_width, 8);
+  const ResampleAxis ys = ComputeResampleAxis(image.height, out_height, 2);
   const RowFunctions& rows = ActiveRows();
   const int channels = image.channels;
   const int64_t src_count = image.width * channels;
@@ -88,15 +91,8 @@ void ResizeImage(const ImageView& image, uint8_t* out, int64_t out_width,
   // Bands of at least ~1M multiply-adds in the vertical pass.
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / (src_count * ys.taps + 1));
 
-  // The horizontal filter zero padded to a multiple of 8 taps: each
-  // output's taps are then whole vectors of one plane (ResampleHorizontalRowFn).
-  const int htaps = (xs.taps + 7) & ~7;
-  std::vector<int16_t> hcoeffs(static_cast<size_t>(out_width) * htaps, 0);
-  for (int64_t x = 0; x < out_width; ++x)
-    std::memcpy(&hcoeffs[static_cast<size_t>(x) * htaps], &xs.coeffs[static_cast<size_t>(x) * xs.taps],
-                sizeof(int16_t) * xs.taps);
-  // A plane is read up to start + htaps values: zeros past the row.
-  const ptrdiff_t plane_stride = image.width + htaps;
+  // A plane is read up to start + taps values: zeros past the row.
+  const ptrdiff_t plane_stride = image.width + xs.taps;
 
   ParallelFor(out_height, grain, [&](int64_t y0, int64_t y1) {
     std::vector<int16_t> inter(static_cast<size_t>(src_count));
@@ -124,7 +120,7 @@ void ResizeImage(const ImageView& image, uint8_t* out, int64_t out_width,
       rows.deinterleave(inter.data(), channels, planes.data(), plane_stride, static_cast<int>(image.width));
       uint8_t* dst = out + y * out_stride;
       uint8_t* px = rgba_order ? dst : rgba.data();
-      rows.resample_horizontal(planes.data(), plane_stride, channels, xs.start.data(), hcoeffs.data(), htaps,
+      rows.resample_horizontal(planes.data(), plane_stride, channels, xs.start.data(), xs.coeffs.data(), xs.taps,
                                px, static_cast<int>(out_width));
       if (!rgba_order) rows.shuffle(px, shuffle_order, out_channels, dst, static_cast<int>(out_width));
     }
