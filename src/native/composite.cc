@@ -117,11 +117,10 @@ void CompositeT(const ImageView& image, const LabelMap& labels,
         const uint8_t* src = image.data + y * image.row_stride;
         uint8_t* dst = out + y * out_stride;
         if (expanded) {
-          for (size_t i = 0; i < terms.Spans().size(); ++i) {
-            const auto [x0, x1] = terms.Spans()[i];
-            const int64_t b0 = x0 * channels;
-            const int bytes = static_cast<int>((x1 - x0) * channels);
-            if (!terms.Clear(i)) {
+          for (const BandTerms::Span& span : terms.Spans()) {
+            const int64_t b0 = span.x0 * channels;
+            const int bytes = static_cast<int>((span.x1 - span.x0) * channels);
+            if (!span.clear) {
               blend_terms(src + b0, image.row_stride, terms.Keep() + b0, terms.Add() + b0, dst + b0, out_stride, rows, bytes);
             } else if (src != dst) {
               for (int r = 0; r < rows; ++r)

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <utility>
 #include <vector>
 
 #include "composite_runs.h"
@@ -48,23 +47,23 @@ class BandTerms {
     Changed(runs, &patterns);
     filled_ = runs;
     spans_.clear();
-    clear_.clear();
     for (const Run& r : runs) {
       const bool clear = patterns[r.pattern].clear;
-      if (clear || spans_.empty() || clear_.back()) {
-        spans_.emplace_back(r.x0, r.x1);
-        clear_.push_back(clear);
-      } else {
-        spans_.back().second = r.x1;
-      }
+      if (clear || spans_.empty() || spans_.back().clear)
+        spans_.push_back({r.x0, r.x1, clear});
+      else
+        spans_.back().x1 = r.x1;
     }
     return true;
   }
 
-  // Output pixel ranges [x0, x1) to blend from the terms (Clear(i) false)
-  // or to copy (a clear class).
-  const std::vector<std::pair<int64_t, int64_t>>& Spans() const { return spans_; }
-  bool Clear(size_t span) const { return clear_[span]; }
+  // Output pixels [x0, x1) to blend from the terms, or to copy (a clear
+  // class).
+  struct Span {
+    int64_t x0, x1;
+    bool clear;
+  };
+  const std::vector<Span>& Spans() const { return spans_; }
   const uint16_t* Keep() const { return keep_.data(); }
   const uint16_t* Add() const { return add_.data(); }
 
@@ -124,8 +123,7 @@ class BandTerms {
   int channels_;
   std::vector<uint16_t> keep_, add_;
   std::vector<Run> filled_;  // the runs whose terms keep_ and add_ hold
-  std::vector<std::pair<int64_t, int64_t>> spans_;
-  std::vector<bool> clear_;
+  std::vector<Span> spans_;
 };
 
 }  // namespace composite
