@@ -29,12 +29,12 @@ from .kernels import (
     set_num_threads,
     simd_backend,
 )
-from .model_info import ModelError, ModelInfo, inspect
-from .annotate import annotate
-from .segmentation import Segmentation
-from .segmenter import BackendUnavailableError, CoreMLError, Segmenter, load
-from .palette import default_palette, parse_color, parse_colors
-from ._images import read_image
+from .modelfiles.info import ModelError, ModelInfo, inspect
+from .modelfiles.annotate import annotate
+from .results.segmentation import Segmentation
+from .running.segmenter import BackendUnavailableError, CoreMLError, Segmenter, load
+from .kernels.palette import default_palette, parse_color, parse_colors
+from .files.images import read_image
 
 __version__ = "0.1.0"
 

@@ -31,7 +31,7 @@ __all__ = ["main", "build_parser"]
 
 
 def cmd_selfcheck(args) -> int:
-    from ..selfcheck import main as selfcheck
+    from .selfcheck import main as selfcheck
 
     return selfcheck()
 

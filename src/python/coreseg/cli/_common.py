@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from ..outputs import OUTLINE  # noqa: F401 - the commands draw the same outline
+from ..drawing.image_outputs import OUTLINE  # noqa: F401 - the commands draw the same outline
 
 
 def model_path(name: str) -> str:
     if name != "demo":
         return name
-    from .. import demo
+    from ..evaluation import scenes as demo
 
     return str(demo.model_path("onnx" if needs_onnx_for_info() else "mlpackage"))
 
@@ -48,7 +48,7 @@ def progress_bar(items, args, total: int | None = None, unit: str = "image", des
 
 def check_jobs(args) -> None:
     """--jobs: default every usable core; at least 1."""
-    from ..workers import MAX_JOBS, default_jobs
+    from ..scaleout.workers import MAX_JOBS, default_jobs
 
     if args.jobs is None:
         args.jobs = default_jobs()
@@ -62,7 +62,7 @@ def run_items(args, items, local, make, make_args, in_flight: int = 1):
     threads, in input order), else on worker processes, in completion
     order, each building its own with ``make(*make_args(threads))``,
     `threads` being its share of the cores."""
-    from ..workers import process_map, threads_per_worker
+    from ..scaleout.workers import process_map, threads_per_worker
 
     jobs = min(args.jobs, len(items))
     if jobs <= 1:
@@ -72,8 +72,8 @@ def run_items(args, items, local, make, make_args, in_flight: int = 1):
 
 
 def _here(local, items, in_flight: int):
-    from ..pipeline import FrameError, ordered_map
-    from ..workers import ITEM_ERRORS, Outcome
+    from ..frames.pipeline import FrameError, ordered_map
+    from ..scaleout.workers import ITEM_ERRORS, Outcome
 
     def one(indexed):
         i, item = indexed

@@ -11,10 +11,11 @@ from ._common import OUTLINE, refuse_existing
 
 
 def cmd_demo(args) -> int:
-    from .. import demo, kernels, load
-    from .._images import read_image, write_png
-    from ..legend import draw_legend
-    from ..metrics import confusion_matrix, iou_per_class
+    from ..evaluation import scenes as demo
+    from .. import kernels, load
+    from ..files.images import read_image, write_png
+    from ..drawing.legend import draw_legend
+    from ..evaluation.metrics import confusion_matrix, iou_per_class
 
     out = Path(args.out)
     targets = [out / "overlay.png", out / "mask.png"]

@@ -20,7 +20,7 @@ def _stem(path: Path) -> str:
 def parse_class_map(text: str, model_names, dataset_names) -> dict[str, list[str]]:
     """--map: {model class: [dataset classes]} from "a=x.*,y;b=z" or a JSON
     file {"a": ["x.*", "y"]}; patterns are globs over dataset class names."""
-    from .._files import read_json
+    from ..files.safe_io import read_json
 
     path = Path(text)
     if path.is_file():
@@ -53,8 +53,8 @@ def parse_class_map(text: str, model_names, dataset_names) -> dict[str, list[str
 def _eval_model(args):
     """Scores of MODEL over the Datagen datapoints in DATASET."""
     from .. import load
-    from ..groundtruth import DatagenClasses, datapoint_folders
-    from ..scoring import DatapointScorer, datapoint_worker, merge_scores
+    from ..evaluation.groundtruth import DatagenClasses, datapoint_folders
+    from ..evaluation.scoring import DatapointScorer, datapoint_worker, merge_scores
 
     folders = datapoint_folders(args.dataset)
     if not folders:
@@ -70,7 +70,7 @@ def _eval_model(args):
     scorer = DatapointScorer(model, classes, groups)
     source = {"model": str(model.info.path), "dataset": str(args.dataset)}
     if args.ray:
-        from .. import dist
+        from ..scaleout import ray_cluster as dist
 
         ev = dist.score_datapoints(model.info.path, folders, classes, groups, labels=model.labels, address=args.ray,
                                    ship_model=args.ray_ship_model)
@@ -86,7 +86,7 @@ def _eval_model(args):
 
 def _eval_pairs(args):
     """Scores of the label PNGs in --pred against those in --gt."""
-    from ..scoring import PairScorer, merge_scores, pair_worker
+    from ..evaluation.scoring import PairScorer, merge_scores, pair_worker
 
     if args.class_map:
         raise ValueError("--map applies to MODEL DATASET_DIR (a model's classes against a dataset's)")
@@ -125,7 +125,7 @@ def _per_image_rows(scores) -> list[dict]:
 def _collect(outcomes, items, args):
     """(scores in input order, failed images as {"image", "error"}, skipped
     datapoints) from the outcomes of a run, with one progress bar."""
-    from ..workers import ITEM_ERRORS
+    from ..scaleout.workers import ITEM_ERRORS
 
     done, failed, skipped = {}, {}, []
     try:
@@ -161,9 +161,9 @@ def _per_image(rows: list[dict]) -> dict:
 
 
 def cmd_eval(args) -> int:
-    from .._files import write_text
-    from .._images import write_png
-    from ..heatmap import confusion_heatmap
+    from ..files.safe_io import write_text
+    from ..files.images import write_png
+    from ..evaluation.heatmap import confusion_heatmap
 
     if args.pred or args.gt:
         if not (args.pred and args.gt) or args.model or args.dataset:

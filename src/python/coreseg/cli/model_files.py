@@ -8,7 +8,7 @@ from ._common import model_path
 
 
 def cmd_info(args) -> int:
-    from ..model_info import inspect
+    from ..modelfiles.info import inspect
 
     info = inspect(model_path(args.model))
     print(json.dumps(info.to_dict(), indent=2) if args.json else info.summary())
@@ -16,7 +16,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_annotate(args) -> int:
-    from ..annotate import annotate, read_label_list
+    from ..modelfiles.annotate import annotate, read_label_list
 
     labels = read_label_list(args.labels)
     colors = read_label_list(args.colors) if args.colors else None

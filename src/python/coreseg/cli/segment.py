@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..video import VIDEO_SUFFIXES
+from ..frames.video import VIDEO_SUFFIXES
 from ._common import check_jobs, progress_bar, refuse_existing, run_items
 
 #: Files a folder contributes (HEIC needs the `heic` extra).
@@ -50,9 +50,9 @@ def expand_inputs(items, recursive: bool) -> list[Path]:
 
 def cmd_segment(args) -> int:
     from .. import load
-    from .._images import check_image_file, default_format
-    from ..outputs import OutputSettings, colliding_stem, highlight_color, output_paths
-    from ..workers import ITEM_ERRORS, WorkerDied
+    from ..files.images import check_image_file, default_format
+    from ..drawing.image_outputs import OutputSettings, colliding_stem, highlight_color, output_paths
+    from ..scaleout.workers import ITEM_ERRORS, WorkerDied
 
     from .segment_video import check_smoothing, segment_videos, video_outputs
 
@@ -81,11 +81,11 @@ def cmd_segment(args) -> int:
     extra += [out / "annotations.json"] if "coco" in exports else []
     coco = None
     if "coco" in exports:
-        from ..export import CocoWriter
+        from ..files.export import CocoWriter
 
         coco = CocoWriter(model.labels)
     if "polygons" in exports:
-        from ..export import opencv
+        from ..files.export import opencv
 
         opencv()  # the extra's message before any work
     classes = None
@@ -95,7 +95,7 @@ def cmd_segment(args) -> int:
         classes = list(args.label)
     color = None
     if args.color:
-        from ..palette import parse_color
+        from ..kernels.palette import parse_color
 
         color = parse_color(args.color)
     color = highlight_color(classes, color)  # for videos too
@@ -159,7 +159,7 @@ def _segment_images(model, settings, items, args):
     format): on --jobs worker processes, each with its own model, or in
     this process with two images in flight (one is decoded and encoded
     while the model runs the other)."""
-    from ..outputs import ImageOutputs, outputs_worker
+    from ..drawing.image_outputs import ImageOutputs, outputs_worker
 
     write = ImageOutputs(model, settings)
     return run_items(args, items, lambda item: write(*item), outputs_worker,

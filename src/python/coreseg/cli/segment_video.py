@@ -49,8 +49,8 @@ def areas_csv(rows, names) -> str:
 
 def segment_video(model, video: Path, out: Path, args, options) -> dict:
     """One video to its two files; returns its report entry."""
-    from .._files import write_text
-    from ..video import VideoReader, VideoWriter
+    from ..files.safe_io import write_text
+    from ..frames.video import VideoReader, VideoWriter
 
     overlay_path, csv_path = video_outputs(out, video)
     rows, name = [], str
@@ -74,8 +74,8 @@ def segment_video(model, video: Path, out: Path, args, options) -> dict:
 def segment_videos(model, videos, out: Path, args, classes, color, bad: dict) -> list[dict]:
     """Every video in turn (each is pipelined inside); failures go to `bad`
     with --keep-going, else stop the run."""
-    from ..pipeline import FrameError
-    from ..workers import ITEM_ERRORS
+    from ..frames.pipeline import FrameError
+    from ..scaleout.workers import ITEM_ERRORS
 
     options = overlay_options(model, args, classes, color)
     report = []

@@ -1,0 +1,192 @@
+"""The files `coreseg segment` writes for one image, wherever it is segmented:
+the CLI's own threads, its worker processes (--jobs) or Ray actors
+(coreseg.dist).
+
+For an image STEM: STEM.overlay.{png,jpg,webp} (with a legend unless
+turned off), STEM.labels.png (16-bit class map at the image's resolution)
+and STEM.areas.json; with `areas_only`, the areas alone; with exports,
+STEM.masks/ID-NAME.png per class, STEM.polygons.json and COCO annotations
+(returned, for the caller to number in input order).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["OutputSettings", "ImageOutputs", "output_paths", "highlight", "highlight_color", "colliding_stem"]
+
+#: The outline drawn along class boundaries.
+OUTLINE = (255, 255, 255, 255)
+#: The highlight colour of a single highlighted class without a colour given:
+#: magenta, rare in photos, unlike the palette's realistic sky blue or grass green.
+HIGHLIGHT = (255, 0, 255, 255)
+
+
+@dataclass
+class OutputSettings:
+    """What `segment` draws and writes (its command-line options).
+
+    Attributes
+    ----------
+    out : pathlib.Path
+        The output folder.
+    opacity : float
+        Overlay opacity, 0..1.
+    outline, legend : bool
+        Draw class boundaries; draw the legend of classes found.
+    areas_only : bool
+        Write STEM.areas.json alone (counted at the model's resolution).
+    classes : list of str, optional
+        Highlight only these classes.
+    color : (r, g, b, a), optional
+        Their colour (default: magenta for one, their own for several).
+    smooth : bool
+        Smooth class edges from the model's scores.
+    exports : set of {"masks", "polygons", "coco"}
+    """
+
+    out: Path
+    opacity: float = 0.6
+    outline: bool = True
+    legend: bool = True
+    areas_only: bool = False
+    classes: list | None = None
+    color: tuple | None = None
+    smooth: bool = True
+    exports: set = field(default_factory=set)
+
+
+def output_paths(out: Path, image: Path, fmt: str, areas_only: bool = False):
+    """(overlay, labels, areas) paths of one image (the first two None with
+    `areas_only`)."""
+    stem = image.stem
+    if areas_only:
+        return None, None, out / f"{stem}.areas.json"
+    return out / f"{stem}.overlay.{fmt}", out / f"{stem}.labels.png", out / f"{stem}.areas.json"
+
+
+def colliding_stem(paths) -> str | None:
+    """The first file stem two of `paths` share (their outputs would have
+    the same names), or None."""
+    counts = collections.Counter(Path(p).stem for p in paths)
+    return next((Path(p).stem for p in paths if counts[Path(p).stem] > 1), None)
+
+
+def highlight_color(classes, color):
+    """The colour highlighted `classes` are drawn in: `color`, else magenta
+    for a single class, else None (each class its own)."""
+    return color if color is not None or classes is None or len(classes) != 1 else HIGHLIGHT
+
+
+def highlight(seg, classes, color):
+    """(class ids, palette) that draw only `classes`: other pixels get the
+    transparent id 0, each class k + 1 its colour."""
+    ids = seg.class_ids(classes)
+    palette = np.zeros((len(ids) + 1, 4), np.uint8)
+    for k, class_id in enumerate(ids, 1):
+        palette[k] = color if color is not None else seg.palette[class_id]
+    return ids, palette
+
+
+def _file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class"
+
+
+def write_exports(out: Path, image: Path, full: np.ndarray, seg, exports, coco):
+    """STEM.masks/ID-NAME.png per class and STEM.polygons.json; returns the
+    image's COCO annotations (`CocoWriter.annotate`), or None."""
+    from ..files.safe_io import write_text
+    from ..files.images import write_png
+    from ..files.export import class_masks, polygons
+
+    masks = class_masks(full, seg.names)
+    if "masks" in exports:
+        folder = out / f"{image.stem}.masks"
+        folder.mkdir(exist_ok=True)
+        for class_id, mask in masks.items():
+            write_png(folder / f"{class_id:03d}-{_file_name(seg.name(class_id))}.png", mask.astype(np.uint8) * 255)
+    if "polygons" in exports:
+        classes = [{"id": i, "name": seg.name(i), "polygons": polygons(m)} for i, m in masks.items()]
+        doc = {"image": image.name, "width": int(full.shape[1]), "height": int(full.shape[0]), "classes": classes}
+        write_text(out / f"{image.stem}.polygons.json", json.dumps(doc) + "\n")
+    return coco.annotate(image.name, full) if coco is not None else None
+
+
+class ImageOutputs:
+    """Segments an image and writes its files: ``outputs(path, fmt)``.
+
+    Thread-safe (it only reads its settings), and picklable settings make
+    one in each worker process or actor.
+
+    Parameters
+    ----------
+    model : Segmenter
+    settings : OutputSettings
+    """
+
+    def __init__(self, model, settings: OutputSettings):
+        self.model, self.settings = model, settings
+        self.coco = None
+        if "coco" in settings.exports:
+            from ..files.export import CocoWriter
+
+            self.coco = CocoWriter(model.labels)  # annotate() only: ids are given by the caller
+
+    def __call__(self, image_path, fmt: str):
+        """(report entry, COCO annotations or None) of one image, its files written.
+
+        The entry is {"image", "areas", "timings"} and, unless areas_only,
+        "overlay" and "labels" (paths as str)."""
+        from .. import kernels
+        from ..files.safe_io import write_text
+        from ..files.images import read_image, write_image, write_png
+        from .legend import draw_legend
+
+        s = self.settings
+        p = Path(image_path)
+        overlay_path, labels_path, areas_path = output_paths(s.out, p, fmt, s.areas_only)
+        # Areas are counted at the model's resolution: for them alone a reduced decode is enough.
+        image = read_image(p, min_size=self.model.input_size if s.areas_only else None)
+        seg = self.model.predict(image)
+        shares = seg.areas()
+        areas = {seg.name(i): share for i, share in shares.items()}
+        if s.areas_only:
+            write_text(areas_path, json.dumps(areas, indent=2) + "\n")
+            return {"image": str(p), "areas": areas, "timings": seg.timings}, None
+        full = seg.full_labels(smooth=s.smooth)
+        outline = OUTLINE if s.outline else None
+        if s.classes is None:
+            overlay = seg.overlay(image, s.opacity, outline, smooth=s.smooth, labels=full)
+            entries = seg.legend()
+            palette = seg.palette
+        else:
+            ids, palette = highlight(seg, s.classes, highlight_color(s.classes, s.color))
+            only = np.zeros(full.shape, np.uint8)
+            for k, class_id in enumerate(ids, 1):
+                only[full == class_id] = k
+            overlay = kernels.composite(image, only, palette, s.opacity, outline)
+            entries = [(k, seg.name(i), shares.get(i, 0.0)) for k, i in enumerate(ids, 1)]
+        if s.legend:
+            draw_legend(overlay, entries, palette)
+        # Each output is complete or absent (written under a temporary name, then renamed).
+        write_image(overlay_path, overlay, fmt)
+        write_png(labels_path, full.astype(np.uint16))  # -1 (never seen) is written as 65535
+        write_text(areas_path, json.dumps(areas, indent=2) + "\n")
+        annotated = write_exports(s.out, p, full, seg, s.exports, self.coco) if s.exports else None
+        return {"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),
+                "areas": areas, "timings": seg.timings}, annotated
+
+
+def outputs_worker(model_path: str, load_kwargs: dict, settings: OutputSettings, threads: int | None):
+    """What a worker process builds (coreseg.workers): the model loaded
+    there, with its share of the cores; items are (image path, format)."""
+    from ..scaleout.workers import load_model
+
+    outputs = ImageOutputs(load_model(model_path, threads, **load_kwargs), settings)
+    return lambda item: outputs(*item)
