@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from coreseg import _native, kernels
-from coreseg.coreml_file import read_spec
-from coreseg.segmenter import CoreMLError
+from coreseg.modelfiles.coreml_file import read_spec
+from coreseg.running.segmenter import CoreMLError
 
 _DTYPES = {65568: "float32", 65600: "float64", 65552: "float16", 131104: "int32"}
 

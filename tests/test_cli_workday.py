@@ -177,7 +177,7 @@ def test_eval_ignore_index_and_per_image_scores(tmp_path):
 
 
 def test_eval_reads_each_label_png_once_and_grows_the_class_count(tmp_path, monkeypatch):
-    from coreseg import scoring
+    from coreseg.evaluation import scoring
     from coreseg.cli import main
 
     gt, pred = tmp_path / "gt", tmp_path / "pred"
@@ -230,7 +230,7 @@ def test_eval_scores_a_model_on_mapped_dataset_classes(tmp_path):
 
 
 def test_confusion_png_has_values_and_a_scale():
-    from coreseg.heatmap import confusion_heatmap
+    from coreseg.evaluation.heatmap import confusion_heatmap
 
     matrix = np.array([[90, 10, 0], [5, 95, 0], [0, 0, 0]])
     shares = confusion_heatmap(matrix, ["sky", "tree", "road"])
@@ -249,7 +249,7 @@ def test_confusion_png_has_values_and_a_scale():
 
 
 def test_greyscale_arrays_and_float_images():
-    from coreseg._images import as_image
+    from coreseg.files.images import as_image
 
     grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
     np.testing.assert_array_equal(as_image(grey), np.dstack([grey] * 3))
@@ -273,7 +273,7 @@ def test_every_option_has_help_text():
 
 
 def test_areas_only_decodes_photos_at_reduced_scale(tmp_path, monkeypatch):
-    from coreseg import _images
+    from coreseg.files import images as _images
     from coreseg.cli import main
 
     image, _ = demo.scene(4_100_000, (1024, 768))

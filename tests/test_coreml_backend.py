@@ -23,7 +23,7 @@ cm = pytest.importorskip("coreml_models", reason="coremltools has no wheel for t
 
 import coreseg  # noqa: E402
 from coreseg import kernels  # noqa: E402
-from coreseg.backends.coreml import rgb_to_gray  # noqa: E402
+from coreseg.running.backends.coreml import rgb_to_gray  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The Core ML backend's compiled-model cache (coreseg.backends.coreml_cache)
+"""The Core ML backend's compiled-model cache (coreseg.running.backends.coreml_cache)
 and page-aligned outputs, on any OS: Core ML's compiler and loader are
 stood in for by fakes that behave as they do (a .mlmodelc folder in a
 temporary directory; a load error for a corrupt one)."""
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from coreseg import CoreMLError
-from coreseg.backends import coreml as backend
-from coreseg.backends import coreml_cache as cache
+from coreseg.running.backends import coreml as backend
+from coreseg.running.backends import coreml_cache as cache
 
 
 class FakeCompiler:

@@ -1,7 +1,7 @@
 """Core ML models as real exports make them (built with coremltools), read
 and run through the Core ML backend's Python side on any OS.
 
-coreseg.coreml_file reads the specs; CoreMLSegmenter runs them with
+coreseg.modelfiles.coreml_file reads the specs; CoreMLSegmenter runs them with
 fake_coreml standing in for coreseg._coreml (see there), so the size
 choice, output choice, shape handling, labels and result arrays are tested
 here; the macOS workflow runs the same models through Core ML itself
@@ -18,9 +18,10 @@ import coreml_models as cm  # noqa: E402
 from fake_coreml import FakeCoreML  # noqa: E402
 
 import coreseg  # noqa: E402
-from coreseg import CoreMLError, ModelError, coreml_file, kernels, reference  # noqa: E402
-from coreseg.backends.coreml import CoreMLSegmenter, rgb_to_gray  # noqa: E402
-from coreseg.coreml_file import ImageInput  # noqa: E402
+from coreseg import CoreMLError, ModelError, kernels, reference  # noqa: E402
+from coreseg.modelfiles import coreml_file  # noqa: E402
+from coreseg.running.backends.coreml import CoreMLSegmenter, rgb_to_gray  # noqa: E402
+from coreseg.modelfiles.coreml_file import ImageInput  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -373,7 +374,7 @@ def test_batches(models):
 
 
 def test_load_says_what_core_ml_models_do_not_take(models, monkeypatch):
-    monkeypatch.setattr(coreseg.segmenter, "_coreml_available", lambda: True)
+    monkeypatch.setattr(coreseg.running.loader, "_coreml_available", lambda: True)
     with pytest.raises(ValueError, match="mean: not used by Core ML models"):
         coreseg.load(models["plain"], mean="imagenet")
 

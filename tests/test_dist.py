@@ -13,7 +13,7 @@ import coreseg
 from coreseg import demo
 from coreseg.groundtruth import DatagenClasses, datapoint_folders
 from coreseg.metrics import ConfusionMatrix
-from coreseg.scoring import DatapointScorer, merge_scores
+from coreseg.evaluation.scoring import DatapointScorer, merge_scores
 from shared_fixtures import DATAGEN
 
 ray = pytest.importorskip("ray", reason="coreseg.dist needs Ray: pip install '.[ray]'")

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import coreseg
-from coreseg import ModelError, _files
-from coreseg._images import read_image, write_png
+from coreseg import ModelError
+from coreseg.files import safe_io as _files
+from coreseg.files.images import read_image, write_png
 
 cm = pytest.importorskip("coreml_models", reason="coremltools has no wheel for this platform")
 
@@ -71,7 +72,7 @@ def test_a_manifest_cannot_point_outside_the_package(package, tmp_path, where):
 
 def test_a_symlinked_spec_cannot_lead_outside(package, tmp_path):
     outside = tmp_path / "outside.mlmodel"
-    spec, _ = coreseg.coreml_file.spec_file(package)
+    spec, _ = coreseg.modelfiles.coreml_file.spec_file(package)
     outside.write_bytes(spec.read_bytes())
     spec.unlink()
     spec.symlink_to(outside)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import coreseg
-from coreseg import _images
+from coreseg.files import images as _images
 
 Image = pytest.importorskip("PIL.Image", reason="image files need Pillow: pip install '.[images]'")
 ImageOps = pytest.importorskip("PIL.ImageOps")

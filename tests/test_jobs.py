@@ -16,7 +16,7 @@ from shared_fixtures import DATAGEN
 
 import coreseg
 from coreseg import demo
-from coreseg.scoring import PairScorer, merge_scores
+from coreseg.evaluation.scoring import PairScorer, merge_scores
 
 pytest.importorskip("cv2", reason="Datagen ground truth needs OpenCV: pip install '.[images]'")
 
@@ -68,7 +68,7 @@ def test_eval_jobs_equal_one_process_on_generated_scenes(scenes, tmp_path):
     # The same counts as scoring each image here, by hand.
     model = coreseg.load("demo")
     from coreseg.groundtruth import DatagenClasses, datapoint_folders, load_datapoint
-    from coreseg.scoring import DatapointScorer
+    from coreseg.evaluation.scoring import DatapointScorer
 
     folders = datapoint_folders(scenes)
     scorer = DatapointScorer(model, DatagenClasses.from_dataset(folders))
@@ -144,27 +144,72 @@ def _worker_pids(parent: int) -> list[int]:
     return pids
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers through /proc (Linux)")
-def test_a_worker_killed_mid_run_is_reported_and_its_image_retried(tmp_path):
+#: `python DRIVER eval ...` runs the CLI; in its spawned workers (which run
+#: this file as __mp_main__ before their first item), the worker that takes
+#: datapoint $CORESEG_TEST_HOLD says so in $CORESEG_TEST_MARKS and waits to be
+#: killed; once the test has written "killed" there, the retry scores it.
+HOLDING_DRIVER = """
+import os, signal, sys
+from pathlib import Path
+
+from coreseg.evaluation import scoring
+
+MARKS = Path(os.environ["CORESEG_TEST_MARKS"])
+score = scoring.DatapointScorer.__call__
+
+
+def holding(self, folder):
+    if Path(folder).name == os.environ["CORESEG_TEST_HOLD"] and not (MARKS / "killed").exists():
+        (MARKS / "holding.tmp").write_text(str(os.getpid()))
+        os.replace(MARKS / "holding.tmp", MARKS / "holding")
+        while True:
+            signal.pause()
+    return score(self, folder)
+
+
+scoring.DatapointScorer.__call__ = holding
+
+if __name__ == "__main__":
+    from coreseg.cli import main
+
+    sys.exit(main())
+"""
+
+
+def _wait_for_file(path: Path, proc: subprocess.Popen) -> str:
+    """The text of `path` once it exists; fails if `proc` ends first. (A
+    poll for an event: no assumption on how long anything takes.)"""
+    while not path.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the run ended (exit {proc.returncode}) before {path.name} appeared: {err}")
+        time.sleep(0.02)
+    return path.read_text()
+
+
+def test_a_worker_killed_holding_an_image_is_reported_and_its_image_retried(tmp_path):
     data = tmp_path / "data"
-    demo.write_datapoints(data, range(2_200_000, 2_200_048), size=(640, 480))
+    demo.write_datapoints(data, range(2_200_000, 2_200_010), size=(320, 240))
     assert run("eval", "demo", data, "--out", tmp_path / "one", "--jobs", "1").returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "coreseg", "eval", "demo", str(data), "--out", str(tmp_path / "two"),
-                             "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed = None
-    deadline = time.monotonic() + 60
-    while killed is None and proc.poll() is None and time.monotonic() < deadline:
-        pids = _worker_pids(proc.pid)
-        if len(pids) == 2:
-            time.sleep(1.0)  # both loaded and working
-            os.kill(pids[0], signal.SIGKILL)
-            killed = pids[0]
-        time.sleep(0.05)
-    out, err = proc.communicate(timeout=300)
-    assert killed is not None, "the run ended before a worker could be killed"
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    driver = tmp_path / "driver.py"
+    driver.write_text(HOLDING_DRIVER)
+    env = {**os.environ, "CORESEG_TEST_MARKS": str(marks), "CORESEG_TEST_HOLD": "scene_2200004"}
+    proc = subprocess.Popen([sys.executable, str(driver), "eval", "demo", str(data), "--out", str(tmp_path / "two"),
+                             "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        holder = int(_wait_for_file(marks / "holding", proc))
+        (marks / "killed").write_text("")  # before the kill: the retry must not wait too
+        os.kill(holder, signal.SIGKILL)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, err
     assert "coreseg eval: a worker process died (killed by SIGKILL) holding" in err
-    assert "trying it again on a new one" in err
+    assert "scene_2200004" in err and "trying it again on a new one" in err
     # Every image counted once: the same files as one process.
     assert eval_files(tmp_path / "one") == eval_files(tmp_path / "two")
 

@@ -255,6 +255,6 @@ def test_reading_model_files_imports_no_backend(tmp_path):
 
     path = om.save(om.logits_identity(metadata=om.labels_meta(["a", "b", "c"])), tmp_path / "m.onnx")
     code = ("import sys, coreseg; info = coreseg.inspect(sys.argv[1]); assert info.labels == ['a', 'b', 'c']; "
-            "loaded = [m for m in sys.modules if m.startswith('coreseg.backends') or m == 'onnxruntime']; "
+            "loaded = [m for m in sys.modules if m.startswith('coreseg.running.backends') or m == 'onnxruntime']; "
             "assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)

@@ -195,7 +195,7 @@ def test_core_ml_models_say_they_need_macos():
 def test_sixteen_bit_greyscale_and_exif_read_alike(tmp_path):
     from PIL import Image
 
-    from coreseg._images import as_image
+    from coreseg.files.images import as_image
 
     ramp = (np.arange(12 * 20, dtype=np.uint32).reshape(12, 20) * 273).astype(np.uint16)  # 0..65247
     Image.fromarray(ramp).save(tmp_path / "grey16.png")
@@ -220,7 +220,7 @@ def test_sixteen_bit_greyscale_and_exif_read_alike(tmp_path):
 def test_session_options_are_set_deliberately():
     import onnxruntime as ort
 
-    from coreseg.backends.onnx import usable_cores
+    from coreseg.running.backends.onnx import usable_cores
 
     options = coreseg.load("demo").session.get_session_options()
     # Threads given explicitly (ONNX Runtime pins its workers when left at 0), no spinning after a run.
@@ -237,7 +237,7 @@ def test_session_options_are_set_deliberately():
 
 
 def test_streams_share_the_cores_among_frames():
-    from coreseg.backends.onnx import usable_cores
+    from coreseg.running.backends.onnx import usable_cores
 
     model = coreseg.load("demo")
     view = model._stream_view(2)

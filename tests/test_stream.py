@@ -161,7 +161,7 @@ def test_memory_is_constant_over_the_stream(model):
 
 
 def test_overlay_buffers_are_reused_only_when_released():
-    from coreseg._buffers import BufferPool
+    from coreseg.kernels._buffers import BufferPool
 
     pool = BufferPool()
     a = pool.take((4, 4, 3), np.uint8)

@@ -128,9 +128,10 @@ def test_ctrl_c_leaves_no_half_written_file(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "coreseg", "segment", "demo", clip, "--out", out],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not any(out.glob(".long.overlay.mp4.*")) and time.monotonic() < deadline:  # the writer has started
-        time.sleep(0.05)
-    time.sleep(0.5)
+    # Interrupted as soon as the writer has started (an event, not a delay: a
+    # fast machine could finish the clip during a fixed wait).
+    while not any(out.glob(".long.overlay.mp4.*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0, err

@@ -1,4 +1,4 @@
-"""coreseg.workers: worker processes that each build their state once and
+"""coreseg.scaleout.workers: worker processes that each build their state once and
 take one item at a time, so a dead worker's item is known, retried once,
 and nothing already returned is counted twice."""
 
@@ -7,7 +7,7 @@ import os
 import pytest
 import worker_tasks
 
-from coreseg.workers import WorkerDied, WorkerStartError, process_map, threads_per_worker
+from coreseg.scaleout.workers import WorkerDied, WorkerStartError, process_map, threads_per_worker
 
 
 def outcomes(make, args, items, jobs=2, **kw):

@@ -29,14 +29,16 @@ from .kernels import (
     set_num_threads,
     simd_backend,
 )
-from .modelfiles.info import ModelError, ModelInfo, inspect
+from .modelfiles.info import ModelError, ModelInfo
+from .modelfiles.reading import inspect
 from .modelfiles.annotate import annotate
 from .results.segmentation import Segmentation
-from .running.segmenter import BackendUnavailableError, CoreMLError, Segmenter, load
+from .running.segmenter import BackendUnavailableError, CoreMLError, Segmenter
+from .running.loader import load
 from .kernels.palette import default_palette, parse_color, parse_colors
 from .files.images import read_image
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "MAX_SIDE",

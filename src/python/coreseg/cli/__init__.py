@@ -7,8 +7,10 @@
     coreseg annotate MODEL --labels FILE_OR_LIST [--colors ...] [--set KEY=VALUE ...] -o OUT [--force]
     coreseg selfcheck
 
-One module per command (demo, segment, evaluate, model_files); this one
-holds the parser and the error handling. MODEL may be the word `demo` for
+The top of the package: it may import every subpackage, and nothing
+imports it. One module per command (demo, segment, segment_video,
+evaluate, model_files, selfcheck); this one holds the parser and the error
+handling. MODEL may be the word `demo` for
 the bundled model. Every failure exits
 non-zero with one line on stderr; `--debug` shows the traceback instead.
 Outputs are written under a temporary name and renamed when complete, so a
@@ -25,7 +27,7 @@ from .demo import cmd_demo
 from .evaluate import cmd_eval
 from .model_files import cmd_annotate, cmd_info
 from . import segment
-from .. import __version__
+from .._version import __version__
 
 __all__ = ["main", "build_parser"]
 

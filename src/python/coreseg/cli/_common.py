@@ -10,9 +10,9 @@ from ..drawing.image_outputs import OUTLINE  # noqa: F401 - the commands draw th
 def model_path(name: str) -> str:
     if name != "demo":
         return name
-    from ..evaluation import scenes as demo
+    from ..modelfiles import bundled
 
-    return str(demo.model_path("onnx" if needs_onnx_for_info() else "mlpackage"))
+    return str(bundled.model_path("onnx" if needs_onnx_for_info() else "mlpackage"))
 
 
 def needs_onnx_for_info() -> bool:
@@ -57,7 +57,7 @@ def check_jobs(args) -> None:
 
 
 def run_items(args, items, local, make, make_args, in_flight: int = 1):
-    """Outcomes (coreseg.workers.Outcome) of `local` over `items`: in this
+    """Outcomes (coreseg.scaleout.workers.Outcome) of `local` over `items`: in this
     process with --jobs 1 or a single item (`in_flight` items at once on
     threads, in input order), else on worker processes, in completion
     order, each building its own with ``make(*make_args(threads))``,

@@ -11,8 +11,9 @@ from ._common import OUTLINE, refuse_existing
 
 
 def cmd_demo(args) -> int:
-    from ..evaluation import scenes as demo
-    from .. import kernels, load
+    from .. import kernels
+    from ..evaluation import scenes
+    from ..running.loader import load
     from ..files.images import read_image, write_png
     from ..drawing.legend import draw_legend
     from ..evaluation.metrics import confusion_matrix, iou_per_class
@@ -28,7 +29,7 @@ def cmd_demo(args) -> int:
         image, truth = read_image(args.image), None
         source = args.image
     else:
-        image, truth = demo.scene(args.seed, (args.width, args.height))
+        image, truth = scenes.scene(args.seed, (args.width, args.height))
         source = f"generated scene, seed {args.seed}, {args.width}x{args.height}"
 
     seg = model.predict(image)

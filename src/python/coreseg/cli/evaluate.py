@@ -52,7 +52,7 @@ def parse_class_map(text: str, model_names, dataset_names) -> dict[str, list[str
 
 def _eval_model(args):
     """Scores of MODEL over the Datagen datapoints in DATASET."""
-    from .. import load
+    from ..running.loader import load
     from ..evaluation.groundtruth import DatagenClasses, datapoint_folders
     from ..evaluation.scoring import DatapointScorer, datapoint_worker, merge_scores
 

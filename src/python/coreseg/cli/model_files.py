@@ -8,7 +8,7 @@ from ._common import model_path
 
 
 def cmd_info(args) -> int:
-    from ..modelfiles.info import inspect
+    from ..modelfiles.reading import inspect
 
     info = inspect(model_path(args.model))
     print(json.dumps(info.to_dict(), indent=2) if args.json else info.summary())

@@ -49,7 +49,7 @@ def expand_inputs(items, recursive: bool) -> list[Path]:
 
 
 def cmd_segment(args) -> int:
-    from .. import load
+    from ..running.loader import load
     from ..files.images import check_image_file, default_format
     from ..drawing.image_outputs import OutputSettings, colliding_stem, highlight_color, output_paths
     from ..scaleout.workers import ITEM_ERRORS, WorkerDied
@@ -155,11 +155,11 @@ def cmd_segment(args) -> int:
 
 
 def _segment_images(model, settings, items, args):
-    """Outcomes (coreseg.workers.Outcome) of segmenting items (path,
+    """Outcomes (coreseg.scaleout.workers.Outcome) of segmenting items (path,
     format): on --jobs worker processes, each with its own model, or in
     this process with two images in flight (one is decoded and encoded
     while the model runs the other)."""
-    from ..drawing.image_outputs import ImageOutputs, outputs_worker
+    from ..drawing.image_outputs import ImageOutputs
 
     write = ImageOutputs(model, settings)
     return run_items(args, items, lambda item: write(*item), outputs_worker,
@@ -218,3 +218,14 @@ def add_parser(sub, common) -> None:
                    help="skip images that cannot be read or segmented, report them at the end and exit 1 "
                         "(default: stop at the first, checking every image's header before writing anything)")
     p.set_defaults(run=cmd_segment)
+
+
+def outputs_worker(model_path: str, load_kwargs: dict, settings, threads: int | None):
+    """What a --jobs worker process builds (coreseg.scaleout.workers): the
+    model loaded there, with its share of the cores; items are (image path,
+    format)."""
+    from ..drawing.image_outputs import ImageOutputs
+    from ..running.loader import load_model
+
+    outputs = ImageOutputs(load_model(model_path, threads, **load_kwargs), settings)
+    return lambda item: outputs(*item)

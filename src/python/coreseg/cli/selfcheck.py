@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from .. import __version__, _native, kernels
+from .. import _native, kernels
+from .._version import __version__
 from ..kernels import reference
 from ..kernels.palette import default_palette
 

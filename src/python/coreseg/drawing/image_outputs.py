@@ -181,12 +181,3 @@ class ImageOutputs:
         annotated = write_exports(s.out, p, full, seg, s.exports, self.coco) if s.exports else None
         return {"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),
                 "areas": areas, "timings": seg.timings}, annotated
-
-
-def outputs_worker(model_path: str, load_kwargs: dict, settings: OutputSettings, threads: int | None):
-    """What a worker process builds (coreseg.workers): the model loaded
-    there, with its share of the cores; items are (image path, format)."""
-    from ..scaleout.workers import load_model
-
-    outputs = ImageOutputs(load_model(model_path, threads, **load_kwargs), settings)
-    return lambda item: outputs(*item)

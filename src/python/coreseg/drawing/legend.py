@@ -16,7 +16,7 @@ from ..files.images import pillow
 MAX_ENTRIES = 12
 
 
-def _font(size: int):
+def label_font(size: int):
     from PIL import ImageFont
 
     try:
@@ -57,7 +57,7 @@ def draw_legend(overlay: np.ndarray, entries, palette: np.ndarray) -> np.ndarray
     if len(entries) > MAX_ENTRIES:
         rest = sum(share for *_, share in entries[MAX_ENTRIES:])
         lines.append(f"({len(entries) - MAX_ENTRIES} more)  {rest * 100:.1f}%")
-    font = _font(size)
+    font = label_font(size)
     line, pad = int(size * 1.5), max(2, size // 2)
     text_w = max(int(ImageDraw.Draw(Image.new("L", (1, 1))).textlength(t, font=font)) for t in lines)
     pw, ph = min(w, pad * 3 + size + text_w), min(h, pad * 2 + line * len(lines))

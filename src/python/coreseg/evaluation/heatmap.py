@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..files.images import pillow
-from ..drawing.legend import _font
+from ..drawing.legend import label_font
 
 
 def _count(n: float) -> str:
@@ -44,7 +44,7 @@ def confusion_heatmap(matrix: np.ndarray, names, max_size: int = 1000, counts: b
     share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
     cell = max(4, min(40, max_size // max(c, 1)))
     size = max(10, min(16, cell - 2))
-    font = _font(size)
+    font = label_font(size)
     label_w = int(size * 0.62 * max([len(n) for n in names] + [4])) + 10
     top = label_w + size * 2
     left = label_w
@@ -67,7 +67,7 @@ def confusion_heatmap(matrix: np.ndarray, names, max_size: int = 1000, counts: b
             elif cell >= 28 and (m[i, j] or counts):
                 text = _count(m[i, j]) if counts else f"{share[i, j]:.2f}".lstrip("0") or "0"
                 ink = (255, 255, 255) if share[i, j] > 0.5 else (0, 0, 0)
-                value_font = _font(max(8, cell // 3))
+                value_font = label_font(max(8, cell // 3))
                 draw.text((x0 + 2, y0 + cell // 3), text, fill=ink, font=value_font)
     for i, name in enumerate(names):
         draw.text((4, top + i * cell + (cell - size) // 2), name, fill=(0, 0, 0), font=font)

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..kernels import _args
+from ..kernels import _args, _arrays
 from ..files.safe_io import write_text
 from ..kernels import confusion_matrix, resize_labels
 
@@ -79,8 +79,8 @@ class ConfusionMatrix:
         """Add one image. A prediction of another size is first mapped onto
         the ground truth with `resize_labels` (labels are never
         interpolated)."""
-        gt = _args.labels_array(gt, "gt")
-        pred = _args.labels_array(pred, "pred")
+        gt = _arrays.labels_array(gt, "gt")
+        pred = _arrays.labels_array(pred, "pred")
         if pred.shape != gt.shape:
             pred = resize_labels(pred, (gt.shape[1], gt.shape[0]))
         self.matrix += confusion_matrix(gt, pred, self.num_classes, self.ignore_index)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..kernels import _args
+from ..kernels import _args, _arrays
 from ..kernels import class_histogram
 
 __all__ = ["class_histogram", "js_divergence", "DriftMonitor", "DriftReport"]
@@ -42,7 +42,7 @@ def js_divergence(p, q) -> float:
 def _image_stats(image) -> np.ndarray:
     """Histogram of luma (BT.601) in BRIGHTNESS_BINS bins, and the mean of
     each colour channel, from an RGB(A) uint8 image."""
-    img = _args.image_array(image)
+    img = _arrays.image_array(image)
     rgb = img[..., :3].astype(np.float32)
     luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
     hist = np.bincount(np.minimum((luma * (BRIGHTNESS_BINS / 256)).astype(np.int64), BRIGHTNESS_BINS - 1).ravel(),

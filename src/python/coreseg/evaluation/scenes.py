@@ -1,5 +1,5 @@
-"""The bundled demo: procedurally drawn outdoor scenes with exact class maps,
-and the small model trained on them (tools/train_demo_model.py).
+"""Demo scenes: procedurally drawn outdoor scenes with exact class maps, what
+the bundled demo model (coreseg.modelfiles.bundled) was trained on.
 
 The scenes let coreseg show its whole job on a fresh machine with nothing
 downloaded: the model that segments them was trained only on scenes this
@@ -8,31 +8,15 @@ module drew, from seeds disjoint from the ones the demo uses.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLASSES", "COLORS", "INPUT_SIZE", "scene", "model_path", "write_datapoints"]
+from ..modelfiles.bundled import CLASSES, COLORS
 
-#: Class names, index = class id.
-CLASSES = ["sky", "sun", "hill", "water", "grass", "tree", "road", "building"]
-#: Legend colours (RGB hex), one per class.
-COLORS = ["#5DADE2", "#F4D03F", "#8E7CC3", "#1F4E9E", "#58D68D", "#1E7B3A", "#7F8C8D", "#E67E22"]
-#: The demo model's input (width, height).
-INPUT_SIZE = (256, 192)
-#: Seeds below this are for training; the demo and the README's mIoU use others.
-TRAINING_SEEDS = 1_000_000
+__all__ = ["scene", "write_datapoints"]
 
 SKY, SUN, HILL, WATER, GRASS, TREE, ROAD, BUILDING = range(len(CLASSES))
-
-
-def model_path(kind: str = "onnx") -> Path:
-    """Path of the bundled demo model: kind "onnx" or "mlpackage"."""
-    name = {"onnx": "demo.onnx", "mlpackage": "demo.mlpackage"}.get(kind)
-    if name is None:
-        raise ValueError(f"kind must be 'onnx' or 'mlpackage', got {kind!r}")
-    return Path(str(resources.files("coreseg") / "models" / name))
 
 
 def _mix(a, b, t):

@@ -185,11 +185,11 @@ def _some(names, k: int = 8) -> str:
     return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
 
 
-# What a worker process builds (coreseg.workers, coreseg.dist): the model
+# What a worker process builds (coreseg.scaleout.workers, coreseg.dist): the model
 # is loaded there, with the threads that worker may use.
 
 def datapoint_worker(model_path: str, load_kwargs: dict, classes, groups, threads: int | None) -> DatapointScorer:
-    from ..scaleout.workers import load_model
+    from ..running.loader import load_model
 
     return DatapointScorer(load_model(model_path, threads, **load_kwargs), classes, groups)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..kernels import _args
+from ..kernels import _arrays
 from .safe_io import atomic_write, check_pixels, png_size
 
 
@@ -45,7 +45,7 @@ def as_image(image, name: str = "image") -> np.ndarray:
         if image.dtype == np.uint8 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)):
             gray = image.reshape(image.shape[:2])  # greyscale, as a greyscale file is read
             return np.repeat(gray[..., None], 3, axis=2)
-    return _args.image_array(image, name)
+    return _arrays.image_array(image, name)
 
 
 def pil_to_array(im) -> np.ndarray:

@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 
-from . import _args
+from . import _arrays
 
 
 class BufferPool:
@@ -38,7 +38,7 @@ class BufferPool:
             for a in self._arrays:
                 if a.shape == shape and a.dtype == dtype and sys.getrefcount(a) == self._IDLE:
                     return a
-            a = _args.out_array(None, shape, dtype)  # MemoryError before asking for more than RAM
+            a = _arrays.out_array(None, shape, dtype)  # MemoryError before asking for more than RAM
             self.allocated += 1
             self._arrays.append(a)
             if len(self._arrays) > self.limit:  # forget the oldest (a caller may still hold it)

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from . import _args
-from . import hysteresis_state  # noqa: F401  (pure numpy: the same function in both APIs)
+from . import _args, _arrays
+from .temporal import hysteresis_state  # noqa: F401  (pure numpy: the same function in both APIs)
 from .palette import default_palette  # noqa: F401  (same name in both APIs)
 
 __all__ = [
@@ -61,10 +61,10 @@ def _blend(src, color, alpha):
 
 
 def render_mask(labels, selected, color=(255, 255, 0, 255), out=None):
-    labels = _args.labels_array(labels)
+    labels = _arrays.labels_array(labels)
     ids = _args.selected_ids(selected)
     color = _args.rgba(color, "color")
-    out = _args.out_array(out, labels.shape + (4,), np.uint8, inputs=(labels,))
+    out = _arrays.out_array(out, labels.shape + (4,), np.uint8, inputs=(labels,))
     hit = np.isin(labels.astype(np.int64), np.array(ids, dtype=np.int64))
     out[...] = 0
     out[hit] = color
@@ -72,9 +72,9 @@ def render_mask(labels, selected, color=(255, 255, 0, 255), out=None):
 
 
 def colorize(labels, palette, out=None):
-    labels = _args.labels_array(labels)
-    palette = _args.palette_array(palette)
-    out = _args.out_array(out, labels.shape + (4,), np.uint8, inputs=(labels,))
+    labels = _arrays.labels_array(labels)
+    palette = _arrays.palette_array(palette)
+    out = _arrays.out_array(out, labels.shape + (4,), np.uint8, inputs=(labels,))
     lab = labels.astype(np.int64)
     inside = (lab >= 0) & (lab < len(palette))
     out[...] = 0
@@ -83,9 +83,9 @@ def colorize(labels, palette, out=None):
 
 
 def resize_labels(labels, size, out=None):
-    labels = _args.labels_array(labels)
+    labels = _arrays.labels_array(labels)
     w, h = _args.size_arg(size, minimum=0)
-    out = _args.out_array(out, (h, w), labels.dtype, inputs=(labels,))
+    out = _arrays.out_array(out, (h, w), labels.dtype, inputs=(labels,))
     if w == 0 or h == 0:
         return out
     if labels.size == 0:
@@ -97,12 +97,12 @@ def resize_labels(labels, size, out=None):
 
 
 def composite(image, labels, palette, opacity=1.0, outline=None, out=None):
-    image = _args.image_array(image)
-    labels = _args.labels_array(labels)
-    palette = _args.palette_array(palette)
+    image = _arrays.image_array(image)
+    labels = _arrays.labels_array(labels)
+    palette = _arrays.palette_array(palette)
     opacity = _args.opacity_arg(opacity)
     outline = None if outline is None else _args.rgba(outline, "outline")
-    out = _args.out_array(out, image.shape, np.uint8, inputs=(image, labels), allow_same=image)
+    out = _arrays.out_array(out, image.shape, np.uint8, inputs=(image, labels), allow_same=image)
     h, w, c = image.shape
     if h == 0 or w == 0:
         return out
@@ -162,11 +162,11 @@ def resample_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def resize_image(image, size, layout="RGBA", out=None):
-    image = _args.image_array(image)
+    image = _arrays.image_array(image)
     w, h = _args.size_arg(size)
     _args.resize_factor((image.shape[1], image.shape[0]), (w, h))
     order = _args.layout_arg(layout)
-    out = _args.out_array(out, (h, w, len(order)), np.uint8, inputs=(image,))
+    out = _arrays.out_array(out, (h, w, len(order)), np.uint8, inputs=(image,))
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError("image is empty")
     src_h, src_w, c = image.shape
@@ -195,8 +195,8 @@ def resize_image(image, size, layout="RGBA", out=None):
 
 
 def argmax(logits, out=None):
-    logits = _args.logits_array(logits)
-    out = _args.out_array(out, logits.shape[1:], np.int32, inputs=(logits,))
+    logits = _arrays.logits_array(logits)
+    out = _arrays.out_array(out, logits.shape[1:], np.int32, inputs=(logits,))
     scores = logits.astype(np.float32)
     out[...] = np.argmax(np.where(np.isnan(scores), -np.inf, scores), axis=0)
     return out
@@ -227,9 +227,9 @@ def lerp_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def upsample_argmax(scores, size, out=None):
-    scores = _args.scores_array(scores)
+    scores = _arrays.scores_array(scores)
     w, h = _args.size_arg(size, minimum=0)
-    out = _args.out_array(out, (h, w), np.int32, inputs=(scores,))
+    out = _arrays.out_array(out, (h, w), np.int32, inputs=(scores,))
     if w == 0 or h == 0:
         return out
     if scores.shape[1] == 0 or scores.shape[2] == 0:
@@ -245,10 +245,10 @@ def upsample_argmax(scores, size, out=None):
 
 
 def decode_colors(rgb, colors, unknown=None, out=None):
-    rgb = _args.color_map(rgb)
-    colors = _args.color_table(colors, rgb.dtype)
+    rgb = _arrays.color_map(rgb)
+    colors = _arrays.color_table(colors, rgb.dtype)
     unknown = _args.unknown_arg(unknown)
-    out = _args.out_array(out, rgb.shape[:2], np.int32, inputs=(rgb,))
+    out = _arrays.out_array(out, rgb.shape[:2], np.int32, inputs=(rgb,))
 
     def pack(a):
         a = a.astype(np.uint64)
@@ -261,7 +261,7 @@ def decode_colors(rgb, colors, unknown=None, out=None):
     pos = np.searchsorted(sorted_keys, pixels).clip(0, max(len(keys) - 1, 0))
     found = sorted_keys[pos] == pixels if len(keys) else np.zeros(pixels.shape, bool)
     if not found.all() and unknown is None:
-        raise _args.unknown_colors_error(rgb, ~found)
+        raise _arrays.unknown_colors_error(rgb, ~found)
     out[...] = np.where(found, order[pos] if len(keys) else 0, -1 if unknown is None else unknown)
     return out
 
@@ -272,12 +272,12 @@ def _first_bad(values, num_classes):
 
 
 def confusion_matrix(gt, pred, num_classes, ignore_index=None, out=None):
-    gt = _args.labels_array(gt, "gt")
-    pred = _args.labels_array(pred, "pred")
-    _args.same_shape(gt, pred)
+    gt = _arrays.labels_array(gt, "gt")
+    pred = _arrays.labels_array(pred, "pred")
+    _arrays.same_shape(gt, pred)
     num_classes = _args.num_classes_arg(num_classes, _args.MAX_CONFUSION_CLASSES)
     ignore_index = _args.ignore_index_arg(ignore_index)
-    out = _args.out_array(out, (num_classes, num_classes), np.int64, inputs=(gt, pred))
+    out = _arrays.out_array(out, (num_classes, num_classes), np.int64, inputs=(gt, pred))
     g = gt.astype(np.int64).ravel()
     p = pred.astype(np.int64).ravel()
     if ignore_index is not None:
@@ -294,9 +294,9 @@ def confusion_matrix(gt, pred, num_classes, ignore_index=None, out=None):
 
 
 def class_histogram(labels, num_classes, out=None):
-    labels = _args.labels_array(labels)
+    labels = _arrays.labels_array(labels)
     num_classes = _args.num_classes_arg(num_classes, 1 << 24)
-    out = _args.out_array(out, (num_classes,), np.int64, inputs=(labels,))
+    out = _arrays.out_array(out, (num_classes,), np.int64, inputs=(labels,))
     values = labels.astype(np.int64).ravel()
     i = _first_bad(values, num_classes)
     if i is not None:
@@ -306,9 +306,9 @@ def class_histogram(labels, num_classes, out=None):
 
 
 def ema_update(state, scores, alpha):
-    scores = _args.logits_array(scores, "scores")
+    scores = _arrays.logits_array(scores, "scores")
     alpha = _args.unit_float(alpha, "alpha")
-    _args.state_array(state, scores.shape, np.float32, inputs=(scores,))
+    _arrays.state_array(state, scores.shape, np.float32, inputs=(scores,))
     x = scores.astype(np.float32)
     alpha = np.float32(alpha)
     keep = np.float32(1) - alpha

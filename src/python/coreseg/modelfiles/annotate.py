@@ -1,5 +1,5 @@
 """Write segmentation labels and colours into a copy of a Core ML model, in
-the preview metadata Apple's sample code reads (see coreseg.model_info)."""
+the preview metadata Apple's sample code reads (see coreseg.modelfiles.info)."""
 
 from __future__ import annotations
 
@@ -181,6 +181,6 @@ def annotate(model, labels, out, colors=None, force: bool = False, metadata=None
         os.replace(staged, dst)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    from .info import inspect
+    from .reading import inspect
 
     return inspect(dst)

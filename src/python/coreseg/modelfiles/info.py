@@ -1,7 +1,7 @@
-"""Model files on any OS: what a segmentation model takes, returns and
-calls its classes (`ModelInfo`), read by `inspect` from the model's own
-file: Core ML specs through coreseg.coreml_file, ONNX graphs through
-coreseg.onnx_file. Nothing here runs a model.
+"""Model facts on any OS: what a segmentation model takes, returns and
+calls its classes (`ModelInfo`), and the error for a model coreseg cannot
+use (`ModelError`). The readers (coreml_file.py, onnx_file.py) fill them
+in; reading.py's `inspect` picks the reader. Nothing here runs a model.
 
 Labels and colours come from the creator-defined metadata Apple's sample
 code uses (or Hugging Face's ``classes``, see coreseg.contract)::
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 
 from ..kernels.palette import default_palette, parse_colors
 
-__all__ = ["ModelError", "ModelInfo", "inspect", "PREVIEW_TYPE_KEY", "PREVIEW_PARAMS_KEY", "UNUSED_LABEL"]
+__all__ = ["ModelError", "ModelInfo", "PREVIEW_TYPE_KEY", "PREVIEW_PARAMS_KEY", "UNUSED_LABEL"]
 
 PREVIEW_TYPE_KEY = "com.apple.coreml.model.preview.type"
 PREVIEW_PARAMS_KEY = "com.apple.coreml.model.preview.params"
@@ -223,38 +222,6 @@ class ModelInfo:
             if value:
                 lines.append(f"  {key}: {value}")
         return "\n".join(lines)
-
-
-def inspect(path) -> ModelInfo:
-    """Read what a segmentation model takes and returns, on any OS.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A Core ML ``.mlpackage`` folder or ``.mlmodel`` file (read with
-        coremltools' protobuf classes), or an ``.onnx`` file (read with the
-        ``onnx`` package, ``coreseg[onnx]``). Both are read under the model
-        contract of coreseg.contract.
-
-    Returns
-    -------
-    ModelInfo
-
-    Raises
-    ------
-    ModelError
-        Naming the file and what is wrong: missing, not a model, a corrupt
-        spec, no image input, no output that is a class map or scores, or
-        malformed metadata.
-    """
-    path = Path(os.fspath(path))
-    if path.suffix.lower() == ".onnx":
-        from . import onnx_file  # model files only: no runtime, no backend
-
-        return onnx_file.describe(onnx_file.read(path))[0]
-    from . import coreml_file
-
-    return coreml_file.describe(coreml_file.read(path))[0]
 
 
 def given_labels(labels, colors, given):

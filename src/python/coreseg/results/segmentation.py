@@ -2,7 +2,7 @@
 resolution, its scores, and what it says about the image at the image's
 own resolution (full-size labels, overlays, masks, areas).
 
-Backends make these (coreseg.segmenter, coreseg.backends); nothing here
+Backends make these (coreseg.running.segmenter, coreseg.running.backends); nothing here
 runs a model."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..kernels import _args
+from ..kernels import _arrays
 from .. import kernels
 from ..kernels._buffers import RESULTS
 from ..files.images import as_image
@@ -39,7 +39,7 @@ class Segmentation:
     timings : dict of str to float
         Seconds spent in "preprocess", "inference" and "postprocess"
         (floats only).
-    placement : coreseg.geometry.Placement or None
+    placement : coreseg.results.geometry.Placement or None
         Where the image went in the model's input (None: stretched over all
         of it). `full_labels`, `overlay` and `areas` use it to describe the
         image, not the model's input.
@@ -153,7 +153,7 @@ class Segmentation:
             Pixels the model never saw (outside a ``crop="center"``) are -1.
         """
         w, h = self.image_size
-        out = _args.out_array(out, (h, w), np.int32) if out is not None else RESULTS.take((h, w), np.int32)
+        out = _arrays.out_array(out, (h, w), np.int32) if out is not None else RESULTS.take((h, w), np.int32)
         (sx, sy, sw, sh), labels, where = self._source_and_target()
         if (sx, sy, sw, sh) != (0, 0, w, h):
             out[...] = -1
@@ -217,11 +217,11 @@ class Segmentation:
             labels = full[sy : sy + sh, sx : sx + sw]
         elif smooth:
             labels = self.full_labels(smooth=True)[sy : sy + sh, sx : sx + sw]
-        if out is None:  # a released earlier result's memory, if there is one (coreseg._buffers)
+        if out is None:  # a released earlier result's memory, if there is one (kernels._buffers)
             out = RESULTS.take(img.shape, np.uint8)
         if (sx, sy, sw, sh) == (0, 0, img.shape[1], img.shape[0]):
             return kernels.composite(img, labels, pal, opacity, outline, out=out)
-        out = _args.out_array(out, img.shape, np.uint8)
+        out = _arrays.out_array(out, img.shape, np.uint8)
         if out is not img:
             out[...] = img
         region = out[sy : sy + sh, sx : sx + sw]

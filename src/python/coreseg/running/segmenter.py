@@ -1,28 +1,22 @@
-"""The model-independent API: `load` a model, `Segmenter.predict` an image,
-get a `Segmentation` (coreseg.segmentation).
+"""The model-independent API: `Segmenter.predict` an image, get a
+`Segmentation` (coreseg.results.segmentation).
 
-Backends: ONNX Runtime (coreseg.backends.onnx, any OS) and Core ML
-(macOS 13+). `load` picks one from the file type."""
+A `Segmenter` knows no backend: ONNX Runtime (backends/onnx.py, any OS)
+and Core ML (backends/coreml.py, macOS 13+) subclass it, and
+coreseg.running.loader's `load` picks one from the file type."""
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from ..kernels import _args
 from ..files.images import as_image
 from ..results.geometry import CROP_MODES, Placement, place
-from ..modelfiles.info import ModelError, ModelInfo
+from ..modelfiles.info import ModelInfo
 from ..results.segmentation import Segmentation
 
-__all__ = ["load", "Segmenter", "Segmentation", "BackendUnavailableError", "CoreMLError", "COMPUTE_UNITS"]
-
-COMPUTE_UNITS = ("all", "cpu", "cpu_gpu", "cpu_ne")
-_COREML_SUFFIXES = (".mlpackage", ".mlmodel", ".mlmodelc")
+__all__ = ["Segmenter", "Segmentation", "BackendUnavailableError", "CoreMLError"]
 
 
 class BackendUnavailableError(RuntimeError):
@@ -44,7 +38,7 @@ class Segmenter:
     backend : str
         "onnx" or "coreml".
     crop : {"fill", "fit", "center"}
-        How images are placed in the model's input (coreseg.geometry).
+        How images are placed in the model's input (coreseg.results.geometry).
     """
 
     backend = "?"
@@ -144,7 +138,7 @@ class Segmenter:
 
         Yields
         ------
-        coreseg.stream.StreamFrame
+        coreseg.frames.stream.StreamFrame
             index, time, image, segmentation and overlay of each frame.
 
         Raises
@@ -201,137 +195,3 @@ class Segmenter:
 
     def _postprocess(self, raw) -> np.ndarray:
         raise NotImplementedError
-
-
-def _coreml_available() -> bool:
-    if sys.platform != "darwin":
-        return False
-    try:
-        from .. import _coreml  # noqa: F401  (built on Apple platforms only)
-    except ImportError:
-        return False
-    return True
-
-
-def load(model, backend: str = "auto", compute_units: str = "all", providers=None, *, crop: str = "fill",
-         labels=None, size=None, layout=None, mean=None, std=None, color_layout=None, output=None,
-         output_layout=None, output_activation=None, threshold=None, threads=None,
-         session_options=None) -> Segmenter:
-    """Load a segmentation model for prediction.
-
-    What the model's own metadata says is used; the keyword arguments say
-    the rest, or override it. A model that cannot be read one way only is
-    refused with a `ModelError` saying which argument settles it (see the
-    model contract in coreseg.contract and the README).
-
-    Parameters
-    ----------
-    model : str or os.PathLike
-        A ``.onnx`` file (ONNX Runtime, any OS), a Core ML ``.mlpackage``,
-        ``.mlmodel`` or ``.mlmodelc`` (macOS 13+), or "demo" for the bundled
-        demo model (Core ML where it can run, else ONNX).
-    backend : {"auto", "onnx", "coreml"}
-    compute_units : {"all", "cpu", "cpu_gpu", "cpu_ne"}
-        Core ML compute units. ONNX Runtime runs on `providers`.
-    providers : list of str, optional
-        ONNX Runtime execution providers; default CPU.
-    crop : {"fill", "fit", "center"}
-        How an image is placed in the model's input, as Vision's
-        VNImageCropAndScaleOption: stretched, letterboxed, or centre-cropped.
-        Results always describe the image (coreseg.geometry).
-    labels : list of str, optional
-        Class names, index = class id, when the model has none (or to
-        replace its own).
-    size : (width, height) or "image", optional
-        The input size, for models that take more than one. (width, height)
-        must be one the model takes; "image" means each image's own size:
-        ONNX models with dynamic axes take it as it is, Core ML models with
-        a size range the nearest size within the range (aspect kept where
-        the range allows), Core ML models with enumerated sizes the nearest
-        of those. Default: an ONNX model with dynamic axes takes each
-        image's own size; a Core ML model its default size.
-    layout : {"NHWC", "NCHW"}, optional
-        Where the input's colour channels are, when the shape cannot tell.
-    mean, std : 3 numbers on the 0..1 scale, optional
-        Normalisation of float inputs: ``(pixel / 255 - mean) / std``. `mean`
-        may name a preset instead: "unit" (0..1, the default), "symmetric"
-        (-1..1) or "imagenet".
-    color_layout : {"RGB", "BGR"}, optional
-    output : str, optional
-        The name of the output to read (default: the first class map, else
-        the first float scores).
-    output_layout : {"NCHW", "NHWC"}, optional
-        Where a float output's class axis is, when the shapes cannot tell.
-    output_activation : {"logits", "softmax", "sigmoid", "none"}, optional
-        What a float output holds (default: what the graph or metadata
-        says, else "logits"; a single channel must be told).
-    threshold : float, optional
-        Binary (single-channel) models: foreground above it, in the output's
-        units (default 0.5 for probabilities, 0.0 for logits).
-    threads : int, optional
-        ONNX Runtime: the threads one inference uses (intra-op). Default:
-        every core this process may use. With several frames in flight
-        (`Segmenter.stream`), fewer threads per frame are faster; `stream`
-        sees to it unless `threads` is given. Core ML schedules its own
-        work, and refuses this.
-    session_options : onnxruntime.SessionOptions, optional
-        Used as they are instead of coreseg's (explicit intra-op threads,
-        no spinning, no pinning: see `coreseg.backends.onnx.session_options`).
-
-    Raises
-    ------
-    ModelError
-        The file is missing or not a usable segmentation model.
-    BackendUnavailableError
-        The model needs a backend that cannot run here.
-    """
-    if backend not in ("auto", "onnx", "coreml"):
-        raise ValueError(f"backend must be 'auto', 'onnx' or 'coreml', got {backend!r}")
-    if compute_units not in COMPUTE_UNITS:
-        raise ValueError(f"compute_units must be one of {', '.join(COMPUTE_UNITS)}, got {compute_units!r}")
-    if crop not in CROP_MODES:
-        raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
-    if size is not None and not (isinstance(size, str) and size == "image"):
-        size = _args.size_arg(size)
-    contract = dict(layout=layout, mean=mean, std=std, color_layout=color_layout, output=output,
-                    output_layout=output_layout, output_activation=output_activation, threshold=threshold)
-    if isinstance(model, str) and model == "demo":
-        from ..evaluation import scenes as demo
-
-        use_coreml = backend == "coreml" or (backend == "auto" and _coreml_available())
-        model = demo.model_path("mlpackage" if use_coreml else "onnx")
-    path = Path(os.fspath(model))
-    suffix = path.suffix.lower()
-    if suffix in _COREML_SUFFIXES and backend in ("auto", "coreml"):
-        if sys.platform == "darwin" and not _coreml_available():
-            raise BackendUnavailableError(f"{path}: this build of coreseg has no Core ML backend "
-                                          "(install a macOS wheel, or build on macOS 13+)")
-        if not _coreml_available():
-            raise BackendUnavailableError(
-                f"{path}: Core ML runs on macOS 13 or later only, so this model cannot be run here. "
-                "coreseg.inspect() reads it on any OS; to run it elsewhere, convert it to ONNX and "
-                "load the .onnx file (pip install 'coreseg[onnx]')")
-        if threads is not None or session_options is not None:
-            raise ValueError("threads, session_options: Core ML schedules its own work; these are for ONNX Runtime")
-        given = [k for k in ("layout", "mean", "std", "color_layout") if contract[k] is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)}: not used by Core ML models, whose image input says how its "
-                             "pixels are laid out and scaled (Core ML converts them itself)")
-        from .backends.coreml import CoreMLSegmenter
-
-        return CoreMLSegmenter(path, compute_units, crop=crop, labels=labels, size=size, output=output,
-                               output_layout=output_layout, output_activation=output_activation,
-                               threshold=threshold)
-    if suffix == ".onnx" and backend in ("auto", "onnx"):
-        from .backends.onnx import OnnxSegmenter
-
-        if threads is not None:
-            threads = _args.int_arg(threads, "threads", 1, 256)
-            if session_options is not None:
-                raise ValueError("threads and session_options: give the threads in the session options")
-        return OnnxSegmenter(path, providers=providers, crop=crop, labels=labels, size=size, threads=threads,
-                             session_options=session_options, **contract)
-    if not path.exists():
-        raise ModelError(f"{path}: no such file or folder")
-    raise ModelError(f"{path}: cannot load a '{suffix or path.name}' file with backend={backend!r} "
-                     "(expected .onnx for 'onnx'; .mlpackage, .mlmodel or .mlmodelc for 'coreml')")

@@ -23,12 +23,10 @@ import signal
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
-from pathlib import Path
-
-from ..kernels.cores import threads_per_worker, usable_cores
+from ..kernels.threads import threads_per_worker, usable_cores
 
 __all__ = ["Outcome", "WorkerDied", "WorkerStartError", "process_map", "default_jobs", "threads_per_worker",
-           "load_model", "ITEM_ERRORS"]
+           "ITEM_ERRORS"]
 
 #: What an item's work may raise that fails that item only (an unreadable
 #: file, an image the model refuses); anything else is a bug and stops a run.
@@ -60,20 +58,6 @@ class Outcome:
 def default_jobs() -> int:
     """The default --jobs: every core this process may use."""
     return usable_cores()
-
-
-def load_model(model_path, threads: int | None = None, **load_kwargs):
-    """`coreseg.load` in a worker process or actor, given `threads` of the
-    cores: coreseg's kernel threads and, for an ONNX model, its intra-op
-    threads unless `load_kwargs` says otherwise (Core ML schedules its own
-    work)."""
-    from .. import load, set_num_threads
-
-    if threads is not None:
-        set_num_threads(threads)
-        if Path(model_path).suffix.lower() == ".onnx":
-            load_kwargs.setdefault("threads", threads)
-    return load(model_path, **load_kwargs)
 
 
 def _portable(error: BaseException) -> BaseException:

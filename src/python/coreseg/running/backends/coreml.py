@@ -1,6 +1,6 @@
 """Core ML backend (macOS 13+): coreseg._coreml, driven from here.
 
-What the model declares and how its output is read is coreseg.coreml_file
+What the model declares and how its output is read is coreseg.modelfiles.coreml_file
 and the model contract (coreseg.contract), as for ONNX; compiled models are
 cached by coreml_cache. This module chooses, per image, the input size, the
 pixel layout and the output array, and hands them to the native extension.

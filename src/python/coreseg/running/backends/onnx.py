@@ -1,6 +1,6 @@
 """ONNX Runtime backend: the same Segmenter API on any OS.
 
-What the model file says, and how it is read, is coreseg.onnx_file and the
+What the model file says, and how it is read, is coreseg.modelfiles.onnx_file and the
 model contract (coreseg.contract); this module only runs it.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ...modelfiles import onnx_file
-from ...kernels.cores import threads_per_worker, usable_cores
+from ...kernels.threads import threads_per_worker, usable_cores
 from ...files.images import as_image
 from ...results.geometry import Placement
 from ...modelfiles.info import ModelError

@@ -1,0 +1,7 @@
+"""coreseg.metrics lives in coreseg.evaluation.metrics; this path is kept for it."""
+
+import sys
+
+from .evaluation import metrics
+
+sys.modules[__name__] = metrics

@@ -1,0 +1,181 @@
+"""`evaluate` on a Ray cluster: a model scored over a Ray Dataset of
+Datagen datapoints or image/ground-truth rows, merged on the driver by
+adding integer counts (ray_cluster.py says how the model reaches the
+actors)."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..evaluation.metrics import ConfusionMatrix
+from ..evaluation.scoring import ImageScore
+from .ray_cluster import column, load_on_actor, model_source, in_input_order, ray_module, connect, inspect_labels
+from .workers import ITEM_ERRORS
+
+__all__ = ["evaluate", "Evaluation", "score_datapoints"]
+
+
+class _ScoreBatch:
+    """The UDF of `evaluate`: one per actor, the model loaded once."""
+
+    def __init__(self, source, load_kwargs, classes, groups, num_classes, names, ignore_index):
+        from ..evaluation.scoring import DatapointScorer
+
+        self.model = load_on_actor(source, load_kwargs)
+        self.datapoints = DatapointScorer(self.model, classes, groups) if classes is not None else None
+        self.n = len(self.datapoints.names) if self.datapoints else num_classes
+        self.names = self.datapoints.names if self.datapoints else names
+        self.ignore_index = ignore_index
+
+    def _score(self, batch, i) -> ImageScore | None:
+        if self.datapoints is not None:
+            return self.datapoints(batch["datapoint"][i])
+        name = column(batch, "name", i)
+        pred = self.model.predict(batch["image"][i]).labels
+        cm = ConfusionMatrix(self.n, self.names, ignore_index=self.ignore_index).update(batch["gt"][i], pred)
+        return ImageScore.of(str(name) if name is not None else "", cm)
+
+    def __call__(self, batch: dict) -> dict:
+        partial = np.zeros((self.n, self.n), np.int64)
+        rows = []
+        key = "datapoint" if self.datapoints is not None else "gt"
+        for i in range(len(batch[key])):
+            index = column(batch, "index", i)
+            name = str(batch["datapoint"][i]) if self.datapoints else column(batch, "name", i)
+            try:
+                score = self._score(batch, i)
+            except ITEM_ERRORS as e:
+                rows.append({"index": index, "image": name, "error": f"{type(e).__name__}: {e}"})
+                continue
+            if score is None:  # a datapoint without a photo
+                rows.append({"index": index, "image": str(batch["datapoint"][i]), "skipped": True})
+                continue
+            partial[score.rows, score.cols] += score.counts
+            rows.append({"index": index, "image": score.image, "miou": score.miou})
+        # One row per batch: its partial matrix and what each image gave.
+        return {"matrix": partial[None], "rows": np.array([pickle.dumps((self.names, rows))], dtype=object)}
+
+
+@dataclass
+class Evaluation:
+    """What `evaluate` returns.
+
+    Attributes
+    ----------
+    matrix : ConfusionMatrix
+        Every scored image's counts, merged.
+    per_image : list of dict
+        {"image", "miou"} per scored image, in the dataset's order (its
+        "index" column, else by name).
+    failed : list of dict
+        {"image", "error"} per image that failed (left out of `matrix`).
+    skipped : list of str
+        Datapoints without a photo.
+    """
+
+    matrix: ConfusionMatrix
+    per_image: list
+    failed: list
+    skipped: list
+
+
+def evaluate(model, dataset, *, classes=None, class_map=None, num_classes: int | None = None, names=None,
+             ignore_index: int | None = None, batch_size: int = 8, actors: int | None = None,
+             ship_model: bool = False, **load_kwargs) -> Evaluation:
+    """Score a model on a Ray Dataset.
+
+    Parameters
+    ----------
+    model : str or os.PathLike
+        A model file (or "demo"); see the module docstring for how actors
+        reach it.
+    dataset : ray.data.Dataset
+        Either a "datapoint" column of Datagen datapoint folders (absolute
+        paths: actors do not run in the driver's folder), or
+        "image" ((H, W, 3|4) uint8) and "gt" ((H, W) class ids of the
+        model's classes) columns, with an optional "name". An "index"
+        column orders `per_image`.
+    classes : coreseg.groundtruth.DatagenClasses, optional
+        Datapoints: the dataset's class list (default: read from the
+        datapoints' metadata on the driver).
+    class_map : dict, optional
+        Datapoints: {model class: [dataset classes]} (`coreseg eval --map`).
+    num_classes, names, ignore_index
+        Image and ground-truth rows: as `ConfusionMatrix` (default
+        num_classes: the model's label count).
+    batch_size : int
+        Rows per batch (one partial matrix each).
+    actors : int, optional
+        Actors, each with the model loaded once (default: the cluster's CPUs).
+    ship_model : bool
+        Send the model through the object store instead of by path.
+    **load_kwargs
+        Passed to `coreseg.load` on each actor.
+
+    Returns
+    -------
+    Evaluation
+    """
+    ray = ray_module()
+    source = model_source(model, ship_model)
+    columns = set(dataset.columns())
+    labels = load_kwargs.get("labels") or inspect_labels(source.path)
+    if "datapoint" in columns:
+        from ..evaluation.groundtruth import DatagenClasses
+        from ..evaluation.scoring import scored_classes
+
+        if classes is None:
+            folders = [r["datapoint"] for r in dataset.select_columns(["datapoint"]).iter_rows()]
+            classes = DatagenClasses.from_dataset(folders)
+        scored_classes(labels, classes.names, class_map)  # a model and dataset with no class in common: now
+        udf_args = (source, load_kwargs, classes, class_map, None, None, None)
+    elif {"image", "gt"} <= columns:
+        if num_classes is None:
+            if not labels:
+                raise ValueError("num_classes: the model has no labels to count; give num_classes")
+            num_classes = len(labels)
+        udf_args = (source, load_kwargs, None, None, num_classes, names, ignore_index)
+    else:
+        raise ValueError(f"dataset: expected a 'datapoint' column, or 'image' and 'gt' columns; got "
+                         f"{sorted(columns)}")
+    size = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    out = dataset.map_batches(_ScoreBatch, fn_constructor_args=udf_args, batch_size=batch_size,
+                              compute=ray.data.ActorPoolStrategy(size=size), num_cpus=1)
+    # The reduce: partial matrices added on the driver (integer counts).
+    total, rows = None, []
+    for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+        part = batch["matrix"].sum(axis=0)
+        total = part if total is None else total + part
+        for blob in batch["rows"]:
+            names, batch_rows = pickle.loads(blob)
+            rows.extend(batch_rows)
+    if total is None:
+        raise ValueError("dataset: no rows")
+    cm = ConfusionMatrix(len(total), names, ignore_index=ignore_index)
+    cm.matrix[:] = total
+    rows = in_input_order(rows)
+    return Evaluation(cm, [{"image": r["image"], "miou": r["miou"]} for r in rows if "miou" in r],
+                      [{"image": r["image"], "error": r["error"]} for r in rows if "error" in r],
+                      [r["image"] for r in rows if r.get("skipped")])
+
+
+def score_datapoints(model_path, folders, classes, groups, *, labels=None, address="auto", ship_model=False,
+                     batch_size: int = 8, **init_kwargs) -> Evaluation:
+    """`coreseg eval --ray`: the Evaluation of Datagen datapoint folders on
+    a cluster (`labels`: the model's, when the caller has them already)."""
+    ray = connect(address, **init_kwargs)
+    # A block per batch: blocks of one row each cost the object store a
+    # round trip per image. Paths absolute: actors do not run in this folder.
+    rows = [{"index": i, "datapoint": str(Path(f).resolve())} for i, f in enumerate(folders)]
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // batch_size)))
+    kwargs = {"labels": list(labels)} if labels else {}
+    result = evaluate(model_path, ds, classes=classes, class_map=groups or None, ship_model=ship_model,
+                      batch_size=batch_size, **kwargs)
+    given = {row["datapoint"]: str(f) for row, f in zip(rows, folders)}  # named as the caller named them
+    result.skipped = [given.get(s, s) for s in result.skipped]
+    result.failed = [{**f, "image": given.get(f["image"], f["image"])} for f in result.failed]
+    return result
