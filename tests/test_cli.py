@@ -198,7 +198,7 @@ def test_segment_errors(tmp_path):
 def test_info_demo():
     r = run("info", "demo")
     assert r.returncode == 0, r.stderr
-    assert "0:sky, 1:sun, 2:hill" in r.stdout and "colours from the model" in r.stdout
+    assert "0:sky, 1:sun, 2:hill" in r.stdout and "own colours" in r.stdout
 
 
 @needs_onnxruntime

@@ -29,7 +29,7 @@ from .kernels import (
     set_num_threads,
     simd_backend,
 )
-from .modelfiles.info import ModelError, ModelInfo
+from .modelfiles.info import AssumptionWarning, ModelError, ModelInfo
 from .modelfiles.reading import inspect
 from .modelfiles.annotate import annotate
 from .results.segmentation import Segmentation
@@ -53,6 +53,7 @@ __all__ = [
     "annotate",
     "ModelInfo",
     "ModelError",
+    "AssumptionWarning",
     "render_mask",
     "colorize",
     "resize_labels",

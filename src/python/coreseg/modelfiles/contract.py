@@ -28,8 +28,8 @@ Metadata keys (ONNX ``metadata_props``, Core ML user-defined metadata)::
 
 from __future__ import annotations
 
-from .contract_inputs import InputContract, input_contract, normalization
-from .contract_outputs import OutputContract, class_map, output_contract, segmentation_kind
+from .contract_inputs import InputContract, SizeRule, input_contract, normalization, size_rule
+from .contract_outputs import KINDS, OutputContract, class_map, labels_for_output, output_contract, segmentation_kind
 from .metadata_keys import (
     ACTIVATION_KEY,
     ACTIVATIONS,
@@ -56,11 +56,15 @@ __all__ = [
     "CLASSES_KEY",
     "Tensor",
     "InputContract",
+    "SizeRule",
+    "size_rule",
     "OutputContract",
     "input_contract",
     "output_contract",
     "normalization",
     "class_map",
     "segmentation_kind",
+    "labels_for_output",
     "labels_from_metadata",
+    "KINDS",
 ]

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..kernels.palette import default_palette, parse_colors
 
-__all__ = ["ModelError", "ModelInfo", "PREVIEW_TYPE_KEY", "PREVIEW_PARAMS_KEY", "UNUSED_LABEL"]
+__all__ = ["ModelError", "AssumptionWarning", "ModelInfo", "PREVIEW_TYPE_KEY", "PREVIEW_PARAMS_KEY", "UNUSED_LABEL"]
 
 PREVIEW_TYPE_KEY = "com.apple.coreml.model.preview.type"
 PREVIEW_PARAMS_KEY = "com.apple.coreml.model.preview.params"
@@ -32,6 +32,13 @@ UNUSED_LABEL = "--"
 
 class ModelError(ValueError):
     """A model file that coreseg cannot use, with the file and the reason."""
+
+
+class AssumptionWarning(UserWarning):
+    """coreseg assumed a setting that the model file does not state and the
+    user did not give, and a wrong guess would silently spoil the results
+    (a float input's normalisation). Filter it, or turn it into an error
+    with ``warnings.simplefilter("error", coreseg.AssumptionWarning)``."""
 
 
 @dataclass(frozen=True)
@@ -84,12 +91,30 @@ class ModelInfo:
     normalization : str
         How float inputs are scaled: a preset of coreseg.contract.NORMALIZATIONS
         or "custom"; "" when pixels are fed as they are.
-    output_kind : {"labels", "scores", "binary"}
-        An integer class map, per-class scores, or one foreground channel.
+    output_kind : {"labels", "scores", "binary", "multilabel"}
+        An integer class map, one-of-N scores, one foreground channel, or
+        independent sigmoid channels (coreseg.modelfiles.contract_outputs).
     output_layout : str or None
-        "NCHW" or "NHWC" for score outputs.
+        "NCHW" or "NHWC" for score outputs (None until a result shows it,
+        for an output of unknown shape).
     output_activation : str
         What score outputs hold: "logits", "softmax", "sigmoid" or "none".
+    output_threshold : float or None
+        Binary and multi-label outputs: where a class is present (above it).
+    input_preprocessing : str
+        What the model itself does to its input pixels before the network,
+        when its file says (Core ML NeuralNetwork image preprocessing:
+        scale, per-channel bias, BGR), e.g. "x * 0.00392 + (-0.5, -0.5,
+        -0.5)"; "" when it says nothing.
+    input_rule : str
+        For inputs of any size, how an image's size becomes the input's:
+        e.g. "the image's size, long side at most 1024, sides multiples of
+        32"; "" for fixed sizes.
+    sources : dict of str to str
+        Where each setting came from: "model" (the file says so), "load"
+        (the user said so) or "assumed" (coreseg's default). Keys:
+        normalization, color_layout, layout, size_rule, output_layout,
+        output_activation, threshold (those that apply to this model).
     """
 
     path: Path
@@ -118,6 +143,16 @@ class ModelInfo:
     output_kind: str = "labels"
     output_layout: str | None = None
     output_activation: str = "none"
+    output_threshold: float | None = None
+    input_preprocessing: str = ""
+    input_rule: str = ""
+    sources: dict = field(default_factory=dict)
+
+    @property
+    def assumed(self) -> list[str]:
+        """The settings coreseg assumed (neither the model nor the user
+        stated them)."""
+        return [k for k, v in self.sources.items() if v == "assumed"]
 
     @property
     def num_classes(self) -> int | None:
@@ -188,14 +223,21 @@ class ModelInfo:
     def summary(self) -> str:
         """A human-readable description, as ``coreseg info`` prints it."""
         # Sizes are width x height everywhere; array shapes are (axis, ...).
+        def said(key: str, text: str) -> str:
+            return f"{text} (assumed)" if self.sources.get(key) == "assumed" else text
+
         size = "any size" if self.input_size is None else "x".join(map(str, self.input_size)) + " (width x height)"
-        kind = "image" if self.input_dtype == "image" else f"{self.input_dtype} {self.input_layout} tensor"
+        kind = "image" if self.input_dtype == "image" else f"{self.input_dtype} {said('layout', self.input_layout)} tensor"
         what = self.model_type if self.spec_version <= 0 else f"{self.model_type}, spec v{self.spec_version}"
         lines = [
             f"{self.path.name}: {self.format}" + (f" ({what})" if what != self.format else ""),
-            f"  input   {self.input_name}: {size} {self.input_color_layout} {kind}"
-            + (f", normalization {self.normalization}" if self.normalization else ""),
+            f"  input   {self.input_name}: {size} {said('color_layout', self.input_color_layout)} {kind}"
+            + (f", normalization {said('normalization', self.normalization)}" if self.normalization else ""),
         ]
+        if self.input_rule:
+            lines.append(f"          {said('size_rule', self.input_rule)}")
+        if self.input_preprocessing:
+            lines.append(f"          preprocessing in the model: {self.input_preprocessing}")
         if self.input_size_range:
             (w0, w1), (h0, h1) = self.input_size_range
             lines.append(f"          flexible size: width {w0}..{'inf' if w1 < 0 else w1}, "
@@ -204,34 +246,51 @@ class ModelInfo:
             lines.append("          sizes: " + ", ".join(f"{a}x{b}" for a, b in self.input_sizes))
         shape = ("shape known from results (flexible)" if self.output_shape is None
                  else "shape (" + ", ".join("?" if d < 0 else str(d) for d in self.output_shape) + ")")
-        holds = {"logits": "logits", "softmax": "probabilities (softmax)", "sigmoid": "probabilities (sigmoid)",
-                 "none": "scores"}.get(self.output_activation, "scores")
-        what = {"labels": "class map", "scores": f"{self.output_layout or 'flexible'} {holds}",
-                "binary": f"binary {self.output_layout} {holds}"}[self.output_kind]
+        holds = said("output_activation", {"logits": "logits", "softmax": "probabilities (softmax)",
+                                           "sigmoid": "probabilities (sigmoid)",
+                                           "none": "scores"}.get(self.output_activation, "scores"))
+        layout = said("output_layout", self.output_layout or "layout known from results")
+        threshold = ("" if self.output_threshold is None else
+                     ", " + said("threshold", f"threshold {self.output_threshold:g}"))
+        what = {"labels": "class map", "scores": f"{layout} {holds}",
+                "binary": f"binary {layout} {holds}{threshold}",
+                "multilabel": f"multi-label {layout} {holds}{threshold} (independent classes; "
+                              "id 0 = none above the threshold)"}[self.output_kind]
         lines.append(f"  output  {self.output_name}: {self.output_dtype} {what}, {shape}")
         lines.append(f"  preview type: {self.preview_type or '(none)'}")
         if self.labels is None:
             lines.append("  labels: none (class ids are used)")
         else:
             used = self.legend()
-            lines.append(f"  labels: {len(used)} class{'' if len(used) == 1 else 'es'} over ids 0..{len(self.labels) - 1}"
-                         f"{', colours from the model' if self.colors is not None else ', default colours'}")
+            given = " (given at load)" if self.sources.get("labels") == "load" else ""
+            lines.append(f"  labels{given}: {len(used)} class{'' if len(used) == 1 else 'es'} over ids "
+                         f"0..{len(self.labels) - 1}{', own colours' if self.colors is not None else ', default colours'}")
             lines.append("    " + ", ".join(f"{i}:{name}" for i, name in used))
         for key, value in (("author", self.author), ("license", self.license),
                            ("version", self.version), ("description", self.description)):
             if value:
                 lines.append(f"  {key}: {value}")
+        if self.assumed:
+            lines.append(f"  assumed (not stated by the model or the user): {', '.join(self.assumed)}")
         return "\n".join(lines)
 
 
 def given_labels(labels, colors, given):
     """(labels, colors) after `load(labels=given)`: the given names replace
-    the model's; its colours are kept only when they still match one to one."""
+    the model's; its colours are kept only when they still match one to one.
+    A preset name ("voc", "cityscapes", "cityscapes-bg", "ade20k") gives
+    the preset's names and colours."""
+    from .presets import PRESETS, is_preset, preset
+
     if given is None:
         return labels, colors
-    if isinstance(given, str) or not all(isinstance(n, str) for n in given):
-        raise TypeError(f"labels must be a list of class names, got {given!r}")
+    if isinstance(given, str):
+        if is_preset(given):
+            return preset(given)
+        raise TypeError(f"labels must be a list of class names or a preset ({', '.join(PRESETS)}), got {given!r}")
     given = list(given)
+    if not all(isinstance(n, str) for n in given):
+        raise TypeError(f"labels must be a list of class names, got {given!r}")
     return given, colors if colors is not None and len(colors) == len(given) else None
 
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .contract import (
-    BINARY_NAMES,
     InputContract,
     OutputContract,
     Tensor,
     input_contract,
+    labels_for_output,
     labels_from_metadata,
     output_contract,
 )
@@ -99,35 +99,51 @@ def read(path) -> OnnxFile:
 
 
 def describe(file: OnnxFile, *, labels=None, layout=None, mean=None, std=None, color_layout=None, output=None,
-             output_layout=None, output_activation=None, threshold=None) -> tuple[ModelInfo, InputContract, OutputContract]:
+             output_layout=None, output_activation=None, threshold=None, multiple=None, max_side=None,
+             output_shape=None) -> tuple[ModelInfo, InputContract, OutputContract]:
     """The ModelInfo and the input/output contracts of an ONNX model, with
-    what the user said at `load` (see coreseg.load)."""
+    what the user said at `load` (see coreseg.load). `output_shape` is the
+    shape of a result, for an output whose shape the file leaves open."""
     path, meta = file.path, file.metadata
     if len(file.inputs) != 1:
         has = ", ".join(t.describe() for t in file.inputs) or "none"
         raise ModelError(f"{path}: not a segmentation model: it needs exactly one image input, and has: {has}")
     inp = input_contract(file.inputs[0], meta, str(path), layout=layout, mean=mean, std=std,
-                         color_layout=color_layout)
+                         color_layout=color_layout, multiple=multiple, max_side=max_side)
     model_labels, colors = parse_preview_params(meta.get(PREVIEW_PARAMS_KEY), path)
     if model_labels is None:
         model_labels = labels_from_metadata(meta, str(path))
+    given = labels
     labels, colors = given_labels(model_labels, colors, labels)
-    out = output_contract(file.outputs, meta, str(path), input_size=inp.size,
+    outputs = file.outputs
+    if output_shape is not None:  # the named output, as a result showed it
+        outputs = [Tensor(t.name, t.dtype, tuple(output_shape), t.activation) if t.name == output else t
+                   for t in outputs]
+    out = output_contract(outputs, meta, str(path), input_size=inp.size,
                           num_labels=None if labels is None else len(labels), output=output,
-                          output_layout=output_layout, output_activation=output_activation, threshold=threshold)
-    if out.kind == "binary" and labels is None:
-        labels = list(BINARY_NAMES)
+                          output_layout=output_layout, output_activation=output_activation, threshold=threshold,
+                          input_layout=inp.layout)
+    labels, colors = labels_for_output(labels, colors, out)
     tensor = next(t for t in file.outputs if t.name == out.name)
+    sources = dict(inp.sources)
+    if given is not None:
+        sources["labels"] = "load"
+    if out.kind != "labels":
+        sources.update({"output_layout": out.sources["layout"], "output_activation": out.sources["activation"]})
+        if out.kind in ("binary", "multilabel"):
+            sources["threshold"] = out.sources["threshold"]
     info = ModelInfo(
         path=path, format="onnx", model_type="onnx", spec_version=0,
         preview_type=meta.get(PREVIEW_TYPE_KEY), labels=labels, colors=colors,
         input_name=inp.name, input_size=inp.size, input_color_layout=inp.color_layout,
         input_size_range=None if inp.size else ((1, -1), (1, -1)), input_sizes=None,
         output_name=out.name, output_dtype=tensor.dtype,
-        output_shape=tuple(-1 if d is None else d for d in tensor.shape),
+        output_shape=None if tensor.shape is None else tuple(-1 if d is None else d for d in tensor.shape),
         author=file.producer, license="", version=file.version, description=file.description,
         user_defined=dict(meta), input_dtype=inp.dtype.name, input_layout=inp.layout,
         normalization=inp.normalization, output_kind=out.kind, output_layout=out.layout,
         output_activation=out.activation,
+        output_threshold=out.threshold if out.kind in ("binary", "multilabel") else None,
+        input_rule="" if inp.rule is None else inp.rule.describe(), sources=sources,
     )
     return info, inp, out

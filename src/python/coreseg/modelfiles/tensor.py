@@ -16,13 +16,16 @@ class Tensor:
     the rank is unknown (a Core ML output of a model with flexible input
     sizes declares none). dtype is a numpy dtype name ("uint8", "float32",
     "int64", ...). activation is what the graph says produced it
-    ("sigmoid", "softmax") or None when it does not say.
+    ("sigmoid", "softmax") or None when it does not say. image is True for
+    a Core ML image output (a grayscale picture whose pixel values are
+    class ids: a class map, whatever its pixel type).
     """
 
     name: str
     dtype: str
     shape: tuple | None
     activation: str | None = None
+    image: bool = False
 
     def describe(self) -> str:
         if self.shape is None:

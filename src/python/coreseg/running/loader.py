@@ -13,6 +13,7 @@ from pathlib import Path
 from ..kernels import _args, set_num_threads
 from ..modelfiles import bundled
 from ..modelfiles.info import ModelError
+from ..modelfiles.settings import arg
 from ..results.geometry import CROP_MODES
 from .segmenter import BackendUnavailableError, Segmenter
 
@@ -32,9 +33,9 @@ def _coreml_available() -> bool:
     return True
 
 
-def load(model, backend: str = "auto", compute_units: str = "all", providers=None, *, crop: str = "fill",
+def load(model, backend: str = "auto", compute_units: str = "all", providers=None, *, crop: str | None = None,
          labels=None, size=None, layout=None, mean=None, std=None, color_layout=None, output=None,
-         output_layout=None, output_activation=None, threshold=None, threads=None,
+         output_layout=None, output_activation=None, threshold=None, multiple=None, max_side=None, threads=None,
          session_options=None) -> Segmenter:
     """Load a segmentation model for prediction.
 
@@ -54,13 +55,17 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
         Core ML compute units. ONNX Runtime runs on `providers`.
     providers : list of str, optional
         ONNX Runtime execution providers; default CPU.
-    crop : {"fill", "fit", "center"}
+    crop : {"fill", "fit", "center"}, optional
         How an image is placed in the model's input, as Vision's
-        VNImageCropAndScaleOption: stretched, letterboxed, or centre-cropped.
+        VNImageCropAndScaleOption: stretched, letterboxed, or centre-cropped
+        (default: the model's metadata ``coreseg.input.crop``, else "fill").
         Results always describe the image (coreseg.results.geometry).
-    labels : list of str, optional
+    labels : list of str or str, optional
         Class names, index = class id, when the model has none (or to
-        replace its own).
+        replace its own); or a preset with its standard colours: "voc"
+        (21), "cityscapes" (19 train ids), "cityscapes-bg" (20, background
+        first), "ade20k" (150). A multi-label model takes one name per
+        channel (id 0 is then "background": no channel above the threshold).
     size : (width, height) or "image", optional
         The input size, for models that take more than one. (width, height)
         must be one the model takes; "image" means each image's own size:
@@ -68,13 +73,21 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
         a size range the nearest size within the range (aspect kept where
         the range allows), Core ML models with enumerated sizes the nearest
         of those. Default: an ONNX model with dynamic axes takes each
-        image's own size; a Core ML model its default size.
+        image's size under the `multiple` / `max_side` rule; a Core ML
+        model its default size.
+    multiple, max_side : int, optional
+        ONNX models that take any input size: each image is fed at its own
+        size scaled down (aspect kept) until its long side is at most
+        `max_side` (default 1024; 0 for no cap), its sides rounded to the
+        nearest multiple of `multiple` (default 32, what strided networks
+        need). The results are mapped back to the image exactly.
     layout : {"NHWC", "NCHW"}, optional
         Where the input's colour channels are, when the shape cannot tell.
     mean, std : 3 numbers on the 0..1 scale, optional
         Normalisation of float inputs: ``(pixel / 255 - mean) / std``. `mean`
-        may name a preset instead: "unit" (0..1, the default), "symmetric"
-        (-1..1) or "imagenet".
+        may name a preset instead: "unit" (0..1), "symmetric" (-1..1),
+        "imagenet" or "raw" (0..255 as they are). When neither this nor the
+        model's metadata says, "unit" is assumed with an AssumptionWarning.
     color_layout : {"RGB", "BGR"}, optional
     output : str, optional
         The name of the output to read (default: the first class map, else
@@ -85,8 +98,9 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
         What a float output holds (default: what the graph or metadata
         says, else "logits"; a single channel must be told).
     threshold : float, optional
-        Binary (single-channel) models: foreground above it, in the output's
-        units (default 0.5 for probabilities, 0.0 for logits).
+        Binary (single-channel) and multi-label (sigmoid) models: a class is
+        present above it, in the output's units (default 0.5 for
+        probabilities, 0.0 for logits).
     threads : int, optional
         ONNX Runtime: the threads one inference uses (intra-op). Default:
         every core this process may use. With several frames in flight
@@ -108,12 +122,13 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
         raise ValueError(f"backend must be 'auto', 'onnx' or 'coreml', got {backend!r}")
     if compute_units not in COMPUTE_UNITS:
         raise ValueError(f"compute_units must be one of {', '.join(COMPUTE_UNITS)}, got {compute_units!r}")
-    if crop not in CROP_MODES:
+    if crop is not None and crop not in CROP_MODES:
         raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
     if size is not None and not (isinstance(size, str) and size == "image"):
         size = _args.size_arg(size)
     contract = dict(layout=layout, mean=mean, std=std, color_layout=color_layout, output=output,
-                    output_layout=output_layout, output_activation=output_activation, threshold=threshold)
+                    output_layout=output_layout, output_activation=output_activation, threshold=threshold,
+                    multiple=multiple, max_side=max_side)
     if isinstance(model, str) and model == "demo":
         use_coreml = backend == "coreml" or (backend == "auto" and _coreml_available())
         model = bundled.model_path("mlpackage" if use_coreml else "onnx")
@@ -130,10 +145,13 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
                 "load the .onnx file (pip install 'coreseg[onnx]')")
         if threads is not None or session_options is not None:
             raise ValueError("threads, session_options: Core ML schedules its own work; these are for ONNX Runtime")
-        given = [k for k in ("layout", "mean", "std", "color_layout") if contract[k] is not None]
+        given = [arg(k) for k in ("layout", "mean", "std", "color_layout") if contract[k] is not None]
         if given:
             raise ValueError(f"{', '.join(given)}: not used by Core ML models, whose image input says how its "
                              "pixels are laid out and scaled (Core ML converts them itself)")
+        if multiple is not None or max_side is not None:
+            raise ValueError(f"{arg('multiple')}, {arg('max_side')}: for ONNX models of any input size; a Core ML "
+                             f"model's sizes are in its file (pass {arg('size')} to choose one)")
         from .backends.coreml import CoreMLSegmenter
 
         return CoreMLSegmenter(path, compute_units, crop=crop, labels=labels, size=size, output=output,

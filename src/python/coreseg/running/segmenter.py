@@ -14,9 +14,11 @@ import numpy as np
 from ..files.images import as_image
 from ..results.geometry import CROP_MODES, Placement, place
 from ..modelfiles.info import ModelInfo
+from ..modelfiles.metadata_keys import NORMALIZATION_KEY, NORMALIZATIONS
+from ..modelfiles.settings import arg
 from ..results.segmentation import Segmentation
 
-__all__ = ["Segmenter", "Segmentation", "BackendUnavailableError", "CoreMLError"]
+__all__ = ["Segmenter", "Segmentation", "BackendUnavailableError", "CoreMLError", "normalization_warning"]
 
 
 class BackendUnavailableError(RuntimeError):
@@ -26,6 +28,16 @@ class BackendUnavailableError(RuntimeError):
 class CoreMLError(RuntimeError):
     """Core ML failed (compiling, loading or predicting), with Core ML's own
     description of why."""
+
+
+def normalization_warning(info: ModelInfo) -> str:
+    """What `load` warns when a float input's normalisation is assumed: the
+    assumption, and the two ways to state the truth."""
+    presets = ", ".join(p for p in NORMALIZATIONS)
+    return (f"{info.path.name}: nothing says how its float input is normalised, so coreseg assumes "
+            f"{info.normalization!r} (pixels / 255, 0..1). A wrong guess gives a convincing wrong answer: state it "
+            f"with {arg('normalization', 'PRESET')} ({presets}) or {arg('mean')}/{arg('std')}, or once for good "
+            f"with `coreseg annotate MODEL --set {NORMALIZATION_KEY}=PRESET -o COPY`")
 
 
 class Segmenter:

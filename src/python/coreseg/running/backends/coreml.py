@@ -44,6 +44,7 @@ from ...files.images import as_image
 from ...modelfiles.contract import OutputContract, Tensor, output_contract
 from ...results.geometry import Placement, place
 from ...modelfiles.info import ModelError
+from ...modelfiles.metadata_keys import CROP_KEY
 from ...results.segmentation import Segmentation
 from ..segmenter import CoreMLError, Segmenter
 from .coreml_cache import load_compiled
@@ -104,7 +105,7 @@ class CoreMLSegmenter(Segmenter):
 
     backend = "coreml"
 
-    def __init__(self, path, compute_units: str = "all", crop: str = "fill", labels=None, size=None,
+    def __init__(self, path, compute_units: str = "all", crop: str | None = None, labels=None, size=None,
                  output=None, output_layout=None, output_activation=None, threshold=None, native=None):
         if native is None:
             from ... import _coreml as native
@@ -141,7 +142,7 @@ class CoreMLSegmenter(Segmenter):
         self._size = self._size_arg(size, path)
         self._contracts: dict = {}  # (result shape, canvas) -> OutputContract
         self._shapes: dict = {}  # canvas -> result shape, learned from results
-        super().__init__(info, crop)
+        super().__init__(info, crop or info.user_defined.get(CROP_KEY) or "fill")
 
     def _size_arg(self, size, path: Path):
         """None (the model's default size), "image" or an allowed (w, h)."""

@@ -7,7 +7,10 @@ model contract (coreseg.contract); this module only runs it.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +19,11 @@ from ...modelfiles import onnx_file
 from ...kernels.threads import threads_per_worker, usable_cores
 from ...files.images import as_image
 from ...results.geometry import Placement
-from ...modelfiles.info import ModelError
-from ..segmenter import Segmenter
+from ...modelfiles.contract import SizeRule
+from ...modelfiles.metadata_keys import CROP_KEY
+from ...modelfiles.info import AssumptionWarning, ModelError
+from ...modelfiles.settings import arg
+from ..segmenter import Segmenter, normalization_warning
 
 
 def onnxruntime():
@@ -63,28 +69,36 @@ class OnnxSegmenter(Segmenter):
 
     backend = "onnx"
 
-    def __init__(self, path, providers=None, crop="fill", labels=None, size=None, threads=None,
+    def __init__(self, path, providers=None, crop=None, labels=None, size=None, threads=None,
                  session_options=None, **contract):
         path = Path(path)
-        info, self.input, self.output = onnx_file.describe(onnx_file.read(path), labels=labels, **contract)
-        if size == "image":  # each image's own size: what a dynamic model does anyway
+        self._file = onnx_file.read(path)
+        self._given = dict(labels=labels, **contract)
+        self._resolving = threading.Lock()
+        info, self.input, self.output = onnx_file.describe(self._file, **self._given)
+        if size == "image":  # each image's own size
             if info.input_size is not None:
-                raise ValueError(f"size='image', but {path.name} takes {info.input_size[0]}x{info.input_size[1]} "
-                                 "images only")
+                raise ValueError(f"{arg('size', 'image')}, but {path.name} takes "
+                                 f"{info.input_size[0]}x{info.input_size[1]} images only")
+            self.input = dataclasses.replace(self.input, rule=SizeRule(1, None))
+            info = dataclasses.replace(info, input_rule=self.input.rule.describe(),
+                                       sources={**info.sources, "size_rule": "load"})
             size = None
         if size is not None and info.input_size is not None and tuple(size) != info.input_size:
-            raise ValueError(f"size={tuple(size)}, but {path.name} takes {info.input_size[0]}x{info.input_size[1]} "
-                             "images only")
+            raise ValueError(f"{arg('size', tuple(size))}, but {path.name} takes "
+                             f"{info.input_size[0]}x{info.input_size[1]} images only")
+        if size is not None and info.input_size is None:
+            info = dataclasses.replace(info, input_rule=f"input size: {size[0]}x{size[1]}",
+                                       sources={**info.sources, "size_rule": "load"})
         self._size = tuple(size) if size is not None else None
-        if crop != "fill" and info.input_size is None and self._size is None:
-            raise ValueError(f"crop={crop!r} needs a fixed input size, and {path.name} takes any size: "
-                             "pass size=(width, height)")
         self._path, self._providers, self._threads = path, providers, threads
         self._user_options = session_options
         self.session = self._open_session(threads)
-        super().__init__(info, crop)
+        super().__init__(info, crop or info.user_defined.get(CROP_KEY) or "fill")
         # Input pixels per output pixel, from the declared shapes, once.
         self._output_stride = self.output.stride(info.output_shape, info.input_size)
+        if info.sources.get("normalization") == "assumed":
+            warnings.warn(normalization_warning(info), AssumptionWarning, stacklevel=3)
 
     def _open_session(self, threads):
         ort = onnxruntime()
@@ -112,7 +126,7 @@ class OnnxSegmenter(Segmenter):
         return views[per]
 
     def _canvas_size(self, img: np.ndarray) -> tuple[int, int]:
-        return self.info.input_size or self._size or (img.shape[1], img.shape[0])
+        return self.info.input_size or self._size or self.input.rule.size_for((img.shape[1], img.shape[0]))
 
     def _stride(self) -> tuple[int, int]:
         return self._output_stride
@@ -121,10 +135,36 @@ class OnnxSegmenter(Segmenter):
         return self.input.feed(placement.input_image(image, self.input.color_layout))
 
     def _infer(self, feed: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output.name], {self.input.name: feed})[0]
+        try:
+            return self.session.run([self.output.name], {self.input.name: feed})[0]
+        except Exception as e:  # onnxruntime raises its own exception types
+            h, w = (feed.shape[1], feed.shape[2]) if self.input.layout == "NHWC" else (feed.shape[2], feed.shape[3])
+            hint = ""
+            if self.info.input_size is None:
+                hint = (f"; this model takes images of any size in its file, but not this one: give it a size it "
+                        f"takes ({arg('size')}WIDTH,HEIGHT) or a rule ({arg('multiple')}, {arg('max_side')})")
+            raise ModelError(f"{self._path}: ONNX Runtime refused an input of {w}x{h} (width x height){hint} "
+                             f"({type(e).__name__}: {e})") from None
 
     def _postprocess(self, raw: np.ndarray) -> np.ndarray:
+        if not self.output.resolved:
+            self._resolve_output(raw.shape)
         return self.output.labels(raw)
+
+    def _resolve_output(self, shape) -> None:
+        """The output contract from the first result's shape, for an output
+        whose shape the file leaves open (then labels may change too:
+        a binary model's default names, a multi-label model's background)."""
+        with self._resolving:
+            if self.output.resolved:
+                return
+            info, _, output = onnx_file.describe(self._file, **{**self._given, "output": self.output.name},
+                                                 output_shape=shape)
+            self.info = dataclasses.replace(info, input_rule=self.info.input_rule, sources={
+                **info.sources, **{k: v for k, v in self.info.sources.items() if k == "size_rule"}})
+            self._palette = info.palette()
+            self._palette.setflags(write=False)
+            self.output = output
 
     def predict_batch(self, images):
         """Segment several images in one ONNX Runtime call when the model's
