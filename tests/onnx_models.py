@@ -142,3 +142,40 @@ def declared(input_shape, output_shape, out_dtype=TensorProto.FLOAT):
     """A model whose only interest is its declared shapes (for load errors)."""
     return _model([helper.make_node("Identity", ["image"], ["out"])], [_float_image(list(input_shape))],
                   [helper.make_tensor_value_info("out", out_dtype, list(output_shape))])
+
+
+def multilabel_sigmoid(metadata=None):
+    """float NCHW [1, 3, H, W] -> three independent sigmoid channels
+    sigmoid(8 * (x - 0.5)), one per colour: a pixel may be in several
+    classes (white: all three) or in none (black)."""
+    inits = [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]),
+             helper.make_tensor("gain", TensorProto.FLOAT, [], [8.0])]
+    nodes = [helper.make_node("Sub", ["image", "half"], ["c"]), helper.make_node("Mul", ["c", "gain"], ["z"]),
+             helper.make_node("Sigmoid", ["z"], ["probs"])]
+    return _model(nodes, [_float_image([1, 3, H, W])],
+                  [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 3, H, W])], metadata,
+                  initializers=inits)
+
+
+def stride32_unknown_output():
+    """A text detector's shape: float [N, 3, H, W] in with H and W that must
+    be multiples of 32 (a 32x pooled copy is upsampled and multiplied back
+    in: other sizes fail to broadcast in ONNX Runtime), one sigmoid channel
+    out whose shape the file leaves fully unknown [?, ?, ?, ?]. The
+    foreground is where red > 0.5."""
+    inits = [helper.make_tensor("s0", TensorProto.INT64, [1], [0]), helper.make_tensor("s1", TensorProto.INT64, [1], [1]),
+             helper.make_tensor("ax", TensorProto.INT64, [1], [1]),
+             helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]),
+             helper.make_tensor("gain", TensorProto.FLOAT, [], [20.0]),
+             helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+             helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 32, 32])]
+    nodes = [helper.make_node("Slice", ["image", "s0", "s1", "ax"], ["red"]),
+             helper.make_node("AveragePool", ["red"], ["pooled"], kernel_shape=[32, 32], strides=[32, 32]),
+             helper.make_node("Resize", ["pooled", "", "scales"], ["up"], mode="nearest"),
+             helper.make_node("Mul", ["up", "zero"], ["nothing"]),  # 0, but only when the shapes match
+             helper.make_node("Add", ["red", "nothing"], ["same"]),
+             helper.make_node("Sub", ["same", "half"], ["c"]), helper.make_node("Mul", ["c", "gain"], ["z"]),
+             helper.make_node("Sigmoid", ["z"], ["mask"])]
+    return _model(nodes, [_float_image(["N", 3, "H", "W"])],
+                  [helper.make_tensor_value_info("mask", TensorProto.FLOAT, [None, None, None, None])], None,
+                  initializers=inits)

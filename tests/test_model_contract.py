@@ -117,15 +117,25 @@ def test_several_outputs_chosen_by_name(tmp_path, photo):
 
 def test_dynamic_size_and_size_argument(tmp_path, photo):
     path = om.save(om.logits_identity(dynamic=True), tmp_path / "m.onnx")
-    assert coreseg.load(path).predict(photo).labels.shape == photo.shape[:2]
+    # Any size: the image's, sides rounded to multiples of 32 (55x37 -> 64x32) ...
+    model = coreseg.load(path)
+    assert model.predict(photo).labels.shape == (32, 64)
+    assert model.info.sources["size_rule"] == "assumed" and "multiples of 32" in model.info.input_rule
+    assert coreseg.load(path, multiple=8).predict(photo).labels.shape == (40, 56)
+    assert coreseg.load(path, max_side=32, multiple=16).predict(photo).labels.shape == (16, 32)
+    # ... or exactly the image's own.
+    assert coreseg.load(path, size="image").predict(photo).labels.shape == photo.shape[:2]
     sized = coreseg.load(path, size=(24, 16))
     seg = sized.predict(photo)
     assert seg.labels.shape == (16, 24)
     np.testing.assert_array_equal(seg.labels, np.argmax(fed(photo, (24, 16)), axis=2))
     with pytest.raises(ValueError, match=r"size=\(24, 16\), but fixed.onnx takes 20x12 images only"):
         coreseg.load(om.save(om.logits_identity(), tmp_path / "fixed.onnx"), size=(24, 16))
-    with pytest.raises(ValueError, match="crop='fit' needs a fixed input size"):
-        coreseg.load(path, crop="fit")
+    # A letterbox in the rounded size maps back to the image exactly.
+    fit = coreseg.load(path, crop="fit").predict(photo)
+    assert fit.full_labels().shape == photo.shape[:2] and fit.labels.shape == (32, 64)
+    with pytest.raises(ValueError, match="multiple and max_side apply to models that take any input size"):
+        coreseg.load(om.save(om.logits_identity(), tmp_path / "fixed.onnx"), multiple=32)
 
 
 def test_bgr_float_input(tmp_path, photo):
@@ -197,7 +207,7 @@ def test_ambiguous_shapes_say_how_to_resolve_them(tmp_path):
         coreseg.load(om.save(om.logits_identity(), tmp_path / "m.onnx"), layout="NHWC")
     with pytest.raises(ValueError, match="output_activation must be one of"):
         coreseg.load(om.save(om.logits_identity(), tmp_path / "m.onnx"), output_activation="relu")
-    with pytest.raises(ValueError, match="threshold applies to single-channel outputs"):
+    with pytest.raises(ValueError, match="threshold applies to single-channel and multi-label .sigmoid. outputs"):
         coreseg.load(om.save(om.logits_identity(), tmp_path / "m.onnx"), threshold=0.3)
     with pytest.raises(ValueError, match="crop must be one of fill, fit, center"):
         coreseg.load(om.save(om.logits_identity(), tmp_path / "m.onnx"), crop="stretch")

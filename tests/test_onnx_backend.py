@@ -63,7 +63,7 @@ def test_float16_logits_and_dynamic_size(tmp_path, photo):
     from onnx import TensorProto
 
     model = coreseg.load(om.save(om.logits_identity(TensorProto.FLOAT, TensorProto.FLOAT16, dynamic=True),
-                                 tmp_path / "m.onnx"))
+                                 tmp_path / "m.onnx"), size="image")
     assert model.input_size is None  # fed at the image's own size
     seg = model.predict(photo)
     assert seg.labels.shape == photo.shape[:2]
@@ -119,7 +119,9 @@ def test_segmentation_helpers(tmp_path, photo):
     pal = seg.palette.copy()
     pal[[0, 2], 3] = 0
     np.testing.assert_array_equal(only_g, coreseg.composite(photo, seg.labels, pal, 1.0))
-    np.testing.assert_array_equal(seg.mask("b"), coreseg.render_mask(seg.labels, 2))
+    # A class map's mask: that class, at the image's resolution or the model's.
+    np.testing.assert_array_equal(seg.mask("b"), full == 2)
+    np.testing.assert_array_equal(seg.mask(2, smooth=False), seg.labels == 2)
     with pytest.raises(KeyError, match="unknown label 'sky'; valid labels: r, g, b"):
         seg.overlay(photo, classes=["sky"])
 

@@ -22,12 +22,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from .demo import cmd_demo
 from .evaluate import cmd_eval
+from .check import cmd_check
 from .model_files import cmd_annotate, cmd_info
+from .model_options import add_model_options
 from . import segment
 from .._version import __version__
+from ..modelfiles.metadata_keys import SETTING_KEYS
+from ..modelfiles.settings import command_line
 
 __all__ = ["main", "build_parser"]
 
@@ -84,22 +89,35 @@ def build_parser() -> argparse.ArgumentParser:
                         "on every node (shared storage)")
     p.add_argument("--out", default="coreseg-eval", help="folder for report.json, classes.csv, table.txt, confusion.png")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    add_model_options(p)
     p.set_defaults(run=cmd_eval)
 
     p = sub.add_parser("info", parents=[common], help="describe a segmentation model (any OS)")
     p.add_argument("model", help=".mlpackage, .mlmodel, .onnx, or 'demo'")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_model_options(p, crop=False)
     p.set_defaults(run=cmd_info)
 
-    p = sub.add_parser("annotate", parents=[common], help="copy a model with labels/colours in its preview metadata")
+    p = sub.add_parser("check", parents=[common],
+                       help="run a model once and say what was read, what was assumed, and what looks wrong")
+    p.add_argument("model", help=".onnx, Core ML model, or 'demo'")
+    p.add_argument("image", nargs="?", help="a photo to run it on (default: a generated scene)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_model_options(p)
+    p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser("annotate", parents=[common],
+                       help="copy a model with labels/colours and settings in its metadata, so the next load needs no flag")
     p.add_argument("model", help=".mlpackage, .mlmodel or .onnx (never modified)")
-    p.add_argument("--labels", required=True,
-                   help="a file (JSON list, or one label per line), an inline JSON list, or a comma-separated list")
+    p.add_argument("--labels",
+                   help="a file (JSON list, or one label per line), an inline JSON list, a comma-separated list, "
+                        "or a preset (voc, cityscapes, cityscapes-bg, ade20k); default: keep the model's")
     p.add_argument("--colors", help="hex colours, one per label, given the same ways")
     p.add_argument("-o", "--output", required=True, help="where to write the annotated copy")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="more metadata, e.g. coreseg.output.activation=sigmoid or "
-                        "coreseg.input.normalization=imagenet (repeatable)")
+                   help="a setting stored in the copy, e.g. coreseg.output.activation=sigmoid or "
+                        "coreseg.input.normalization=imagenet (repeatable; keys: "
+                        + ", ".join(SETTING_KEYS) + ")")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(run=cmd_annotate)
 
@@ -108,11 +126,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(command: str):
+    """coreseg's own warnings as one line on stderr, like its errors."""
+    from ..modelfiles.info import AssumptionWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, AssumptionWarning):
+            print(f"coreseg {command}: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        with command_line(), warnings.catch_warnings():  # messages name flags, not load()'s keywords
+            warnings.showwarning = _one_line_warning(args.command)
+            return args.run(args)
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # one line, never a traceback, unless --debug

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ._common import check_jobs, progress_bar, refuse_existing, run_items
+from .model_options import load_options
 
 
 def _stem(path: Path) -> str:
@@ -64,21 +65,22 @@ def _eval_model(args):
     # Loaded here once, also with workers: it checks the model and the
     # class names before any work, and compiles a Core ML model into the
     # cache the workers then share.
-    model = load(args.model)
+    options = load_options(args)
+    model = load(args.model, **options)
     model_names = model.labels or [str(i) for i in range(256)]
     groups = parse_class_map(args.class_map, model_names, classes.names) if args.class_map else {}
     scorer = DatapointScorer(model, classes, groups)
     source = {"model": str(model.info.path), "dataset": str(args.dataset)}
     if args.ray:
-        from ..scaleout import ray_cluster as dist
+        from ..scaleout import ray_evaluate
 
-        ev = dist.score_datapoints(model.info.path, folders, classes, groups, labels=model.labels, address=args.ray,
-                                   ship_model=args.ray_ship_model)
+        ev = ray_evaluate.score_datapoints(model.info.path, folders, classes, groups, load_kwargs=options,
+                                   address=args.ray, ship_model=args.ray_ship_model)
         if ev.failed and not ev.per_image:
             raise RuntimeError(f"every image failed; the first, {ev.failed[0]['image']}: {ev.failed[0]['error']}")
         return ev.matrix, ev.per_image, ev.failed, {**source, "images": len(ev.per_image), "skipped": ev.skipped}
     outcomes = run_items(args, folders, scorer, datapoint_worker,
-                         lambda threads: (str(model.info.path), {}, classes, groups, threads))
+                         lambda threads: (str(model.info.path), options, classes, groups, threads))
     scores, failed, skipped = _collect(outcomes, folders, args)
     cm = merge_scores(scores, len(scorer.names), scorer.names)
     return cm, _per_image_rows(scores), failed, {**source, "images": len(scores), "skipped": skipped}

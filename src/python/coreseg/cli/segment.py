@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..frames.video import VIDEO_SUFFIXES
 from ._common import check_jobs, progress_bar, refuse_existing, run_items
+from .model_options import add_model_options, load_options
 
 #: Files a folder contributes (HEIC needs the `heic` extra).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif")
@@ -64,7 +65,8 @@ def cmd_segment(args) -> int:
     if videos and (args.areas_only or args.export):
         raise ValueError("--areas-only and --export are for images; a video gets STEM.overlay.mp4 and "
                          "STEM.areas.csv")
-    model = load(args.model, crop=args.crop)
+    options = load_options(args)
+    model = load(args.model, **options)
     dup = colliding_stem(inputs)
     if dup is not None:
         same = [p for p in inputs if p.stem == dup]
@@ -163,7 +165,7 @@ def _segment_images(model, settings, items, args):
 
     write = ImageOutputs(model, settings)
     return run_items(args, items, lambda item: write(*item), outputs_worker,
-                     lambda threads: (str(model.info.path), {"crop": args.crop}, settings, threads),
+                     lambda threads: (str(model.info.path), load_options(args), settings, threads),
                      in_flight=PIPELINE_WORKERS)
 
 
@@ -199,8 +201,6 @@ def add_parser(sub, common) -> None:
                         "JPEG photos are then decoded at reduced scale, several times faster")
     p.add_argument("--format", choices=["png", "jpg", "webp"],
                    help="overlay file format (default: jpg for JPEG and HEIC photos, png otherwise)")
-    p.add_argument("--crop", choices=["fill", "fit", "center"], default="fill",
-                   help="how the image is placed in the model's input (Vision's crop and scale modes)")
     p.add_argument("--blocky", action="store_true",
                    help="map the model's class map to the image by nearest neighbour, even when the "
                         "model gives scores (default: smooth edges from the scores)")
@@ -217,6 +217,7 @@ def add_parser(sub, common) -> None:
     p.add_argument("--keep-going", action="store_true",
                    help="skip images that cannot be read or segmented, report them at the end and exit 1 "
                         "(default: stop at the first, checking every image's header before writing anything)")
+    add_model_options(p)
     p.set_defaults(run=cmd_segment)
 
 

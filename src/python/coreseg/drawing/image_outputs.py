@@ -106,6 +106,10 @@ def write_exports(out: Path, image: Path, full: np.ndarray, seg, exports, coco):
     from ..files.export import class_masks, polygons
 
     masks = class_masks(full, seg.names)
+    if getattr(seg.output, "kind", None) == "multilabel":
+        # Each class's own channel, so overlaps survive (skin and hair both).
+        ids = range(len(seg.names) if seg.names is not None else seg.output.channels + 1)
+        masks = {i: m for i in ids if (m := seg.mask(i)).any()}
     if "masks" in exports:
         folder = out / f"{image.stem}.masks"
         folder.mkdir(exist_ok=True)

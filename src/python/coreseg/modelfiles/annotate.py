@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .contract_inputs import parse_size
+from .metadata_keys import CROP_KEY, CROP_MODES, SIZE_KEY, setting_keys_error
+from .presets import is_preset, preset
 from .info import PREVIEW_PARAMS_KEY, PREVIEW_TYPE_KEY, SEGMENTER, ModelError, ModelInfo
 from ..kernels.palette import parse_colors
 
@@ -35,6 +38,19 @@ def read_label_list(value: str) -> list[str]:
     if p.is_file():
         return [line.strip() for line in text.splitlines() if line.strip()]
     return [s.strip() for s in value.split(",")]
+
+
+def _check_settings(metadata: dict) -> None:
+    """The settings a model reader does not check when it reads them: the
+    crop mode and the input size."""
+    crop = metadata.get(CROP_KEY)
+    if crop is not None and crop not in CROP_MODES:
+        raise ModelError(f"metadata {CROP_KEY} must be one of {', '.join(CROP_MODES)}, got {crop!r}")
+    if SIZE_KEY in metadata:
+        try:
+            parse_size(metadata[SIZE_KEY])
+        except ValueError as e:
+            raise ModelError(f"metadata {SIZE_KEY}: {e}") from None
 
 
 def _check_labels(labels) -> list[str]:
@@ -88,8 +104,11 @@ def annotate(model, labels, out, colors=None, force: bool = False, metadata=None
         A ``.mlpackage`` or ``.mlmodel`` with an image input and an integer
         class-map output, or an ``.onnx`` segmentation model (its
         metadata_props, with the ``onnx`` package).
-    labels : list of str
-        Class names, index = class id; "--" for unused ids.
+    labels : list of str, str or None
+        Class names, index = class id; "--" for unused ids; or a preset
+        ("voc", "cityscapes", "cityscapes-bg", "ade20k"), whose colours
+        come too; None keeps the model's own labels (to store settings
+        only).
     out : str or os.PathLike
         Where to write the copy; same format (suffix) as `model`.
     colors : list of "#RRGGBB[AA]" or (n, 3)/(n, 4) array, optional
@@ -99,8 +118,10 @@ def annotate(model, labels, out, colors=None, force: bool = False, metadata=None
     metadata : dict of str to str, optional
         More metadata to write, e.g. the model contract's keys
         (``{"coreseg.output.activation": "sigmoid",
-        "coreseg.input.normalization": "imagenet"}``, see
-        coreseg.contract). An ONNX copy is checked to load with them before
+        "coreseg.input.normalization": "imagenet"}``; every setting `load`
+        takes has one, see coreseg.modelfiles.settings.KEYS). A
+        ``coreseg.*`` key coreseg does not read is refused (naming the
+        closest one), and the copy is checked to load with them before
         anything is written.
 
     Returns
@@ -109,10 +130,21 @@ def annotate(model, labels, out, colors=None, force: bool = False, metadata=None
         Of the written copy.
     """
     src, dst = Path(os.fspath(model)), Path(os.fspath(out))
-    labels = _check_labels(labels)
+    if isinstance(labels, str) and is_preset(labels):
+        labels, preset_colors = preset(labels)
+        if colors is None:
+            colors = preset_colors
+    labels = None if labels is None else _check_labels(labels)
     extra = dict(metadata or {})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
         raise ModelError(f"metadata must map strings to strings, got {extra!r}")
+    for key in extra:
+        if key != key.strip() or not key:
+            raise ModelError(f"metadata key {key!r} has spaces around it (write KEY=VALUE without spaces)")
+    unknown = setting_keys_error(extra, "metadata")
+    if unknown is not None:
+        raise unknown
+    _check_settings(extra)
     onnx = coreml = None
     if src.suffix.lower() == ".onnx":
         from . import onnx_file  # model files only, no runtime
@@ -142,9 +174,12 @@ def annotate(model, labels, out, colors=None, force: bool = False, metadata=None
             params = {}
         if not isinstance(params, dict):
             params = {}
-    params["labels"] = labels
-    params.pop("colors", None)
+    if labels is not None:
+        params["labels"] = labels
+        params.pop("colors", None)
     if colors is not None:
+        if labels is None:
+            raise ModelError("colors need labels: give the labels they colour")
         hex_colors = _hex(colors)
         if len(hex_colors) != len(labels):
             raise ModelError(f"{len(hex_colors)} colors for {len(labels)} labels; they must match one to one")

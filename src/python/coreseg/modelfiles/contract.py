@@ -28,7 +28,7 @@ Metadata keys (ONNX ``metadata_props``, Core ML user-defined metadata)::
 
 from __future__ import annotations
 
-from .contract_inputs import InputContract, SizeRule, input_contract, normalization, size_rule
+from .contract_inputs import InputContract, SizeRule, input_contract, normalization, parse_size, size_rule
 from .contract_outputs import KINDS, OutputContract, class_map, labels_for_output, output_contract, segmentation_kind
 from .metadata_keys import (
     ACTIVATION_KEY,
@@ -58,6 +58,7 @@ __all__ = [
     "InputContract",
     "SizeRule",
     "size_rule",
+    "parse_size",
     "OutputContract",
     "input_contract",
     "output_contract",

@@ -24,7 +24,7 @@ from .metadata_keys import (
 from .settings import arg
 from .tensor import Tensor
 
-__all__ = ["InputContract", "SizeRule", "input_contract", "normalization", "size_rule"]
+__all__ = ["InputContract", "SizeRule", "input_contract", "normalization", "size_rule", "parse_size"]
 
 #: Most pixels on a side of a dynamic input, and the largest multiple.
 MAX_INPUT_SIDE = 1 << 14
@@ -181,6 +181,21 @@ def _positive(value, what: str, limit: int) -> int:
     if not 1 <= n <= limit:
         raise ValueError(f"{what} must be in 1..{limit}, got {n}")
     return n
+
+
+def parse_size(text):
+    """(width, height) or "image" from "W,H", "WxH" or "image" (the
+    metadata's and the command line's spelling) or a pair."""
+    if isinstance(text, str):
+        if text.strip().lower() == "image":
+            return "image"
+        parts = text.lower().replace("x", ",").split(",")
+        if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+            w, h = (int(p) for p in parts)
+            if w > 0 and h > 0:
+                return (w, h)
+        raise ValueError(f"a size is WIDTH,HEIGHT (or WIDTHxHEIGHT, or 'image'), got {text!r}")
+    return tuple(text)
 
 
 def size_rule(metadata: dict, multiple=None, max_side=None) -> tuple[SizeRule, str]:

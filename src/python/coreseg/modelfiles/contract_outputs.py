@@ -216,9 +216,18 @@ def segmentation_kind(t: Tensor) -> str | None:
     non_unit = [d for d in t.shape if d is not None and d != 1]  # dynamic axes are checked per result
     if _is_int(t.dtype) and 2 <= len(t.shape) <= 4 and len(non_unit) <= 2:
         return "labels"
-    if _is_float(t.dtype) and len(t.shape) in (2, 3, 4):
+    if _is_float(t.dtype) and len(t.shape) in (3, 4):
         return "scores"
+    if _is_float(t.dtype) and len(t.shape) == 2 and _plane(t.shape):
+        return "scores"  # one channel, (h, w)
     return None
+
+
+def _plane(shape) -> bool:
+    """Whether a rank-2 shape can be an image plane (h, w): both sides
+    known and more than 1, or both dynamic (not a batch of vectors)."""
+    known = [d for d in shape if d is not None]
+    return len(known) in (0, 2) and all(d > 1 for d in known)
 
 
 def _spatial_ratio_fits(hw, size) -> bool:
@@ -252,7 +261,8 @@ def output_contract(outputs: list[Tensor], metadata: dict, where: str, *, input_
     (coreseg.output.* keys), then what the graph and the shapes say; what
     none of them says is assumed, and recorded as such in ``sources``.
     `input_layout` breaks a tie between NCHW and NHWC that the shapes
-    leave (an output of unknown shape resolved from its first result).
+    leave, for an output of unknown shape resolved from its first result
+    (the backend passes it then, and only then).
     """
     has = ", ".join(t.describe() for t in outputs) or "none"
     layout_source = "load" if output_layout is not None else "model"
@@ -312,7 +322,9 @@ def output_contract(outputs: list[Tensor], metadata: dict, where: str, *, input_
                               0.0 if threshold is None else float(threshold), None, sources)
     if len(t.shape) == 4 and shape[0] not in (1, None):
         raise ModelError(f"{where}: output {t.describe()} has a batch of {shape[0]}; expected 1")
-    layout = output_layout or _score_layout(t, shape, where, input_size, num_labels, input_layout)
+    if output_layout is None:
+        output_layout, sources["layout"] = _score_layout(t, shape, where, input_size, num_labels, input_layout)
+    layout = output_layout
     channels = shape[1] if layout == "NCHW" else shape[3]
     if channels == 1:
         if activation is None:
@@ -352,8 +364,10 @@ def _unknown_classes(shape) -> bool:
     return shape[1] is None and shape[3] is None
 
 
-def _score_layout(t: Tensor, shape, where, input_size, num_labels, input_layout=None) -> str:
-    """NCHW or NHWC for a float output, from what the shapes allow."""
+def _score_layout(t: Tensor, shape, where, input_size, num_labels, input_layout=None) -> tuple[str, str]:
+    """(NCHW or NHWC, its source) for a float output, from what the shapes
+    allow ("model"); else, for a result's shape that fits both, as the
+    input is laid out ("assumed")."""
     c_first, c_last = shape[1], shape[3]
     options = {"NCHW": (c_first, (shape[2], shape[3])), "NHWC": (c_last, (shape[1], shape[2]))}
     evidence = [
@@ -369,11 +383,15 @@ def _score_layout(t: Tensor, shape, where, input_size, num_labels, input_layout=
     for test in evidence:
         fits = [name for name, (c, hw) in options.items() if test(c, hw)]
         if len(fits) == 1:
-            return fits[0]
-    if input_layout in options:  # a result's shape that fits both: as the input is laid out
-        return input_layout
+            return fits[0], "model"
+    if input_layout in options:
+        return input_layout, "assumed"
     labels = f"{num_labels} labels" if num_labels is not None else "no labels"
+
+    def classes(c) -> str:
+        return "a dynamic number of classes" if c is None else f"{c} classes"
+
     raise ModelError(f"{where}: cannot tell the class axis of output {t.describe()}: it could be NCHW "
-                     f"({c_first} classes) or NHWC ({c_last} classes), and the model has {labels}; pass "
+                     f"({classes(c_first)}) or NHWC ({classes(c_last)}), and the model has {labels}; pass "
                      f"{arg('output_layout', 'NCHW')} or {arg('output_layout', 'NHWC')}, or name its classes "
                      f"({arg('labels')})")

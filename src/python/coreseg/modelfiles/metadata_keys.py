@@ -8,7 +8,7 @@ from .info import ModelError
 
 __all__ = ["COLOR_LAYOUT_KEY", "NORMALIZATION_KEY", "MEAN_KEY", "STD_KEY", "LAYOUT_KEY", "SIZE_KEY", "MULTIPLE_KEY",
            "MAX_SIDE_KEY", "CROP_KEY", "OUTPUT_KEY", "OUTPUT_LAYOUT_KEY", "ACTIVATION_KEY", "THRESHOLD_KEY",
-           "CLASSES_KEY", "SETTING_KEYS", "NORMALIZATIONS", "ACTIVATIONS", "BINARY_NAMES", "labels_from_metadata",
+           "CLASSES_KEY", "SETTING_KEYS", "CROP_MODES", "NORMALIZATIONS", "ACTIVATIONS", "BINARY_NAMES", "labels_from_metadata",
            "setting_keys_error"]
 
 COLOR_LAYOUT_KEY = "coreseg.input.color_layout"
@@ -43,6 +43,10 @@ NORMALIZATIONS = {
 ACTIVATIONS = ("logits", "softmax", "sigmoid", "none")
 
 BINARY_NAMES = ["background", "foreground"]
+
+#: How an image is placed in the model's input (Vision's crop and scale
+#: options): stretched, letterboxed, centre-cropped (coreseg.results.geometry).
+CROP_MODES = ("fill", "fit", "center")
 
 #: Every coreseg.* key a model's metadata may hold (annotate --set refuses others).
 SETTING_KEYS = (COLOR_LAYOUT_KEY, NORMALIZATION_KEY, MEAN_KEY, STD_KEY, LAYOUT_KEY, SIZE_KEY, MULTIPLE_KEY,

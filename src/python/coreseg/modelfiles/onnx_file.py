@@ -122,7 +122,7 @@ def describe(file: OnnxFile, *, labels=None, layout=None, mean=None, std=None, c
     out = output_contract(outputs, meta, str(path), input_size=inp.size,
                           num_labels=None if labels is None else len(labels), output=output,
                           output_layout=output_layout, output_activation=output_activation, threshold=threshold,
-                          input_layout=inp.layout)
+                          input_layout=inp.layout if output_shape is not None else None)
     labels, colors = labels_for_output(labels, colors, out)
     tensor = next(t for t in file.outputs if t.name == out.name)
     sources = dict(inp.sources)

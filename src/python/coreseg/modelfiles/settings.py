@@ -78,7 +78,7 @@ def in_command_line() -> bool:
 def arg(name: str, value=None) -> str:
     """How the user states setting `name` (= `value`): ``name='value'`` in
     Python, ``--flag value`` under the command line. `value` None names the
-    setting alone."""
+    setting alone (``name`` or ``--flag``)."""
     if in_command_line():
         flag = FLAGS.get(name, "--" + name.replace("_", "-"))
         if value is None:
@@ -87,5 +87,5 @@ def arg(name: str, value=None) -> str:
         return f"{flag} {text}"
     name = "mean" if name == "normalization" else name  # `load(mean="imagenet")` names a preset
     if value is None:
-        return f"{name}="
+        return name
     return f"{name}={value!r}"

@@ -24,7 +24,7 @@ from .. import kernels
 
 __all__ = ["CROP_MODES", "Placement", "place"]
 
-CROP_MODES = ("fill", "fit", "center")
+from ..modelfiles.metadata_keys import CROP_MODES  # noqa: E402  (a setting of the model contract)
 
 
 @dataclass(frozen=True)

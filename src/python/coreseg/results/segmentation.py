@@ -260,9 +260,51 @@ class Segmentation:
         entries = [(i, self.name(i), share) for i, share in self.areas().items() if self.name(i) != "--"]
         return sorted(entries, key=lambda e: -e[2])
 
-    def mask(self, classes, color=(255, 255, 0, 255)) -> np.ndarray:
-        """RGBA mask at model resolution: `color` on the given classes."""
-        return kernels.render_mask(self.labels, self.class_ids(classes), color)
+    def mask(self, name_or_id, *, smooth: bool = True) -> np.ndarray:
+        """One class's own mask.
+
+        Parameters
+        ----------
+        name_or_id : str or int
+            A class name or id.
+        smooth : bool
+            True: at the image's resolution, edges from the scores upsampled
+            bilinearly (as `upsample_argmax` does) when the model gives
+            scores, else from the class map by nearest neighbour. False: at
+            the model's output resolution.
+
+        Returns
+        -------
+        (H, W) or (h, w) bool ndarray
+            True where the class is. For a multi-label model, each class's
+            own channel above the threshold, so masks may overlap (skin and
+            hair both true) and id 0 (background) is where none is; for
+            every other model, where the class map is that class. Pixels the
+            model never saw (outside a ``crop="center"``) are False.
+        """
+        (class_id,) = self.class_ids(name_or_id)
+        multilabel = self.output is not None and self.output.kind == "multilabel" and class_id > 0
+        if not smooth:
+            if multilabel:
+                return self.output.class_axis_first(self.raw)[class_id - 1] > self.output.threshold
+            return self.labels == class_id
+        if not multilabel:
+            return self.full_labels(smooth=self.scores is not None) == class_id
+        # The channel against a constant plane at the threshold: argmax 1
+        # exactly where the upsampled probability is above it.
+        p = self.scores[class_id - 1]
+        t = np.float32(self.output.probability_threshold())
+        planes = np.stack([np.full_like(p, t), p])
+        w, h = self.image_size
+        out = np.zeros((h, w), bool)
+        (sx, sy, sw, sh), _, where = self._source_and_target()
+        if where is not None:
+            (x, y, rw, rh), through_input = where
+            if through_input:
+                planes = _upsample_scores(planes, self.placement.canvas_size)
+            planes = planes[:, y : y + rh, x : x + rw]
+        out[sy : sy + sh, sx : sx + sw] = kernels.upsample_argmax(np.ascontiguousarray(planes), (sw, sh)) == 1
+        return out
 
     def areas(self) -> dict[int, float]:
         """Share of pixels (0..1) of every class present, by class id, over

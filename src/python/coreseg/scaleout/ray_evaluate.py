@@ -163,16 +163,19 @@ def evaluate(model, dataset, *, classes=None, class_map=None, num_classes: int |
                       [r["image"] for r in rows if r.get("skipped")])
 
 
-def score_datapoints(model_path, folders, classes, groups, *, labels=None, address="auto", ship_model=False,
-                     batch_size: int = 8, **init_kwargs) -> Evaluation:
+def score_datapoints(model_path, folders, classes, groups, *, labels=None, load_kwargs=None, address="auto",
+                     ship_model=False, batch_size: int = 8, **init_kwargs) -> Evaluation:
     """`coreseg eval --ray`: the Evaluation of Datagen datapoint folders on
-    a cluster (`labels`: the model's, when the caller has them already)."""
+    a cluster (`labels`: the model's, when the caller has them already;
+    `load_kwargs`: what the command line said about the model)."""
     ray = connect(address, **init_kwargs)
     # A block per batch: blocks of one row each cost the object store a
     # round trip per image. Paths absolute: actors do not run in this folder.
     rows = [{"index": i, "datapoint": str(Path(f).resolve())} for i, f in enumerate(folders)]
     ds = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // batch_size)))
-    kwargs = {"labels": list(labels)} if labels else {}
+    kwargs = dict(load_kwargs or {})
+    if labels:
+        kwargs["labels"] = list(labels)
     result = evaluate(model_path, ds, classes=classes, class_map=groups or None, ship_model=ship_model,
                       batch_size=batch_size, **kwargs)
     given = {row["datapoint"]: str(f) for row, f in zip(rows, folders)}  # named as the caller named them

@@ -19,8 +19,8 @@ from ...modelfiles import onnx_file
 from ...kernels.threads import threads_per_worker, usable_cores
 from ...files.images import as_image
 from ...results.geometry import Placement
-from ...modelfiles.contract import SizeRule
-from ...modelfiles.metadata_keys import CROP_KEY
+from ...modelfiles.contract import SizeRule, parse_size
+from ...modelfiles.metadata_keys import CROP_KEY, SIZE_KEY
 from ...modelfiles.info import AssumptionWarning, ModelError
 from ...modelfiles.settings import arg
 from ..segmenter import Segmenter, normalization_warning
@@ -43,12 +43,13 @@ def session_options(ort, threads=None):
     - no spinning: ONNX Runtime's workers otherwise spin after each run,
       taking the cores coreseg's kernels need right after it (a composite
       after a run took 1.7x as long);
-    - one inter-op thread (these graphs are sequential), errors-only logs.
+    - one inter-op thread (these graphs are sequential); no log but fatal
+      errors (the others reach the caller as exceptions, once).
 
     `load(..., session_options=...)` replaces all of this.
     """
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
+    options.log_severity_level = 4  # fatal only: errors reach the caller as exceptions, once
     options.intra_op_num_threads = threads if threads is not None else usable_cores()
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -76,6 +77,8 @@ class OnnxSegmenter(Segmenter):
         self._given = dict(labels=labels, **contract)
         self._resolving = threading.Lock()
         info, self.input, self.output = onnx_file.describe(self._file, **self._given)
+        if size is None and SIZE_KEY in info.user_defined:  # stated by the model (annotate --set)
+            size = parse_size(info.user_defined[SIZE_KEY])
         if size == "image":  # each image's own size
             if info.input_size is not None:
                 raise ValueError(f"{arg('size', 'image')}, but {path.name} takes "
@@ -141,8 +144,9 @@ class OnnxSegmenter(Segmenter):
             h, w = (feed.shape[1], feed.shape[2]) if self.input.layout == "NHWC" else (feed.shape[2], feed.shape[3])
             hint = ""
             if self.info.input_size is None:
-                hint = (f"; this model takes images of any size in its file, but not this one: give it a size it "
-                        f"takes ({arg('size')}WIDTH,HEIGHT) or a rule ({arg('multiple')}, {arg('max_side')})")
+                near = SizeRule(32, None).size_for((w, h))
+                hint = (f"; its file says it takes any size, but it does not take this one: give it a size it "
+                        f"takes ({arg('size', near)}, say) or a rule ({arg('multiple', 32)}, {arg('max_side')})")
             raise ModelError(f"{self._path}: ONNX Runtime refused an input of {w}x{h} (width x height){hint} "
                              f"({type(e).__name__}: {e})") from None
 
