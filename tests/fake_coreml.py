@@ -5,15 +5,24 @@ It behaves as the native module and Core ML do, as far as the Python side
 can tell: compile_model makes a .mlmodelc folder; Model.describe() gives
 what MLModelDescription gives (features in no particular order, no output
 shape for flexible models, 32BGRA buffers for colour images, OneComponent8
-for grayscale); predict builds the pixel buffer the native code would
-(resize_image in `order`, or the one-channel frame as it is), hands the
-network its planes in the model's colour layout, and returns the result the
-way the native code does: written into `out` when Core ML would accept it
-as a backing, else converted into it (or into a new array) with
-coreseg._native.convert_array, the kernel the native code uses.
+for grayscale, OneComponent8 / OneComponent16Half for grayscale image
+outputs with their size constraint); predict builds the pixel buffer the
+native code would (resize_image in `order`, or the one-channel frame as it
+is), hands the network its planes in the model's colour layout, and
+returns the result the way the native code does: written into `out` when
+Core ML would accept it as a backing, else converted into it (or into a
+new array) with coreseg._native.convert_array, the kernel the native code
+uses. For a grayscale image output, `out` is the int32 (h, w) class map:
+a pixel buffer of `out`'s size is offered as the backing when the output's
+size constraint allows it (the native isAllowedValue: test), Core ML
+"uses" it when its result has that size, and the pixels (uint8, or float16
+that must be whole numbers) become int32 ids either way; each call records
+the backing it offered as ``calls[i]["backing"]`` (pixel format, width,
+height) or None.
 
 What the network computes is given per model by the test: a function of
-the (C, h, w) float32 planes returning the output array.
+the (C, h, w) float32 planes returning the output array (for an image
+output, the (h, w) pixel values, any unit axes around them).
 """
 
 from __future__ import annotations
@@ -28,6 +37,9 @@ from coreseg.modelfiles.coreml_file import read_spec
 from coreseg.running.segmenter import CoreMLError
 
 _DTYPES = {65568: "float32", 65600: "float64", 65552: "float16", 131104: "int32"}
+# Pixel formats of image features by ImageFeatureType.ColorSpace, as the
+# native describe() names them (GRAYSCALE, GRAYSCALE_FLOAT16; colour: BGRA).
+_IMAGE_FORMATS = {10: "L008", 40: "L00h"}
 
 
 class FakeCoreML:
@@ -65,29 +77,92 @@ class FakeModel:
         inputs = []
         for f in desc.input:
             it = f.type.imageType
-            flex = it.WhichOneof("SizeFlexibility")
-            constraint = {"type": "unspecified", "sizes": []}
-            if flex == "imageSizeRange":
-                r = it.imageSizeRange
-                big = 1 << 62  # NSRange length of an open range
-                hi = lambda b: big if b < 0 else b  # noqa: E731
-                constraint = {"type": "range", "sizes": [],
-                              "width_range": (r.widthRange.lowerBound, hi(r.widthRange.upperBound)),
-                              "height_range": (r.heightRange.lowerBound, hi(r.heightRange.upperBound))}
-            elif flex == "enumeratedSizes":
-                constraint = {"type": "enumerated", "sizes": [(s.width, s.height) for s in it.enumeratedSizes.sizes]}
             inputs.append({"name": f.name, "kind": "image", "shape": [it.height, it.width], "dtype": "",
                            "optional": False, "pixel_format": "L008" if it.colorSpace == 10 else "BGRA",
-                           "size_constraint": constraint})
-        outputs = [{"name": f.name, "kind": "multiArray", "shape": list(f.type.multiArrayType.shape),
-                    "dtype": _DTYPES[f.type.multiArrayType.dataType], "optional": False, "pixel_format": "",
-                    "shape_constraint": {"type": "unspecified", "ranges": [], "shapes": []}}
-                   for f in desc.output]
+                           "size_constraint": self._size_constraint(it)})
+        outputs = [self._output_description(f) for f in desc.output]
         meta = desc.metadata
         return {"inputs": inputs, "outputs": outputs[::-1],  # a dictionary's order, not the spec's
                 "metadata": {"author": meta.author, "license": meta.license, "version": meta.versionString,
                              "description": meta.shortDescription},
                 "creator_defined": dict(meta.userDefined)}
+
+    @staticmethod
+    def _size_constraint(it):
+        """An image feature's MLImageSizeConstraint, as the native describe()
+        reports it."""
+        flex = it.WhichOneof("SizeFlexibility")
+        if flex == "imageSizeRange":
+            r = it.imageSizeRange
+            big = 1 << 62  # NSRange length of an open range
+            hi = lambda b: big if b < 0 else b  # noqa: E731
+            return {"type": "range", "sizes": [],
+                    "width_range": (r.widthRange.lowerBound, hi(r.widthRange.upperBound)),
+                    "height_range": (r.heightRange.lowerBound, hi(r.heightRange.upperBound))}
+        if flex == "enumeratedSizes":
+            return {"type": "enumerated", "sizes": [(s.width, s.height) for s in it.enumeratedSizes.sizes]}
+        return {"type": "unspecified", "sizes": []}
+
+    def _output_description(self, f):
+        if f.type.WhichOneof("Type") == "imageType":
+            it = f.type.imageType
+            return {"name": f.name, "kind": "image", "shape": [it.height, it.width], "dtype": "", "optional": False,
+                    "pixel_format": _IMAGE_FORMATS.get(it.colorSpace, "BGRA"),
+                    "size_constraint": self._size_constraint(it)}
+        return {"name": f.name, "kind": "multiArray", "shape": list(f.type.multiArrayType.shape),
+                "dtype": _DTYPES[f.type.multiArrayType.dataType], "optional": False, "pixel_format": "",
+                "shape_constraint": {"type": "unspecified", "ranges": [], "shapes": []}}
+
+    def _image_output(self, name):
+        f = next((f for f in self.spec.description.output if f.name == name), None)
+        return f.type.imageType if f is not None and f.type.WhichOneof("Type") == "imageType" else None
+
+    @staticmethod
+    def _allows(it, width, height) -> bool:
+        """MLFeatureDescription isAllowedValue: for a pixel buffer of the
+        output's pixel format and this size."""
+        flex = it.WhichOneof("SizeFlexibility")
+        if flex == "imageSizeRange":
+            r = it.imageSizeRange
+            within = lambda v, lo, hi: lo <= v and (hi < 0 or v <= hi)  # noqa: E731
+            return (within(width, r.widthRange.lowerBound, r.widthRange.upperBound)
+                    and within(height, r.heightRange.lowerBound, r.heightRange.upperBound))
+        if flex == "enumeratedSizes":
+            return (width, height) in {(s.width, s.height) for s in it.enumeratedSizes.sizes}
+        return (width, height) == (it.width, it.height)
+
+    def _predict_image(self, result, output, dtype, out):
+        """The native code's image-output path: a pixel buffer of `out`'s
+        size offered as the backing if allowed; the pixels read into int32."""
+        it = self._image_output(output)
+        fmt = _IMAGE_FORMATS.get(it.colorSpace)
+        if fmt is None:
+            raise CoreMLError(f"the model has no multi-array or grayscale image output named {output}")
+        if dtype != "int32":
+            raise CoreMLError(f"image output {output} is read into int32 class ids, not {dtype}")
+        dims = [d for d in result.shape if d != 1]
+        pixels = result.reshape(dims if len(dims) == 2 else result.shape[-2:])
+        pixels = pixels.astype(np.uint8 if fmt == "L008" else np.float16)
+        backing = None
+        if out is not None:
+            if out.ndim != 2:
+                raise CoreMLError(f"image output {output} is read into an (h, w) array, not {out.shape}")
+            if self._allows(it, out.shape[1], out.shape[0]):
+                backing = (fmt, out.shape[1], out.shape[0])
+        self.calls[-1]["backing"] = backing
+        io = {"offered_output_backing": backing is not None,
+              "used_output_backing": backing is not None and pixels.shape == out.shape}
+        array = out if out is not None else np.empty(pixels.shape, np.int32)
+        if array.shape != pixels.shape:
+            raise CoreMLError(f"Core ML returned output {output} of shape {pixels.shape}, which does not fit an "
+                              f"array of shape {array.shape}")
+        values = pixels.astype(np.float64)
+        whole = np.isfinite(values) & (values == np.floor(values))
+        if not whole.all():  # the native ConvertArray's refusal
+            raise CoreMLError(f"Core ML returned {values[~whole][0]} in output {output}, which is not a class id "
+                              "(a whole number that fits int32)")
+        _native.convert_array(pixels if fmt == "L00h" else pixels.astype(np.int32), array)
+        return array, io
 
     def _network_input(self, image, order, size):
         it = self.spec.description.input[0].type.imageType
@@ -112,8 +187,11 @@ class FakeModel:
         returned = self.owner.returns.get(output)
         if returned is not None:
             result = result.astype(returned)
-        io = {"wrapped_input": bool(wrap and image.shape[2] in (1, 4)), "offered_output_backing": out is not None,
-              "used_output_backing": False}
+        wrapped = bool(wrap and image.shape[2] in (1, 4))
+        if self._image_output(output) is not None:
+            array, io = self._predict_image(result, output, dtype, out)
+            return array, {"preprocess": 0.001, "inference": 0.002, "postprocess": 0.0}, {"wrapped_input": wrapped, **io}
+        io = {"wrapped_input": wrapped, "offered_output_backing": out is not None, "used_output_backing": False}
         if out is not None:
             if out.shape == result.shape and out.dtype == result.dtype:
                 out[...] = result  # Core ML wrote into the backing

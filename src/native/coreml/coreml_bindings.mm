@@ -304,14 +304,18 @@ PYBIND11_MODULE(_coreml, m) {
         if (!out) {
           array = CopyOut(result, type);
         } else {
-          if (!transfer.used_output_backing) WithoutGil([&] { result.CopyTo(dst); });  // outside the model's lock
+          // Empty when Core ML wrote into `out` itself; an image output's
+          // pixels are always read into it. Outside the model's lock.
+          if (!result.empty()) WithoutGil([&] { result.CopyTo(dst); });
           array = *out;
         }
         const double post = std::chrono::duration<double>(Clock::now() - t0).count();
         return py::make_tuple(array, TimingDict(timing, post), TransferDict(transfer));
       }, py::arg("image"), py::arg("order"), py::arg("wrap"), py::arg("input"), py::arg("size"), py::arg("output"),
          py::arg("dtype"), py::arg("out") = py::none(),
-         "One prediction: (array, timings, io). `out` is offered to Core ML as the output's backing.")
+         "One prediction: (array, timings, io). `out` is offered to Core ML as the output's backing (for a "
+         "grayscale image output, an int32 (h, w) map its pixels are read into, whose size a pooled pixel "
+         "buffer offered as the backing has).")
       .def("predict_batch", [](Model& self, const std::vector<py::array>& images,
                                const std::vector<std::vector<int>>& orders, const std::string& input,
                                const std::vector<std::pair<int64_t, int64_t>>& sizes, const std::string& output,

@@ -1,5 +1,6 @@
 // The Core ML backend's C++ face: compile, load and run an MLModel with a
-// CVPixelBuffer in and a multi-array out. Objective-C stays inside
+// CVPixelBuffer in and a multi-array (or a grayscale image of class ids)
+// out. Objective-C stays inside
 // coreml_model.mm; coreml_bindings.mm turns this into coreseg._coreml.
 // Which input size and which output to use is decided in Python
 // (coreseg.backends.coreml) and passed in with every request.
@@ -76,7 +77,8 @@ struct Request {
   int64_t width, height;  // the model input size for this call
 };
 
-// Caller memory for an output: packed, C order.
+// Caller memory for an output: packed, C order. For a grayscale image
+// output, the int32 (height, width) class map its pixels are read into.
 struct Array {
   uint8_t* data = nullptr;
   ElementType type = ElementType::kInt32;
@@ -90,12 +92,17 @@ struct Timing {
 
 // What happened to the memory: recorded, never promised.
 struct Transfer {
-  bool wrapped_input = false;           // the frame's memory went to Core ML as it was
-  bool offered_output_backing = false;  // `out` passed the output's isAllowedValue: test
-  bool used_output_backing = false;     // Core ML returned `out` itself as the output
+  bool wrapped_input = false;  // the frame's memory went to Core ML as it was
+  // The backing passed the output's isAllowedValue: test and was offered:
+  // `out` itself for a multi-array output; for an image output, a pooled
+  // IOSurface-backed CVPixelBuffer of `out`'s size and the output's pixel
+  // format.
+  bool offered_output_backing = false;
+  bool used_output_backing = false;  // Core ML returned that backing itself as the output
 };
 
-// One output array Core ML returned, held until copied out.
+// One output Core ML returned (a multi-array, or the CVPixelBuffer of a
+// grayscale image output), held until copied out.
 class Result {
  public:
   Result();
@@ -103,10 +110,12 @@ class Result {
   Result(Result&&) noexcept;
   Result& operator=(Result&&) noexcept;
   bool empty() const;
-  const std::vector<int64_t>& shape() const;
+  const std::vector<int64_t>& shape() const;  // {height, width} for an image
   // Copy into `dst`, converting the element type (ConvertArray) and
-  // honouring Core ML's strides. Shapes must match once unit axes are
-  // dropped from both. Safe without the model's lock or the GIL.
+  // honouring Core ML's strides (an image's bytes per row). Shapes must
+  // match once unit axes are dropped from both. An image's pixels are
+  // class ids: read (locked read-only) into int32; 16-bit float pixels
+  // must be whole numbers. Safe without the model's lock or the GIL.
   void CopyTo(const Array& dst) const;
 
  private:
@@ -129,9 +138,13 @@ class Model {
 
   const Description& description() const;
 
-  // One prediction. `out`, if given, is offered to Core ML as the output's
-  // backing; if Core ML used it, the returned Result is empty, else the
-  // caller copies the Result (into `out` or an array of its shape).
+  // One prediction. For a multi-array output, `out`, if given, is offered
+  // to Core ML as the output's backing; if Core ML used it, the returned
+  // Result is empty, else the caller copies the Result (into `out` or an
+  // array of its shape). For a grayscale image output (OneComponent8 or
+  // OneComponent16Half), `out` (int32, (height, width)) only sizes the
+  // pooled pixel buffer offered as the backing; the Result is never empty
+  // and the caller copies it, converting the pixels to int32 ids.
   // Ownership of both keepalives passes to Predict, which has them
   // released when Core ML no longer needs the memory (possibly later, on
   // another thread). Call without the GIL. Serialised per model.

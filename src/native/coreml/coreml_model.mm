@@ -8,7 +8,12 @@
 // when it passes the output's isAllowedValue: test; whether Core ML used it
 // is checked by object identity, as MLPredictionOptions.h says. If not, the
 // result is kept (Result) and copied by the caller outside the model's lock,
-// honouring its strides and converting its type (ConvertArray).
+// honouring its strides and converting its type (ConvertArray). A
+// grayscale image output (class ids as OneComponent8 or OneComponent16Half
+// pixels) is offered a pooled IOSurface-backed CVPixelBuffer of the
+// caller's size and the output's pixel format (the header's "most
+// efficient choice"), under the same isAllowedValue: test; its pixels are
+// always kept and read into the caller's int32 map.
 // Every NSError, Objective-C exception and C++ exception becomes a
 // coreml::Failure after the call's autorelease pool has drained. ARC.
 #import <CoreML/CoreML.h>
@@ -59,6 +64,52 @@ struct PixelBuffer {
   PixelBuffer& operator=(const PixelBuffer&) = delete;
 };
 
+// A CVPixelBufferPool of IOSurface-backed buffers (Core ML can hand them to
+// the GPU and Neural Engine without another copy) of one size and pixel
+// format, made again when a call asks for another.
+class BufferPool {
+ public:
+  BufferPool() = default;
+  ~BufferPool() {
+    if (pool_ != nullptr) CVPixelBufferPoolRelease(pool_);
+  }
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
+
+  // A buffer from the pool (+1 reference).
+  CVPixelBufferRef Create(int64_t width, int64_t height, uint32_t format) {
+    if (pool_ == nullptr || width_ != width || height_ != height || format_ != format) {
+      if (pool_ != nullptr) CVPixelBufferPoolRelease(pool_);
+      pool_ = nullptr;
+      NSDictionary* attributes = @{
+        (__bridge NSString*)kCVPixelBufferPixelFormatTypeKey : @(format),
+        (__bridge NSString*)kCVPixelBufferWidthKey : @(width),
+        (__bridge NSString*)kCVPixelBufferHeightKey : @(height),
+        (__bridge NSString*)kCVPixelBufferIOSurfacePropertiesKey : @{},
+      };
+      const CVReturn r =
+          CVPixelBufferPoolCreate(kCFAllocatorDefault, nullptr, (__bridge CFDictionaryRef)attributes, &pool_);
+      if (r != kCVReturnSuccess || pool_ == nullptr) {
+        pool_ = nullptr;
+        throw Failure("CVPixelBufferPoolCreate failed (CVReturn " + std::to_string(r) + ")");
+      }
+      width_ = width;
+      height_ = height;
+      format_ = format;
+    }
+    CVPixelBufferRef buffer = nullptr;
+    const CVReturn r = CVPixelBufferPoolCreatePixelBuffer(kCFAllocatorDefault, pool_, &buffer);
+    if (r != kCVReturnSuccess || buffer == nullptr)
+      throw Failure("CVPixelBufferPoolCreatePixelBuffer failed (CVReturn " + std::to_string(r) + ")");
+    return buffer;
+  }
+
+ private:
+  CVPixelBufferPoolRef pool_ = nullptr;
+  int64_t width_ = 0, height_ = 0;
+  uint32_t format_ = 0;
+};
+
 // CoreVideo's release callback for wrapped caller memory: refCon is a heap
 // shared_ptr<Holder>. It may run on any thread, at any later time.
 void ReleaseWrappedBytes(void* refCon, const void* /*baseAddress*/) {
@@ -74,16 +125,11 @@ void ReleaseWrappedBytes(void* refCon, const void* /*baseAddress*/) {
 struct Model::Impl {
   MLModel* model = nil;
   Description description;
-  // The pixel-buffer pool of the last input size used (flexible models may
-  // change size between calls; a new pool is made when they do).
-  CVPixelBufferPoolRef pool = nullptr;
-  int64_t pool_width = 0, pool_height = 0;
-  uint32_t pool_format = 0;
+  // Pixel buffers of the last input size used, and output backings of the
+  // last image-output size used (flexible models may change size between
+  // calls; a new pool is made when they do).
+  BufferPool input_pool, output_pool;
   std::mutex mu;
-
-  ~Impl() {
-    if (pool != nullptr) CVPixelBufferPoolRelease(pool);
-  }
 
   MLFeatureDescription* InputDescription(const std::string& name) {
     MLFeatureDescription* f = model.modelDescription.inputDescriptionsByName[ToNS(name)];
@@ -91,31 +137,14 @@ struct Model::Impl {
     return f;
   }
 
+  // A multi-array output, or a grayscale image output of class ids.
   MLFeatureDescription* OutputDescription(const std::string& name) {
     MLFeatureDescription* f = model.modelDescription.outputDescriptionsByName[ToNS(name)];
-    if (f == nil || f.type != MLFeatureTypeMultiArray) throw Failure("the model has no multi-array output named " + name);
+    const bool ids_image = f != nil && f.type == MLFeatureTypeImage && f.imageConstraint != nil &&
+                           ClassIdPixelBytes(f.imageConstraint.pixelFormatType) != 0;
+    if (f == nil || (f.type != MLFeatureTypeMultiArray && !ids_image))
+      throw Failure("the model has no multi-array or grayscale image output named " + name);
     return f;
-  }
-
-  CVPixelBufferPoolRef Pool(int64_t width, int64_t height, uint32_t format) {
-    if (pool != nullptr && pool_width == width && pool_height == height && pool_format == format) return pool;
-    if (pool != nullptr) CVPixelBufferPoolRelease(pool);
-    pool = nullptr;
-    // IOSurface-backed buffers: Core ML can hand them to the GPU and Neural
-    // Engine without another copy.
-    NSDictionary* attributes = @{
-      (__bridge NSString*)kCVPixelBufferPixelFormatTypeKey : @(format),
-      (__bridge NSString*)kCVPixelBufferWidthKey : @(width),
-      (__bridge NSString*)kCVPixelBufferHeightKey : @(height),
-      (__bridge NSString*)kCVPixelBufferIOSurfacePropertiesKey : @{},
-    };
-    const CVReturn r = CVPixelBufferPoolCreate(kCFAllocatorDefault, nullptr, (__bridge CFDictionaryRef)attributes, &pool);
-    if (r != kCVReturnSuccess || pool == nullptr)
-      throw Failure("CVPixelBufferPoolCreate failed (CVReturn " + std::to_string(r) + ")");
-    pool_width = width;
-    pool_height = height;
-    pool_format = format;
-    return pool;
   }
 
   // Whether `request`'s frame can be handed to Core ML as it is.
@@ -156,10 +185,7 @@ struct Model::Impl {
       return buffer;
     }
     holder->Release();  // the frame is copied below, within this call: not needed later
-    const CVReturn r = CVPixelBufferPoolCreatePixelBuffer(kCFAllocatorDefault, Pool(request.width, request.height, format),
-                                                          &buffer);
-    if (r != kCVReturnSuccess || buffer == nullptr)
-      throw Failure("CVPixelBufferPoolCreatePixelBuffer failed (CVReturn " + std::to_string(r) + ")");
+    buffer = input_pool.Create(request.width, request.height, format);
     PixelBuffer owned(buffer);
     if (CVPixelBufferLockBaseAddress(buffer, 0) != kCVReturnSuccess) throw Failure("CVPixelBufferLockBaseAddress failed");
     uint8_t* base = static_cast<uint8_t*>(CVPixelBufferGetBaseAddress(buffer));
@@ -190,6 +216,26 @@ struct Model::Impl {
     r.impl_ = std::make_unique<Result::Impl>();
     r.impl_->array = array;
     r.impl_->shape = Numbers(array.shape);
+    r.impl_->name = name;
+    return r;
+  }
+
+  // Keeps the output's value: its multi-array, or its pixel buffer (one
+  // more reference, so it outlives the feature provider) for an image.
+  static Result KeepOutput(id<MLFeatureProvider> features, const std::string& name, bool image) {
+    MLFeatureValue* value = [features featureValueForName:ToNS(name)];
+    if (!image) {
+      MLMultiArray* array = value.multiArrayValue;
+      if (array == nil) throw Failure("Core ML returned no multi-array output named " + name);
+      return Keep(array, name);
+    }
+    CVPixelBufferRef pixels = value.imageBufferValue;
+    if (pixels == nullptr) throw Failure("Core ML returned no image output named " + name);
+    Result r;
+    r.impl_ = std::make_unique<Result::Impl>();
+    r.impl_->pixels = CVPixelBufferRetain(pixels);
+    r.impl_->shape = {static_cast<int64_t>(CVPixelBufferGetHeight(pixels)),
+                      static_cast<int64_t>(CVPixelBufferGetWidth(pixels))};
     r.impl_->name = name;
     return r;
   }
@@ -276,7 +322,24 @@ Result Model::Predict(const Request& request, Keepalive frame_keepalive, const A
     NSError* error = nil;
     MLPredictionOptions* options = [[MLPredictionOptions alloc] init];
     MLMultiArray* backing = nil;
-    if (out != nullptr) {
+    const bool image = output_desc.type == MLFeatureTypeImage;
+    PixelBuffer image_backing(nullptr);  // our reference; the options hold their own
+    if (image) {
+      // `out` is written from Core ML's pixel buffer after the call; Core ML
+      // never sees it.
+      out_holder->Release();
+      if (out != nullptr) {
+        if (out->type != ElementType::kInt32 || out->shape.size() != 2 || out->shape[0] < 1 || out->shape[1] < 1)
+          throw Failure("image output " + request.output + " is read into an int32 (height, width) array");
+        image_backing.ref =
+            impl_->output_pool.Create(out->shape[1], out->shape[0], output_desc.imageConstraint.pixelFormatType);
+        // Offer only what Core ML would accept (MLPredictionOptions.h).
+        if ([output_desc isAllowedValue:[MLFeatureValue featureValueWithPixelBuffer:image_backing.ref]]) {
+          options.outputBackings = @{ToNS(request.output) : (__bridge id)image_backing.ref};
+          transfer->offered_output_backing = true;
+        }
+      }
+    } else if (out != nullptr) {
       std::vector<int64_t> strides(out->shape.size());
       int64_t step = 1;
       for (size_t d = out->shape.size(); d-- > 0;) {
@@ -306,10 +369,16 @@ Result Model::Predict(const Request& request, Keepalive frame_keepalive, const A
     id<MLFeatureProvider> result = [impl_->model predictionFromFeatures:input options:options error:&error];
     const auto t2 = Clock::now();
     if (result == nil) Fail(error, "Core ML prediction failed");
-    MLMultiArray* array = [result featureValueForName:ToNS(request.output)].multiArrayValue;
-    if (array == nil) throw Failure("Core ML returned no multi-array output named " + request.output);
     timing->preprocess_s = Seconds(t0, t1);
     timing->inference_s = Seconds(t1, t2);
+    if (image) {
+      Result kept = Impl::KeepOutput(result, request.output, true);
+      // Identity, as MLPredictionOptions.h says to check.
+      transfer->used_output_backing = transfer->offered_output_backing && kept.impl_->pixels == image_backing.ref;
+      return kept;
+    }
+    MLMultiArray* array = [result featureValueForName:ToNS(request.output)].multiArrayValue;
+    if (array == nil) throw Failure("Core ML returned no multi-array output named " + request.output);
     // Identity, as MLPredictionOptions.h says to check.
     transfer->used_output_backing = backing != nil && array == backing;
     if (transfer->used_output_backing) return Result();
@@ -342,9 +411,8 @@ std::vector<Result> Model::PredictBatch(const std::vector<Request>& requests, Ti
     std::vector<Result> out;
     for (NSInteger i = 0; i < results.count; ++i) {
       const std::string& name = requests[static_cast<size_t>(i)].output;
-      MLMultiArray* array = [[results featuresAtIndex:i] featureValueForName:ToNS(name)].multiArrayValue;
-      if (array == nil) throw Failure("Core ML returned no multi-array output named " + name);
-      out.push_back(Impl::Keep(array, name));
+      const bool image = impl_->OutputDescription(name).type == MLFeatureTypeImage;
+      out.push_back(Impl::KeepOutput([results featuresAtIndex:i], name, image));
     }
     timing->preprocess_s = Seconds(t0, t1);
     timing->inference_s = Seconds(t1, t2);

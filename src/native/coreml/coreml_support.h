@@ -4,6 +4,7 @@
 #pragma once
 
 #import <CoreML/CoreML.h>
+#import <CoreVideo/CoreVideo.h>
 #import <Foundation/Foundation.h>
 
 #include <chrono>
@@ -101,12 +102,31 @@ MLMultiArrayDataType ToDataType(ElementType t);
 // What Core ML's description says of one feature (coreml_describe.mm).
 FeatureSummary Summarise(MLFeatureDescription* f);
 
-// A Core ML output array held by a Result (coreml_result.mm).
+// A Core ML output held by a Result (coreml_result.mm): a multi-array, or
+// the pixel buffer of a grayscale image output.
 struct Result::Impl {
-  MLMultiArray* array = nil;  // strong (ARC)
-  std::vector<int64_t> shape;
+  MLMultiArray* array = nil;         // strong (ARC)
+  CVPixelBufferRef pixels = nullptr;  // +1 reference, released with the Impl
+  std::vector<int64_t> shape;        // {height, width} for pixels
   std::string name;
+
+  Impl() = default;
+  ~Impl() {
+    if (pixels != nullptr) CVPixelBufferRelease(pixels);
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 };
+
+// Whether a CoreVideo pixel format is one coreseg reads class ids from
+// (a grayscale image output), and its bytes per pixel (0: not one).
+inline size_t ClassIdPixelBytes(OSType format) {
+  switch (format) {
+    case kCVPixelFormatType_OneComponent8: return 1;
+    case kCVPixelFormatType_OneComponent16Half: return 2;
+    default: return 0;
+  }
+}
 
 }  // namespace coreml
 }  // namespace coreseg

@@ -16,7 +16,7 @@ file says so: metadata, graph, shapes or Core ML's own preprocessing),
 from __future__ import annotations
 
 import contextlib
-import contextvars
+import os
 
 __all__ = ["SOURCES", "FLAGS", "KEYS", "arg", "command_line", "in_command_line"]
 
@@ -58,21 +58,28 @@ KEYS = {
     "threshold": "coreseg.output.threshold",
 }
 
-_STYLE = contextvars.ContextVar("coreseg_argument_style", default="python")
+#: Set (to "cli") while the command line runs: an environment variable, not
+#: a context variable, so the command's threads and its --jobs worker
+#: processes see it too.
+STYLE_VARIABLE = "CORESEG_ARGUMENT_STYLE"
 
 
 @contextlib.contextmanager
 def command_line():
     """Inside this, messages name the CLI's flags instead of `load`'s keywords."""
-    token = _STYLE.set("cli")
+    before = os.environ.get(STYLE_VARIABLE)
+    os.environ[STYLE_VARIABLE] = "cli"
     try:
         yield
     finally:
-        _STYLE.reset(token)
+        if before is None:
+            os.environ.pop(STYLE_VARIABLE, None)
+        else:
+            os.environ[STYLE_VARIABLE] = before
 
 
 def in_command_line() -> bool:
-    return _STYLE.get() == "cli"
+    return os.environ.get(STYLE_VARIABLE) == "cli"
 
 
 def arg(name: str, value=None) -> str:

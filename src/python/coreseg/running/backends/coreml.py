@@ -25,6 +25,13 @@ Where the copies are, and are not:
   ``Segmentation.io`` records which happened. ``used_output_backing`` means
   the returned array is the memory Core ML wrote to, not that no copy
   happened inside Core ML.
+- a grayscale image output (a class map as 8-bit or 16-bit float pixels,
+  what exports made for Vision return) is read from Core ML's
+  CVPixelBuffer into an int32 (h, w) array, the same as a multi-array
+  class map. Core ML is offered a pooled IOSurface-backed CVPixelBuffer of
+  the output's size and pixel format as its backing, when that size is
+  known and the buffer passes the output's ``isAllowedValue:`` test; the
+  pixels are converted to class ids either way (one copy).
 - float scores are read in place from that array by the native argmax.
 - the GIL is released while Core ML runs. Calls on one model are
   serialised: Apple does not document concurrent predictions on one
@@ -136,7 +143,8 @@ class CoreMLSegmenter(Segmenter):
             raise ModelError(f"{path}: input {self._image.name!r} takes {self._pixel_format} pixel buffers; "
                              "coreseg feeds 32BGRA, 32ARGB and OneComponent8")
         self._declared = next(t for t in file.outputs if t.name == self.output.name)
-        self._dtype = _ARRAY_DTYPES.get(self._declared.dtype)
+        # An image output's pixels are class ids: read as int32, as multi-array maps are.
+        self._dtype = "int32" if self._declared.image else _ARRAY_DTYPES.get(self._declared.dtype)
         if self._dtype is None:
             raise ModelError(f"{path}: output {self._declared.describe()} has a data type coreseg cannot read")
         self._size = self._size_arg(size, path)
@@ -187,7 +195,8 @@ class CoreMLSegmenter(Segmenter):
             if self._declared.shape is not None and None not in self._declared.shape:
                 self._contracts[key] = self.output
             else:
-                tensor = Tensor(self._declared.name, self._declared.dtype, tuple(shape))
+                d = self._declared  # as declared (activation, image), with the result's shape
+                tensor = Tensor(d.name, d.dtype, tuple(shape), d.activation, d.image)
                 self._contracts[key] = output_contract(
                     [tensor], self.info.user_defined, str(self.info.path), input_size=canvas,
                     num_labels=None if self.info.labels is None else len(self.info.labels),
