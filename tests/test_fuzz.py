@@ -58,6 +58,10 @@ def layout(rng, a):
         wide = np.zeros(a.shape[:1] + (a.shape[1] * 2,) + a.shape[2:], a.dtype)
         wide[:, ::2] = a
         return wide[:, ::2]  # elements not packed
+    if r < 0.62:
+        spaced = np.zeros((a.shape[0] * 3,), a.dtype)
+        spaced[1::3] = a
+        return spaced[1::3]  # a strided 1-D array
     if r < 0.70:
         return np.asfortranarray(a)
     if r < 0.80 and a.itemsize > 1:
@@ -261,6 +265,16 @@ def make_hysteresis_update(rng):
 MAKERS = {name[len("make_"):]: fn for name, fn in globals().items() if name.startswith("make_")}
 
 
+def _base(out):
+    """The writable array `out` is a strided view into, or None."""
+    if not isinstance(out, np.ndarray) or not out.flags.writeable or out.size == 0:
+        return None
+    base = out
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    return base if base is not out and base.flags.writeable else None
+
+
 def outcome(fn, args, kwargs):
     try:
         return fn(*args, **kwargs), None
@@ -284,8 +298,15 @@ def test_native_kernels_match_the_reference_or_refuse_alike(name):
             want = want.copy()
         if before is not None and out.flags.writeable:
             out[...] = before
+        base = _base(out)
+        around = base.copy() if base is not None else None
         got, error = outcome(native, args, kwargs)
         where = f"{name} case {case} (CORESEG_FUZZ_SEED={SEED})"
+        if around is not None:  # nothing written outside `out` (a view of a larger array)
+            written = out.copy()
+            out[...] = before
+            assert np.array_equal(base, around, equal_nan=True), f"{where}: native wrote outside out"
+            out[...] = written
         if ref_error is not None:
             assert error is not None, f"{where}: the reference refused ({ref_error!r}) but native accepted"
             assert type(error) is type(ref_error), f"{where}: native raised {error!r}, reference {ref_error!r}"

@@ -74,3 +74,19 @@ def test_hysteresis_refuses_classes_without_scores():
         coreseg.hysteresis_update(state, labels, 2, scores=np.zeros((2, 2, 2), np.float32), margin=0.1)
     with pytest.raises(TypeError, match="go together"):
         coreseg.hysteresis_update(state, labels, 2, margin=0.1)
+
+
+@pytest.mark.parametrize("fn", [coreseg.hysteresis_update, reference.hysteresis_update], ids=["native", "reference"])
+def test_a_refused_hysteresis_frame_leaves_the_state_as_it_was(fn, threads):
+    # A label without a score in the last row only: rows before it (other
+    # threads' bands included) must not have been updated either.
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, (64, 64)).astype(np.int32)
+    state = coreseg.hysteresis_state(np.zeros((64, 64), np.int32))
+    coreseg.hysteresis_update(state, labels, 2)  # candidates and counts that a new frame would move
+    before = state.copy()
+    frame = rng.integers(0, 3, (64, 64)).astype(np.int32)
+    frame[-1, -1] = 5
+    with pytest.raises(ValueError, match="class 5"):
+        fn(state, frame, 2, scores=rng.random((3, 64, 64)).astype(np.float32), margin=0.2)
+    np.testing.assert_array_equal(state, before)

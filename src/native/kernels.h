@@ -159,7 +159,7 @@ void EmaUpdate(const Logits& scores, float alpha, float* state);
 // count. With `scores` (channels x height x width) a class also switches
 // at once when its score beats the shown class's by `margin`; then every
 // label and shown class must be in [0, channels): false if one is not,
-// with the value (the planes are then partly updated).
+// with the value, before anything is written (the state is left as it was).
 bool HysteresisUpdate(const int32_t* labels, ptrdiff_t labels_stride, int64_t width, int64_t height,
                       const Logits* scores, float margin, int frames, int32_t* state, int64_t* bad_value);
 

@@ -42,17 +42,19 @@ bool HysteresisUpdate(const int32_t* labels, ptrdiff_t labels_stride, int64_t wi
                       const Logits* scores, float margin, int frames, int32_t* state, int64_t* bad_value) {
   const RowFunctions& rows = ActiveRows();
   const int64_t plane = width * height;
-  std::atomic<bool> bad{false};
-  std::atomic<int64_t> bad_label{0};
-  ParallelFor(height, RowGrain(width), [&](int64_t y0, int64_t y1) {
-    // The score gap of each pixel is a gather across planes: computed here
-    // in scalar code for every backend, one row at a time.
-    std::vector<float> gap(scores ? width : 0);
-    for (int64_t y = y0; y < y1; ++y) {
-      const int32_t* x = reinterpret_cast<const int32_t*>(reinterpret_cast<const uint8_t*>(labels) +
-                                                          y * labels_stride);
-      int32_t* shown = state + y * width;
-      if (scores) {
+  auto label_row = [&](int64_t y) {
+    return reinterpret_cast<const int32_t*>(reinterpret_cast<const uint8_t*>(labels) + y * labels_stride);
+  };
+  if (scores) {
+    // Every label and shown class must have a score: checked for the whole
+    // frame before any pixel changes, so a refused frame leaves the state
+    // as it was.
+    std::atomic<bool> bad{false};
+    std::atomic<int64_t> bad_label{0};
+    ParallelFor(height, RowGrain(width), [&](int64_t y0, int64_t y1) {
+      for (int64_t y = y0; y < y1 && !bad.load(std::memory_order_relaxed); ++y) {
+        const int32_t* x = label_row(y);
+        const int32_t* shown = state + y * width;
         for (int64_t i = 0; i < width; ++i) {
           const int64_t a = x[i], b = shown[i];
           if (a < 0 || a >= scores->channels || b < 0 || b >= scores->channels) {
@@ -60,15 +62,29 @@ bool HysteresisUpdate(const int32_t* labels, ptrdiff_t labels_stride, int64_t wi
             bad.store(true);
             return;
           }
-          gap[i] = ScoreAt(*scores, a, y, i) - ScoreAt(*scores, b, y, i);
         }
+      }
+    });
+    if (bad.load()) {
+      *bad_value = bad_label.load();
+      return false;
+    }
+  }
+  ParallelFor(height, RowGrain(width), [&](int64_t y0, int64_t y1) {
+    // The score gap of each pixel is a gather across planes: computed here
+    // in scalar code for every backend, one row at a time.
+    std::vector<float> gap(scores ? width : 0);
+    for (int64_t y = y0; y < y1; ++y) {
+      const int32_t* x = label_row(y);
+      int32_t* shown = state + y * width;
+      if (scores) {
+        for (int64_t i = 0; i < width; ++i) gap[i] = ScoreAt(*scores, x[i], y, i) - ScoreAt(*scores, shown[i], y, i);
       }
       rows.hysteresis(x, scores ? gap.data() : nullptr, margin, frames, shown, shown + plane,
                       shown + 2 * plane, static_cast<int>(width));
     }
   });
-  if (bad.load()) *bad_value = bad_label.load();
-  return !bad.load();
+  return true;
 }
 
 }  // namespace coreseg

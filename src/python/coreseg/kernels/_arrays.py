@@ -135,10 +135,11 @@ def out_array(out, shape: tuple[int, ...], dtype, inputs=(), allow_same=None) ->
         raise ValueError("out is not aligned to its element size")
     expect = out.itemsize
     packed = out.flags.c_contiguous  # the common case: no per-axis check
-    for i in range(out.ndim - 1, 0 if out.ndim > 1 else -1, -1) if out.size and not packed else ():
+    # Rows may have any stride; within a row, elements are packed. A 1-D out
+    # (class_histogram's counts) is a column of one-element rows: any stride.
+    for i in range(out.ndim - 1, 0, -1) if out.size and not packed else ():
         if out.shape[i] > 1 and out.strides[i] != expect:
-            raise ValueError("out must have packed rows (C-contiguous within each row)" if out.ndim > 1
-                             else "out must be contiguous")
+            raise ValueError("out must have packed rows (C-contiguous within each row)")
         expect *= out.shape[i]
     for a in inputs:
         if not np.may_share_memory(out, a):

@@ -93,6 +93,7 @@ def class_histogram(labels, num_classes, out=None):
     labels : (h, w) ndarray of int32, uint8 or uint16
     num_classes : int
     out : (num_classes,) int64 ndarray, optional
+        Any stride (reversed too); only its elements are written.
 
     Returns
     -------
@@ -106,5 +107,10 @@ def class_histogram(labels, num_classes, out=None):
     labels = _arrays.labels_array(labels)
     num_classes = _args.num_classes_arg(num_classes, 1 << 24)
     out = _arrays.out_array(out, (num_classes,), np.int64, inputs=(labels,))
-    _native.class_histogram(labels, num_classes, out)
+    if out.flags.c_contiguous:
+        _native.class_histogram(labels, num_classes, out)
+    else:  # a strided or reversed out: the kernel counts into packed memory
+        counts = np.empty(num_classes, np.int64)
+        _native.class_histogram(labels, num_classes, counts)
+        out[...] = counts
     return out
