@@ -33,8 +33,15 @@ def test_bundled_models_are_small_and_annotated():
     info = coreseg.inspect(ml_path)
     assert info.labels == demo.CLASSES and info.preview_type == "imageSegmenter"
     assert ["#" + bytes(c[:3]).hex().upper() for c in info.colors] == demo.COLORS
-    assert info.input_size == demo.INPUT_SIZE and info.output_dtype == "int32"
-    assert info.output_name == "semanticPredictions"
+    # The ONNX demo's twin: float logits [1, C, h, w], so scores, smooth
+    # edges and EMA smoothing behave the same on both backends.
+    onnx_info = coreseg.inspect(onnx_path)
+    assert info.input_size == demo.INPUT_SIZE == onnx_info.input_size
+    assert (info.output_name, info.output_kind, info.output_layout, info.output_activation) == (
+        "logits", "scores", "NCHW", "logits") == (onnx_info.output_name, onnx_info.output_kind,
+                                                  onnx_info.output_layout, onnx_info.output_activation)
+    assert info.output_shape == onnx_info.output_shape == (1, len(demo.CLASSES), demo.INPUT_SIZE[1], demo.INPUT_SIZE[0])
+    assert info.output_dtype == "float16" and info.assumed == [] and onnx_info.labels == info.labels
 
 
 def test_demo_model_segments_unseen_scenes():

@@ -14,9 +14,11 @@ The network is a small U-Net (three strided stages, two skip connections,
 - ONNX: input "image" uint8 [1, H, W, 3] RGB (what resize_image writes, so
   no conversion), output "logits" float32 [1, C, H, W], reduced by
   coreseg's native argmax kernel;
-- Core ML (ML program, float16): image input "image" (RGB), int32 output
-  "semanticPredictions" [H, W], and the labels and colours in the preview
-  metadata, as Apple's DETR model has them.
+- Core ML (ML program, float16): image input "image" (RGB), output
+  "logits" float16 [1, C, H, W]: the ONNX model's twin, so scores and
+  everything built on them behave the same on both backends; the labels
+  and colours in the preview metadata, as Apple's DETR model has them.
+Both state their output activation (coreseg.output.activation = logits).
 """
 
 from __future__ import annotations
@@ -82,14 +84,14 @@ class OnnxWrapper(nn.Module):
 
 
 class CoreMLWrapper(nn.Module):
-    """Core ML image (float NCHW 0..255) in, int32 class map out."""
+    """Core ML image (float NCHW 0..255) in, logits out."""
 
     def __init__(self, net):
         super().__init__()
         self.net = net
 
     def forward(self, image):
-        return torch.argmax(self.net(image), dim=1)[0].to(torch.int32)
+        return self.net(image)
 
 
 # Scenes are drawn at several sizes and brought to the model's input with
@@ -185,20 +187,21 @@ def export(net, outdir: Path):
         "com.apple.coreml.model.preview.type": "imageSegmenter",
         "com.apple.coreml.model.preview.params": json.dumps(params),
         "coreseg.input.color_layout": "RGB",
+        "coreseg.output.activation": "logits",
     }.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     model.doc_string = "coreseg demo: a tiny U-Net for procedurally drawn outdoor scenes"
     onnx.save(model, str(onnx_path))
 
-    # Core ML: image in, int32 class map out, float16 weights.
+    # Core ML: image in, float16 logits out (the ONNX model's twin), float16 weights.
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     import coremltools as ct
 
     traced = torch.jit.trace(CoreMLWrapper(net), torch.zeros(1, 3, H, W))
     mlmodel = ct.convert(traced, inputs=[ct.ImageType(name="image", shape=(1, 3, H, W),
                                                       color_layout=ct.colorlayout.RGB)],
-                         outputs=[ct.TensorType(name="semanticPredictions", dtype=np.int32)],
+                         outputs=[ct.TensorType(name="logits", dtype=np.float16)],
                          convert_to="mlprogram", minimum_deployment_target=ct.target.macOS13,
                          compute_precision=ct.precision.FLOAT16)
     mlmodel.author = "coreseg"
@@ -207,6 +210,7 @@ def export(net, outdir: Path):
     mlmodel.short_description = "coreseg demo: a tiny U-Net for procedurally drawn outdoor scenes"
     mlmodel.user_defined_metadata["com.apple.coreml.model.preview.type"] = "imageSegmenter"
     mlmodel.user_defined_metadata["com.apple.coreml.model.preview.params"] = json.dumps(params)
+    mlmodel.user_defined_metadata["coreseg.output.activation"] = "logits"
     ml_path = outdir / "demo.mlpackage"
     if ml_path.exists():
         shutil.rmtree(ml_path)
