@@ -240,3 +240,20 @@ def test_annotate_detr_without_weights(tmp_path):
     coreseg.annotate(DETR, labels, out, colors=coreseg.default_palette(len(labels))[:, :3])
     info = coreseg.inspect(out)
     assert info.labels == labels and info.colors.shape == (201, 4)
+
+
+def test_reading_a_core_ml_file_does_not_import_coremltools(models):
+    # coremltools' own package import takes seconds (its converters); its
+    # generated protobuf modules are all a spec needs. After a real import
+    # of coremltools, both read the same specs.
+    import subprocess
+    import sys
+
+    code = ("import sys, coreseg; info = coreseg.inspect(sys.argv[1]); "
+            "assert 'coremltools' not in sys.modules, 'coremltools was imported'; "
+            "import coremltools as ct; spec = ct.utils.load_spec(sys.argv[1]); "
+            "assert coreseg.inspect(sys.argv[1]).input_name == spec.description.input[0].name == info.input_name; "
+            "print(info.input_name)")
+    r = subprocess.run([sys.executable, "-c", code, str(models["plain.mlpackage"])], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "image", r.stderr
