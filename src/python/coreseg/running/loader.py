@@ -7,6 +7,7 @@ backends/coreml.py, and "demo" to the bundled model."""
 from __future__ import annotations
 
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -23,14 +24,62 @@ COMPUTE_UNITS = ("all", "cpu", "cpu_gpu", "cpu_ne")
 _COREML_SUFFIXES = (".mlpackage", ".mlmodel", ".mlmodelc")
 
 
-def _coreml_available() -> bool:
+#: The oldest macOS the Core ML backend runs on (the Core ML APIs it calls).
+MIN_MACOS = (13, 0)
+
+#: CORESEG_FAKE_COREML=1 runs Core ML models through the Python stand-in for
+#: the native module (tests/fake_coreml.py, importable as `fake_coreml`), on
+#: any OS: the test suite runs as a Mac would run it.
+FAKE_COREML = "CORESEG_FAKE_COREML"
+
+
+def macos_version() -> tuple[int, ...] | None:
+    """This Mac's macOS version, e.g. (14, 5); None elsewhere."""
     if sys.platform != "darwin":
-        return False
+        return None
+    try:
+        return tuple(int(part) for part in platform.mac_ver()[0].split("."))
+    except ValueError:
+        return None
+
+
+def _fake_coreml() -> bool:
+    return os.environ.get(FAKE_COREML) == "1"
+
+
+def _coreml_unavailable() -> str | None:
+    """Why Core ML models cannot run here, or None when they can."""
+    if _fake_coreml():
+        return None
+    if sys.platform != "darwin":
+        return ("Core ML runs on macOS 13 or later only, so this model cannot be run here. coreseg.inspect() "
+                "reads it on any OS; to run it elsewhere, convert it to ONNX and load the .onnx file "
+                "(pip install 'coreseg[onnx]')")
+    version = macos_version()
+    if version is not None and version < MIN_MACOS:
+        return (f"coreseg runs Core ML models on macOS {MIN_MACOS[0]} or later, and this Mac runs macOS "
+                f"{'.'.join(map(str, version))}: convert the model to ONNX and load it with backend='onnx' "
+                "(pip install 'coreseg[onnx]'), which works here")
     try:
         from .. import _coreml  # noqa: F401  (built on Apple platforms only)
     except ImportError:
-        return False
-    return True
+        return "this build of coreseg has no Core ML backend (install a macOS wheel, or build on macOS 13+)"
+    return None
+
+
+def _coreml_available() -> bool:
+    return _coreml_unavailable() is None
+
+
+def _coreml_module():
+    """The native Core ML module, or the Python stand-in under CORESEG_FAKE_COREML=1."""
+    if _fake_coreml():
+        import fake_coreml  # tests/: on sys.path where the variable is set
+
+        return fake_coreml.environment_module()
+    from .. import _coreml
+
+    return _coreml
 
 
 def load(model, backend: str = "auto", compute_units: str = "all", providers=None, *, crop: str | None = None,
@@ -135,14 +184,9 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
     path = Path(os.fspath(model))
     suffix = path.suffix.lower()
     if suffix in _COREML_SUFFIXES and backend in ("auto", "coreml"):
-        if sys.platform == "darwin" and not _coreml_available():
-            raise BackendUnavailableError(f"{path}: this build of coreseg has no Core ML backend "
-                                          "(install a macOS wheel, or build on macOS 13+)")
-        if not _coreml_available():
-            raise BackendUnavailableError(
-                f"{path}: Core ML runs on macOS 13 or later only, so this model cannot be run here. "
-                "coreseg.inspect() reads it on any OS; to run it elsewhere, convert it to ONNX and "
-                "load the .onnx file (pip install 'coreseg[onnx]')")
+        why = _coreml_unavailable()
+        if why is not None:
+            raise BackendUnavailableError(f"{path}: {why}")
         if threads is not None or session_options is not None:
             raise ValueError("threads, session_options: Core ML schedules its own work; these are for ONNX Runtime")
         given = [arg(k) for k in ("layout", "mean", "std", "color_layout") if contract[k] is not None]
@@ -156,7 +200,7 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
 
         return CoreMLSegmenter(path, compute_units, crop=crop, labels=labels, size=size, output=output,
                                output_layout=output_layout, output_activation=output_activation,
-                               threshold=threshold)
+                               threshold=threshold, native=_coreml_module())
     if suffix == ".onnx" and backend in ("auto", "onnx"):
         from .backends.onnx import OnnxSegmenter
 
