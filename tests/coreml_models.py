@@ -147,3 +147,112 @@ def save_spec(spec, path):
 FLEX_RANGE = ct.Shape(shape=(1, 3, ct.RangeDim(8, 64, default=H), ct.RangeDim(8, 128, default=W)))
 FLEX_ENUM = ct.EnumeratedShapes(shapes=[(1, 3, H, W), (1, 3, 32, 48)], default=(1, 3, H, W))
 BGR = ct.colorlayout.BGR
+
+
+# ---- what made the scores: softmax / sigmoid at the end of the network -----------
+
+SCALE, BIAS = 1 / 255, -0.5  # the Fritz models' own preprocessing (x / 255 - 0.5)
+SHARPNESS = 4.0  # logits = SHARPNESS * (x / 255 - 0.5): soft, tie-free probabilities
+
+
+def _neural_network(prog, scale=SCALE, bias=BIAS, color_layout=ct.colorlayout.RGB):
+    model = ct.convert(prog, inputs=[ct.ImageType(name="image", shape=(1, 3, H, W), scale=scale, bias=[bias] * 3,
+                                                  color_layout=color_layout)],
+                       convert_to="neuralnetwork")
+    return model.get_spec()
+
+
+def _declare(spec, shape, data_type="FLOAT32"):
+    """The output's declared shape and type (the converter leaves a
+    neural network's output shape undeclared)."""
+    out = spec.description.output[0].type.multiArrayType
+    out.dataType = getattr(ct.proto.FeatureTypes_pb2.ArrayFeatureType, data_type)
+    del out.shape[:]
+    out.shape.extend(shape)
+    return spec
+
+
+def nn_softmax_model():
+    """A neural network .mlmodel as the Fritz models are: image in, scaled
+    by its own preprocessing (x / 255 - 0.5), a softmax over 3 classes as
+    its last layer, probabilities DOUBLE [1, 3, H, W] out."""
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, H, W))])
+    def prog(image):
+        return mb.softmax(x=mb.mul(x=image, y=SHARPNESS), axis=1, name="probs")
+
+    return _declare(_neural_network(prog), [1, 3, H, W], "DOUBLE")
+
+
+def nn_sigmoid_model():
+    """A neural network ending in a sigmoid over one channel, reshaped to
+    [1, H, W] after it (a pass-through layer): a binary model."""
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, H, W))])
+    def prog(image):
+        p = mb.sigmoid(x=mb.mul(x=mb.reduce_mean(x=image, axes=[1], keep_dims=True), y=SHARPNESS))
+        return mb.reshape(x=p, shape=[1, H, W], name="foreground")
+
+    return _declare(_neural_network(prog), [1, H, W])
+
+
+def nn_logits_model():
+    """A neural network whose last layer is no activation: logits."""
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, H, W))])
+    def prog(image):
+        return mb.mul(x=image, y=SHARPNESS, name="logits")
+
+    return _declare(_neural_network(prog), [1, 3, H, W])
+
+
+def nn_sigmoid_channels_model():
+    """A neural network ending in a sigmoid over 3 channels: multi-label."""
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, H, W))])
+    def prog(image):
+        return mb.sigmoid(x=mb.mul(x=image, y=SHARPNESS), name="parts")
+
+    return _declare(_neural_network(prog), [1, 3, H, W])
+
+
+def mlprogram_softmax_model(nhwc=False):
+    """An ML program ending in a softmax over 3 classes (computed in float16,
+    then cast to float32 by the converter); `nhwc` transposes it to
+    [1, H, W, 3] after the softmax."""
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, H, W))], opset_version=ct.target.macOS13)
+    def prog(image):
+        p = mb.softmax(x=mb.mul(x=mb.sub(x=image, y=0.5), y=SHARPNESS), axis=1,
+                       name="probs" if not nhwc else "softmax_nchw")
+        return mb.transpose(x=p, perm=[0, 2, 3, 1], name="probs") if nhwc else p
+
+    return ct.convert(prog, inputs=[ct.ImageType(name="image", shape=(1, 3, H, W), scale=SCALE)],
+                      convert_to="mlprogram", minimum_deployment_target=ct.target.macOS13)
+
+
+def pipeline_of(spec):
+    """A pipeline holding one model: its output is produced by that model."""
+    pipeline = ct.proto.Model_pb2.Model()
+    pipeline.specificationVersion = spec.specificationVersion
+    pipeline.description.CopyFrom(spec.description)
+    pipeline.pipeline.models.add().CopyFrom(spec)
+    return pipeline
+
+
+# ---- a class map as a grayscale image (exports made for Vision) ------------------
+
+
+def class_image_model(float16=False, shape=None):
+    """Image in, the argmax over its channels out as a grayscale image
+    (ct.ImageType GRAYSCALE: OneComponent8 pixels; GRAYSCALE_FLOAT16:
+    OneComponent16Half) whose pixel values are the class ids."""
+    shape = shape or (1, 3, H, W)
+    program_shape = shape if isinstance(shape, tuple) else (1, 3, _sym(), _sym())
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=program_shape)], opset_version=ct.target.macOS13)
+    def prog(image):
+        ids = mb.reduce_argmax(x=image, axis=1, keep_dims=True)  # (1, 1, h, w)
+        return mb.cast(x=ids, dtype="fp16" if float16 else "fp32", name="classes")
+
+    layout = ct.colorlayout.GRAYSCALE_FLOAT16 if float16 else ct.colorlayout.GRAYSCALE
+    # ct.convert takes output types for programs it converts from PyTorch or
+    # TensorFlow; a MIL program states them on its main function.
+    prog.functions["main"].set_output_types([ct.ImageType(name="classes", color_layout=layout)])
+    return ct.convert(prog, inputs=[ct.ImageType(name="image", shape=shape)], convert_to="mlprogram",
+                      minimum_deployment_target=ct.target.macOS13)

@@ -16,9 +16,9 @@ uses. For a grayscale image output, `out` is the int32 (h, w) class map:
 a pixel buffer of `out`'s size is offered as the backing when the output's
 size constraint allows it (the native isAllowedValue: test), Core ML
 "uses" it when its result has that size, and the pixels (uint8, or float16
-that must be whole numbers) become int32 ids either way; each call records
-the backing it offered as ``calls[i]["backing"]`` (pixel format, width,
-height) or None.
+that must be whole numbers) become int32 ids either way; each call to an
+image output records the backing it offered as ``calls[i]["backing"]``
+(pixel format, width, height) or None.
 
 What the network computes is given per model by the test: a function of
 the (C, h, w) float32 planes returning the output array (for an image
@@ -28,6 +28,8 @@ output, the (h, w) pixel values, any unit axes around them).
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -43,16 +45,23 @@ _IMAGE_FORMATS = {10: "L008", 40: "L00h"}
 
 
 class FakeCoreML:
-    def __init__(self, networks: dict, returns: dict | None = None):
+    def __init__(self, networks: dict, returns: dict | None = None, workdir=None):
         """networks: output name -> f(planes) -> array; returns: output name
-        -> the dtype Core ML hands back (default: as declared)."""
+        -> the dtype Core ML hands back (default: as declared); workdir:
+        where compiled models are made (default: beside the model, which
+        must then be writable)."""
         self.networks, self.returns = networks, returns or {}
+        self.workdir = None if workdir is None else Path(workdir)
         self.compiled = 0
         self.models = []
 
+    def network(self, model, output):
+        """What `model`'s network computes for `output` (see the module docstring)."""
+        return self.networks[output]
+
     def compile_model(self, path):
         self.compiled += 1
-        out = Path(path).parent / f"compiled-{self.compiled}.mlmodelc"
+        out = (self.workdir or Path(path).parent) / f"compiled-{self.compiled}.mlmodelc"
         out.mkdir()
         (out / "source.json").write_text(json.dumps({"spec": str(path)}))
         return str(out)
@@ -145,8 +154,8 @@ class FakeModel:
         pixels = pixels.astype(np.uint8 if fmt == "L008" else np.float16)
         backing = None
         if out is not None:
-            if out.ndim != 2:
-                raise CoreMLError(f"image output {output} is read into an (h, w) array, not {out.shape}")
+            if out.ndim != 2 or out.dtype != np.int32:
+                raise CoreMLError(f"image output {output} is read into an int32 (height, width) array")
             if self._allows(it, out.shape[1], out.shape[0]):
                 backing = (fmt, out.shape[1], out.shape[0])
         self.calls[-1]["backing"] = backing
@@ -183,7 +192,7 @@ class FakeModel:
     def predict(self, image, order, wrap, input, size, output, dtype, out=None):
         self.calls.append({"size": tuple(size), "output": output, "wrap": wrap, "out": out})
         planes = self._network_input(image, order, size)
-        result = np.asarray(self.owner.networks[output](planes))
+        result = np.asarray(self.owner.network(self, output)(planes))
         returned = self.owner.returns.get(output)
         if returned is not None:
             result = result.astype(returned)
@@ -210,3 +219,61 @@ class FakeModel:
     def predict_batch(self, images, orders, input, sizes, output, dtype):
         arrays = [self.predict(im, o, False, input, s, output, dtype)[0] for im, o, s in zip(images, orders, sizes)]
         return arrays, {"preprocess": 0.001, "inference": 0.002, "postprocess": 0.0}
+
+
+# ---- CORESEG_FAKE_COREML=1: the suite run as a Mac runs it ----------------------------------------
+
+
+class EnvironmentCoreML(FakeCoreML):
+    """The stand-in `coreseg.load` uses under CORESEG_FAKE_COREML=1: the
+    bundled demo (or a copy of it) runs through its ONNX twin, which has
+    the same weights, by ONNX Runtime, so every feature built on its
+    scores behaves as on a Mac; a test's own model runs the network it
+    registers with `register(output, fn)`."""
+
+    def __init__(self):
+        super().__init__({}, workdir=tempfile.mkdtemp(prefix="coreseg-fake-coreml-"))
+        self._demo = None
+
+    def register(self, output: str, fn) -> None:
+        self.networks[output] = fn
+
+    def network(self, model, output):
+        if output in self.networks:
+            return self.networks[output]
+        meta = model.spec.description.metadata
+        if meta.author == "coreseg" and output == "logits" and meta.shortDescription.startswith("coreseg demo"):
+            return self._demo_network
+        raise CoreMLError(f"the fake Core ML has no network for output {output!r} of "
+                          f"{meta.shortDescription or 'this model'}: register one (fake_coreml.register)")
+
+    def _demo_network(self, planes):
+        # The demo's ONNX twin takes the uint8 NHWC RGB image the planes hold.
+        if self._demo is None:
+            import onnxruntime
+
+            from coreseg.modelfiles import bundled
+
+            self._demo = onnxruntime.InferenceSession(str(bundled.model_path("onnx")),
+                                                      providers=["CPUExecutionProvider"])
+        image = np.clip(np.rint(planes), 0, 255).astype(np.uint8).transpose(1, 2, 0)[None]
+        (logits,) = self._demo.run(None, {"image": np.ascontiguousarray(image)})
+        return logits.astype(np.float16)  # what the Core ML demo declares
+
+
+_ENVIRONMENT = None
+
+
+def environment_module() -> EnvironmentCoreML:
+    """The one stand-in of this process (its compiled models in a cache of
+    its own, so no fake entry ever reaches a real cache)."""
+    global _ENVIRONMENT
+    if _ENVIRONMENT is None:
+        os.environ.setdefault("CORESEG_CACHE", tempfile.mkdtemp(prefix="coreseg-fake-cache-"))
+        _ENVIRONMENT = EnvironmentCoreML()
+    return _ENVIRONMENT
+
+
+def register(output: str, fn) -> None:
+    """Give the environment's stand-in the network of a test's own model."""
+    environment_module().register(output, fn)

@@ -44,13 +44,18 @@ def paths(tmp_path_factory):
         "1hw1": lambda: cm.unit_axes_model("1hw1"),
         "gray": cm.gray_model,
         "classes": lambda: cm.logits_model(user_defined={"classes": "red,green,blue"}),
+        "ml_softmax": cm.mlprogram_softmax_model,
+        "ids": cm.class_image_model,
+        "ids16": lambda: cm.class_image_model(float16=True),
     }
     out = {}
     for name, make in built.items():
         out[name] = d / f"{name}.mlpackage"
         make().save(str(out[name]))
-    cm.save_spec(cm.neural_network_segmenter(), d / "nn.mlmodel")
-    out["nn"] = d / "nn.mlmodel"
+    specs = {"nn": cm.neural_network_segmenter, "nn_softmax": cm.nn_softmax_model, "nn_sigmoid": cm.nn_sigmoid_model}
+    for name, make in specs.items():
+        out[name] = d / f"{name}.mlmodel"
+        cm.save_spec(make(), out[name])
     return out
 
 
@@ -164,6 +169,62 @@ def test_class_maps_with_unit_axes(paths, name):
     seg = load(paths[name]).predict(img)
     assert seg.labels.shape == (cm.H, cm.W)
     np.testing.assert_array_equal(seg.labels, expected(img, (cm.W, cm.H)))
+
+
+def softmax(logits, axis=0):
+    e = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@pytest.mark.parametrize("name", ["nn_softmax", "ml_softmax"])
+def test_probabilities_are_not_normalised_twice(paths, name):
+    # Both end in a softmax of 4 * (x / 255 - 0.5): the neural network
+    # scales its input with its own preprocessing, the ML program with
+    # operations of its own.
+    model = load(paths[name])
+    assert model.output.activation == "softmax"
+    img = untied(40, 60, 15)
+    seg = model.predict(img)
+    x = network_input(img, (cm.W, cm.H)).transpose(2, 0, 1).astype(np.float64)
+    p = softmax(cm.SHARPNESS * (x * cm.SCALE + cm.BIAS))
+    np.testing.assert_allclose(seg.scores, p, atol=5e-3)  # the ML program computes in float16
+    np.testing.assert_array_equal(seg.labels, expected(img, (cm.W, cm.H)))
+    np.testing.assert_allclose(seg.confidence(), p.max(axis=0), atol=5e-3)
+
+
+def test_a_sigmoid_channel_is_binary(paths):
+    model = load(paths["nn_sigmoid"])
+    assert (model.output.kind, model.output.activation, model.labels) == \
+        ("binary", "sigmoid", ["background", "foreground"])
+    img = np.random.default_rng(16).integers(0, 256, (40, 60, 3), np.uint8)
+    seg = model.predict(img)
+    x = kernels.resize_image(img, (cm.W, cm.H), "RGB").astype(np.float64)
+    p = 1 / (1 + np.exp(-cm.SHARPNESS * (x.mean(axis=2) * cm.SCALE + cm.BIAS)))
+    np.testing.assert_allclose(seg.scores[1], p, atol=1e-4)
+    decided = np.abs(p - 0.5) > 1e-3  # away from the threshold, where float rounding cannot flip it
+    np.testing.assert_array_equal(seg.labels[decided], (p > 0.5)[decided])
+
+
+@pytest.mark.parametrize("name", ["ids", "ids16"])
+def test_a_class_id_image_output(paths, name, record_property):
+    # A grayscale image of class ids (8-bit, or 16-bit float) read from
+    # Core ML's pixel buffer into the int32 map.
+    model = load(paths[name])
+    assert model.output.kind == "labels" and model.description_info.output_kind == "labels"
+    img = untied(40, 60, 17)
+    seg = model.predict(img)
+    assert seg.labels.shape == (cm.H, cm.W) and seg.labels.dtype == np.int32 and seg.scores is None
+    np.testing.assert_array_equal(seg.labels, expected(img, (cm.W, cm.H)))
+    # A pooled pixel buffer is offered when the output's isAllowedValue:
+    # accepts it, and Core ML may or may not use it: recorded, not asserted.
+    record_property("offered_output_backing", seg.io["offered_output_backing"])
+    record_property("used_output_backing", seg.io["used_output_backing"])
+    other = untied(40, 60, 18)
+    again = model.predict(other, out=seg.raw)
+    assert again.raw is seg.raw
+    np.testing.assert_array_equal(again.labels, expected(other, (cm.W, cm.H)))
+    for im, s in zip([img, other], model.predict_batch([img, other])):
+        np.testing.assert_array_equal(s.labels, expected(im, (cm.W, cm.H)))
 
 
 def test_grayscale_model(paths):

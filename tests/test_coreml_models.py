@@ -374,8 +374,8 @@ def test_batches(models):
 
 
 def test_load_says_what_core_ml_models_do_not_take(models, monkeypatch):
-    monkeypatch.setattr(coreseg.running.loader, "_coreml_available", lambda: True)
-    with pytest.raises(ValueError, match="mean: not used by Core ML models"):
+    monkeypatch.setattr(coreseg.running.loader, "_coreml_unavailable", lambda: None)
+    with pytest.raises(ValueError, match=r"mean=?: not used by Core ML models"):
         coreseg.load(models["plain"], mean="imagenet")
 
 
@@ -384,3 +384,251 @@ def test_a_model_core_ml_cannot_load_is_a_core_ml_error(tmp_path):
     broken.mkdir()
     with pytest.raises(CoreMLError):
         CoreMLSegmenter(broken, native=FakeCoreML({}))
+
+
+# ---- probabilities: the activation the network ends in ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """Models whose last layer makes (or does not make) probabilities, and
+    grayscale class-id image outputs."""
+    d = tmp_path_factory.mktemp("coreml_scored")
+    paths = {}
+    specs = {"nn_softmax": cm.nn_softmax_model(), "nn_sigmoid": cm.nn_sigmoid_model(),
+             "nn_logits": cm.nn_logits_model(), "nn_multilabel": cm.nn_sigmoid_channels_model(),
+             "pipeline": cm.pipeline_of(cm.nn_softmax_model())}
+    for name, spec in specs.items():
+        paths[name] = d / f"{name}.mlmodel"
+        cm.save_spec(spec, paths[name])
+    packages = {"ml_softmax": cm.mlprogram_softmax_model(), "ml_softmax_nhwc": cm.mlprogram_softmax_model(nhwc=True),
+                "ids": cm.class_image_model(), "ids16": cm.class_image_model(float16=True),
+                "ids_range": cm.class_image_model(shape=cm.FLEX_RANGE)}
+    for name, model in packages.items():
+        paths[name] = d / f"{name}.mlpackage"
+        model.save(str(paths[name]))
+    return paths
+
+
+def softmax(logits, axis=0):
+    e = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def fritz_like(planes):
+    """What nn_softmax_model computes from the pixels Core ML hands it (its
+    own preprocessing, x / 255 - 0.5, included), as float64 like its output."""
+    return softmax(cm.SHARPNESS * (planes.astype(np.float64) * cm.SCALE + cm.BIAS))[None]
+
+
+def test_a_neural_network_ending_in_softmax_gives_probabilities(scored):
+    info = coreseg.inspect(scored["nn_softmax"])
+    assert (info.output_kind, info.output_layout, info.output_activation) == ("scores", "NCHW", "softmax")
+    assert info.sources["output_activation"] == "model" and "output_activation" not in info.assumed
+    assert "probabilities (softmax)" in info.summary()
+    model, _ = load(scored["nn_softmax"], networks={"probs": fritz_like})
+    img = image(seed=20)
+    seg = model.predict(img)
+    assert seg.raw.shape == (1, 3, cm.H, cm.W) and seg.raw.dtype == np.float32  # DOUBLE, read as float32
+    raw = seg.raw[0]
+    np.testing.assert_allclose(raw.sum(axis=0), 1, atol=1e-6)
+    # The scores are the model's own probabilities, not a softmax of them.
+    np.testing.assert_array_equal(seg.scores, raw)
+    assert np.abs(softmax(raw.astype(np.float64)) - raw).max() > 0.05  # a second softmax would have shown
+    np.testing.assert_array_equal(seg.confidence(), raw.max(axis=0))
+    np.testing.assert_array_equal(seg.labels, expected(img, (cm.W, cm.H)))
+    (frame,) = list(model.stream([img], smoothing="ema"))  # the first frame starts the average
+    np.testing.assert_array_equal(frame.segmentation.scores, raw)
+
+
+def test_a_neural_network_ending_in_one_sigmoid_channel_is_binary(scored):
+    info = coreseg.inspect(scored["nn_sigmoid"])
+    assert (info.output_kind, info.output_activation, info.output_threshold) == ("binary", "sigmoid", 0.5)
+    assert info.labels == ["background", "foreground"] and info.sources["output_activation"] == "model"
+    assert info.sources["threshold"] == "assumed"
+
+    def network(planes):  # sigmoid(4 * mean(x / 255 - 0.5)), as [1, H, W]
+        return 1 / (1 + np.exp(-cm.SHARPNESS * (planes.mean(axis=0) * cm.SCALE + cm.BIAS)))[None]
+
+    model, _ = load(scored["nn_sigmoid"], networks={"foreground": network})
+    img = np.random.default_rng(21).integers(0, 256, (40, 60, 3), np.uint8)  # bright and dark pixels
+    seg = model.predict(img)
+    p = network(kernels.resize_image(img, (cm.W, cm.H), "RGB").transpose(2, 0, 1).astype(np.float32))[0]
+    np.testing.assert_array_equal(seg.labels, (seg.raw[0] > 0.5).astype(np.int32))
+    assert 0 < seg.labels.mean() < 1  # both classes present: the threshold decided something
+    np.testing.assert_allclose(seg.scores, np.stack([1 - p, p]), atol=1e-6)
+
+
+def test_a_neural_network_without_an_activation_gives_logits(scored):
+    info = coreseg.inspect(scored["nn_logits"])
+    assert (info.output_kind, info.output_activation) == ("scores", "logits")
+    assert info.assumed == ["output_activation"]  # nothing in the network says: shown as assumed
+
+
+def test_a_neural_network_ending_in_sigmoid_channels_is_multilabel(scored):
+    info = coreseg.inspect(scored["nn_multilabel"])
+    assert (info.output_kind, info.output_activation, info.output_threshold) == ("multilabel", "sigmoid", 0.5)
+    info = coreseg.inspect(scored["nn_multilabel"], labels=["red", "green", "blue"])
+    assert info.labels == ["background", "red", "green", "blue"] and info.sources["labels"] == "load"
+
+
+@pytest.mark.parametrize("name, layout", [("ml_softmax", "NCHW"), ("ml_softmax_nhwc", "NHWC")])
+def test_an_ml_program_ending_in_softmax_gives_probabilities(scored, name, layout):
+    # The converter casts the float16 softmax to float32 after it; the NHWC
+    # model transposes it too: both pass the probabilities through.
+    info = coreseg.inspect(scored[name])
+    assert (info.output_kind, info.output_layout, info.output_activation) == ("scores", layout, "softmax")
+    assert info.input_preprocessing == ""  # an ML program scales its input inside the program
+
+    def network(planes):
+        p = softmax(cm.SHARPNESS * (planes * cm.SCALE - 0.5))[None].astype(np.float32)
+        return p.transpose(0, 2, 3, 1) if layout == "NHWC" else p
+
+    model, _ = load(scored[name], networks={"probs": network})
+    img = image(seed=22)
+    seg = model.predict(img)
+    planes = seg.raw[0].transpose(2, 0, 1) if layout == "NHWC" else seg.raw[0]
+    np.testing.assert_array_equal(seg.scores, planes)
+    np.testing.assert_array_equal(seg.labels, expected(img, (cm.W, cm.H)))
+
+
+def test_a_pipeline_reads_the_model_that_makes_its_output(scored):
+    info = coreseg.inspect(scored["pipeline"])
+    assert (info.model_type, info.output_activation) == ("pipeline", "softmax")
+    assert info.input_preprocessing == "x * 0.003922 + (-0.5, -0.5, -0.5)"
+
+
+def test_a_compiled_model_does_not_say_what_made_its_scores(scored):
+    # A .mlmodelc has no spec to read the last layer from: its description
+    # alone, and the activation is assumed (logits), as before.
+    model, native = load(scored["nn_softmax"], networks={"probs": fritz_like})
+    assert model.output.activation == "softmax"
+    direct = CoreMLSegmenter(model.compiled_path, native=native)
+    assert direct.output.activation == "logits" and "output_activation" in direct.info.assumed
+
+
+# ---- a neural network's own image preprocessing ------------------------------------------
+
+
+def _preprocessing(tmp_path, edit):
+    spec = cm.nn_softmax_model()
+    edit(spec)
+    path = tmp_path / "edited.mlmodel"
+    cm.save_spec(spec, path)
+    return coreml_file.read(path).preprocessing
+
+
+def test_preprocessing_is_read_from_the_spec(scored, tmp_path):
+    info = coreseg.inspect(scored["nn_softmax"])
+    assert info.input_preprocessing == "x * 0.003922 + (-0.5, -0.5, -0.5)"
+    assert "preprocessing in the model: x * 0.003922 + (-0.5, -0.5, -0.5)" in info.summary()
+    assert info.sources["color_layout"] == info.sources["normalization"] == "model"
+    image_type = lambda s: s.description.input[0].type.imageType  # noqa: E731
+    scaler = lambda s: s.neuralNetwork.preprocessing[0].scaler  # noqa: E731
+
+    def bgr(spec):  # Core ML hands a BGR network B, G, R, with the biases of each
+        image_type(spec).colorSpace = 30
+        scaler(spec).channelScale, scaler(spec).redBias, scaler(spec).greenBias, scaler(spec).blueBias = 0.5, -1, -2, -3
+
+    assert _preprocessing(tmp_path, bgr) == "BGR: x * 0.5 + (-3, -2, -1)"
+
+    def identity(spec):
+        scaler(spec).channelScale, scaler(spec).redBias, scaler(spec).greenBias, scaler(spec).blueBias = 1, 0, 0, 0
+
+    assert _preprocessing(tmp_path, identity) == ""  # pixels as they are
+
+    def bgr_only(spec):
+        identity(spec)
+        image_type(spec).colorSpace = 30
+
+    assert _preprocessing(tmp_path, bgr_only) == "BGR: x"
+
+    def other_input(spec):
+        spec.neuralNetwork.preprocessing[0].featureName = "depth"
+
+    assert _preprocessing(tmp_path, other_input) == ""
+
+    def mean_image(spec):
+        p = spec.neuralNetwork.preprocessing[0]
+        p.meanImage.meanImage.extend([0.0] * (3 * cm.H * cm.W))
+
+    assert _preprocessing(tmp_path, mean_image) == "x - the model's mean image"
+
+
+# ---- a class map as a grayscale image -----------------------------------------------------
+
+
+def ids(planes):
+    """A class-id image from the network: the argmax over the channels, as
+    the float (1, 1, h, w) the program returns."""
+    return np.argmax(planes, axis=0)[None, None].astype(np.float32)
+
+
+@pytest.mark.parametrize("name, dtype, pixel_format", [("ids", "uint8", "L008"), ("ids16", "float16", "L00h")])
+def test_a_grayscale_image_output_is_a_class_map(scored, name, dtype, pixel_format):
+    info = coreseg.inspect(scored[name])
+    assert (info.output_kind, info.output_dtype, info.output_shape) == ("labels", dtype, (cm.H, cm.W))
+    assert info.output_activation == "none" and info.output_layout is None
+    model, native = load(scored[name], networks={"classes": ids})
+    img = image(seed=23)
+    seg = model.predict(img)
+    assert seg.raw.dtype == np.int32 and seg.raw.shape == (cm.H, cm.W) and seg.scores is None
+    np.testing.assert_array_equal(seg.labels, expected(img, (cm.W, cm.H)))
+    # A pixel buffer of the output's size and pixel format is offered as the backing.
+    assert native.models[0].calls[0]["backing"] == (pixel_format, cm.W, cm.H)
+    assert seg.io == {"wrapped_input": False, "offered_output_backing": True, "used_output_backing": True}
+    again = model.predict(image(seed=24), out=seg.raw)  # the int32 map reused
+    assert again.raw is seg.raw
+    np.testing.assert_array_equal(again.labels, expected(image(seed=24), (cm.W, cm.H)))
+    # Its description (all a compiled model has) says the same.
+    desc_output = next(f for f in native.models[0].describe()["outputs"] if f["name"] == "classes")
+    assert (desc_output["kind"], desc_output["pixel_format"]) == ("image", pixel_format)
+    assert model.description_info.output_kind == "labels" and model.description_info.output_dtype == dtype
+    direct = CoreMLSegmenter(model.compiled_path, native=native)
+    np.testing.assert_array_equal(direct.predict(img).labels, expected(img, (cm.W, cm.H)))
+    batch = model.predict_batch([img, image(seed=24)])
+    np.testing.assert_array_equal(batch[0].labels, expected(img, (cm.W, cm.H)))
+    np.testing.assert_array_equal(batch[1].labels, expected(image(seed=24), (cm.W, cm.H)))
+
+
+def test_float16_class_id_pixels_must_be_whole_numbers(scored):
+    model, _ = load(scored["ids16"], networks={"classes": lambda p: ids(p) + 0.5})
+    with pytest.raises(CoreMLError, match="which is not a class id"):
+        model.predict(image(seed=25))
+
+
+def test_a_flexible_grayscale_image_output_learns_its_size(scored):
+    info = coreseg.inspect(scored["ids_range"])
+    assert info.output_kind == "labels" and info.output_shape is None
+    model, native = load(scored["ids_range"], networks={"classes": ids}, size="image")
+    img = image(40, 60, seed=26)
+    seg = model.predict(img)
+    assert native.models[0].calls[0]["backing"] is None and not seg.io["offered_output_backing"]
+    np.testing.assert_array_equal(seg.labels, expected(img, (60, 40)))
+    seg = model.predict(image(40, 60, seed=27))  # the size is known now: a backing of it is offered
+    assert native.models[0].calls[1]["backing"] == ("L008", 60, 40) and seg.io["used_output_backing"]
+    np.testing.assert_array_equal(seg.labels, expected(image(40, 60, seed=27), (60, 40)))
+
+
+def image_output(name, pixel_format, constraint=None):
+    return {"name": name, "kind": "image", "shape": [16, 24], "dtype": "", "optional": False,
+            "pixel_format": pixel_format, "size_constraint": constraint or {"type": "unspecified", "sizes": []}}
+
+
+def test_a_compiled_models_image_outputs(tmp_path):
+    path = tmp_path / "m.mlmodelc"
+    file = coreml_file.from_description(description([image_output("map", "L008")]), path)
+    assert file.outputs == [coreml_file.Tensor("map", "uint8", (16, 24), image=True)]
+    info, out = coreml_file.describe(file, ordered=False)
+    assert (out.name, out.kind, info.output_shape) == ("map", "labels", (16, 24))
+    half = coreml_file.from_description(description([image_output("map", "L00h")]), path)
+    assert half.outputs[0].dtype == "float16" and half.outputs[0].image
+    ranged = image_output("map", "L008", {"type": "range", "sizes": [], "width_range": (8, 1 << 62),
+                                          "height_range": (8, 64)})
+    assert coreml_file.from_description(description([ranged]), path).outputs[0].shape is None
+    one = image_output("map", "L008", {"type": "enumerated", "sizes": [(24, 16)]})
+    assert coreml_file.from_description(description([one]), path).outputs[0].shape == (16, 24)
+    # A colour image is no class map.
+    colour = coreml_file.from_description(description([image_output("photo", "BGRA")]), path)
+    with pytest.raises(ModelError, match="not a segmentation model: no output is an integer class map"):
+        coreml_file.describe(colour, ordered=False)

@@ -1,11 +1,10 @@
 """The generated scenes and the bundled demo model."""
 
-import sys
-
 import numpy as np
 import pytest
 
 import coreseg
+from coreseg.running import loader
 from coreseg import demo
 
 
@@ -57,7 +56,7 @@ def test_demo_model_segments_unseen_scenes():
     assert mean_iou(cm) > 0.85
 
 
-@pytest.mark.skipif(sys.platform != "darwin", reason="Core ML runs only on macOS")
+@pytest.mark.skipif(not loader._coreml_available(), reason="Core ML runs only on macOS (or CORESEG_FAKE_COREML=1)")
 def test_core_ml_and_onnx_demo_models_agree():
     onnx_model = coreseg.load("demo", backend="onnx")
     coreml_model = coreseg.load("demo", backend="coreml")

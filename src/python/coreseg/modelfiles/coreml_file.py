@@ -11,14 +11,9 @@ first scores). A grayscale image output (8-bit or 16-bit float pixels,
 what exports made for Vision return) is a class map whose pixel values
 are the class ids.
 
-From a spec, more is read than Core ML's description says: which
-activation made a score output (the NeuralNetwork layer or ML program
-operation that produces it: a softmax, a sigmoid, through reshapes,
-transposes and resizes; in a pipeline, the model that produces it), so
-probabilities are never normalised twice; and a NeuralNetwork's own image
-preprocessing (scale, per-channel bias), which Core ML applies itself. A
-compiled .mlmodelc has no spec: its outputs' activations are unknown.
-Nothing here runs a model or imports a backend.
+A spec also says which activation made each output and what a
+NeuralNetwork does to its image input (coreml_layers); a compiled
+.mlmodelc does not. Nothing here runs a model or imports a backend.
 """
 
 from __future__ import annotations
@@ -29,23 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._coremltools import model_pb2
-from .contract import (
-    OutputContract,
-    Tensor,
-    labels_for_output,
-    labels_from_metadata,
-    output_contract,
-    segmentation_kind,
-)
+from .coreml_layers import image_preprocessing, output_activation
+from .contract import (OutputContract, Tensor, labels_for_output, labels_from_metadata, output_contract,
+                       segmentation_kind)
 from .info import PREVIEW_PARAMS_KEY, PREVIEW_TYPE_KEY, ModelError, ModelInfo, given_labels, parse_preview_params
 
 __all__ = ["ImageInput", "CoreMLFile", "read", "from_description", "describe", "spec_file", "read_spec"]
 
 # ImageFeatureType.ColorSpace: 10 GRAYSCALE, 20 RGB, 30 BGR, 40 GRAYSCALE_FLOAT16.
 _COLOR_LAYOUTS = {10: "GRAY", 20: "RGB", 30: "BGR", 40: "GRAY16F"}
-# Grayscale image outputs hold class ids as pixels: their pixel type, by
-# colour space (spec) and by CoreVideo pixel format (Core ML's description:
-# kCVPixelFormatType_OneComponent8, kCVPixelFormatType_OneComponent16Half).
+# Grayscale image outputs hold class ids as pixels: their pixel type by colour
+# space (spec) and by pixel format (OneComponent8, OneComponent16Half).
 _IMAGE_OUTPUT_DTYPES = {10: "uint8", 40: "float16"}
 _IMAGE_OUTPUT_FORMATS = {"L008": "uint8", "L00h": "float16"}
 # ArrayFeatureType.ArrayDataType.
@@ -60,21 +49,6 @@ MAX_SPEC_BYTES = (1 << 31) - 1
 # A range upper bound at or past this means "unbounded" (Core ML reports
 # NSRange lengths near NSIntegerMax for open ranges).
 _UNBOUNDED = 1 << 30
-
-# Which activation made an output, read from the spec: the layer (or ML
-# program operation) that produces it, followed back through those that
-# pass values through unchanged as far as that is concerned (reshapes,
-# transposes, resizes, casts), at most _MAX_HOPS of them.
-_NN_ACTIVATIONS = {"softmax": "softmax", "softmaxND": "softmax"}  # + ActivationParams.sigmoid
-_NN_PASS_THROUGH = {"reshape", "reshapeStatic", "reshapeDynamic", "reshapeLike", "rankPreservingReshape", "flatten",
-                    "flattenTo2D", "permute", "transpose", "squeeze", "expandDims", "upsample", "resizeBilinear",
-                    "crop", "copy"}  # + ActivationParams.linear with alpha 1, beta 0
-_MIL_ACTIVATIONS = {"softmax": "softmax", "sigmoid": "sigmoid"}
-_MIL_PASS_THROUGH = {"reshape", "transpose", "squeeze", "expand_dims", "identity", "cast", "upsample_bilinear",
-                     "upsample_nearest_neighbor", "resize_bilinear", "resize_nearest_neighbor", "resize", "crop"}
-_NN_TYPES = ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor")
-_PIPELINE_TYPES = ("pipeline", "pipelineClassifier", "pipelineRegressor")
-_MAX_HOPS = 16
 
 
 @dataclass(frozen=True)
@@ -151,15 +125,13 @@ class ImageInput:
 class CoreMLFile:
     """What a Core ML model declares.
 
-    ``outputs`` are contract Tensors: multi-arrays with their dtype, shape
-    (None where the model does not fix it) and the activation that made
-    them (from a spec); grayscale image outputs as class maps
-    (``image=True``, dtype "uint8" or "float16", shape (height, width) or
-    None for flexible sizes); other features with a kind name as dtype
-    ("string", "dictionary", "image" for colour images, ...) and shape ().
-    ``preprocessing`` is what a NeuralNetwork does to its image input
-    before the network (see `describe`), "" when it does nothing or the
-    file does not say.
+    ``outputs`` are contract Tensors: multi-arrays (dtype, shape with None
+    where the model does not fix it, and the activation that made them,
+    from a spec); grayscale image outputs as class maps (``image=True``,
+    dtype "uint8" or "float16", shape (height, width) or None); other
+    features with a kind name as dtype ("string", "image" for colour
+    images, ...) and shape (). ``preprocessing``: what a NeuralNetwork
+    does to its image input (coreml_layers), "" when nothing or unknown.
     """
 
     path: Path
@@ -265,6 +237,7 @@ def _image_output_shape(it) -> tuple | None:
 
 
 def _spec_tensor(feature, activation=None) -> Tensor:
+    """A feature as a Tensor; `activation` applies to multi-arrays only."""
     kind = feature.type.WhichOneof("Type")
     if kind == "multiArrayType":
         t = feature.type.multiArrayType
@@ -273,130 +246,6 @@ def _spec_tensor(feature, activation=None) -> Tensor:
         it = feature.type.imageType
         return Tensor(feature.name, _IMAGE_OUTPUT_DTYPES[it.colorSpace], _image_output_shape(it), image=True)
     return Tensor(feature.name, (kind or "unknown").removesuffix("Type"), ())
-
-
-# ---- what the spec's layers say ------------------------------------------------
-
-
-def _nn_activation(layers, name: str) -> str | None:
-    """The activation a NeuralNetwork's layers end output `name` in."""
-    before = len(layers)
-    for _ in range(_MAX_HOPS):
-        # The last layer before `before` that writes `name` (layers may
-        # write a blob in place).
-        i = next((i for i in range(before - 1, -1, -1) if name in layers[i].output), None)
-        if i is None:
-            return None
-        layer = layers[i]
-        kind = layer.WhichOneof("layer")
-        if kind in _NN_ACTIVATIONS:
-            return _NN_ACTIVATIONS[kind]
-        if kind == "activation":
-            which = layer.activation.WhichOneof("NonlinearityType")
-            if which == "sigmoid":
-                return "sigmoid"
-            linear = layer.activation.linear
-            if which != "linear" or linear.alpha != 1 or linear.beta != 0:
-                return None
-        elif kind not in _NN_PASS_THROUGH:
-            return None
-        if not layer.input:
-            return None
-        name, before = layer.input[0], i
-    return None
-
-
-def _mil_activation(program, name: str) -> str | None:
-    """The activation an ML program's main function ends output `name` in."""
-    functions = program.functions
-    function = functions["main"] if "main" in functions else next(iter(functions.values()), None)
-    if function is None:
-        return None
-    block = function.block_specializations.get(function.opset)
-    if block is None:
-        return None
-    producers = {o.name: op for op in block.operations for o in op.outputs}
-    for _ in range(_MAX_HOPS):
-        op = producers.get(name)
-        if op is None:
-            return None
-        if op.type in _MIL_ACTIVATIONS:
-            return _MIL_ACTIVATIONS[op.type]
-        if op.type not in _MIL_PASS_THROUGH or "x" not in op.inputs:
-            return None
-        arguments = op.inputs["x"].arguments
-        if len(arguments) != 1 or arguments[0].WhichOneof("binding") != "name":
-            return None
-        name = arguments[0].name
-    return None
-
-
-def _spec_activation(spec, name: str, depth: int = 0) -> str | None:
-    """What activation made output `name` of a model spec, or None when its
-    layers do not say (or the model has none to read)."""
-    kind = spec.WhichOneof("Type")
-    if kind in _NN_TYPES:
-        return _nn_activation(list(getattr(spec, kind).layers), name)
-    if kind == "mlProgram":
-        return _mil_activation(spec.mlProgram, name)
-    if kind in _PIPELINE_TYPES and depth < _MAX_HOPS:
-        models = getattr(spec, kind).pipeline.models
-        producer = next((m for m in reversed(models) if any(o.name == name for o in m.description.output)), None)
-        return None if producer is None else _spec_activation(producer, name, depth + 1)
-    return None
-
-
-def _number(v: float) -> str:
-    text = f"{v:.6f}".rstrip("0").rstrip(".")
-    return text if text not in ("0", "-0") or v == 0 else f"{v:.4g}"
-
-
-def _scaler_text(scaler, color_layout: str) -> str:
-    """NeuralNetworkImageScaler as Core ML applies it (NeuralNetwork.proto:
-    Y = channelScale * X + the bias of each channel, in the network's
-    channel order)."""
-    text = "x" if scaler.channelScale == 1 else f"x * {_number(scaler.channelScale)}"
-    if color_layout in ("GRAY", "GRAY16F"):
-        biases = [scaler.grayBias]
-    elif color_layout == "BGR":
-        biases = [scaler.blueBias, scaler.greenBias, scaler.redBias]
-    else:
-        biases = [scaler.redBias, scaler.greenBias, scaler.blueBias]
-    if any(b != 0 for b in biases):
-        text += f" + {_number(biases[0])}" if len(biases) == 1 else f" + ({', '.join(map(_number, biases))})"
-    return text
-
-
-def _spec_preprocessing(spec, image: ImageInput, depth: int = 0) -> str:
-    """What a NeuralNetwork does to the image input before its first layer
-    (NeuralNetworkPreprocessing: a scaler or a mean image), with the
-    channel order Core ML hands it: e.g. "x * 0.003922 + (-0.5, -0.5,
-    -0.5)", "BGR: x * 0.017 + (-1.8, -2.0, -2.1)" (biases in the order
-    named); "" when it does nothing to the pixels of an RGB or gray input,
-    and for ML programs (which scale inside the program). In a pipeline,
-    the first model that takes the image input."""
-    kind = spec.WhichOneof("Type")
-    if kind in _PIPELINE_TYPES and depth < _MAX_HOPS:
-        models = getattr(spec, kind).pipeline.models
-        first = next((m for m in models if any(i.name == image.name for i in m.description.input)), None)
-        return "" if first is None else _spec_preprocessing(first, image, depth + 1)
-    if kind not in _NN_TYPES:
-        return ""  # an ML program scales its input with operations of its own
-    steps = []
-    for p in getattr(spec, kind).preprocessing:
-        # An empty feature name means the network's one input.
-        if p.featureName not in ("", image.name):
-            continue
-        which = p.WhichOneof("preprocessor")
-        if which == "scaler":
-            steps.append(_scaler_text(p.scaler, image.color_layout))
-        elif which == "meanImage":
-            steps.append("x - the model's mean image")
-    steps = [s for s in steps if s != "x"]
-    bgr = image.color_layout == "BGR"
-    if not steps:
-        return "BGR: x" if bgr else ""
-    return ("BGR: " if bgr else "") + ", then ".join(steps)
 
 
 def _spec_image(feature) -> ImageInput:
@@ -439,14 +288,13 @@ def read(path) -> CoreMLFile:
             t = _spec_tensor(f)
             others.append(t.describe())
     image = _one_image(path, images, others)
-    outputs = [_spec_tensor(f, _spec_activation(spec, f.name) if f.type.WhichOneof("Type") == "multiArrayType"
-                            else None)
-               for f in desc.output]
+    outputs = [_spec_tensor(f, output_activation(spec, f.name)) for f in desc.output]
     return CoreMLFile(
         path=path, format=fmt, model_type=spec.WhichOneof("Type"), spec_version=int(spec.specificationVersion),
         image=image, outputs=outputs, metadata=dict(desc.metadata.userDefined),
         author=desc.metadata.author, license=desc.metadata.license, version=desc.metadata.versionString,
-        description=desc.metadata.shortDescription, preprocessing=_spec_preprocessing(spec, image),
+        description=desc.metadata.shortDescription,
+        preprocessing=image_preprocessing(spec, image.name, image.color_layout),
     )
 
 
@@ -481,8 +329,7 @@ def _described_image_shape(f: dict) -> tuple | None:
 
 
 def _described_output(f: dict) -> Tensor:
-    """A Tensor from Core ML's description of an output (no activation: the
-    description does not say which layer made it)."""
+    """An output Core ML describes (with no activation: it does not say)."""
     if f["kind"] == "multiArray":
         return Tensor(f["name"], f["dtype"], _described_shape(f))
     if f["kind"] == "image" and f.get("pixel_format") in _IMAGE_OUTPUT_FORMATS:

@@ -40,6 +40,7 @@ Where the copies are, and are not:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -134,8 +135,16 @@ class CoreMLSegmenter(Segmenter):
             self._model, self.compiled_path, self.from_cache = load_compiled(
                 path, native, lambda compiled: native.Model(str(compiled), units), CoreMLError)
         desc = self._model.describe()
-        self.description_info, _ = coreml_file.describe(coreml_file.from_description(desc, self.compiled_path),
-                                                        labels=labels, output=self.output.name, **self._user)
+        described = coreml_file.from_description(desc, self.compiled_path)
+        if file.model_type != "compiled":
+            # The description does not say which layer made an output; the
+            # spec did (a binary model's sigmoid cannot be described without it).
+            made = {t.name: t.activation for t in file.outputs}
+            described = dataclasses.replace(described, outputs=[
+                dataclasses.replace(t, activation=made.get(t.name)) if t.activation is None else t
+                for t in described.outputs])
+        self.description_info, _ = coreml_file.describe(described, labels=labels, output=self.output.name,
+                                                        **self._user)
         self._image = file.image
         # The pixel buffer format Core ML asks for: "BGRA", "ARGB" or "L008".
         self._pixel_format = next(f["pixel_format"] for f in desc["inputs"] if f["name"] == self._image.name)
