@@ -2,6 +2,7 @@
 confusion matrices, per-class tables and files as one process."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -116,7 +117,7 @@ def test_segment_writes_the_same_files_as_the_cli(cluster, tmp_path):
         return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir())}
 
     assert files(tmp_path / "cli") == files(tmp_path / "ray")
-    with pytest.raises(FileExistsError, match="p0.overlay.png exists; pass overwrite=True"):
+    with pytest.raises(FileExistsError, match=r"p0.overlay.png exists \(and 11 more\); pass overwrite=True"):
         dist.segment("demo", ds, tmp_path / "ray")
 
 
@@ -132,3 +133,68 @@ def test_cli_eval_on_a_local_ray_instance(scenes, tmp_path):
                                                                       "confusion.png")}
     assert runs["jobs"] == runs["ray"]
     assert json.loads(runs["ray"]["report.json"])["images"] == 10
+
+
+@pytest.fixture(scope="module")
+def wide_scenes(tmp_path_factory):
+    """2:1 photos: the crop modes differ (the demo model's input is 4:3)."""
+    return demo.write_datapoints(tmp_path_factory.mktemp("wide"), range(2_000_000, 2_000_006), size=(320, 160))
+
+
+@pytest.mark.parametrize("crop", ["fit", "center"])
+def test_evaluate_scores_the_photo_under_every_crop_mode(cluster, wide_scenes, crop):
+    """Datapoints and image rows: the photo's own class map, at the ground
+    truth's resolution, the pixels a centre crop never saw left out (not
+    the model's input, padding and all, stretched over the ground truth)."""
+    from coreseg import dist
+
+    ds = ray.data.from_items([{"index": i, "datapoint": str(f)} for i, f in enumerate(wide_scenes)])
+    result = dist.evaluate("demo", ds, batch_size=2, crop=crop)
+    model = coreseg.load("demo", crop=crop)
+    scorer = DatapointScorer(model, DatagenClasses.from_dataset(wide_scenes))
+    expected = merge_scores([scorer(f) for f in wide_scenes], len(scorer.names), scorer.names)
+    np.testing.assert_array_equal(result.matrix.matrix, expected.matrix)
+    assert result.matrix.miou() > 0.65  # 0.35 (fit) and 0.51 (center) when the model's input was scored
+    rows, by_hand, seen_pixels = [], ConfusionMatrix(len(demo.CLASSES), demo.CLASSES), 0
+    for i in range(4):
+        image, labels = demo.scene(2_300_100 + i, (240, 100 + 20 * i))
+        rows.append({"name": f"s{i}", "image": image, "gt": labels})
+        full = model.predict(image).full_labels()
+        seen = full >= 0
+        seen_pixels += int(seen.sum())
+        by_hand.update(labels[seen][None], full[seen][None])
+    result = dist.evaluate("demo", ray.data.from_items(rows), batch_size=2, crop=crop)
+    np.testing.assert_array_equal(result.matrix.matrix, by_hand.matrix)
+    assert result.matrix.matrix.sum() == seen_pixels and result.failed == []
+
+
+def test_segment_refuses_every_existing_output_as_the_cli_does(cluster, tmp_path):
+    from PIL import Image
+
+    from coreseg import dist
+
+    photo = tmp_path / "p.png"
+    Image.fromarray(demo.scene(2_400_100, (96, 64))[0]).save(photo)
+    ds = ray.data.from_items([{"index": 0, "path": str(photo)}])
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("annotations.json", "p.polygons.json", "p.masks"):
+        existing = out / name
+        existing.mkdir() if name.endswith(".masks") else existing.write_text("mine\n")
+        export = {"annotations.json": "coco", "p.polygons.json": "polygons", "p.masks": "masks"}[name]
+        with pytest.raises(FileExistsError, match=rf"{name} exists; pass overwrite=True"):
+            dist.segment("demo", ds, out, exports=[export])
+        assert sorted(p.name for p in out.iterdir()) == [name]  # nothing written
+        r = subprocess.run([sys.executable, "-m", "coreseg", "segment", "demo", str(photo), "--out", str(out),
+                            "--export", export], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 1 and f"{name} exists" in r.stderr  # the same rule
+        result = dist.segment("demo", ds, out, exports=[export], overwrite=True)
+        assert result.failed == []
+        if name.endswith(".masks"):
+            assert any(p.suffix == ".png" for p in existing.iterdir())
+        else:
+            assert json.loads(existing.read_text())  # replaced by coreseg's own
+        shutil.rmtree(out)
+        out.mkdir()
+    with pytest.raises(ValueError, match="unknown export 'mask'"):
+        dist.segment("demo", ds, out, exports=["mask"])

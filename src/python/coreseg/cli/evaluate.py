@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import check_jobs, progress_bar, refuse_existing, run_items
+from ._common import check_jobs, progress_bar, run_items
 from .model_options import load_options
 
 
@@ -18,36 +18,84 @@ def _stem(path: Path) -> str:
     return path.stem.removesuffix(".labels")
 
 
+def _label_files(folder, flag: str) -> dict:
+    """{image name: path} of the label PNGs in a folder (STEM.png or
+    STEM.labels.png; `segment`'s STEM.overlay.png left out); two files for
+    one image (y.png and y.labels.png) are an error naming both."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder ({flag})")
+    files = {}
+    for path in sorted(folder.glob("*.png")):
+        if path.stem.endswith(".overlay") or not path.is_file():
+            continue
+        stem = _stem(path)
+        if stem in files:
+            raise ValueError(f"{files[stem]} and {path} are both label maps of image {stem!r} ({flag}): "
+                             "remove or rename one")
+        files[stem] = path
+    return files
+
+
 def parse_class_map(text: str, model_names, dataset_names) -> dict[str, list[str]]:
     """--map: {model class: [dataset classes]} from "a=x.*,y;b=z" or a JSON
-    file {"a": ["x.*", "y"]}; patterns are globs over dataset class names."""
+    file {"a": ["x.*", "y"]}; patterns are globs over dataset class names.
+
+    Every error names the group (and the file): a group given twice, one
+    that is not a model class, a pattern that is not a string or matches
+    nothing, a dataset class two groups match, and a group named like a
+    dataset class it leaves out (the report would have two rows of that
+    name, one of them empty)."""
+    from ..evaluation.metrics import check_groups
     from ..files.safe_io import read_json
 
     path = Path(text)
     if path.is_file():
-        raw = read_json(path)
-        if not isinstance(raw, dict) or not all(isinstance(v, (list, str)) for v in raw.values()):
-            raise ValueError(f"{path}: --map must be a JSON object of model class -> list of dataset classes")
-        raw = {k: [v] if isinstance(v, str) else v for k, v in raw.items()}
+        where = str(path)
+        raw = read_json(path, unique_keys=True)  # a key given twice is an error naming it
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: --map must be a JSON object of model class -> list of dataset classes")
+        groups_in = {}
+        for name, patterns in raw.items():
+            patterns = [patterns] if isinstance(patterns, str) else patterns
+            if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+                raise ValueError(f"{where}: --map group {name!r}: expected a dataset class pattern or a list of "
+                                 f"them (strings), got {json.dumps(raw[name])}")
+            groups_in[name] = patterns
+    elif "=" not in text:
+        raise FileNotFoundError(f"--map {text}: no such file (and not 'model_class=dataset_class,...')")
     else:
-        raw = {}
+        where = f"--map {text!r}"
+        groups_in = {}
         for item in filter(None, (part.strip() for part in text.split(";"))):
             name, sep, patterns = item.partition("=")
-            if not sep or not name.strip():
+            name = name.strip()
+            if not sep or not name:
                 raise ValueError(f"--map takes 'model_class=dataset_class,...;...', got {item!r}")
-            raw[name.strip()] = [p.strip() for p in patterns.split(",") if p.strip()]
+            if name in groups_in:
+                raise ValueError(f"{where}: group {name!r} is given twice; give each model class once, "
+                                 f"with all its dataset classes ({name}=a,b,c)")
+            groups_in[name] = [p.strip() for p in patterns.split(",") if p.strip()]
     groups, claimed = {}, {}
-    for model_class, patterns in raw.items():
+    for model_class, patterns in groups_in.items():
         if model_class not in model_names:
-            raise ValueError(f"--map: the model has no class {model_class!r}; its classes: {', '.join(model_names)}")
+            raise ValueError(f"{where}: the model has no class {model_class!r}; its classes: {', '.join(model_names)}")
+        if not patterns:
+            raise ValueError(f"{where}: group {model_class!r} has no dataset class")
         matched = [n for n in dataset_names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
         if not matched:
-            raise ValueError(f"--map: {', '.join(patterns)} matches no dataset class for {model_class!r}")
+            raise ValueError(f"{where}: {', '.join(patterns)} matches no dataset class for {model_class!r}")
         for n in matched:
             if n in claimed:
-                raise ValueError(f"--map: dataset class {n!r} is given to both {claimed[n]!r} and {model_class!r}")
+                raise ValueError(f"{where}: dataset class {n!r} is given to both {claimed[n]!r} and {model_class!r}")
             claimed[n] = model_class
         groups[model_class] = matched
+    for model_class in groups:
+        if model_class in dataset_names and model_class not in claimed:
+            raise ValueError(f"{where}: group {model_class!r} is also a dataset class that no group includes, and "
+                             f"the report would have two {model_class!r} rows; include it "
+                             f"({model_class}={model_class},...) or give the group to another model class")
+    check_groups(model_names, dataset_names, groups)
     return groups
 
 
@@ -77,7 +125,7 @@ def _eval_model(args):
         ev = ray_evaluate.score_datapoints(model.info.path, folders, classes, groups, load_kwargs=options,
                                    address=args.ray, ship_model=args.ray_ship_model)
         if ev.failed and not ev.per_image:
-            raise RuntimeError(f"every image failed; the first, {ev.failed[0]['image']}: {ev.failed[0]['error']}")
+            raise RuntimeError(every_image_failed(ev.failed))
         return ev.matrix, ev.per_image, ev.failed, {**source, "images": len(ev.per_image), "skipped": ev.skipped}
     outcomes = run_items(args, folders, scorer, datapoint_worker,
                          lambda threads: (str(model.info.path), options, classes, groups, threads))
@@ -96,9 +144,9 @@ def _eval_pairs(args):
         raise ValueError("--ray runs a model on a dataset (MODEL DATASET_DIR); --pred/--gt reads label files "
                          "(--jobs uses this machine's cores)")
 
-    gt_files = {_stem(p): p for p in sorted(Path(args.gt).glob("*.png"))}
+    gt_files = _label_files(args.gt, "--gt")
     # `segment` writes STEM.labels.png (and STEM.overlay.png, not a label map).
-    pred_files = {_stem(p): p for p in sorted(Path(args.pred).glob("*.png")) if not p.stem.endswith(".overlay")}
+    pred_files = _label_files(args.pred, "--pred")
     if not gt_files:
         raise FileNotFoundError(f"{args.gt}: no .png label maps")
     missing = sorted(set(gt_files) - set(pred_files))
@@ -143,10 +191,18 @@ def _collect(outcomes, items, args):
                 done[outcome.index] = outcome.value
     finally:
         outcomes.close()  # on an error: the workers end now, not when collected
-    if failed and not done:
-        raise next(iter(failed.values()))  # nothing scored: the error is the result
     failures = [{"image": _name(items[i]), "error": f"{type(failed[i]).__name__}: {failed[i]}"} for i in sorted(failed)]
+    if failed and not done:  # nothing scored: the failures are the result
+        raise RuntimeError(every_image_failed(failures))
     return [done[i] for i in sorted(done)], failures, sorted(skipped)
+
+
+def every_image_failed(failures: list[dict]) -> str:
+    """The error of a run in which every image failed: how many, and the
+    first, by name."""
+    first = failures[0]
+    return (f"every image failed ({len(failures)} of {len(failures)}); the first, {first['image']}: "
+            f"{first['error']}")
 
 
 def _name(item) -> str:
@@ -163,7 +219,7 @@ def _per_image(rows: list[dict]) -> dict:
 
 
 def cmd_eval(args) -> int:
-    from ..files.safe_io import write_text
+    from ..files.safe_io import refuse_existing, write_text
     from ..files.images import write_png
     from ..evaluation.heatmap import confusion_heatmap
 
@@ -175,7 +231,7 @@ def cmd_eval(args) -> int:
     check_jobs(args)
     out = Path(args.out)
     files = [out / "report.json", out / "classes.csv", out / "table.txt", out / "confusion.png"]
-    refuse_existing(files, args.force)
+    refuse_existing(files, args.force)  # symlinks too, dangling ones included
     cm, per_image, failures, source = (_eval_pairs if args.pred else _eval_model)(args)
     if source.get("skipped"):
         print(f"skipped {len(source['skipped'])} datapoint(s) without a photo: "

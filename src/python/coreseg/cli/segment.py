@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..frames.video import VIDEO_SUFFIXES
-from ._common import check_jobs, progress_bar, refuse_existing, run_items
+from ._common import check_jobs, progress_bar, run_items
 from .model_options import add_model_options, load_options
 
 #: Files a folder contributes (HEIC needs the `heic` extra).
@@ -52,7 +52,9 @@ def expand_inputs(items, recursive: bool) -> list[Path]:
 def cmd_segment(args) -> int:
     from ..running.loader import load
     from ..files.images import check_image_file, default_format
-    from ..drawing.image_outputs import OutputSettings, colliding_stem, highlight_color, output_paths
+    from ..drawing.image_outputs import (OutputSettings, check_label_count, colliding_stem, highlight_color,
+                                         run_outputs)
+    from ..files.safe_io import refuse_existing
     from ..scaleout.workers import ITEM_ERRORS, WorkerDied
 
     from .segment_video import check_smoothing, segment_videos, video_outputs
@@ -77,10 +79,8 @@ def cmd_segment(args) -> int:
     exports = set(args.export or [])
     if args.areas_only and (exports or args.label):
         raise ValueError("--areas-only writes class areas alone: it cannot be combined with --export or --label")
-    outputs = [f for p in images for f in output_paths(out, p, fmt[p], args.areas_only) if f is not None]
-    extra = [out / f"{p.stem}.masks" for p in images] if "masks" in exports else []
-    extra += [out / f"{p.stem}.polygons.json" for p in images] if "polygons" in exports else []
-    extra += [out / "annotations.json"] if "coco" in exports else []
+    # Every output of the run, exports included: one overwrite rule for all (as coreseg.dist.segment).
+    outputs = run_outputs(out, images, fmt.get, args.areas_only, exports)
     coco = None
     if "coco" in exports:
         from ..files.export import CocoWriter
@@ -101,10 +101,9 @@ def cmd_segment(args) -> int:
 
         color = parse_color(args.color)
     color = highlight_color(classes, color)  # for videos too
-    if model.labels is not None and len(model.labels) > 65536:
-        raise ValueError("models with more than 65536 classes cannot be written as 16-bit PNG")
-    extra += [f for v in videos for f in video_outputs(out, v)]
-    refuse_existing(outputs + extra, args.force)
+    check_label_count(model.labels)
+    outputs += [f for v in videos for f in video_outputs(out, v)]
+    refuse_existing(outputs, args.force)  # symlinks too, dangling ones included
     bad = {}
     for p in images:  # every input checked before anything is written
         try:

@@ -19,7 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["OutputSettings", "ImageOutputs", "output_paths", "highlight", "highlight_color", "colliding_stem"]
+__all__ = ["OutputSettings", "ImageOutputs", "output_paths", "export_paths", "run_outputs", "check_exports", "check_label_count", "EXPORTS", "highlight", "highlight_color", "colliding_stem", "UNSEEN"]
+
+#: What STEM.labels.png holds where the model never saw the image (outside
+#: a centre crop; -1 in `Segmentation.full_labels`): no class id can be it
+#: (at most 16384 classes are scored), and `eval --pred` leaves it out.
+UNSEEN = 65535
 
 #: The outline drawn along class boundaries.
 OUTLINE = (255, 255, 255, 255)
@@ -71,6 +76,38 @@ def output_paths(out: Path, image: Path, fmt: str, areas_only: bool = False):
     return out / f"{stem}.overlay.{fmt}", out / f"{stem}.labels.png", out / f"{stem}.areas.json"
 
 
+#: What `exports` may hold.
+EXPORTS = ("masks", "polygons", "coco")
+
+
+def export_paths(out: Path, image: Path, exports) -> list[Path]:
+    """The paths of one image's exports (STEM.masks, STEM.polygons.json)."""
+    return ([out / f"{image.stem}.masks"] if "masks" in exports else []) + \
+           ([out / f"{image.stem}.polygons.json"] if "polygons" in exports else [])
+
+
+def run_outputs(out: Path, images, fmt, areas_only: bool = False, exports=()) -> list[Path]:
+    """Every path a run over `images` writes, in input order: each image's
+    overlay, labels and areas (`output_paths`; `fmt(image)` gives the
+    overlay's format), its exports, then annotations.json for COCO: what
+    the overwrite rule (`coreseg.files.safe_io.refuse_existing`) checks
+    before any work, on every path (the command line, Ray)."""
+    paths = []
+    for image in map(Path, images):
+        paths += [f for f in output_paths(out, image, fmt(image), areas_only) if f is not None]
+        paths += export_paths(out, image, exports)
+    return paths + ([out / "annotations.json"] if "coco" in exports else [])
+
+
+def check_exports(exports) -> set:
+    """`exports` as a set, each one known."""
+    exports = {exports} if isinstance(exports, str) else set(exports)
+    unknown = sorted(exports - set(EXPORTS))
+    if unknown:
+        raise ValueError(f"unknown export {unknown[0]!r}; the exports are {', '.join(EXPORTS)}")
+    return exports
+
+
 def colliding_stem(paths) -> str | None:
     """The first file stem two of `paths` share (their outputs would have
     the same names), or None."""
@@ -98,10 +135,24 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class"
 
 
+def check_label_count(labels) -> None:
+    """Refuse a model whose class ids a 16-bit STEM.labels.png cannot hold
+    apart from `UNSEEN`."""
+    if labels is not None and len(labels) > UNSEEN:
+        raise ValueError(f"the model has {len(labels)} classes, and a 16-bit label PNG holds ids 0..{UNSEEN - 1} "
+                         f"({UNSEEN} marks pixels the model never saw)")
+
+
+def label_png(full: np.ndarray) -> np.ndarray:
+    """A class map at the image's resolution as STEM.labels.png's uint16:
+    -1 (never seen) as `UNSEEN`."""
+    return full.astype(np.uint16)  # modulo 2^16: -1 is 65535, UNSEEN (ids below it: check_label_count)
+
+
 def write_exports(out: Path, image: Path, full: np.ndarray, seg, exports, coco):
     """STEM.masks/ID-NAME.png per class and STEM.polygons.json; returns the
     image's COCO annotations (`CocoWriter.annotate`), or None."""
-    from ..files.safe_io import write_text
+    from ..files.safe_io import atomic_folder, write_text
     from ..files.images import write_png
     from ..files.export import class_masks, polygons
 
@@ -111,10 +162,15 @@ def write_exports(out: Path, image: Path, full: np.ndarray, seg, exports, coco):
         ids = range(len(seg.names) if seg.names is not None else seg.output.channels + 1)
         masks = {i: m for i in ids if (m := seg.mask(i)).any()}
     if "masks" in exports:
-        folder = out / f"{image.stem}.masks"
-        folder.mkdir(exist_ok=True)
-        for class_id, mask in masks.items():
-            write_png(folder / f"{class_id:03d}-{_file_name(seg.name(class_id))}.png", mask.astype(np.uint8) * 255)
+        def write_masks(folder):
+            for class_id, mask in masks.items():
+                write_png(Path(folder) / f"{class_id:03d}-{_file_name(seg.name(class_id))}.png",
+                          mask.astype(np.uint8) * 255)
+
+        # The folder whole: masks of classes an earlier run found and this
+        # one did not are not left beside the new ones, and a symlink in its
+        # place is replaced, not written through.
+        atomic_folder(out / f"{image.stem}.masks", write_masks)
     if "polygons" in exports:
         classes = [{"id": i, "name": seg.name(i), "polygons": polygons(m)} for i, m in masks.items()]
         doc = {"image": image.name, "width": int(full.shape[1]), "height": int(full.shape[0]), "classes": classes}
@@ -180,7 +236,7 @@ class ImageOutputs:
             draw_legend(overlay, entries, palette)
         # Each output is complete or absent (written under a temporary name, then renamed).
         write_image(overlay_path, overlay, fmt)
-        write_png(labels_path, full.astype(np.uint16))  # -1 (never seen) is written as 65535
+        write_png(labels_path, label_png(full))
         write_text(areas_path, json.dumps(areas, indent=2) + "\n")
         annotated = write_exports(s.out, p, full, seg, s.exports, self.coco) if s.exports else None
         return {"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),

@@ -19,7 +19,7 @@ from ..kernels import _args, _arrays
 from ..files.safe_io import write_text
 from ..kernels import confusion_matrix, resize_labels
 
-__all__ = ["confusion_matrix", "ConfusionMatrix", "iou_per_class", "mean_iou", "align_classes"]
+__all__ = ["confusion_matrix", "ConfusionMatrix", "iou_per_class", "mean_iou", "align_classes", "check_groups"]
 
 UNUSED = "--"
 
@@ -235,20 +235,27 @@ def align_classes(model_names, dataset_names, groups=None):
     Returns
     -------
     names : list of str
-        The classes scored: dataset classes (those a group claims replaced
-        by the group), then model classes the dataset does not have
+        The classes scored, each once: dataset classes (those a group claims
+        replaced by the group), then model classes the dataset does not have
         ("model: NAME"), so predicting them counts against the score.
     gt_ids : (len(dataset_names),) int32 ndarray
         Where each dataset id goes: ``gt_ids[labels]``.
     model_ids : (len(model_names),) int32 ndarray
         Where each model id goes: ``model_ids[prediction]``.
+
+    Raises
+    ------
+    ValueError
+        A group that is not a model class or has no member, a member that is
+        not a dataset class or is in two groups, or a group named like a
+        dataset class that no group claims (the two would be one row).
     """
     groups = groups or {}
-    claimed = {n for members in groups.values() for n in members}
+    check_groups(model_names, dataset_names, groups)
+    claimed = {n: g for g, members in groups.items() for n in members}
     names = [n for n in dataset_names if n not in claimed] + list(groups)
     index = {n: i for i, n in enumerate(names)}
-    gt_lut = np.array([index[n] if n in index else index[next(g for g, m in groups.items() if n in m)]
-                       for n in dataset_names], np.int32)
+    gt_lut = np.array([index[claimed.get(n, n)] for n in dataset_names], np.int32)
     lut = np.zeros(len(model_names), np.int32)
     for i, name in enumerate(model_names):
         if name not in index:
@@ -256,3 +263,26 @@ def align_classes(model_names, dataset_names, groups=None):
             names.append(f"model: {name}")
         lut[i] = index[name]
     return names, gt_lut, lut
+
+
+def check_groups(model_names, dataset_names, groups) -> None:
+    """Refuse groups (model class -> dataset classes) that `align_classes`
+    could only read one way by guessing; see its Raises."""
+    models, dataset = set(model_names), set(dataset_names)
+    owner = {}
+    for group, members in groups.items():
+        if not isinstance(group, str) or group not in models:
+            raise ValueError(f"group {group!r}: not a class of the model")
+        if isinstance(members, str) or not all(isinstance(m, str) for m in members):
+            raise ValueError(f"group {group!r}: expected a list of dataset class names, got {members!r}")
+        if not members:
+            raise ValueError(f"group {group!r}: no dataset class")
+        for member in members:
+            if member not in dataset:
+                raise ValueError(f"group {group!r}: {member!r} is not a class of the dataset")
+            if owner.setdefault(member, group) != group:
+                raise ValueError(f"dataset class {member!r} is in two groups, {owner[member]!r} and {group!r}")
+    for group in groups:
+        if group in dataset and group not in owner:
+            raise ValueError(f"group {group!r} is also a dataset class that no group includes: the two would "
+                             f"be scored as one; include it ({group!r}: [{group!r}, ...]) or leave the group out")

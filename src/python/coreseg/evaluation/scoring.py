@@ -26,9 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..drawing.image_outputs import UNSEEN
+from ..kernels import resize_labels
+from ..kernels._args import MAX_CONFUSION_CLASSES as MAX_CLASSES
 from .metrics import ConfusionMatrix, align_classes
 
-__all__ = ["ImageScore", "merge_scores", "DatapointScorer", "PairScorer", "read_label_png", "classes_seen", "scored_classes"]
+__all__ = ["ImageScore", "merge_scores", "DatapointScorer", "PairScorer", "read_label_png", "classes_seen",
+           "scored_classes", "prediction_at", "seen_only", "UNSEEN", "LABEL_PNG_MODES"]
 
 
 @dataclass
@@ -86,15 +90,24 @@ def merge_scores(scores, num_classes: int | None = None, names=None,
     return cm
 
 
+#: Pillow modes of one-channel label PNGs: 1-bit, 8-bit (grey or palette
+#: indices), 16-bit and 32-bit.
+LABEL_PNG_MODES = ("1", "L", "P", "I;16", "I;16B", "I;16L", "I")
+
+
 def read_label_png(path) -> np.ndarray:
-    """A one-channel (8- or 16-bit) label PNG as uint8, else int32."""
+    """A one-channel label PNG (1-, 8-, 16- or 32-bit) as uint8 (1- and
+    8-bit, a 1-bit PNG's pixels 0 and 1), else int32."""
     from ..files.images import open_image
 
     path = Path(path)
     with open_image(path) as im:  # checked: exists, readable, not a bomb
-        if im.mode not in ("L", "I;16", "I;16B", "I", "P"):
-            raise ValueError(f"{path}: expected a one-channel label PNG, got mode {im.mode}")
+        if im.mode not in LABEL_PNG_MODES:
+            raise ValueError(f"{path}: expected a one-channel label PNG (1-, 8- or 16-bit), got mode {im.mode} "
+                             f"({len(im.getbands())} channels)")
         labels = np.asarray(im)
+    if labels.dtype == bool:  # Pillow's 1-bit pixels: bools whose bytes may be 255
+        return labels.astype(np.uint8)
     return labels.astype(np.int32) if labels.dtype != np.uint8 else labels
 
 
@@ -110,6 +123,12 @@ def classes_seen(*maps, ignore_index=None) -> int:
 
 class PairScorer:
     """Scores a predicted label PNG against a ground-truth one.
+
+    The two must have the same size (a prediction of another size, a
+    transposed one say, is an error naming both files). Pixels a
+    prediction marks as never seen (`UNSEEN`, what `coreseg segment` writes
+    outside a centre crop) are left out of the scores. Every error names
+    the files.
 
     Parameters
     ----------
@@ -128,9 +147,28 @@ class PairScorer:
         """pair: (image name, ground-truth path, prediction path)."""
         name, gt_path, pred_path = pair
         gt, pred = read_label_png(gt_path), read_label_png(pred_path)
-        n = self.num_classes or classes_seen(gt, pred, ignore_index=self.ignore_index)
+        if gt.shape != pred.shape:
+            raise ValueError(f"{pred_path} is {pred.shape[1]}x{pred.shape[0]}, but its ground truth {gt_path} is "
+                             f"{gt.shape[1]}x{gt.shape[0]}: a prediction must have its ground truth's size")
+        if pred.dtype != np.uint8:  # an 8-bit map cannot hold UNSEEN
+            seen = pred != UNSEEN
+            if not seen.all():
+                gt, pred = gt[seen][None], pred[seen][None]
+        if self.num_classes:
+            n = self.num_classes
+        else:
+            n = classes_seen(gt, pred, ignore_index=self.ignore_index)
+            if n > MAX_CLASSES:
+                top, path = max((classes_seen(m, ignore_index=ignore) - 1, p) for m, p, ignore in
+                                ((gt, gt_path, self.ignore_index), (pred, pred_path, None)))
+                raise ValueError(f"{path} has id {top}, and at most {MAX_CLASSES} classes (ids 0..{MAX_CLASSES - 1}) "
+                                 "are scored (an ignore value in the ground truth: --ignore-index)")
         names = self.names if self.num_classes else None
-        return ImageScore.of(name, ConfusionMatrix(n, names, ignore_index=self.ignore_index).update(gt, pred))
+        try:
+            cm = ConfusionMatrix(n, names, ignore_index=self.ignore_index).update(gt, pred)
+        except ValueError as e:
+            raise ValueError(f"{pred_path} against {gt_path}: {e}") from None
+        return ImageScore.of(name, cm)
 
 
 class DatapointScorer:
@@ -163,11 +201,44 @@ class DatapointScorer:
         point = load_datapoint(folder, self.classes)
         if point.image is None:
             return None
-        pred = self.model.predict(point.image).labels
-        if pred.min() < 0 or pred.max() >= len(self.lut):
-            raise ValueError(f"{folder}: the model predicted id {int(pred.max())}, beyond its {len(self.lut)} labels")
-        cm = ConfusionMatrix(len(self.names), self.names).update(self.gt_lut[point.labels], self.lut[pred])
+        seg = self.model.predict(point.image)
+        if seg.labels.size and int(seg.labels.max()) >= len(self.lut):
+            raise ValueError(f"{folder}: the model predicted id {int(seg.labels.max())}, beyond its "
+                             f"{len(self.lut)} labels")
+        gt = self.gt_lut[point.labels]
+        try:
+            gt, pred = seen_only(gt, prediction_at(seg, gt.shape))
+        except ValueError as e:
+            raise ValueError(f"{folder}: {e}") from None
+        cm = ConfusionMatrix(len(self.names), self.names).update(gt, self.lut[pred])
         return ImageScore.of(folder.name, cm)
+
+
+def prediction_at(seg, shape) -> np.ndarray:
+    """What a `Segmentation` says about each pixel of a ground truth of
+    `shape` (height, width): its class map at the photo's own resolution
+    (`full_labels`: whatever the crop mode, a letterbox's padding is not
+    in it), mapped onto the ground truth by nearest neighbour when the
+    photo has another size. -1 where the model never saw the photo
+    (outside a ``crop="center"``), and only there: a negative id from the
+    model itself is a ValueError."""
+    low = int(seg.labels.min()) if seg.labels.size else 0
+    if low < 0:
+        raise ValueError(f"the model predicted id {low}: class ids start at 0")
+    full = seg.full_labels()
+    if full.shape != tuple(shape):
+        full = resize_labels(full, (shape[1], shape[0]))
+    return full
+
+
+def seen_only(gt: np.ndarray, pred: np.ndarray):
+    """(gt, pred) without the pixels the model never saw (pred < 0): the
+    arrays as they are when it saw every one, else the seen pixels as one
+    row each. Scores describe what the model was shown, and nothing else."""
+    seen = pred >= 0
+    if seen.all():
+        return gt, pred
+    return gt[seen][None], pred[seen][None]
 
 
 def scored_classes(model_labels, dataset_names, groups=None):

@@ -78,19 +78,42 @@ def polygons(mask: np.ndarray) -> list[dict]:
 
 
 def rasterize(polys: list[dict], shape) -> np.ndarray:
-    """The (H, W) bool mask of `polygons`' output: outer rings filled, holes
-    cleared, then the holes' rings (the region's own pixels) drawn back."""
+    """The (H, W) bool mask of `polygons`' output, bit for bit.
+
+    Each polygon is drawn on its own (its outer ring filled, each hole
+    cleared, then the holes' rings, the region's own pixels, drawn back)
+    and the polygons are added: a region inside a hole of another (an
+    island in a lake) is a polygon of its own, and clearing that hole must
+    not clear it.
+    """
     cv2 = opencv()
-    out = np.zeros(shape, np.uint8)
-    ring = lambda pts: np.asarray(pts, np.int32).reshape(-1, 1, 2)  # noqa: E731
-    outers = [ring(p["outer"]) for p in polys]
-    holes = [ring(h) for p in polys for h in p["holes"]]
-    if outers:
-        cv2.fillPoly(out, outers, 1)
-    if holes:
-        cv2.fillPoly(out, holes, 0)
-        cv2.polylines(out, holes, True, 1)
+    h, w = shape
+    out = np.zeros((h, w), np.uint8)
+    for p in polys:
+        outer = _ring(p["outer"])
+        if not len(outer):
+            continue
+        # Drawn in the outer ring's bounding box (its holes lie inside it).
+        x0, y0 = np.maximum(outer.min(axis=0)[0], 0)
+        x1, y1 = np.minimum(outer.max(axis=0)[0] + 1, (w, h))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        layer = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        origin = np.array([x0, y0], np.int32)
+        cv2.fillPoly(layer, [outer - origin], 1)
+        holes = [_ring(hole) - origin for hole in p["holes"]]
+        for hole in holes:  # one at a time: two holes' rings may share pixels
+            if len(hole):
+                cv2.fillPoly(layer, [hole], 0)
+        for hole in holes:
+            if len(hole):
+                cv2.polylines(layer, [hole], True, 1)
+        out[y0:y1, x0:x1] |= layer
     return out.astype(bool)
+
+
+def _ring(points) -> np.ndarray:
+    return np.asarray(points, np.int32).reshape(-1, 1, 2)
 
 
 def _mask_api():

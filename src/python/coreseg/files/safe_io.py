@@ -5,6 +5,9 @@
   (a full disk, a crash) never leaves a truncated file or replaces a good
   one with it, and a symlink at the destination is replaced, never written
   through (its target is left alone).
+- A folder of outputs (`segment --export masks`) is written whole under a
+  temporary name and put in place when complete (`atomic_folder`), so it
+  never mixes files of two runs.
 - What is read is bounded: JSON by size and nesting (`read_json`,
   `loads_json`), images by declared pixel count before decoding
   (`check_pixels`; CORESEG_MAX_IMAGE_PIXELS raises the limit).
@@ -18,8 +21,8 @@ import os
 import uuid
 from pathlib import Path
 
-__all__ = ["atomic_write", "write_text", "read_json", "loads_json", "max_image_pixels", "check_pixels",
-           "MAX_JSON_BYTES"]
+__all__ = ["atomic_write", "atomic_folder", "existing_paths", "refuse_existing", "write_text", "read_json",
+           "loads_json", "max_image_pixels", "check_pixels", "MAX_JSON_BYTES"]
 
 #: Largest JSON file coreseg reads (metadata, colour tables, manifests).
 MAX_JSON_BYTES = 16 << 20
@@ -52,31 +55,114 @@ def atomic_write(path, write) -> None:
             os.unlink(tmp)
 
 
+def atomic_folder(path, write) -> None:
+    """Write a folder whole: call ``write(temporary_folder)``, then put the
+    temporary folder in `path`'s place. What was at `path` (an older folder,
+    with files the new one may not have; a file; a symlink, which is
+    replaced, never followed) is removed once the new folder is there. On
+    any failure the temporary folder is removed and `path` is left as it
+    was."""
+    import shutil
+
+    path = Path(path)
+    tag = uuid.uuid4().hex
+    tmp = path.parent / f".{path.name}.{tag}.tmp"
+    old = path.parent / f".{path.name}.{tag}.old"
+    moved = False
+    try:
+        os.mkdir(tmp)  # mode 0o777 less the umask, as any new folder
+        write(tmp)
+        if os.path.lexists(path):
+            os.rename(path, old)  # a symlink is moved itself, its target left alone
+            moved = True
+        os.rename(tmp, path)
+    except BaseException as e:  # Ctrl-C and a worker's SIGTERM (SystemExit) too
+        if moved and not os.path.lexists(path):
+            os.rename(old, path)  # put back what was there
+            moved = False
+        if isinstance(e, OSError):
+            raise _with_path(e, path) from None
+        raise
+    finally:
+        if os.path.isdir(tmp) and not os.path.islink(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        if moved:
+            _remove(old)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a symlink (not its target) or a folder tree (its
+    symlinks unlinked, never followed)."""
+    import shutil
+
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def existing_paths(paths) -> list[Path]:
+    """The paths that are there: files, folders, and symlinks, dangling ones
+    too (an output's symlink is replaced, never written through, so it is
+    in the way as much as a file)."""
+    return [Path(p) for p in paths if os.path.lexists(p)]
+
+
+def refuse_existing(paths, overwrite: bool, how: str = "pass --force to overwrite") -> None:
+    """The overwrite rule of every command and every path: unless
+    `overwrite`, a FileExistsError naming the first output already there
+    (`how` says how to replace them), before any work."""
+    existing = existing_paths(paths)
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise FileExistsError(f"{existing[0]} exists{more}; {how}")
+
+
 def write_text(path, text: str) -> None:
     """Write a text file atomically (see `atomic_write`)."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def loads_json(text, where: str):
-    """Parse JSON text; too large or too deeply nested is a ValueError naming `where`."""
+def loads_json(text, where: str, *, unique_keys: bool = False):
+    """Parse JSON text; too large or too deeply nested is a ValueError naming
+    `where`, and so, with `unique_keys`, is an object with a key twice
+    (Python's json keeps the last silently)."""
     if len(text) > MAX_JSON_BYTES:
         raise ValueError(f"{where}: {len(text)} bytes of JSON is more than coreseg reads ({MAX_JSON_BYTES})")
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys if unique_keys else None)
     except RecursionError:
         raise ValueError(f"{where}: the JSON is nested too deeply to read") from None
+    except _DuplicateKey as e:
+        raise ValueError(f"{where}: key {e.args[0]!r} is given twice") from None
     except ValueError as e:
         raise ValueError(f"{where}: not JSON ({e})") from None
 
 
-def read_json(path, where: str | None = None):
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def read_json(path, where: str | None = None, *, unique_keys: bool = False):
     """Read a JSON file, bounded as `loads_json`."""
     path = Path(path)
     where = where or str(path)
     size = path.stat().st_size
     if size > MAX_JSON_BYTES:
         raise ValueError(f"{where}: a {size}-byte JSON file is more than coreseg reads ({MAX_JSON_BYTES})")
-    return loads_json(path.read_text(), where)
+    return loads_json(path.read_text(), where, unique_keys=unique_keys)
 
 
 def max_image_pixels() -> int:

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation.metrics import ConfusionMatrix
-from ..evaluation.scoring import ImageScore
-from .ray_cluster import column, load_on_actor, model_source, in_input_order, ray_module, connect, inspect_labels
+from ..evaluation.scoring import ImageScore, prediction_at, seen_only
+from .ray_cluster import column, load_on_actor, model_source, in_input_order, ray_module, connect
+from .ray_segment import model_labels
 from .workers import ITEM_ERRORS
 
 __all__ = ["evaluate", "Evaluation", "score_datapoints"]
@@ -35,8 +36,12 @@ class _ScoreBatch:
         if self.datapoints is not None:
             return self.datapoints(batch["datapoint"][i])
         name = column(batch, "name", i)
-        pred = self.model.predict(batch["image"][i]).labels
-        cm = ConfusionMatrix(self.n, self.names, ignore_index=self.ignore_index).update(batch["gt"][i], pred)
+        gt = np.asarray(batch["gt"][i])
+        if gt.ndim != 2:
+            raise ValueError(f"gt must be a 2-D class map, got shape {gt.shape}")
+        # The photo's own class map (crop modes mapped back), unseen pixels left out.
+        gt, pred = seen_only(gt, prediction_at(self.model.predict(batch["image"][i]), gt.shape))
+        cm = ConfusionMatrix(self.n, self.names, ignore_index=self.ignore_index).update(gt, pred)
         return ImageScore.of(str(name) if name is not None else "", cm)
 
     def __call__(self, batch: dict) -> dict:
@@ -123,7 +128,7 @@ def evaluate(model, dataset, *, classes=None, class_map=None, num_classes: int |
     ray = ray_module()
     source = model_source(model, ship_model)
     columns = set(dataset.columns())
-    labels = load_kwargs.get("labels") or inspect_labels(source.path)
+    labels = model_labels(source.path, load_kwargs)
     if "datapoint" in columns:
         from ..evaluation.groundtruth import DatagenClasses
         from ..evaluation.scoring import scored_classes

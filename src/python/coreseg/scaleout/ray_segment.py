@@ -16,6 +16,17 @@ from .workers import ITEM_ERRORS
 __all__ = ["segment", "Segmented"]
 
 
+def model_labels(model, load_kwargs) -> list | None:
+    """The class names the actors' model will have: `load`'s `labels` (a
+    list, or a preset's name), else the model file's own."""
+    from ..modelfiles.presets import is_preset, preset
+
+    labels = load_kwargs.get("labels")
+    if is_preset(labels):
+        return preset(labels)[0]
+    return list(labels) if labels else inspect_labels(model)
+
+
 class _SegmentBatch:
     """The UDF of `segment`: one per actor, the model loaded once."""
 
@@ -79,8 +90,12 @@ def segment(model, dataset, out, *, opacity: float = 0.6, outline: bool = True, 
         Replace existing outputs (default: refuse, naming the first in input order).
     """
     ray = ray_module()
-    from ..drawing.image_outputs import OutputSettings, colliding_stem, output_paths
+    from ..drawing.image_outputs import (OutputSettings, check_exports, check_label_count, colliding_stem,
+                                         run_outputs)
+    from ..files.images import default_format
+    from ..files.safe_io import refuse_existing
 
+    exports = check_exports(exports)
     out = Path(out).resolve()  # actors do not run in this folder
     # Ray Data need not keep the rows' order: put them in input order (their
     # "index", else their path) so that refusals name the same file every run.
@@ -91,19 +106,21 @@ def segment(model, dataset, out, *, opacity: float = 0.6, outline: bool = True, 
     dup = colliding_stem(paths)
     if dup is not None:
         raise ValueError(f"two images are named {dup!r}: their outputs would collide")
-    if not overwrite:
-        from ..files.images import default_format
-
-        existing = [f for p in paths for f in output_paths(out, p, fmt or default_format(p), areas_only)
-                    if f is not None and f.exists()]
-        if existing:
-            raise FileExistsError(f"{existing[0]} exists; pass overwrite=True to replace it")
-    exports = set(exports)
+    labels = model_labels(model, load_kwargs)
+    check_label_count(labels)
+    # The command line's rule: every output of the run, exports and
+    # annotations.json included, symlinks too.
+    refuse_existing(run_outputs(out, paths, lambda p: fmt or default_format(p), areas_only, exports), overwrite,
+                    "pass overwrite=True to replace it")
     coco = None
     if "coco" in exports:
         from ..files.export import CocoWriter
 
-        coco = CocoWriter(load_kwargs.get("labels") or inspect_labels(model))
+        coco = CocoWriter(labels)
+    if "polygons" in exports:
+        from ..files.export import opencv
+
+        opencv()  # the extra's message before any work
     out.mkdir(parents=True, exist_ok=True)
     settings = OutputSettings(out, opacity=opacity, outline=outline, legend=legend, areas_only=areas_only,
                               classes=list(classes) if classes else None, color=color, smooth=smooth,
