@@ -115,10 +115,15 @@ def test_segmentation_helpers(tmp_path, photo):
     areas = seg.areas()
     assert abs(sum(areas.values()) - 1) < 1e-9
     assert all(areas[i] == np.mean(seg.labels == i) for i in areas)
-    only_g = seg.overlay(photo, opacity=1.0, classes=["g"])
-    pal = seg.palette.copy()
-    pal[[0, 2], 3] = 0
-    np.testing.assert_array_equal(only_g, coreseg.composite(photo, seg.labels, pal, 1.0))
+    # classes=: drawn alone in the highlight colour (magenta for one class),
+    # outlined alone, as the command line's --label does.
+    only_g = seg.overlay(photo, opacity=1.0, classes=["g"], outline=(0, 0, 0, 255), smooth=False)
+    just_g = (full == 1).astype(np.int32)
+    highlight = np.array([[0, 0, 0, 0], [255, 0, 255, 255]], np.uint8)
+    np.testing.assert_array_equal(only_g, coreseg.composite(photo, just_g, highlight, 1.0, (0, 0, 0, 255)))
+    two = seg.overlay(photo, opacity=1.0, classes=["g", "b"], smooth=False)
+    own = np.stack([[0, 0, 0, 0], seg.palette[1], seg.palette[2]]).astype(np.uint8)
+    np.testing.assert_array_equal(two, coreseg.composite(photo, np.where(full == 2, 2, full == 1).astype(np.int32), own, 1.0))
     # A class map's mask: that class, at the image's resolution or the model's.
     np.testing.assert_array_equal(seg.mask("b"), full == 2)
     np.testing.assert_array_equal(seg.mask(2, smooth=False), seg.labels == 2)

@@ -15,13 +15,15 @@ def test_counts_and_palette_shape(name, n):
     assert all(isinstance(label, str) and label == label.strip() and label for label in labels)
     assert len(set(labels)) == n  # names unique within a preset
     assert colors.shape == (n, 4) and colors.dtype == np.uint8
-    assert (colors[:, 3] == 255).all()
+    # Opaque but for the background, which overlays leave alone.
+    background = [i for i, label in enumerate(labels) if label == "background"]
+    assert (colors[background, 3] == 0).all() and (np.delete(colors[:, 3], background) == 255).all()
 
 
 def test_voc():
     labels, colors = preset("voc")
     assert labels[0] == "background" and labels[15] == "person" and labels[20] == "tvmonitor"
-    assert colors[0].tolist() == [0, 0, 0, 255]
+    assert colors[0].tolist() == [0, 0, 0, 0]  # background: transparent
     assert colors[1].tolist() == [128, 0, 0, 255]  # aeroplane
     assert colors[2].tolist() == [0, 128, 0, 255]  # bicycle
     assert colors[15].tolist() == [192, 128, 128, 255]
@@ -36,7 +38,7 @@ def test_cityscapes():
 
 def test_cityscapes_bg_is_cityscapes_shifted_by_one():
     labels, colors = preset("cityscapes-bg")
-    assert labels[0] == "background" and colors[0].tolist() == [0, 0, 0, 255]
+    assert labels[0] == "background" and colors[0].tolist() == [0, 0, 0, 0]
     assert labels[14] == "car" and colors[14].tolist() == [0, 0, 142, 255]
     plain_labels, plain_colors = preset("cityscapes")
     assert labels[1:] == plain_labels
@@ -101,4 +103,4 @@ def test_returns_copies(name):
     colors[:] = 7
     again_labels, again_colors = preset(name)
     assert again_labels[0] != "changed" and "extra" not in again_labels
-    assert (again_colors[:, 3] == 255).all() and again_colors[:, :3].any()
+    assert (again_colors[1:, 3] == 255).all() and again_colors[:, :3].any()

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .highlight import HIGHLIGHT, OUTLINE, highlight_color, highlight_map, highlight_palette  # noqa: F401  (the CLI names)
+
 __all__ = ["OutputSettings", "ImageOutputs", "output_paths", "export_paths", "run_outputs", "check_exports", "check_label_count", "EXPORTS", "highlight", "highlight_color", "colliding_stem", "UNSEEN"]
 
 #: What STEM.labels.png holds where the model never saw the image (outside
@@ -26,11 +28,6 @@ __all__ = ["OutputSettings", "ImageOutputs", "output_paths", "export_paths", "ru
 #: (at most 16384 classes are scored), and `eval --pred` leaves it out.
 UNSEEN = 65535
 
-#: The outline drawn along class boundaries.
-OUTLINE = (255, 255, 255, 255)
-#: The highlight colour of a single highlighted class without a colour given:
-#: magenta, rare in photos, unlike the palette's realistic sky blue or grass green.
-HIGHLIGHT = (255, 0, 255, 255)
 
 
 @dataclass
@@ -115,20 +112,11 @@ def colliding_stem(paths) -> str | None:
     return next((Path(p).stem for p in paths if counts[Path(p).stem] > 1), None)
 
 
-def highlight_color(classes, color):
-    """The colour highlighted `classes` are drawn in: `color`, else magenta
-    for a single class, else None (each class its own)."""
-    return color if color is not None or classes is None or len(classes) != 1 else HIGHLIGHT
-
-
 def highlight(seg, classes, color):
     """(class ids, palette) that draw only `classes`: other pixels get the
     transparent id 0, each class k + 1 its colour."""
     ids = seg.class_ids(classes)
-    palette = np.zeros((len(ids) + 1, 4), np.uint8)
-    for k, class_id in enumerate(ids, 1):
-        palette[k] = color if color is not None else seg.palette[class_id]
-    return ids, palette
+    return ids, highlight_palette(ids, seg.palette, color)
 
 
 def _file_name(name: str) -> str:
@@ -227,10 +215,7 @@ class ImageOutputs:
             palette = seg.palette
         else:
             ids, palette = highlight(seg, s.classes, highlight_color(s.classes, s.color))
-            only = np.zeros(full.shape, np.uint8)
-            for k, class_id in enumerate(ids, 1):
-                only[full == class_id] = k
-            overlay = kernels.composite(image, only, palette, s.opacity, outline)
+            overlay = kernels.composite(image, highlight_map(full, ids), palette, s.opacity, outline)
             entries = [(k, seg.name(i), shares.get(i, 0.0)) for k, i in enumerate(ids, 1)]
         if s.legend:
             draw_legend(overlay, entries, palette)

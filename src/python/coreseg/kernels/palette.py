@@ -1,7 +1,12 @@
-"""Class colours: the default palette and hex colour parsing.
+"""Class colours: the default palette, hex colour parsing, and which
+classes are background.
 
 Core ML models may carry their own colours in their preview metadata as hex
-strings ("#RRGGBB"); models without them get `default_palette`.
+strings ("#RRGGBB"); models without them get `default_palette`. Classes
+named as background ("background", "None", "void", "unlabeled", "--", ...)
+get a transparent colour in the palettes coreseg makes, so overlays leave
+them alone and legends leave them out; a transparent colour in a model's
+own palette declares a class background the same way.
 """
 
 from __future__ import annotations
@@ -11,7 +16,28 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["default_palette", "parse_color", "parse_colors"]
+__all__ = ["default_palette", "parse_color", "parse_colors", "BACKGROUND_NAMES", "is_background", "background_ids",
+           "clear_background"]
+
+#: Class names that mean "no object", compared case-insensitively.
+BACKGROUND_NAMES = frozenset({"background", "bg", "none", "void", "unlabeled", "unlabelled", "ignore", "--", "_background_"})
+
+
+def is_background(name) -> bool:
+    """Whether a class name means background (no object)."""
+    return isinstance(name, str) and name.strip().casefold() in BACKGROUND_NAMES
+
+
+def background_ids(names) -> list[int]:
+    """Ids of the classes in `names` that are background."""
+    return [] if names is None else [i for i, n in enumerate(names) if is_background(n)]
+
+
+def clear_background(palette: np.ndarray, names) -> np.ndarray:
+    """`palette` with background classes made transparent (in place)."""
+    ids = [i for i in background_ids(names) if i < len(palette)]
+    palette[ids, 3] = 0
+    return palette
 
 _HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..kernels.palette import default_palette, parse_colors
+from ..kernels.palette import clear_background, default_palette, parse_colors
 
 __all__ = ["ModelError", "AssumptionWarning", "ModelInfo", "PREVIEW_TYPE_KEY", "PREVIEW_PARAMS_KEY", "UNUSED_LABEL"]
 
@@ -162,10 +162,10 @@ class ModelInfo:
     def palette(self) -> np.ndarray:
         """(n, 4) uint8 RGBA colours for the class ids: the model's own when it
         has them, else ``default_palette(len(labels))`` (256 entries for a
-        model without labels)."""
+        model without labels) with background classes transparent."""
         if self.colors is not None:
             return self.colors.copy()
-        return default_palette(256 if self.labels is None else len(self.labels))
+        return clear_background(default_palette(256 if self.labels is None else len(self.labels)), self.labels)
 
     def label_name(self, class_id: int) -> str:
         """The name of a class id (the id itself as text without labels)."""

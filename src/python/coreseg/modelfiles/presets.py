@@ -24,7 +24,7 @@ import difflib
 
 import numpy as np
 
-from ..kernels.palette import default_palette
+from ..kernels.palette import clear_background, default_palette
 
 __all__ = ["PRESETS", "preset", "is_preset"]
 
@@ -145,6 +145,11 @@ def _cityscapes() -> tuple[list[str], np.ndarray]:
 
 
 def _build(name: str) -> tuple[list[str], np.ndarray]:
+    labels, colors = _named(name)
+    return labels, clear_background(colors, labels)  # the background is left alone in overlays
+
+
+def _named(name: str) -> tuple[list[str], np.ndarray]:
     if name == "voc":
         return list(_VOC_LABELS), default_palette(len(_VOC_LABELS))
     if name == "cityscapes":

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..kernels import _arrays
+from ..kernels import _args, _arrays
 from .. import kernels
 from ..kernels._buffers import RESULTS
+from ..kernels.palette import is_background, parse_color
+from ..drawing.highlight import highlight_color, highlight_map, highlight_palette
 from ..files.images import as_image
 from ..modelfiles.contract import OutputContract
 from .geometry import Placement
@@ -171,7 +173,7 @@ class Segmentation:
         return out
 
     def overlay(self, image, opacity=0.6, outline=None, classes=None, palette=None, out=None, *,
-                smooth: bool = False, labels=None) -> np.ndarray:
+                smooth: bool | None = None, labels=None, color=None) -> np.ndarray:
         """The image with class colours blended on at full resolution.
 
         Parameters
@@ -182,12 +184,19 @@ class Segmentation:
         outline : colour, optional
             Outline the class boundaries in this colour.
         classes : names or ids, optional
-            Only these classes (like the selected label of Apple's sample).
+            Only these classes, as the command line's ``--label`` draws
+            them: in a highlight colour (`color`; magenta for one class,
+            their own colours for several), outlined alone (the outline
+            follows their boundaries only).
         palette : (n, 4) uint8 array_like, optional
-            Colours instead of the model's.
-        smooth : bool
+            Colours instead of the model's. Background classes are
+            transparent in the model's palette, so they are left alone.
+        smooth : bool, optional
             Composite through `full_labels(smooth=True)`: edges follow the
-            object instead of the model's pixel grid.
+            object instead of the model's pixel grid. Default: smooth when
+            the model gives scores (as `stream` and the command line draw).
+        color : colour, optional
+            The highlight colour of `classes` (RGBA, or hex).
         labels : (H, W) int32 ndarray, optional
             The class map at the image's resolution, when the caller already
             has it from `full_labels` (it is then drawn as it is, whatever
@@ -205,10 +214,8 @@ class Segmentation:
             raise ValueError(f"image is {img.shape[1]}x{img.shape[0]}, but the segmentation is of a "
                              f"{self.image_size[0]}x{self.image_size[1]} image")
         pal = (self.palette if palette is None else np.asarray(palette, np.uint8)).copy()
-        if classes is not None:
-            keep = np.zeros(len(pal), bool)
-            keep[[i for i in self.class_ids(classes) if 0 <= i < len(pal)]] = True
-            pal[~keep, 3] = 0
+        if smooth is None:
+            smooth = self.scores is not None
         full = labels
         (sx, sy, sw, sh), labels, _ = self._source_and_target()
         if full is not None:
@@ -217,6 +224,12 @@ class Segmentation:
             labels = full[sy : sy + sh, sx : sx + sw]
         elif smooth:
             labels = self.full_labels(smooth=True)[sy : sy + sh, sx : sx + sw]
+        if classes is not None:  # drawn alone, outlined alone
+            ids = self.class_ids(classes)
+            color = None if color is None else _args.rgba(parse_color(color) if isinstance(color, str) else color,
+                                                            "color")
+            pal = highlight_palette(ids, pal, highlight_color(ids, color))
+            labels = highlight_map(labels, ids)
         if out is None:  # a released earlier result's memory, if there is one (kernels._buffers)
             out = RESULTS.take(img.shape, np.uint8)
         if (sx, sy, sw, sh) == (0, 0, img.shape[1], img.shape[0]):
@@ -256,8 +269,12 @@ class Segmentation:
 
     def legend(self) -> list[tuple[int, str, float]]:
         """(class id, name, share of pixels) of every class present, largest
-        share first, "--" ids left out: what a legend lists."""
-        entries = [(i, self.name(i), share) for i, share in self.areas().items() if self.name(i) != "--"]
+        share first, background classes (a transparent palette colour, a
+        background name) and "--" ids left out: what a legend lists."""
+        pal = self.palette
+        entries = [(i, self.name(i), share) for i, share in self.areas().items()
+                   if self.name(i) != "--" and not is_background(self.name(i))
+                   and not (0 <= i < len(pal) and pal[i, 3] == 0)]
         return sorted(entries, key=lambda e: -e[2])
 
     def mask(self, name_or_id, *, smooth: bool = True) -> np.ndarray:
