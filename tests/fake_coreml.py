@@ -23,6 +23,12 @@ image output records the backing it offered as ``calls[i]["backing"]``
 What the network computes is given per model by the test: a function of
 the (C, h, w) float32 planes returning the output array (for an image
 output, the (h, w) pixel values, any unit axes around them).
+
+It checks arrays as the native bindings do: dtypes by equivalence (value
+and byte order, numpy's PyArray_EquivTypes), never by identity, so a
+pickled array passes; describe() names an int8 output "int8" and a type
+it does not know by number, and predict refuses both, before running the
+network, as Model::Predict does.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ from coreseg import _native, kernels
 from coreseg.modelfiles.coreml_file import read_spec
 from coreseg.running.segmenter import CoreMLError
 
-_DTYPES = {65568: "float32", 65600: "float64", 65552: "float16", 131104: "int32"}
+_DTYPES = {65568: "float32", 65600: "float64", 65552: "float16", 131104: "int32", 131080: "int8"}
+_READ = {"int32", "float16", "float32", "float64"}  # the multi-array types the native code reads
 # Pixel formats of image features by ImageFeatureType.ColorSpace, as the
 # native describe() names them (GRAYSCALE, GRAYSCALE_FLOAT16; colour: BGRA).
 _IMAGE_FORMATS = {10: "L008", 40: "L00h"}
@@ -118,8 +125,9 @@ class FakeModel:
             return {"name": f.name, "kind": "image", "shape": [it.height, it.width], "dtype": "", "optional": False,
                     "pixel_format": _IMAGE_FORMATS.get(it.colorSpace, "BGRA"),
                     "size_constraint": self._size_constraint(it)}
+        data_type = f.type.multiArrayType.dataType
         return {"name": f.name, "kind": "multiArray", "shape": list(f.type.multiArrayType.shape),
-                "dtype": _DTYPES[f.type.multiArrayType.dataType], "optional": False, "pixel_format": "",
+                "dtype": _DTYPES.get(data_type, f"unknown (0x{data_type:X})"), "optional": False, "pixel_format": "",
                 "shape_constraint": {"type": "unspecified", "ranges": [], "shapes": []}}
 
     def _image_output(self, name):
@@ -189,7 +197,32 @@ class FakeModel:
         planes = rgb[..., ::-1] if it.colorSpace == 30 else rgb  # Core ML hands BGR models B, G, R
         return np.ascontiguousarray(planes.transpose(2, 0, 1), np.float32)
 
+    @staticmethod
+    def _check_arrays(image, out):
+        """The bindings' checks (AsFrame, AsArray), by dtype equivalence."""
+        if image.dtype != np.uint8:
+            raise TypeError(f"image must have dtype uint8, got {image.dtype}")
+        if out is not None:
+            if out.dtype not in (np.dtype(np.int32), np.dtype(np.float16), np.dtype(np.float32)):
+                raise TypeError("out must have dtype int32, float16 or float32 (in the machine's byte order), "
+                                f"got {out.dtype}")
+            if not (out.flags.c_contiguous and out.flags.writeable):
+                raise ValueError("out must be a writable C-contiguous array")
+            if not out.flags.aligned:
+                raise ValueError("out is not aligned to its element size")
+
+    def _check_output(self, output):
+        """Model::Predict's OutputDescription: a multi-array type it reads."""
+        f = next((f for f in self.spec.description.output if f.name == output), None)
+        if f is not None and f.type.WhichOneof("Type") == "multiArrayType":
+            described = self._output_description(f)["dtype"]
+            if described not in _READ:
+                raise CoreMLError(f"output {output} is {described}, which coreseg does not read (it reads int32, "
+                                  "float16, float32 and float64 multi-arrays)")
+
     def predict(self, image, order, wrap, input, size, output, dtype, out=None):
+        self._check_arrays(image, out)
+        self._check_output(output)
         self.calls.append({"size": tuple(size), "output": output, "wrap": wrap, "out": out})
         planes = self._network_input(image, order, size)
         result = np.asarray(self.owner.network(self, output)(planes))
@@ -217,6 +250,9 @@ class FakeModel:
         return array, {"preprocess": 0.001, "inference": 0.002, "postprocess": 0.0}, io
 
     def predict_batch(self, images, orders, input, sizes, output, dtype):
+        for image in images:
+            self._check_arrays(image, None)
+        self._check_output(output)
         arrays = [self.predict(im, o, False, input, s, output, dtype)[0] for im, o, s in zip(images, orders, sizes)]
         return arrays, {"preprocess": 0.001, "inference": 0.002, "postprocess": 0.0}
 

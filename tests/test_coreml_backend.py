@@ -8,10 +8,13 @@ here is checked to have no ties after resizing, and exactness tests run with
 compute_units="cpu". Whether Core ML
 used our output backing is its choice: recorded, never asserted."""
 
+import gc
+import pickle
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -239,13 +242,31 @@ def test_cache_hits_and_recovers(paths):
     assert not first.from_cache and second.from_cache and first.compiled_path == second.compiled_path
     direct = load(second.compiled_path)  # a .mlmodelc loads as it is
     assert direct.labels == ["r", "g", "b"] and direct.info.format == "mlmodelc"
-    for f in second.compiled_path.rglob("*"):
+    entry = second.compiled_path
+    for f in entry.rglob("*"):
         if f.is_file():
             f.write_bytes(b"garbage")  # a corrupt cache entry
-    third = load(paths["plain"])
-    assert not third.from_cache
+    # While models loaded from it live, it is not removed from under them.
+    with pytest.raises(coreseg.CoreMLError, match="was not replaced, because a model loaded from it is still in use"):
+        load(paths["plain"])
+    del first, second, direct
+    gc.collect()
+    third = load(paths["plain"])  # now it is compiled again
+    assert not third.from_cache and third.compiled_path == entry
     img = untied(40, 60, 10)
     np.testing.assert_array_equal(third.predict(img).labels, expected(img, (cm.W, cm.H)))
+
+
+def test_an_entry_in_use_survives_pruning(paths, monkeypatch):
+    # Core ML may read a loaded model's .mlmodelc again (other sizes, the
+    # first GPU or Neural Engine prediction): a live model's entry stays.
+    monkeypatch.setenv("CORESEG_CACHE_MAX_MODELS", "1")
+    flexible = coreseg.load(paths["range"], size="image")  # all compute units
+    load(paths["plain"])  # compiles and prunes: the flexible model's entry is in use
+    assert flexible.compiled_path.is_dir()
+    for shape in [(40, 60), (64, 128), (20, 30)]:  # sizes it has not run at yet
+        img = untied(*shape, 30, shape[::-1])
+        assert flexible.predict(img).labels.shape == shape
 
 
 def test_spec_and_description_agree(paths):
@@ -277,22 +298,91 @@ def test_batch_and_threads(paths):
 
 
 def test_exit_while_core_ml_holds_our_memory(paths, tmp_path):
-    # Core ML and CoreVideo may drop our arrays after Python has begun
-    # finalising; the release must neither hang nor abort the exit.
+    # Core ML and CoreVideo may let go of our arrays after the last call
+    # returned, on their own threads, while Python finalises: the release
+    # must neither hang nor abort the exit. The threads are joined: what
+    # is tested is Core ML's late releases, not Python's daemon threads
+    # (CPython ends those at exit however they are written). Every frame
+    # and output is its own array, released by Core ML, not by the caller.
     script = textwrap.dedent(f"""
         import os, threading, numpy as np, coreseg
         os.environ["CORESEG_CACHE"] = {str(tmp_path / "cache")!r}
-        model = coreseg.load({str(paths["plain"])!r})
-        frame = np.zeros(({cm.H}, {cm.W}, 4), np.uint8)
+        model = coreseg.load({str(paths["plain"])!r}, compute_units="all")
         def work():
             for _ in range(200):
-                model.predict(frame, layout="BGRA")
-        threads = [threading.Thread(target=work, daemon=True) for _ in range(4)]
+                model.predict(np.zeros(({cm.H}, {cm.W}, 4), np.uint8), layout="BGRA")
+        threads = [threading.Thread(target=work) for _ in range(4)]
         for t in threads:
             t.start()
+        for t in threads:
+            t.join()
+    """)
+    for _ in range(5):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+
+
+def test_late_releases_reach_python(paths):
+    # What Core ML lets go of after a call returned is handed to the
+    # interpreter (never with the GIL taken on Core ML's thread), and
+    # reaches Python: the frames' reference counts come back.
+    model = load(paths["plain"])
+    frames = [np.zeros((cm.H, cm.W, 4), np.uint8) for _ in range(50)]
+    before = [sys.getrefcount(f) for f in frames]
+    wrapped = [model.predict(f, layout="BGRA").io["wrapped_input"] for f in frames]
+    assert all(wrapped)
+    del model  # whatever Core ML still holds, it lets go of now, or soon, on a thread of its own
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while [sys.getrefcount(f) for f in frames] != before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [sys.getrefcount(f) for f in frames] == before
+
+
+def test_arrays_that_went_through_pickle(paths):
+    # multiprocessing, --jobs and Ray hand over arrays whose dtype is equal
+    # to numpy's own, not the same object: the bindings compare by equivalence.
+    model = load(paths["plain"])
+    rgb = untied(cm.H, cm.W, 31)
+    bgra = np.ascontiguousarray(np.dstack([rgb[..., ::-1], np.full((cm.H, cm.W), 255, np.uint8)]))
+    moved = pickle.loads(pickle.dumps(bgra))
+    out = pickle.loads(pickle.dumps(np.zeros((cm.H, cm.W), np.int32)))
+    assert moved.dtype is not np.dtype(np.uint8) and out.dtype is not np.dtype(np.int32)
+    seg = model.predict(moved, layout="BGRA", out=out)
+    assert seg.raw is out and seg.io["wrapped_input"]
+    np.testing.assert_array_equal(seg.labels, np.argmax(rgb, axis=2))
+    np.testing.assert_array_equal(model.predict(pickle.loads(pickle.dumps(rgb))).labels, np.argmax(rgb, axis=2))
+
+
+def test_a_model_core_ml_cannot_compile_is_a_core_ml_error(tmp_path):
+    # Compiled synchronously, on the calling thread, inside the call's
+    # @try: what Core ML's compiler reports (an NSError, or an Objective-C
+    # exception) is a CoreMLError, and the process goes on; from a thread too.
+    for name, content in [("garbage.mlmodel", b"not a model"), ("empty.mlmodel", b"")]:
+        (tmp_path / name).write_bytes(content)
+    package = tmp_path / "broken.mlpackage"
+    (package / "Data").mkdir(parents=True)
+    (package / "Manifest.json").write_text("{not json")
+    script = textwrap.dedent(f"""
+        import threading, coreseg
+        from coreseg import _coreml
+        errors = []
+        def compile(path):
+            try:
+                _coreml.compile_model(path)
+            except coreseg.CoreMLError as e:
+                errors.append(str(e))
+        paths = [{str(tmp_path / "garbage.mlmodel")!r}, {str(tmp_path / "empty.mlmodel")!r}, {str(package)!r}]
+        for path in paths:
+            compile(path)
+        worker = threading.Thread(target=compile, args=(paths[0],))
+        worker.start()
+        worker.join()
+        assert len(errors) == 4 and all("Core ML" in e for e in errors), errors
+        print("survived")
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and "survived" in done.stdout, done.stderr
 
 
 def test_bad_inputs_are_caught_before_core_ml(paths):

@@ -8,6 +8,8 @@ here; the macOS workflow runs the same models through Core ML itself
 (test_coreml_backend.py)."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,7 +228,7 @@ def test_out_reuses_a_results_memory(models):
     np.testing.assert_array_equal(again.labels, expected(image(seed=2), (cm.W, cm.H)))
     with pytest.raises(ValueError, match=r"out has shape \(3, 3\) and dtype int32; .* is \(16, 24\) int32"):
         model.predict(image(), out=np.zeros((3, 3), np.int32))
-    with pytest.raises(ValueError, match="writable C-contiguous"):
+    with pytest.raises(ValueError, match="writable, aligned, C-contiguous"):
         model.predict(image(), out=np.zeros((cm.W, cm.H), np.int32).T)
 
 
@@ -632,3 +634,123 @@ def test_a_compiled_models_image_outputs(tmp_path):
     colour = coreml_file.from_description(description([image_output("photo", "BGRA")]), path)
     with pytest.raises(ModelError, match="not a segmentation model: no output is an integer class map"):
         coreml_file.describe(colour, ordered=False)
+
+
+# ---- what the third review pass fixed (issue "The Mac path, third pass") ---------------------
+
+
+def int8_output_model(tmp_path, data_type=None):
+    """The plain segmenter with its class map declared int8 (or `data_type`),
+    as a newer Core ML's specs can declare it."""
+    spec = cm.neural_network_segmenter()
+    array_type = spec.description.output[0].type.multiArrayType
+    array_type.dataType = data_type or cm.ct.proto.FeatureTypes_pb2.ArrayFeatureType.INT8
+    path = tmp_path / "int8.mlmodel"
+    cm.save_spec(spec, path)
+    return path
+
+
+def test_int8_outputs_are_refused_at_load(tmp_path):
+    path = int8_output_model(tmp_path)
+    native = FakeCoreML(NETWORKS)
+    with pytest.raises(ModelError, match=r"int8.mlmodel: output 'semanticPredictions' is int8, which coreseg does not "
+                                         r"read: it reads int32, float16, float32 and float64 multi-arrays .* Export "
+                                         r"that output as int32"):
+        CoreMLSegmenter(path, native=native)
+    assert native.compiled == 0  # refused before compiling
+    # A compiled model has only Core ML's description, which names the type
+    # too: refused at load the same way.
+    compiled = Path(native.compile_model(str(path)))
+    with pytest.raises(ModelError, match=r"output 'semanticPredictions' is int8, which coreseg does not read"):
+        CoreMLSegmenter(compiled, native=native)
+    # And the native module refuses it before running the model.
+    with pytest.raises(CoreMLError, match=r"output semanticPredictions is int8, which coreseg does not read"):
+        native.Model(str(compiled), 0).predict(image(), [2, 1, 0, 3], False, "image", (cm.W, cm.H),
+                                               "semanticPredictions", "int32")
+    assert native.models[-1].calls == []
+
+
+def test_an_unknown_output_type_is_named(tmp_path):
+    path = int8_output_model(tmp_path, data_type=0x20000 | 16)  # no such type in any SDK coreseg knows
+    native = FakeCoreML(NETWORKS)
+    compiled = Path(native.compile_model(str(path)))
+    with pytest.raises(ModelError, match=r"semanticPredictions unknown \(0x20010\)"):
+        CoreMLSegmenter(compiled, native=native)
+
+
+def test_out_is_checked_before_the_output_shape_is_known(models):
+    # A flexible model's output shape is learned from its first result; the
+    # dtype is known from load and checked before Core ML runs.
+    model, native = load(models["range"], size="image")
+    with pytest.raises(ValueError, match=r"out has shape \(40, 60\) and dtype float32; this model's output "
+                                         r"semanticPredictions at 60x40 is int32 \(its shape is learned from the "
+                                         r"first result at 60x40\)"):
+        model.predict(image(40, 60), out=np.zeros((40, 60), np.float32))
+    with pytest.raises(ValueError, match=r"dtype >i4"):
+        model.predict(image(40, 60), out=np.zeros((40, 60), ">i4"))  # equal values, other byte order
+    with pytest.raises(TypeError, match="out must be a numpy array, got list"):
+        model.predict(image(40, 60), out=[[0] * 60] * 40)
+    unaligned = np.frombuffer(bytearray(40 * 60 * 4 + 1), np.uint8)[1:].view(np.int32).reshape(40, 60)
+    with pytest.raises(ValueError, match="writable, aligned, C-contiguous"):
+        model.predict(image(40, 60), out=unaligned)
+    assert native.models[0].calls == []  # Core ML never ran
+    seg = model.predict(image(40, 60), out=np.zeros((40, 60), np.int32))  # right dtype, shape not known yet: fine
+    np.testing.assert_array_equal(seg.labels, expected(image(40, 60), (60, 40)))
+
+
+def test_arrays_that_went_through_pickle_are_accepted(models):
+    # multiprocessing, --jobs and Ray hand over arrays whose dtype is equal
+    # to, not the same object as, numpy's own: compared by equivalence.
+    import pickle
+
+    model, native = load(models["plain"])
+    rgb = image(cm.H, cm.W, seed=30)
+    bgra = np.ascontiguousarray(np.dstack([rgb[..., ::-1], np.full((cm.H, cm.W), 255, np.uint8)]))
+    moved = pickle.loads(pickle.dumps(bgra))
+    assert moved.dtype == np.uint8 and moved.dtype is not np.dtype(np.uint8)
+    out = pickle.loads(pickle.dumps(np.zeros((cm.H, cm.W), np.int32)))
+    assert out.dtype is not np.dtype(np.int32)
+    seg = model.predict(moved, layout="BGRA", out=out)
+    assert seg.raw is out and seg.io["wrapped_input"] and native.models[0].calls[0]["wrap"]
+    np.testing.assert_array_equal(seg.labels, np.argmax(rgb, axis=2))
+
+
+def test_the_native_error_translator_names_coreml_error():
+    # coreml_bindings.mm turns coreml::Failure into the class it imports by
+    # name when translating; the name must stay importable wherever the
+    # Python modules move (it once named coreseg.segmenter, since moved).
+    import importlib
+    import re
+
+    source = (Path(__file__).resolve().parent.parent / "src" / "native" / "coreml" / "coreml_bindings.mm").read_text()
+    assert "register_local_exception_translator" in source and "register_exception_translator(" not in source
+    (module, name), = re.findall(r'py::module_::import\("([\w.]+)"\)\.attr\("(\w+)"\)', source)
+    assert getattr(importlib.import_module(module), name) is CoreMLError
+
+
+def test_a_segmenter_holds_its_cache_entry(models, tmp_path, monkeypatch):
+    import gc
+
+    from coreseg.running.backends import coreml_cache
+
+    def in_use(entry):
+        fd = coreml_cache._lock(coreml_cache._lock_path(entry), exclusive=True, wait=False)
+        if fd is not None:
+            os.close(fd)
+        return fd is None
+
+    model, native = load(models["plain"])
+    entry = model.compiled_path
+    assert in_use(entry)
+    direct = CoreMLSegmenter(entry, native=native)  # the .mlmodelc itself, straight from the cache
+    del model
+    gc.collect()
+    assert in_use(entry)  # still: the direct load holds it too
+    del direct
+    gc.collect()
+    assert not in_use(entry)
+    monkeypatch.setenv("CORESEG_CACHE_MAX_MODELS", "1")
+    kept, _ = load(models["plain"])
+    load(models["bgr"])  # compiles, and prunes what is not in use
+    assert kept.compiled_path.is_dir()
+    np.testing.assert_array_equal(kept.predict(image()).labels, expected(image(), (cm.W, cm.H)))

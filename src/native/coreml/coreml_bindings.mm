@@ -1,8 +1,9 @@
 // coreseg._coreml: pybind11 bindings of the Core ML backend (coreml_model.h).
-// They check arrays, keep the arrays Core ML may still use alive (released
-// with the GIL, from whichever thread Core ML lets go of them on), release
-// the GIL while Core ML works, allocate result arrays page-aligned, and turn
-// coreml::Failure into coreseg.CoreMLError.
+// They check arrays, keep the arrays Core ML may still use alive (the
+// caller's hold dropped with the GIL; Core ML's, from whichever thread it
+// lets go on, handed to the interpreter without taking the GIL:
+// coreml_release.h), release the GIL while Core ML works, allocate result
+// arrays page-aligned, and turn coreml::Failure into coreseg.CoreMLError.
 #include <Python.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -23,6 +24,7 @@
 
 #include "../without_gil.h"
 #include "coreml_model.h"
+#include "coreml_release.h"
 
 namespace py = pybind11;
 
@@ -30,57 +32,31 @@ namespace coreseg {
 namespace coreml {
 namespace {
 
-bool Finalizing() {
-#if PY_VERSION_HEX >= 0x030D0000
-  return Py_IsFinalizing();
-#else
-  return _Py_IsFinalizing();
-#endif
-}
-
-// A reference to a Python object shared by two holders: the call that
-// handed it to Core ML (dropped with the GIL, once the call is back) and
-// Core ML (dropped from any thread, whenever Core ML lets go). The last one
-// out decrefs. So a prediction never takes the GIL inside the released
-// section when Core ML lets go during the call, which is the usual case.
-struct SharedRef {
-  PyObject* object;
-  std::atomic<int> holders{2};
-};
-
-// Core ML's side: may run on any thread, any time.
-void DropFromAnyThread(void* context) {
-  auto* ref = static_cast<SharedRef*>(context);
-  if (ref->holders.fetch_sub(1) != 1) return;  // the caller still holds it
-  // Taking the GIL during or after interpreter shutdown hangs or ends this
-  // thread: leak the reference instead (the process is exiting).
-  if (!Py_IsInitialized() || Finalizing()) return;
-  const PyGILState_STATE state = PyGILState_Ensure();
-  Py_DECREF(ref->object);
-  PyGILState_Release(state);
-  delete ref;
-}
-
-// The caller's side, with the GIL held.
-void DropWithGil(SharedRef* ref) {
-  if (ref == nullptr || ref->holders.fetch_sub(1) != 1) return;
-  Py_DECREF(ref->object);
-  delete ref;
-}
-
+// The arrays Core ML may still use when a call returns are shared with it
+// (coreml_release.h): the caller drops its hold with the GIL, Core ML's
+// threads hand theirs over without ever taking the GIL.
 struct Shared {
   SharedRef* ref = nullptr;
   Keepalive keepalive;
 };
 
-Shared Share(const py::handle& object) {
-  Py_INCREF(object.ptr());
-  auto* ref = new SharedRef{object.ptr()};
+Shared ShareWithCoreML(const py::handle& object) {
+  SharedRef* ref = Share(object.ptr());
   return {ref, Keepalive{ref, DropFromAnyThread}};
 }
 
+// Same type and byte order, as coreseg._native compares (numpy's
+// PyArray_EquivTypes): an array that went through pickle (multiprocessing,
+// --jobs, Ray) has an equal dtype, not the very object dtype::of<T>() is.
+bool HasDtype(const py::array& a, const py::dtype& d) {
+  return py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(), d.ptr());
+}
+
+std::string DtypeText(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
 Frame AsFrame(const py::array& image, const std::vector<int>& order) {
-  if (!image.dtype().is(py::dtype::of<uint8_t>())) throw py::type_error("image must have dtype uint8");
+  if (!HasDtype(image, py::dtype::of<uint8_t>()))
+    throw py::type_error("image must have dtype uint8, got " + DtypeText(image));
   if (image.ndim() != 3 || (image.shape(2) != 1 && image.shape(2) != 3 && image.shape(2) != 4))
     throw py::value_error("image must have shape (h, w, 1), (h, w, 3) or (h, w, 4)");
   const int channels = static_cast<int>(image.shape(2));
@@ -113,16 +89,21 @@ py::dtype DtypeOf(ElementType t) {
 
 Array AsArray(py::array& out) {
   Array a;
-  if (out.dtype().is(py::dtype::of<int32_t>()))
+  if (HasDtype(out, py::dtype::of<int32_t>()))
     a.type = ElementType::kInt32;
-  else if (out.dtype().is(py::dtype("float16")))
+  else if (HasDtype(out, py::dtype("float16")))
     a.type = ElementType::kFloat16;
-  else if (out.dtype().is(py::dtype::of<float>()))
+  else if (HasDtype(out, py::dtype::of<float>()))
     a.type = ElementType::kFloat32;
   else
-    throw py::type_error("out must have dtype int32, float16 or float32");
+    throw py::type_error("out must have dtype int32, float16 or float32 (in the machine's byte order), got " +
+                         DtypeText(out));
   if (!(out.flags() & py::array::c_style) || !out.writeable())
     throw py::value_error("out must be a writable C-contiguous array");
+  // Core ML and ConvertArray write whole elements: an offset view of a byte
+  // buffer is not an output backing.
+  if (!py::detail::check_flags(out.ptr(), py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw py::value_error("out is not aligned to its element size");
   if (out.size() == 0) throw py::value_error("out is empty");
   a.data = static_cast<uint8_t*>(out.mutable_data());
   for (py::ssize_t d = 0; d < out.ndim(); ++d) a.shape.push_back(out.shape(d));
@@ -223,7 +204,7 @@ py::array CopyOut(const Result& result, ElementType type) {
 // without_gil.h (a thread ended at exit must not unwind a noexcept frame).
 struct ModelDeleter {
   void operator()(Model* model) const {
-    if (Py_IsInitialized() && !Finalizing() && PyGILState_Check()) {
+    if (Py_IsInitialized() && !PythonFinalizing() && PyGILState_Check()) {
       WithoutGil([&] { delete model; });
     } else {
       delete model;
@@ -240,14 +221,29 @@ PYBIND11_MODULE(_coreml, m) {
   using namespace coreseg::coreml;
   m.doc() = "coreseg's Core ML backend (macOS 13+). Use coreseg.load, not this module.";
 
-  py::register_exception_translator([](std::exception_ptr p) {
+  // Local: only exceptions from this module's functions are translated
+  // (a global translator would see every pybind11 module's exceptions).
+  py::register_local_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const Failure& e) {
-      py::object cls = py::module_::import("coreseg.segmenter").attr("CoreMLError");
-      PyErr_SetString(cls.ptr(), e.what());
+      // coreseg.CoreMLError (a RuntimeError), looked up when needed: this
+      // module is imported by coreseg, never the other way round.
+      PyObject* type = PyExc_RuntimeError;
+      py::object cls;
+      try {
+        cls = py::module_::import("coreseg.running.segmenter").attr("CoreMLError");
+        type = cls.ptr();
+      } catch (const py::error_already_set&) {
+        // coreseg half-imported or gone (interpreter exit): its base class
+      }
+      PyErr_SetString(type, e.what());
     }
   });
+
+  // Releases from Core ML's threads are handed to the interpreter, and
+  // stop at exit (coreml_release.h).
+  if (DeferredDecrefs::InstallWithGil() != 0) throw py::error_already_set();
 
   m.def("compile_model", [](const std::string& path) {
     return WithoutGil([&] { return CompileModel(path); });
@@ -279,11 +275,11 @@ PYBIND11_MODULE(_coreml, m) {
         Shared keep_image, keep_out;
         if (out) {
           dst = AsArray(*out);
-          keep_out = Share(*out);
+          keep_out = ShareWithCoreML(*out);
         }
         // Only wrapped memory can outlive the call inside Core ML; a copied
         // frame is read before Predict returns, while the caller holds it.
-        if (wrap) keep_image = Share(image);
+        if (wrap) keep_image = ShareWithCoreML(image);
         Timing timing;
         Transfer transfer;
         Result result;

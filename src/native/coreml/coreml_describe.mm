@@ -4,6 +4,8 @@
 #import <Foundation/Foundation.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <string>
 
 #include "coreml_support.h"
 
@@ -21,14 +23,25 @@ std::pair<int64_t, int64_t> RangeOf(NSRange r) {
 
 }  // namespace
 
-const char* DtypeName(MLMultiArrayDataType t) {
+std::string DtypeName(MLMultiArrayDataType t) {
   switch (t) {
     case MLMultiArrayDataTypeInt32: return "int32";
     case MLMultiArrayDataTypeFloat32: return "float32";
     case MLMultiArrayDataTypeFloat64: return "float64";
     case MLMultiArrayDataTypeFloat16: return "float16";
-    default: return "unknown";
+    default: break;
   }
+  // A model made for a newer Core ML can declare a type this SDK does not.
+  // MLMultiArrayDataType's values are the model spec's ArrayDataType
+  // numbers (MLMultiArray.h: 0x10000 | bits for floats, 0x20000 | bits for
+  // integers); the spec's INT8 is 0x20000 | 8. coreseg reads neither: the
+  // name is only for the refusal (coreseg.running.backends.coreml, and
+  // Model::Predict), which must say what the model has.
+  const auto raw = static_cast<long long>(t);
+  if (raw == (0x20000 | 8)) return "int8";
+  char text[48];
+  std::snprintf(text, sizeof text, "unknown (0x%llX)", raw);
+  return text;
 }
 
 bool ToElementType(MLMultiArrayDataType t, ElementType* out) {

@@ -4,7 +4,8 @@
 // coreml_model.mm; coreml_bindings.mm turns this into coreseg._coreml.
 // Which input size and which output to use is decided in Python
 // (coreseg.backends.coreml) and passed in with every request.
-// Apple platforms only (CMake builds it under if(APPLE)), macOS 13+.
+// Apple platforms only (CMake builds it under if(APPLE)), macOS 13+
+// (checked at run time too: @available in coreml_model.mm).
 #pragma once
 
 #include <cstddef>
@@ -124,8 +125,11 @@ class Result {
   friend class Model;
 };
 
-// Compile a .mlpackage or .mlmodel; returns the temporary .mlmodelc path
-// Core ML made (the caller moves it to its cache).
+// Compile a .mlpackage or .mlmodel, synchronously on the calling thread;
+// returns the temporary .mlmodelc path Core ML made (the caller moves it to
+// its cache). Like Model and Result::CopyTo, it refuses to run on a system
+// older than macOS 13 (a Failure that says so), whatever the deployment
+// target the extension was built for.
 std::string CompileModel(const std::string& path);
 
 class Model {

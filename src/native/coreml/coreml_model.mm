@@ -131,19 +131,24 @@ struct Model::Impl {
   BufferPool input_pool, output_pool;
   std::mutex mu;
 
-  MLFeatureDescription* InputDescription(const std::string& name) {
+  CORESEG_COREML_API MLFeatureDescription* InputDescription(const std::string& name) {
     MLFeatureDescription* f = model.modelDescription.inputDescriptionsByName[ToNS(name)];
     if (f == nil || f.type != MLFeatureTypeImage) throw Failure("the model has no image input named " + name);
     return f;
   }
 
-  // A multi-array output, or a grayscale image output of class ids.
-  MLFeatureDescription* OutputDescription(const std::string& name) {
+  // A multi-array output of a type coreseg reads, or a grayscale image
+  // output of class ids; refused before Core ML runs otherwise.
+  CORESEG_COREML_API MLFeatureDescription* OutputDescription(const std::string& name) {
     MLFeatureDescription* f = model.modelDescription.outputDescriptionsByName[ToNS(name)];
     const bool ids_image = f != nil && f.type == MLFeatureTypeImage && f.imageConstraint != nil &&
                            ClassIdPixelBytes(f.imageConstraint.pixelFormatType) != 0;
     if (f == nil || (f.type != MLFeatureTypeMultiArray && !ids_image))
       throw Failure("the model has no multi-array or grayscale image output named " + name);
+    ElementType type;
+    if (f.type == MLFeatureTypeMultiArray && !ToElementType(f.multiArrayConstraint.dataType, &type))
+      throw Failure("output " + name + " is " + DtypeName(f.multiArrayConstraint.dataType) +
+                    ", which coreseg does not read (it reads int32, float16, float32 and float64 multi-arrays)");
     return f;
   }
 
@@ -159,8 +164,8 @@ struct Model::Impl {
 
   // A pixel buffer holding the request's frame at its size, in `format`.
   // Returns a +1 reference; `holder` is released when Core ML is done.
-  CVPixelBufferRef MakeInput(const Request& request, uint32_t format, const std::shared_ptr<Holder>& holder,
-                             bool* wrapped) {
+  CORESEG_COREML_API CVPixelBufferRef MakeInput(const Request& request, uint32_t format,
+                                                const std::shared_ptr<Holder>& holder, bool* wrapped) {
     const Frame& frame = request.frame;
     const bool gray = format == kCVPixelFormatType_OneComponent8;
     if (!gray && format != kCVPixelFormatType_32BGRA && format != kCVPixelFormatType_32ARGB)
@@ -178,7 +183,15 @@ struct Model::Impl {
           const_cast<uint8_t*>(frame.data), static_cast<size_t>(frame.row_stride), ReleaseWrappedBytes, refcon,
           nullptr, &buffer);
       if (r != kCVReturnSuccess || buffer == nullptr) {
-        delete refcon;  // CoreVideo will not call back
+        if (buffer != nullptr) CVPixelBufferRelease(buffer);  // not a documented outcome; never kept
+        // CVPixelBuffer.h says the callback is called when the buffer is
+        // destroyed, and nothing of a failed creation: CoreVideo may still
+        // call it. Deleting refcon here could then free it twice, so it is
+        // left to CoreVideo: freed if it calls back, else leaked (one
+        // shared_ptr and its Holder, a few dozen bytes, on a path valid
+        // frames do not take). The frame itself is let go now: no buffer
+        // refers to it, and Holder::Release runs once, whoever calls it.
+        holder->Release();
         throw Failure("CVPixelBufferCreateWithBytes failed (CVReturn " + std::to_string(r) + ")");
       }
       *wrapped = true;
@@ -202,7 +215,7 @@ struct Model::Impl {
     return buffer;
   }
 
-  id<MLFeatureProvider> Features(const std::string& input, CVPixelBufferRef buffer) {
+  CORESEG_COREML_API id<MLFeatureProvider> Features(const std::string& input, CVPixelBufferRef buffer) {
     NSError* error = nil;
     MLFeatureValue* value = [MLFeatureValue featureValueWithPixelBuffer:buffer];
     MLDictionaryFeatureProvider* provider =
@@ -211,7 +224,7 @@ struct Model::Impl {
     return provider;
   }
 
-  static Result Keep(MLMultiArray* array, const std::string& name) {
+  CORESEG_COREML_API static Result Keep(MLMultiArray* array, const std::string& name) {
     Result r;
     r.impl_ = std::make_unique<Result::Impl>();
     r.impl_->array = array;
@@ -222,7 +235,7 @@ struct Model::Impl {
 
   // Keeps the output's value: its multi-array, or its pixel buffer (one
   // more reference, so it outlives the feature provider) for an image.
-  static Result KeepOutput(id<MLFeatureProvider> features, const std::string& name, bool image) {
+  CORESEG_COREML_API static Result KeepOutput(id<MLFeatureProvider> features, const std::string& name, bool image) {
     MLFeatureValue* value = [features featureValueForName:ToNS(name)];
     if (!image) {
       MLMultiArray* array = value.multiArrayValue;
@@ -242,56 +255,67 @@ struct Model::Impl {
 };
 
 std::string CompileModel(const std::string& path) {
-  return InPool("compiling", [&]() -> std::string {
-    NSURL* url = [NSURL fileURLWithPath:ToNS(path)];
-    __block NSURL* compiled = nil;
-    __block NSError* failure = nil;
-    dispatch_semaphore_t done = dispatch_semaphore_create(0);
-    // The asynchronous API (macOS 13); the synchronous one is deprecated.
-    [MLModel compileModelAtURL:url
-             completionHandler:^(NSURL* _Nullable result, NSError* _Nullable error) {
-               compiled = result;
-               failure = error;
-               dispatch_semaphore_signal(done);
-             }];
-    dispatch_semaphore_wait(done, DISPATCH_TIME_FOREVER);
-    if (compiled == nil) Fail(failure, "Core ML could not compile the model");
-    return FromNS(compiled.path);
-  });
+  if (@available(macOS 13, *)) {
+    return InPool("compiling", [&]() -> std::string {
+      NSURL* url = [NSURL fileURLWithPath:ToNS(path)];
+      NSError* error = nil;
+      // Synchronously, as coremltools compiles: the call runs and returns
+      // on this thread, inside InPool's @try, so an Objective-C exception
+      // raised in it becomes a CoreMLError. compileModelAtURL:
+      // completionHandler: calls back on a GCD thread, where nothing of
+      // ours can catch an exception (an uncaught one ends the process).
+      // MLModel+MLModelCompilation.h (macOS 13 SDK) declares this method
+      // API_DEPRECATED("Use the asynchronous interface ...",
+      // macos(10.13, API_TO_BE_DEPRECATED)): to be deprecated, at no
+      // version yet, so clang warns at no deployment target and nothing is
+      // silenced. (clang warns of a deprecation only when the deployment
+      // target reaches its version: were a later SDK to name one, a
+      // macOS 13 build would warn only if it were macOS 13 or older.)
+      NSURL* compiled = [MLModel compileModelAtURL:url error:&error];
+      if (compiled == nil) Fail(error, "Core ML could not compile the model");
+      return FromNS(compiled.path);
+    });
+  }
+  throw Failure(NeedsNewerOS());
 }
 
 Model::Model(const std::string& compiled_path, int compute_units) : impl_(new Impl) {
-  InPool("loading", [&]() -> int {
-    MLModelConfiguration* config = [[MLModelConfiguration alloc] init];
-    switch (compute_units) {
-      case 0: config.computeUnits = MLComputeUnitsCPUOnly; break;
-      case 1: config.computeUnits = MLComputeUnitsCPUAndGPU; break;
-      case 3: config.computeUnits = MLComputeUnitsCPUAndNeuralEngine; break;
-      default: config.computeUnits = MLComputeUnitsAll; break;
-    }
-    NSError* error = nil;
-    NSURL* url = [NSURL fileURLWithPath:ToNS(compiled_path)];
-    impl_->model = [MLModel modelWithContentsOfURL:url configuration:config error:&error];
-    if (impl_->model == nil) Fail(error, "Core ML could not load the model");
+  if (@available(macOS 13, *)) {
+    InPool("loading", [&]() -> int {
+      MLModelConfiguration* config = [[MLModelConfiguration alloc] init];
+      switch (compute_units) {
+        case 0: config.computeUnits = MLComputeUnitsCPUOnly; break;
+        case 1: config.computeUnits = MLComputeUnitsCPUAndGPU; break;
+        case 3: config.computeUnits = MLComputeUnitsCPUAndNeuralEngine; break;
+        default: config.computeUnits = MLComputeUnitsAll; break;
+      }
+      NSError* error = nil;
+      NSURL* url = [NSURL fileURLWithPath:ToNS(compiled_path)];
+      impl_->model = [MLModel modelWithContentsOfURL:url configuration:config error:&error];
+      if (impl_->model == nil) Fail(error, "Core ML could not load the model");
 
-    MLModelDescription* desc = impl_->model.modelDescription;
-    Description& d = impl_->description;
-    for (NSString* key in desc.inputDescriptionsByName) d.inputs.push_back(Summarise(desc.inputDescriptionsByName[key]));
-    for (NSString* key in desc.outputDescriptionsByName)
-      d.outputs.push_back(Summarise(desc.outputDescriptionsByName[key]));
-    NSDictionary<MLModelMetadataKey, id>* meta = desc.metadata;
-    const std::pair<MLModelMetadataKey, const char*> keys[] = {
-        {MLModelAuthorKey, "author"}, {MLModelLicenseKey, "license"},
-        {MLModelVersionStringKey, "version"}, {MLModelDescriptionKey, "description"}};
-    for (const auto& [key, name] : keys)
-      if ([meta[key] isKindOfClass:[NSString class]]) d.metadata[name] = FromNS(meta[key]);
-    NSDictionary* creator = meta[MLModelCreatorDefinedKey];
-    if ([creator isKindOfClass:[NSDictionary class]])
-      for (id key in creator)
-        if ([key isKindOfClass:[NSString class]] && [creator[key] isKindOfClass:[NSString class]])
-          d.creator_defined[FromNS(key)] = FromNS(creator[key]);
-    return 0;
-  });
+      MLModelDescription* desc = impl_->model.modelDescription;
+      Description& d = impl_->description;
+      for (NSString* key in desc.inputDescriptionsByName)
+        d.inputs.push_back(Summarise(desc.inputDescriptionsByName[key]));
+      for (NSString* key in desc.outputDescriptionsByName)
+        d.outputs.push_back(Summarise(desc.outputDescriptionsByName[key]));
+      NSDictionary<MLModelMetadataKey, id>* meta = desc.metadata;
+      const std::pair<MLModelMetadataKey, const char*> keys[] = {
+          {MLModelAuthorKey, "author"}, {MLModelLicenseKey, "license"},
+          {MLModelVersionStringKey, "version"}, {MLModelDescriptionKey, "description"}};
+      for (const auto& [key, name] : keys)
+        if ([meta[key] isKindOfClass:[NSString class]]) d.metadata[name] = FromNS(meta[key]);
+      NSDictionary* creator = meta[MLModelCreatorDefinedKey];
+      if ([creator isKindOfClass:[NSDictionary class]])
+        for (id key in creator)
+          if ([key isKindOfClass:[NSString class]] && [creator[key] isKindOfClass:[NSString class]])
+            d.creator_defined[FromNS(key)] = FromNS(creator[key]);
+      return 0;
+    });
+  } else {
+    throw Failure(NeedsNewerOS());
+  }
 }
 
 Model::~Model() {
@@ -305,119 +329,127 @@ const Description& Model::description() const { return impl_->description; }
 
 Result Model::Predict(const Request& request, Keepalive frame_keepalive, const Array* out, Keepalive out_keepalive,
                       Timing* timing, Transfer* transfer) {
+  // Made first: whatever happens below, each keepalive is released once.
   auto frame_holder = std::make_shared<Holder>(frame_keepalive);
   auto out_holder = std::make_shared<Holder>(out_keepalive);
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return InPool("predicting", [&]() -> Result {
-    const auto t0 = Clock::now();
-    MLFeatureDescription* input_desc = impl_->InputDescription(request.input);
-    MLFeatureDescription* output_desc = impl_->OutputDescription(request.output);
-    id<MLFeatureProvider> input;
-    {
-      // The feature value holds its own reference to the buffer.
-      const PixelBuffer buffer(impl_->MakeInput(request, input_desc.imageConstraint.pixelFormatType, frame_holder,
-                                                &transfer->wrapped_input));
-      input = impl_->Features(request.input, buffer.ref);
-    }
-    NSError* error = nil;
-    MLPredictionOptions* options = [[MLPredictionOptions alloc] init];
-    MLMultiArray* backing = nil;
-    const bool image = output_desc.type == MLFeatureTypeImage;
-    PixelBuffer image_backing(nullptr);  // our reference; the options hold their own
-    if (image) {
-      // `out` is written from Core ML's pixel buffer after the call; Core ML
-      // never sees it.
-      out_holder->Release();
-      if (out != nullptr) {
-        if (out->type != ElementType::kInt32 || out->shape.size() != 2 || out->shape[0] < 1 || out->shape[1] < 1)
-          throw Failure("image output " + request.output + " is read into an int32 (height, width) array");
-        image_backing.ref =
-            impl_->output_pool.Create(out->shape[1], out->shape[0], output_desc.imageConstraint.pixelFormatType);
-        // Offer only what Core ML would accept (MLPredictionOptions.h).
-        if ([output_desc isAllowedValue:[MLFeatureValue featureValueWithPixelBuffer:image_backing.ref]]) {
-          options.outputBackings = @{ToNS(request.output) : (__bridge id)image_backing.ref};
+  if (@available(macOS 13, *)) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return InPool("predicting", [&]() -> Result {
+      const auto t0 = Clock::now();
+      MLFeatureDescription* input_desc = impl_->InputDescription(request.input);
+      MLFeatureDescription* output_desc = impl_->OutputDescription(request.output);
+      id<MLFeatureProvider> input;
+      {
+        // The feature value holds its own reference to the buffer.
+        const PixelBuffer buffer(impl_->MakeInput(request, input_desc.imageConstraint.pixelFormatType, frame_holder,
+                                                  &transfer->wrapped_input));
+        input = impl_->Features(request.input, buffer.ref);
+      }
+      NSError* error = nil;
+      MLPredictionOptions* options = [[MLPredictionOptions alloc] init];
+      MLMultiArray* backing = nil;
+      const bool image = output_desc.type == MLFeatureTypeImage;
+      PixelBuffer image_backing(nullptr);  // our reference; the options hold their own
+      if (image) {
+        // `out` is written from Core ML's pixel buffer after the call; Core ML
+        // never sees it.
+        out_holder->Release();
+        if (out != nullptr) {
+          if (out->type != ElementType::kInt32 || out->shape.size() != 2 || out->shape[0] < 1 || out->shape[1] < 1)
+            throw Failure("image output " + request.output + " is read into an int32 (height, width) array");
+          image_backing.ref =
+              impl_->output_pool.Create(out->shape[1], out->shape[0], output_desc.imageConstraint.pixelFormatType);
+          // Offer only what Core ML would accept (MLPredictionOptions.h).
+          if ([output_desc isAllowedValue:[MLFeatureValue featureValueWithPixelBuffer:image_backing.ref]]) {
+            options.outputBackings = @{ToNS(request.output) : (__bridge id)image_backing.ref};
+            transfer->offered_output_backing = true;
+          }
+        }
+      } else if (out != nullptr) {
+        std::vector<int64_t> strides(out->shape.size());
+        int64_t step = 1;
+        for (size_t d = out->shape.size(); d-- > 0;) {
+          strides[d] = step;
+          step *= out->shape[d];
+        }
+        std::shared_ptr<Holder> keep = out_holder;
+        backing = [[MLMultiArray alloc] initWithDataPointer:out->data
+                                                      shape:NSNumbers(out->shape)
+                                                   dataType:ToDataType(out->type)
+                                                    strides:NSNumbers(strides)
+                                                deallocator:^(void* /*bytes*/) {
+                                                  keep->Release();
+                                                }
+                                                      error:&error];
+        if (backing == nil) Fail(error, "could not wrap the output array");
+        // Offer only what Core ML would accept: a rejected backing is an
+        // error at prediction time (MLPredictionOptions.h).
+        if ([output_desc isAllowedValue:[MLFeatureValue featureValueWithMultiArray:backing]]) {
+          options.outputBackings = @{ToNS(request.output) : backing};
           transfer->offered_output_backing = true;
         }
+      } else {
+        out_holder->Release();
       }
-    } else if (out != nullptr) {
-      std::vector<int64_t> strides(out->shape.size());
-      int64_t step = 1;
-      for (size_t d = out->shape.size(); d-- > 0;) {
-        strides[d] = step;
-        step *= out->shape[d];
+      const auto t1 = Clock::now();
+      id<MLFeatureProvider> result = [impl_->model predictionFromFeatures:input options:options error:&error];
+      const auto t2 = Clock::now();
+      if (result == nil) Fail(error, "Core ML prediction failed");
+      timing->preprocess_s = Seconds(t0, t1);
+      timing->inference_s = Seconds(t1, t2);
+      if (image) {
+        Result kept = Impl::KeepOutput(result, request.output, true);
+        // Identity, as MLPredictionOptions.h says to check.
+        transfer->used_output_backing = transfer->offered_output_backing && kept.impl_->pixels == image_backing.ref;
+        return kept;
       }
-      std::shared_ptr<Holder> keep = out_holder;
-      backing = [[MLMultiArray alloc] initWithDataPointer:out->data
-                                                    shape:NSNumbers(out->shape)
-                                                 dataType:ToDataType(out->type)
-                                                  strides:NSNumbers(strides)
-                                              deallocator:^(void* /*bytes*/) {
-                                                keep->Release();
-                                              }
-                                                    error:&error];
-      if (backing == nil) Fail(error, "could not wrap the output array");
-      // Offer only what Core ML would accept: a rejected backing is an
-      // error at prediction time (MLPredictionOptions.h).
-      if ([output_desc isAllowedValue:[MLFeatureValue featureValueWithMultiArray:backing]]) {
-        options.outputBackings = @{ToNS(request.output) : backing};
-        transfer->offered_output_backing = true;
-      }
-    } else {
-      out_holder->Release();
-    }
-    const auto t1 = Clock::now();
-    id<MLFeatureProvider> result = [impl_->model predictionFromFeatures:input options:options error:&error];
-    const auto t2 = Clock::now();
-    if (result == nil) Fail(error, "Core ML prediction failed");
-    timing->preprocess_s = Seconds(t0, t1);
-    timing->inference_s = Seconds(t1, t2);
-    if (image) {
-      Result kept = Impl::KeepOutput(result, request.output, true);
+      MLMultiArray* array = [result featureValueForName:ToNS(request.output)].multiArrayValue;
+      if (array == nil) throw Failure("Core ML returned no multi-array output named " + request.output);
       // Identity, as MLPredictionOptions.h says to check.
-      transfer->used_output_backing = transfer->offered_output_backing && kept.impl_->pixels == image_backing.ref;
-      return kept;
-    }
-    MLMultiArray* array = [result featureValueForName:ToNS(request.output)].multiArrayValue;
-    if (array == nil) throw Failure("Core ML returned no multi-array output named " + request.output);
-    // Identity, as MLPredictionOptions.h says to check.
-    transfer->used_output_backing = backing != nil && array == backing;
-    if (transfer->used_output_backing) return Result();
-    return Impl::Keep(array, request.output);
-  });
+      transfer->used_output_backing = backing != nil && array == backing;
+      if (transfer->used_output_backing) return Result();
+      return Impl::Keep(array, request.output);
+    });
+  }
+  throw Failure(NeedsNewerOS());
 }
 
 std::vector<Result> Model::PredictBatch(const std::vector<Request>& requests, Timing* timing) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return InPool("predicting a batch", [&]() -> std::vector<Result> {
-    const auto t0 = Clock::now();
-    NSMutableArray<id<MLFeatureProvider>>* inputs = [NSMutableArray arrayWithCapacity:requests.size()];
-    for (const Request& r : requests) {
-      Request copy = r;
-      copy.wrap = false;  // the caller's memory is not kept alive for a batch
-      bool wrapped = false;
-      const uint32_t format = impl_->InputDescription(r.input).imageConstraint.pixelFormatType;
-      const PixelBuffer buffer(impl_->MakeInput(copy, format, std::make_shared<Holder>(Keepalive{}), &wrapped));
-      [inputs addObject:impl_->Features(r.input, buffer.ref)];
-    }
-    MLArrayBatchProvider* batch = [[MLArrayBatchProvider alloc] initWithFeatureProviderArray:inputs];
-    NSError* error = nil;
-    MLPredictionOptions* options = [[MLPredictionOptions alloc] init];
-    const auto t1 = Clock::now();
-    id<MLBatchProvider> results = [impl_->model predictionsFromBatch:batch options:options error:&error];
-    const auto t2 = Clock::now();
-    if (results == nil) Fail(error, "Core ML batch prediction failed");
-    if (static_cast<size_t>(results.count) != requests.size())
-      throw Failure("Core ML returned the wrong number of results");
-    std::vector<Result> out;
-    for (NSInteger i = 0; i < results.count; ++i) {
-      const std::string& name = requests[static_cast<size_t>(i)].output;
-      const bool image = impl_->OutputDescription(name).type == MLFeatureTypeImage;
-      out.push_back(Impl::KeepOutput([results featuresAtIndex:i], name, image));
-    }
-    timing->preprocess_s = Seconds(t0, t1);
-    timing->inference_s = Seconds(t1, t2);
-    return out;
-  });
+  if (@available(macOS 13, *)) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return InPool("predicting a batch", [&]() -> std::vector<Result> {
+      const auto t0 = Clock::now();
+      NSMutableArray<id<MLFeatureProvider>>* inputs = [NSMutableArray arrayWithCapacity:requests.size()];
+      for (const Request& r : requests) {
+        impl_->OutputDescription(r.output);  // refused before Core ML runs, as for one prediction
+        Request copy = r;
+        copy.wrap = false;  // the caller's memory is not kept alive for a batch
+        bool wrapped = false;
+        const uint32_t format = impl_->InputDescription(r.input).imageConstraint.pixelFormatType;
+        const PixelBuffer buffer(impl_->MakeInput(copy, format, std::make_shared<Holder>(Keepalive{}), &wrapped));
+        [inputs addObject:impl_->Features(r.input, buffer.ref)];
+      }
+      MLArrayBatchProvider* batch = [[MLArrayBatchProvider alloc] initWithFeatureProviderArray:inputs];
+      NSError* error = nil;
+      MLPredictionOptions* options = [[MLPredictionOptions alloc] init];
+      const auto t1 = Clock::now();
+      id<MLBatchProvider> results = [impl_->model predictionsFromBatch:batch options:options error:&error];
+      const auto t2 = Clock::now();
+      if (results == nil) Fail(error, "Core ML batch prediction failed");
+      if (static_cast<size_t>(results.count) != requests.size())
+        throw Failure("Core ML returned the wrong number of results");
+      std::vector<Result> out;
+      for (NSInteger i = 0; i < results.count; ++i) {
+        const std::string& name = requests[static_cast<size_t>(i)].output;
+        const bool image = impl_->OutputDescription(name).type == MLFeatureTypeImage;
+        out.push_back(Impl::KeepOutput([results featuresAtIndex:i], name, image));
+      }
+      timing->preprocess_s = Seconds(t0, t1);
+      timing->inference_s = Seconds(t1, t2);
+      return out;
+    });
+  }
+  throw Failure(NeedsNewerOS());
 }
 
 }  // namespace coreml

@@ -18,6 +18,20 @@
 namespace coreseg {
 namespace coreml {
 
+// The Core ML backend needs macOS 13 (iOS 16): every function that calls
+// Core ML is marked so, and the entry points (CompileModel, Model, Result)
+// check @available(macOS 13, *) and refuse with NeedsNewerOS() otherwise,
+// so a build for an older deployment target loads and says why it cannot
+// run instead of failing on a missing selector.
+#define CORESEG_COREML_API API_AVAILABLE(macos(13.0), ios(16.0), tvos(16.0)) API_UNAVAILABLE(watchos)
+
+inline std::string NeedsNewerOS() {
+  const NSOperatingSystemVersion v = NSProcessInfo.processInfo.operatingSystemVersion;
+  return "coreseg's Core ML backend needs macOS 13 or later, and this is macOS " + std::to_string(v.majorVersion) +
+         "." + std::to_string(v.minorVersion) + "." + std::to_string(v.patchVersion) +
+         ": load the model's ONNX export with backend='onnx'";
+}
+
 using Clock = std::chrono::steady_clock;
 
 inline double Seconds(Clock::time_point a, Clock::time_point b) {
@@ -94,13 +108,14 @@ inline NSArray<NSNumber*>* NSNumbers(const std::vector<int64_t>& v) {
   return out;
 }
 
-// Data types (coreml_describe.mm).
-const char* DtypeName(MLMultiArrayDataType t);
-bool ToElementType(MLMultiArrayDataType t, ElementType* out);
-MLMultiArrayDataType ToDataType(ElementType t);
+// Data types (coreml_describe.mm). DtypeName names every value, those
+// this SDK does not declare too ("int8", or "unknown (0x...)").
+CORESEG_COREML_API std::string DtypeName(MLMultiArrayDataType t);
+CORESEG_COREML_API bool ToElementType(MLMultiArrayDataType t, ElementType* out);
+CORESEG_COREML_API MLMultiArrayDataType ToDataType(ElementType t);
 
 // What Core ML's description says of one feature (coreml_describe.mm).
-FeatureSummary Summarise(MLFeatureDescription* f);
+CORESEG_COREML_API FeatureSummary Summarise(MLFeatureDescription* f);
 
 // A Core ML output held by a Result (coreml_result.mm): a multi-array, or
 // the pixel buffer of a grayscale image output.

@@ -14,9 +14,12 @@ Where the copies are, and are not:
   other is resampled and reordered by one resize_image pass straight into
   an IOSurface-backed CVPixelBuffer from a pool. Either way Core ML itself
   still converts the pixels to what the network takes (e.g. floats for an
-  ML program), so wrapping saves one copy, not every copy; which path is
-  faster is measured in BENCHMARKS.md (Apple calls pool buffers "the most
-  efficient choice": they are IOSurface-backed, wrapped memory is not).
+  ML program), so wrapping saves one copy, not every copy. Which path is
+  faster depends on the model and the compute units (Apple calls pool
+  buffers "the most efficient choice": they are IOSurface-backed, wrapped
+  memory is not); benchmarks/test_bench_coreml.py times both on the demo
+  model, on a Mac only, and the macOS workflow prints the ratio. No
+  number is claimed here.
 - output: Core ML is offered a page-aligned numpy array as the output's
   backing (MLPredictionOptions.outputBackings), when the output has a known
   shape and the array passes the output's own ``isAllowedValue:`` test.
@@ -33,6 +36,11 @@ Where the copies are, and are not:
   known and the buffer passes the output's ``isAllowedValue:`` test; the
   pixels are converted to class ids either way (one copy).
 - float scores are read in place from that array by the native argmax.
+- arrays Core ML lets go of later, on threads of its own, are handed to
+  the interpreter (Py_AddPendingCall) and decref'd on its main thread or
+  at the next prediction's return; the GIL is never taken on Core ML's
+  threads (src/native/coreml/coreml_release.h). From interpreter exit on,
+  such releases leak.
 - the GIL is released while Core ML runs. Calls on one model are
   serialised: Apple does not document concurrent predictions on one
   MLModel with per-call output backings as safe.
@@ -55,17 +63,19 @@ from ...modelfiles.info import ModelError
 from ...modelfiles.metadata_keys import CROP_KEY
 from ...results.segmentation import Segmentation
 from ..segmenter import CoreMLError, Segmenter
-from .coreml_cache import load_compiled
+from .coreml_cache import hold, load_compiled
 
 __all__ = ["CoreMLSegmenter", "COMPUTE_UNIT_CODES", "page_aligned_empty", "rgb_to_gray"]
 
 COMPUTE_UNIT_CODES = {"cpu": 0, "cpu_gpu": 1, "all": 2, "cpu_ne": 3}
 PAGE = 16384  # Apple silicon's page size; a multiple of 4096 (Intel's)
 _LAYOUTS = ("RGB", "RGBA", "BGRA", "ARGB")
-# The numpy dtype an output is read into: what Core ML declares, with ids
-# as int32 and doubles as float32 (the argmax reads float32/float16).
-_ARRAY_DTYPES = {"int32": "int32", "int8": "int32", "float16": "float16", "float32": "float32",
-                 "float64": "float32"}
+# The numpy dtype an output is read into: what Core ML declares, with
+# doubles as float32 (the argmax reads float32/float16). Nothing else is
+# read: an int8 multi-array (newer Core ML; its MLMultiArrayDataType is not
+# in the macOS 13 SDK coreseg builds against) is refused at load, as is a
+# type the native describe() can only name by number ("unknown (0x...)").
+_ARRAY_DTYPES = {"int32": "int32", "float16": "float16", "float32": "float32", "float64": "float32"}
 
 
 def page_aligned_empty(shape, dtype=np.int32) -> np.ndarray:
@@ -123,16 +133,23 @@ class CoreMLSegmenter(Segmenter):
         self._user = dict(output_layout=output_layout, output_activation=output_activation, threshold=threshold)
         units = COMPUTE_UNIT_CODES[compute_units]
         if path.suffix.lower() == ".mlmodelc":
+            # A .mlmodelc of coreseg's cache is held as loading from it would.
+            self._cache_lease = hold(path)
             self._model = native.Model(str(path), units)
             self.compiled_path, self.from_cache = path, True
             file = coreml_file.from_description(self._model.describe(), path)
             info, self.output = coreml_file.describe(file, labels=labels, output=output, ordered=False, **self._user)
+            self._declared, self._dtype = self._readable_output(file, path)
         else:
             # The spec first: a clear error for what is not a segmentation
-            # model, before anything is compiled.
+            # model, or for an output coreseg cannot read, before anything
+            # is compiled.
             file = coreml_file.read(path)
             info, self.output = coreml_file.describe(file, labels=labels, output=output, **self._user)
-            self._model, self.compiled_path, self.from_cache = load_compiled(
+            self._declared, self._dtype = self._readable_output(file, path)
+            # The lease keeps the compiled entry in the cache for as long
+            # as this model may read it (coreml_cache).
+            self._model, self.compiled_path, self.from_cache, self._cache_lease = load_compiled(
                 path, native, lambda compiled: native.Model(str(compiled), units), CoreMLError)
         desc = self._model.describe()
         described = coreml_file.from_description(desc, self.compiled_path)
@@ -151,15 +168,26 @@ class CoreMLSegmenter(Segmenter):
         if self._pixel_format not in ("BGRA", "ARGB", "L008"):
             raise ModelError(f"{path}: input {self._image.name!r} takes {self._pixel_format} pixel buffers; "
                              "coreseg feeds 32BGRA, 32ARGB and OneComponent8")
-        self._declared = next(t for t in file.outputs if t.name == self.output.name)
-        # An image output's pixels are class ids: read as int32, as multi-array maps are.
-        self._dtype = "int32" if self._declared.image else _ARRAY_DTYPES.get(self._declared.dtype)
-        if self._dtype is None:
-            raise ModelError(f"{path}: output {self._declared.describe()} has a data type coreseg cannot read")
         self._size = self._size_arg(size, path)
         self._contracts: dict = {}  # (result shape, canvas) -> OutputContract
         self._shapes: dict = {}  # canvas -> result shape, learned from results
         super().__init__(info, crop or info.user_defined.get(CROP_KEY) or "fill")
+
+    def _readable_output(self, file, path: Path):
+        """(the chosen output as declared, the numpy dtype it is read into),
+        or a ModelError naming the output, its data type and what would work."""
+        declared = next(t for t in file.outputs if t.name == self.output.name)
+        if declared.image:  # an image output's pixels are class ids: read as int32, as multi-array maps are
+            return declared, "int32"
+        dtype = _ARRAY_DTYPES.get(declared.dtype)
+        if dtype is None:
+            others = [t.describe() for t in file.outputs if t.name != declared.name]
+            raise ModelError(
+                f"{path}: output {declared.name!r} is {declared.dtype}, which coreseg does not read: it reads int32, "
+                "float16, float32 and float64 multi-arrays and grayscale images of class ids. Export that output as "
+                "int32 (class ids) or float (scores)"
+                + (f", or choose another with output=NAME (the others: {', '.join(others)})" if others else ""))
+        return declared, dtype
 
     def _size_arg(self, size, path: Path):
         """None (the model's default size), "image" or an allowed (w, h)."""
@@ -274,16 +302,28 @@ class CoreMLSegmenter(Segmenter):
         img, order, wrap, placement, canvas = self._frame(image, layout)
         shape = self._result_shape(canvas)
         if out is not None:
-            if shape is not None and (out.shape != tuple(shape) or out.dtype != self._dtype):
-                raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}; this model's output "
-                                 f"{self.output.name} at {canvas[0]}x{canvas[1]} is {tuple(shape)} {self._dtype}")
-            if not (out.flags.c_contiguous and out.flags.writeable):
-                raise ValueError("out must be a writable C-contiguous array")
+            self._check_out(out, shape, canvas)
         elif shape is not None:
             out = page_aligned_empty(shape, self._dtype)
         raw, timings, io = self._model.predict(img, order, wrap, self._image.name, canvas, self.output.name,
                                                self._dtype, out)
         return self._result(raw, placement, canvas, timings, io)
+
+    def _check_out(self, out, shape, canvas) -> None:
+        """`out` must have the output's dtype (known from load) and, once it
+        is known, its shape; checked before Core ML runs."""
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+        # == compares by value and byte order: a pickled array's dtype
+        # (multiprocessing, --jobs, Ray) is equal, not the same object.
+        if out.dtype != np.dtype(self._dtype) or (shape is not None and out.shape != tuple(shape)):
+            at = f"{canvas[0]}x{canvas[1]}"
+            expected = f"{tuple(shape)} {self._dtype}" if shape is not None else \
+                f"{self._dtype} (its shape is learned from the first result at {at})"
+            raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}; this model's output "
+                             f"{self.output.name} at {at} is {expected}")
+        if not (out.flags.c_contiguous and out.flags.writeable and out.flags.aligned):
+            raise ValueError("out must be a writable, aligned, C-contiguous array")
 
     def _result(self, raw, placement, canvas, timings, io) -> Segmentation:
         self._shapes.setdefault(canvas, raw.shape)
