@@ -10,8 +10,22 @@ import pytest
 from coreseg.pipeline import FrameError, ordered_map
 
 
+HANG = 120  # seconds: only a hang gets near this
+
+
 def coreseg_threads():
     return [t for t in threading.enumerate() if t.name.startswith("coreseg-")]
+
+
+def assert_threads_end():
+    """After a close: every coreseg thread has ended, but a feeder still in
+    its source's next() (a generator's: it may stall, so close does not wait
+    for it), which drops what it gets and ends on its own."""
+    left = coreseg_threads()
+    assert all(t.name == "coreseg-feeder" and t.daemon for t in left), left
+    for t in left:
+        t.join(HANG)
+    assert not coreseg_threads()
 
 
 @pytest.mark.parametrize("workers", [1, 2, 5])
@@ -96,9 +110,63 @@ def test_an_endless_source_can_be_abandoned():
             yield i
             i += 1
 
-    for r in ordered_map(lambda i: i, camera(), workers=2):
+    results = ordered_map(lambda i: i, camera(), workers=2)
+    for r in results:
         if r == 25:
             break
+    results.close()
+    assert_threads_end()
+
+
+def test_closing_does_not_wait_for_a_stalled_source():
+    stalled, release, calls, taken = threading.Event(), threading.Event(), [], []
+
+    def camera():
+        yield 0
+        yield 1
+        stalled.set()
+        release.wait()  # stopped delivering
+        yield 2         # after the close: dropped, never taken nor computed
+
+    def work(i):
+        calls.append(i)
+        return i
+
+    results = ordered_map(work, camera(), workers=2, take=lambda i: taken.append(i) or i)
+    try:
+        assert [next(results), next(results)] == [0, 1]
+        assert stalled.wait(HANG)
+        closer = threading.Thread(target=results.close, name="test-closer")
+        closer.start()
+        closer.join(HANG)
+        assert not closer.is_alive(), "close waited for the stalled source"
+        assert [t.name for t in coreseg_threads()] == ["coreseg-feeder"]
+    finally:
+        release.set()
+    assert_threads_end()
+    assert calls == taken == [0, 1]
+
+
+def test_a_list_is_never_left_behind():
+    """A list cannot stall: its feeder is joined by close, every time."""
+    for _ in range(50):
+        results = ordered_map(lambda i: i, list(range(100)), workers=2, window=2)
+        next(results)
+        results.close()
+        assert not coreseg_threads()
+
+
+def test_take_runs_on_the_feeder_in_order_and_its_error_names_the_item():
+    def take(i):
+        if i == 3:
+            raise ValueError("bad frame")
+        return i * 10
+
+    got = []
+    with pytest.raises(FrameError, match="frame 3: ValueError: bad frame"):
+        for r in ordered_map(lambda i: i + 1, range(6), take=take):
+            got.append(r)
+    assert got == [1, 11, 21]
     assert not coreseg_threads()
 
 

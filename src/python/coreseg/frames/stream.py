@@ -26,9 +26,10 @@ import numpy as np
 from ..kernels import _args
 from ..kernels._buffers import BufferPool
 from ..files.images import as_image
-from .pipeline import MAX_WORKERS, FrameError, ordered_map
+from .pipeline import MAX_WORKERS, FrameError, OrderedMap
 from ..results.segmentation import Segmentation
 from .smoothing import Hysteresis, smoother, thumbnail
+from .video import Frame as VideoFrame
 
 
 @dataclass
@@ -73,12 +74,64 @@ def _overlay_options(overlay, model, smoothing) -> dict | None:
 
 def stream(model, frames, *, smoothing=None, overlay=None, queue: int = 2, workers: int = 2):
     """See `Segmenter.stream`. Arguments are checked here, at the call; the
-    frames are read once the result is iterated."""
+    frames are read once the result is iterated.
+
+    Closing the result (``close``, ``break``, an error, Ctrl-C) returns
+    promptly whatever the source does (see `coreseg.frames.pipeline`)."""
     smooth_fn = smoother(smoothing)
     options = _overlay_options(overlay, model, smooth_fn)
     queue = _args.int_arg(queue, "queue", 0, 64)
     workers = _args.int_arg(workers, "workers", 1, MAX_WORKERS)
     return _run(model._stream_view(workers), frames, smooth_fn, options, workers, workers + queue)
+
+
+def _owned(frame):
+    """A frame that outlives the source's next pull: a camera generator
+    usually fills one buffer and yields it again and again, so an array (or
+    a frame object's ``image`` array, or a PIL image) is copied as it is
+    pulled. Frames `coreseg.video.VideoReader` decoded own their arrays
+    already, and paths are read later."""
+    if isinstance(frame, np.ndarray):
+        return frame.copy()
+    if isinstance(frame, VideoFrame):
+        return frame
+    image = getattr(frame, "image", None)
+    if isinstance(image, np.ndarray):
+        return _Copied(image.copy(), getattr(frame, "time", None))
+    if type(frame).__module__.startswith("PIL.") and hasattr(frame, "copy"):
+        return frame.copy()
+    return frame
+
+
+@dataclass
+class _Copied:
+    image: np.ndarray
+    time: float | None
+
+
+class _Smoothed:
+    """Stage 2: the predicted frames of `results`, smoothed in order on the
+    thread that pulls them (the overlay stage's feeder, or the consumer).
+    `close` is safe from any thread: it closes `results`."""
+
+    def __init__(self, results, smooth_fn):
+        self._results, self._smooth_fn = results, smooth_fn
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> StreamFrame:
+        frame, thumb = next(self._results)
+        if self._smooth_fn is not None:
+            try:
+                frame.segmentation = self._smooth_fn(frame.segmentation, thumb)
+            except Exception as e:
+                self.close()
+                raise FrameError(frame.index, e) from e
+        return frame
+
+    def close(self) -> None:
+        self._results.close()
 
 
 def _run(model, frames, smooth_fn, options, workers: int, window: int):
@@ -91,18 +144,6 @@ def _run(model, frames, smooth_fn, options, workers: int, window: int):
         thumb = thumbnail(image) if smooth_fn is not None else None
         return StreamFrame(index, getattr(source, "time", None), image, seg), thumb
 
-    def smoothed(results):
-        try:
-            for frame, thumb in results:
-                if smooth_fn is not None:
-                    try:
-                        frame.segmentation = smooth_fn(frame.segmentation, thumb)
-                    except Exception as e:
-                        raise FrameError(frame.index, e) from e
-                yield frame
-        finally:
-            results.close()  # a generator's for loop does not close what it iterates
-
     def draw(frame: StreamFrame) -> StreamFrame:
         seg, image = frame.segmentation, frame.image
         opts = dict(options)
@@ -112,7 +153,16 @@ def _run(model, frames, smooth_fn, options, workers: int, window: int):
         frame.overlay = seg.overlay(image, out=pool.take(image.shape, np.uint8), labels=labels, **opts)
         return frame
 
-    results = smoothed(ordered_map(predict, enumerate(frames), workers=workers, window=window))
+    # A list's (or an array's) frames stay as they are until the stream is
+    # done; any other source may hand out the same buffer again.
+    in_memory = isinstance(frames, (list, tuple, np.ndarray))
+    own = None if in_memory else (lambda item: (item[0], _owned(item[1])))
+    predicted = OrderedMap(predict, enumerate(frames), workers=workers, window=window, take=own,
+                           stalls=not in_memory)
+    last = results = _Smoothed(predicted, smooth_fn)
     if options is not None:
-        results = ordered_map(draw, results, workers=workers, window=window)
-    yield from results
+        last = results = OrderedMap(draw, results, workers=workers, window=window, upstream=(predicted,))
+    try:
+        yield from results
+    finally:
+        last.close()  # every stage, at once: also on break, an error or Ctrl-C
