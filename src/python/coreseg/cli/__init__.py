@@ -29,6 +29,7 @@ from .evaluate import cmd_eval
 from .check import cmd_check
 from .model_files import cmd_annotate, cmd_info
 from .model_options import add_model_options
+from .segment_video import terminate_cleanly
 from . import segment
 from .._version import __version__
 from ..modelfiles.metadata_keys import SETTING_KEYS
@@ -145,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with command_line(), warnings.catch_warnings():  # messages name flags, not load()'s keywords
+        # Messages name flags, not load()'s keywords; SIGTERM/SIGHUP unwind as Ctrl-C does.
+        with command_line(), warnings.catch_warnings(), terminate_cleanly():
             warnings.showwarning = _one_line_warning(args.command)
             return args.run(args)
     except KeyboardInterrupt:

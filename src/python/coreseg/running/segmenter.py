@@ -131,7 +131,10 @@ class Segmenter:
             (H, W, 3|4) uint8 arrays, PIL images, paths, or the frames of a
             `coreseg.video.VideoReader` (their times are kept). Pulled on a
             thread of its own, never more than ``workers + queue`` ahead of
-            the consumer; a camera generator works as it is.
+            the consumer. Frames from an iterator (a generator, a camera)
+            are copied as they are pulled, so a camera that refills one
+            buffer works as it is; a list's or tuple's frames are used as
+            they are.
         smoothing : {None, "ema", "hysteresis"} or a smoother, optional
             Temporal smoothing against flicker (`coreseg.smoothing`):
             "ema" averages the per-class scores (models with scores),
@@ -159,7 +162,9 @@ class Segmenter:
             A frame failed: `index` says which, `__cause__` why. Frames
             before it have been yielded.
 
-        Closing the iterator early (``break``) stops every thread.
+        Closing the iterator (``close()``, ``break``, an error, Ctrl-C)
+        returns promptly; only a thread waiting inside the source's own
+        ``next()`` is left, a daemon that drops what it gets.
 
         Examples
         --------
