@@ -33,6 +33,7 @@ network, as Model::Predict does.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import tempfile
@@ -273,6 +274,14 @@ class EnvironmentCoreML(FakeCoreML):
 
     def register(self, output: str, fn) -> None:
         self.networks[output] = fn
+
+    def Model(self, compiled_path, compute_units):
+        # A suite's worth of models and frames: keep no history of them
+        # (the tests' own fakes record every call and its `out` array).
+        model = super().Model(compiled_path, compute_units)
+        self.models.clear()
+        model.calls = collections.deque(maxlen=4)
+        return model
 
     def network(self, model, output):
         if output in self.networks:
