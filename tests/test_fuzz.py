@@ -262,6 +262,69 @@ def make_hysteresis_update(rng):
     return (), kwargs
 
 
+
+def color_arg(rng):
+    """A colour as callers pass one: 3 or 4 ints, "#hex", a 1-D array, or wrong."""
+    r = rng.random()
+    if r < 0.5:
+        return tuple(int(v) for v in rng.integers(0, 256, int(rng.choice([3, 4]))))
+    if r < 0.6:
+        return "#%02X%02X%02X" % tuple(int(v) for v in rng.integers(0, 256, 3))
+    if r < 0.7:
+        return rng.integers(0, 256, 3).astype(rng.choice(["uint8", "int64"]))
+    if r < 0.85:
+        return [int(v) for v in rng.integers(0, 256, 4)]
+    wrong = [(1, 2), (0, 0, 300), (-1, 0, 0), "#GG0000", (1.5, 2, 3), None, np.zeros((2, 3), np.uint8)]
+    return wrong[int(rng.integers(len(wrong)))]
+
+
+def alpha_plane(rng, shape):
+    if rng.random() < 0.1:  # wrong shape or dtype
+        shape = (shape[0] + 1, shape[1]) if rng.random() < 0.5 else shape
+        return rng.integers(0, 256, shape).astype(rng.choice(["uint16", "float32", "bool", "uint8"]))
+    a = rng.integers(0, 256, shape).astype(np.uint8)
+    if a.size and rng.random() < 0.5:  # mattes: mostly 0 and 255
+        a[rng.random(shape) < 0.7] = rng.choice([0, 255])
+    return layout(rng, a)
+
+
+def make_blend(rng):
+    fg = image(rng)
+    hw = fg.shape[:2] if fg.ndim == 3 else (1, 1)
+    if rng.random() < 0.55:
+        bg = layout(rng, rng.integers(0, 256, fg.shape).astype(np.uint8)) if rng.random() < 0.9 else image(rng)
+    else:
+        bg = color_arg(rng)
+    alpha = alpha_plane(rng, hw)
+    out = out_for(rng, fg.shape, np.uint8, [fg])
+    if isinstance(bg, np.ndarray) and bg.ndim == 3 and rng.random() < 0.1:
+        out = bg  # in place on the background
+    return (fg, bg, alpha), {"out": out}
+
+
+def make_blur(rng):
+    img = image(rng)
+    if rng.random() < 0.2:
+        odd = [0.0, -1.0, np.nan, np.inf, 1024.0, 1024.5, 1e9, 0.01, True, "3", None, np.float32(7.5)]
+        radius = odd[int(rng.integers(len(odd)))]
+    else:
+        radius = float(rng.choice([0.3, 1.0, 2.5, 4.99, 5.0, 12.0, 40.0, 300.0])) if rng.random() < 0.5 \
+            else float(rng.uniform(0.05, 60.0))
+    return (img, radius), {"out": out_for(rng, img.shape, np.uint8, [img])}
+
+
+def make_upsample_matte(rng):
+    s = scores(rng)
+    planes = s[0] if s.ndim == 4 else s
+    if planes.dtype.kind == "f" and planes.size:
+        with np.errstate(all="ignore"):
+            s = np.clip(s, 0, 1).astype(s.dtype) if rng.random() < 0.7 else s
+    sz = size(rng, planes.shape[1:])
+    shape = (sz[1], sz[0]) if min(sz) >= 0 and max(sz) < 10**6 else (1, 1)
+    reduce = str(rng.choice(["sum", "max", "sum", "mean"]))
+    return (s, sz, reduce), {"out": out_for(rng, shape, np.uint8, [s])}
+
+
 MAKERS = {name[len("make_"):]: fn for name, fn in globals().items() if name.startswith("make_")}
 
 

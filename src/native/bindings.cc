@@ -447,6 +447,81 @@ void HysteresisUpdatePy(py::array& state, const py::array& labels, int frames, c
                           std::to_string(s.channels) + " classes");
 }
 
+// A 2-D uint8 plane of exactly (height, width) with packed rows (an alpha
+// matte); returns its data, the row stride in *stride.
+const uint8_t* AsPlane(const py::array& a, const char* name, int64_t height, int64_t width, ptrdiff_t* stride) {
+  if (!HasDtype(a, py::dtype::of<uint8_t>()))
+    throw py::type_error(std::string(name) + " must have dtype uint8, got " + DtypeString(a));
+  if (a.ndim() != 2 || a.shape(0) != height || a.shape(1) != width)
+    throw py::value_error(std::string(name) + " must have shape (" + std::to_string(height) + ", " +
+                          std::to_string(width) + "), got " + ShapeString(a));
+  if (a.size() > 0 && a.shape(1) > 1 && a.strides(1) != 1)
+    throw py::value_error(std::string(name) + " must have packed rows (strides[1] == 1)");
+  *stride = a.strides(0);
+  return static_cast<const uint8_t*>(a.data());
+}
+
+void BlendPy(const py::array& foreground, const py::object& background, const py::array& alpha, py::array& out) {
+  const ImageView fg = AsImage(foreground, "foreground");
+  ImageView bg{};
+  uint8_t color[4] = {0, 0, 0, 0};
+  const bool image_background = py::isinstance<py::array>(background);
+  if (image_background) {
+    const py::array b = background.cast<py::array>();
+    bg = AsImage(b, "background");
+    if (bg.width != fg.width || bg.height != fg.height || bg.channels != fg.channels)
+      throw py::value_error("background must have the shape of foreground " + ShapeString(foreground) + ", got " +
+                            ShapeString(b));
+  } else {
+    const std::vector<int> rgba = background.cast<std::vector<int>>();
+    if (rgba.size() != 3 && rgba.size() != 4) throw py::value_error("background colour must have 3 or 4 values");
+    for (size_t i = 0; i < rgba.size(); ++i) {
+      if (rgba[i] < 0 || rgba[i] > 255) throw py::value_error("background colour values must be in 0..255");
+      color[i] = static_cast<uint8_t>(rgba[i]);
+    }
+  }
+  ptrdiff_t alpha_stride;
+  const uint8_t* a = AsPlane(alpha, "alpha", fg.height, fg.width, &alpha_stride);
+  ptrdiff_t stride;
+  uint8_t* o = AsOutput(out, {foreground.shape(0), foreground.shape(1), foreground.shape(2)}, py::dtype::of<uint8_t>(),
+                        &stride);
+  WithoutGil([&] { Blend(fg, image_background ? &bg : nullptr, color, a, alpha_stride, o, stride); });
+}
+
+void CheckBlurRadius(double radius) {
+  if (!(std::isfinite(radius) && radius > 0.0 && radius <= kMaxBlurRadius))
+    throw py::value_error("radius must be a number in (0, MAX_BLUR_RADIUS = " +
+                          std::to_string(static_cast<int>(kMaxBlurRadius)) + "], got " + std::to_string(radius));
+}
+
+void BlurPy(const py::array& image, double radius, py::array& out) {
+  const ImageView img = AsImage(image, "image");
+  CheckBlurRadius(radius);
+  ptrdiff_t stride;
+  uint8_t* o = AsOutput(out, {image.shape(0), image.shape(1), image.shape(2)}, py::dtype::of<uint8_t>(), &stride);
+  WithoutGil([&] { Blur(img, radius, o, stride); });
+}
+
+py::tuple BlurPlanPy(double radius) {
+  CheckBlurRadius(radius);
+  const BlurPlan plan = PlanBlur(radius);
+  return py::make_tuple(plan.factor, plan.offsets, std::vector<int>(plan.coeffs.begin(), plan.coeffs.end()));
+}
+
+void UpsampleMattePy(const py::array& planes, const std::string& reduce, py::array& out) {
+  const Logits p = AsLogits(planes, "planes", 1 << 16);
+  CheckRowSize(p.width, "planes");
+  if (reduce != "sum" && reduce != "max") throw py::value_error("reduce must be 'sum' or 'max', got '" + reduce + "'");
+  if (out.ndim() != 2) throw py::value_error("out must be a 2-D array, got shape " + ShapeString(out));
+  const int64_t w = out.shape(1), h = out.shape(0);
+  if (w > 0 && h > 0 && (p.height == 0 || p.width == 0))
+    throw py::value_error("planes is empty: there is nothing to upsample from");
+  CheckRowSize(w, "out");
+  ptrdiff_t stride;
+  uint8_t* o = AsOutput(out, {h, w}, py::dtype::of<uint8_t>(), &stride);
+  WithoutGil([&] { UpsampleMatte(p, reduce == "max", o, w, h, stride); });
+}
+
 py::array_t<int32_t> NearestIndexMapPy(int64_t src, int64_t dst) {
   if (src < 1 || dst < 0) throw py::value_error("need src >= 1 and dst >= 0");
   const std::vector<int32_t> map = NearestIndexMap(src, dst);
@@ -505,5 +580,10 @@ PYBIND11_MODULE(_native, m) {
         py::arg("scores"), py::arg("margin"));
   m.def("convert_array", &ConvertArrayPy, py::arg("src"), py::arg("out"));
   m.def("nearest_index_map", &NearestIndexMapPy, py::arg("src"), py::arg("dst"));
+  m.attr("MAX_BLUR_RADIUS") = kMaxBlurRadius;
+  m.def("blend", &BlendPy, py::arg("foreground"), py::arg("background"), py::arg("alpha"), py::arg("out"));
+  m.def("blur", &BlurPy, py::arg("image"), py::arg("radius"), py::arg("out"));
+  m.def("blur_plan", &BlurPlanPy, py::arg("radius"));
+  m.def("upsample_matte", &UpsampleMattePy, py::arg("planes"), py::arg("reduce"), py::arg("out"));
   m.def("resample_axis", &ResampleAxisPy, py::arg("in_size"), py::arg("out_size"));
 }

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace coreseg {
@@ -162,5 +163,79 @@ void EmaUpdate(const Logits& scores, float alpha, float* state);
 // with the value, before anything is written (the state is left as it was).
 bool HysteresisUpdate(const int32_t* labels, ptrdiff_t labels_stride, int64_t width, int64_t height,
                       const Logits* scores, float margin, int frames, int32_t* state, int64_t* bad_value);
+
+// Background effects (effects.cc, matte.cc).
+//
+// out (the foreground's size and channels) = foreground blended over a
+// background by `alpha` (height x width uint8, 255 = foreground; rows
+// packed, any row stride): BlendImagesRowFn per row, the foreground's
+// alpha channel passing through. The background is an image of the same
+// size and channels, or, with background == nullptr, the colour `color`
+// (its first `channels` bytes; the alpha byte is never used). out may be
+// foreground.data or background->data (in place).
+void Blend(const ImageView& foreground, const ImageView* background, const uint8_t color[4],
+           const uint8_t* alpha, ptrdiff_t alpha_stride, uint8_t* out, ptrdiff_t out_stride);
+
+// blur's parameters for a radius (reference_effects.blur_plan is the same
+// arithmetic): the image is reduced by `factor` (block means), blurred
+// small by one pass of the taps (offset, coeff) along each axis - a
+// sampled Gaussian, the coefficients summing to 1 << 16, an even count -
+// and enlarged bilinearly back.
+struct BlurPlan {
+  int factor;
+  std::vector<int> offsets;
+  std::vector<int16_t> coeffs;
+};
+constexpr double kBlurSmallSigma = 2.5;  // radius per reduction step
+// At most 255: column sums of a block fit uint16, and the enlargement's
+// weights stay under 256 (255 * 128 fits pmulhrsw's int16).
+constexpr int kMaxBlurFactor = 255;
+constexpr double kMaxBlurRadius = 1024;  // MAX_BLUR_RADIUS
+BlurPlan PlanBlur(double radius);
+
+// out = image blurred (every channel, no premultiplication) with a
+// Gaussian-like kernel of standard deviation about `radius` pixels
+// (0 < radius <= kMaxBlurRadius). out may be image.data (the image is
+// read whole before out is written).
+void Blur(const ImageView& image, double radius, uint8_t* out, ptrdiff_t out_stride);
+
+// out (out_height x out_width uint8) = the alpha of a matte: per-class
+// planes (channels, height, width) of probabilities, quantised as
+// UpsampleArgmax's scores and combined per pixel by their sum (clamped to
+// kScoreOne) or their maximum, interpolated bilinearly on UpsampleArgmax's
+// grid (exact integers) and rounded to 0..255 (MatteAlpha).
+void UpsampleMatte(const Logits& planes, bool max_reduce, uint8_t* out, int64_t out_width, int64_t out_height,
+                   ptrdiff_t out_stride);
+
+// The two source rows a bilinear enlargement reads for an output row,
+// each made once (by `make(source_row, buffer)`) and kept while the next
+// output rows use it: a band of output rows makes each source row it
+// touches once. One per thread.
+template <typename T>
+class TwoRowCache {
+ public:
+  explicit TwoRowCache(size_t values) : rows_{std::vector<T>(values), std::vector<T>(values)} {}
+
+  // The rows for source rows i0 and i1 (maybe equal).
+  template <typename Make>
+  std::pair<const T*, const T*> Get(int64_t i0, int64_t i1, Make&& make) {
+    const T* a = Row(i0, i1, make);
+    return {a, Row(i1, i0, make)};
+  }
+
+ private:
+  template <typename Make>
+  const T* Row(int64_t i, int64_t keep, Make& make) {
+    for (int s = 0; s < 2; ++s)
+      if (index_[s] == i) return rows_[s].data();
+    const int s = index_[0] == keep ? 1 : 0;  // never evict the other row in use
+    make(i, rows_[s].data());
+    index_[s] = i;
+    return rows_[s].data();
+  }
+
+  std::vector<T> rows_[2];
+  int64_t index_[2] = {-1, -1};
+};
 
 }  // namespace coreseg

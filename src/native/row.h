@@ -169,6 +169,68 @@ using HysteresisRowFn = void (*)(const int32_t* x, const float* gap,
 using ShuffleRowFn = void (*)(const uint8_t* src, const uint8_t* order,
                               int channels, uint8_t* dst, int width);
 
+// Background effects (effects.cc, matte.cc). The blend of two images under
+// a per-pixel alpha plane, for c < 3:
+//   dst[x * channels + c] = BlendPixel(bg[x * channels + c], fg[x * channels + c], alpha[x])
+// and for 4 channels the foreground's alpha passes through: dst[4x + 3] =
+// fg[4x + 3]. dst may be fg or bg (in place); otherwise it must not
+// overlap them.
+using BlendImagesRowFn = void (*)(const uint8_t* fg, const uint8_t* bg, const uint8_t* alpha, int channels,
+                                  uint8_t* dst, int width);
+
+// blur's reduction, vertical: the column sums of a block of rows,
+//   dst[i] = sum_{r < rows} src[r * stride + i],
+// rows <= 257 so no sum passes 65535.
+using ColumnSumsRowFn = void (*)(const uint8_t* src, ptrdiff_t stride, int rows, uint16_t* dst, int count);
+
+// blur's reduction, horizontal: the mean of each block of `block` pixels
+// of column sums, with 7 fractional bits. For j < width, c < channels
+// (3 or 4), S = sum_{k < block} sums[(j * block + k) * channels + c]
+// (S < 2^24, so exact in float):
+//   dst[j * channels + c] = (int16_t)trunc(fl(fl((float)S * scale) + 0.5f))
+// with scale = (float)(128.0 / pixels of the block). For 3 channels, sums
+// must be readable for one value past the row's last block.
+using BlockMeanRowFn = void (*)(const uint16_t* sums, int channels, int block, float scale, int16_t* dst,
+                                int width);
+
+// blur's small Gaussian passes (one tap per row pointer, so the same row
+// serves the vertical pass and, with pointers a pixel apart, the
+// horizontal one):
+//   dst[i] = (sum_{k < taps} rows[k][i] * coeffs[k] + (1 << 15)) >> 16
+// taps even; values in 0..kBlurOne, coeffs >= 0 summing to 1 << 16, so
+// every sum fits int32 and dst stays in 0..kBlurOne.
+constexpr int kBlurOne = 255 << 7;  // blur's intermediate: 7 fractional bits
+using TapFilterRowFn = void (*)(const int16_t* const* rows, const int16_t* coeffs, int taps, int16_t* dst,
+                                int count);
+
+// blur's enlargement, horizontal, into bytes: output pixel x interpolates
+// source pixels x0[x] and x0[x] + 1 with weight wq[x] = w1 * 128 (w1 < 256,
+// the LerpAxis weight) on the second, for c < channels (3 or 4):
+//   a = src[x0[x] * channels + c], b = src[(x0[x] + 1) * channels + c],
+//   v = a + (((b - a) * wq[x] + (1 << 14)) >> 15)    (pmulhrsw exactly)
+//   dst[x * channels + c] = (v * 256 + (1 << 14)) >> 15    (= (v + 64) >> 7)
+// src must be readable for one pixel (and, for 3 channels, two values)
+// past the last x0[x] + 1; wq[x] is 0 where x0[x] + 1 is past the row.
+using LerpColumnsRowFn = void (*)(const int16_t* src, int channels, const int32_t* x0, const int16_t* wq,
+                                  uint8_t* dst, int width);
+
+// blur's enlargement, vertical, in 1/64 steps (w6 in 0..64; a, b <= 255,
+// so the sum fits pmaddubsw's int16 and (t + 32) >> 6 is pmulhrsw by 512):
+//   dst[i] = (a[i] * (64 - w6) + b[i] * w6 + 32) >> 6
+using LerpRowsRowFn = void (*)(const uint8_t* a, const uint8_t* b, int w6, uint8_t* dst, int count);
+
+// upsample_matte, horizontal: dst[x] = q[x0[x]] * (kLerpOne - w1[x]) +
+// q[x0[x] + 1] * w1[x] (exact; q in 0..kScoreOne, w1 in 0..kLerpOne; q
+// readable one past the last x0[x], w1 0 there). C in every table: it runs
+// only on a matte's soft spans, once per pair of model rows.
+using MatteColumnsRowFn = void (*)(const int16_t* q, const int32_t* x0, const int16_t* w1, int32_t* dst,
+                                   int width);
+
+// upsample_matte, vertical, and the alpha byte (MatteAlpha):
+//   dst[i] = MatteAlpha(a[i] * (kLerpOne - w1) + b[i] * w1)
+// a, b in 0..kScoreOne << kLerpBits, so the value is exact in int32.
+using MatteRowsRowFn = void (*)(const int32_t* a, const int32_t* b, int w1, uint8_t* dst, int count);
+
 template <typename T>
 struct LabelRowFunctions {
   RenderMaskRowFn<T> render_mask;
@@ -195,6 +257,14 @@ struct RowFunctions {
   EmaRowFn<uint16_t> ema_f16;
   HysteresisRowFn hysteresis;
   ShuffleRowFn shuffle;
+  BlendImagesRowFn blend_images;
+  ColumnSumsRowFn column_sums;
+  BlockMeanRowFn block_mean;
+  TapFilterRowFn tap_filter;
+  LerpColumnsRowFn lerp_columns;
+  LerpRowsRowFn lerp_rows;
+  MatteColumnsRowFn matte_columns;
+  MatteRowsRowFn matte_rows;
 
   template <typename T>
   const LabelRowFunctions<T>& labels() const;
@@ -265,6 +335,16 @@ void HysteresisRow_C(const int32_t* x, const float* gap, float margin,
                      int32_t* count, int width);
 void ShuffleRow_C(const uint8_t* src, const uint8_t* order, int channels,
                   uint8_t* dst, int width);
+void BlendImagesRow_C(const uint8_t* fg, const uint8_t* bg, const uint8_t* alpha, int channels, uint8_t* dst,
+                      int width);
+void ColumnSumsRow_C(const uint8_t* src, ptrdiff_t stride, int rows, uint16_t* dst, int count);
+void BlockMeanRow_C(const uint16_t* sums, int channels, int block, float scale, int16_t* dst, int width);
+void TapFilterRow_C(const int16_t* const* rows, const int16_t* coeffs, int taps, int16_t* dst, int count);
+void LerpColumnsRow_C(const int16_t* src, int channels, const int32_t* x0, const int16_t* wq, uint8_t* dst,
+                      int width);
+void LerpRowsRow_C(const uint8_t* a, const uint8_t* b, int w6, uint8_t* dst, int count);
+void MatteColumnsRow_C(const int16_t* q, const int32_t* x0, const int16_t* w1, int32_t* dst, int width);
+void MatteRowsRow_C(const int32_t* a, const int32_t* b, int w1, uint8_t* dst, int count);
 
 #if CORESEG_ARCH_X86_64
 // The SSE4.1 rows the AVX2 table shares (wider registers do not help them).
@@ -272,6 +352,12 @@ void BlendPixelsRow_SSE41(uint8_t* row, const int32_t* xs, int n,
                           const uint16_t* keep, const uint16_t* add, int channels);
 void DeinterleaveRow_SSE41(const int16_t* src, int channels, int16_t* planes,
                            ptrdiff_t plane_stride, int width);
+void BlockMeanRow_SSE41(const uint16_t* sums, int channels, int block, float scale, int16_t* dst, int width);
+void LerpColumnsRow_SSE41(const int16_t* src, int channels, const int32_t* x0, const int16_t* wq, uint8_t* dst,
+                          int width);
+// blend_images' pshufb masks (SSE4.1 and AVX2): lo[3][16] then hi[3][16],
+// the pairs of each 16-byte chunk of a step of 16 pixels (row_sse41.cc).
+const uint8_t* BlendMaskBytes(int channels);
 #endif
 
 // One pixel of the hysteresis, shared by the C row and the SIMD tails.
@@ -428,6 +514,45 @@ inline void ShuffleMaskBytes(const uint8_t* order, int channels, uint8_t mask[16
   std::memset(mask, 0x80, 16);
   for (int p = 0; p < 4; ++p)
     for (int c = 0; c < channels; ++c) mask[channels * p + c] = static_cast<uint8_t>(4 * p + order[c]);
+}
+
+// One value of BlockMeanRowFn from its block sum (< 2^24: exact in float;
+// multiply and add are never fused, -ffp-contract=off).
+inline int16_t BlockMeanValue(uint32_t sum, float scale) {
+  const float v = static_cast<float>(sum) * scale + 0.5f;
+  return static_cast<int16_t>(static_cast<int32_t>(v));
+}
+
+// One value of the blur's filter pass, shared by the C row and the SIMD tails.
+inline int16_t TapFilterPoint(const int16_t* const* rows, const int16_t* coeffs, int taps, int i) {
+  int32_t acc = 1 << 15;
+  for (int k = 0; k < taps; ++k) acc += rows[k][i] * coeffs[k];
+  return static_cast<int16_t>(acc >> 16);
+}
+
+// a + round((b - a) * wq / 2^15) as pmulhrsw computes it (|b - a| <=
+// kBlurOne, wq <= 255 * 128: the product fits int32).
+inline int16_t LerpQ15(int32_t a, int32_t b, int32_t wq) {
+  return static_cast<int16_t>(a + (((b - a) * wq + (1 << 14)) >> 15));
+}
+
+// One byte of LerpColumnsRowFn.
+inline uint8_t LerpColumnsByte(int16_t a, int16_t b, int wq) {
+  const int32_t v = LerpQ15(a, b, wq);
+  return static_cast<uint8_t>((v * 256 + (1 << 14)) >> 15);
+}
+
+// The matte's alpha byte from its interpolated value v in 0..kScoreOne <<
+// 2 * kLerpBits (D = kScoreOne << 16, the value of a probability of 1):
+// round half up of 255 * v / D, exactly, i.e. floor((255 v + D / 2) / D),
+// in 32-bit steps: m = floor((255 v + D / 2) / 2^16), split over v's
+// halves so nothing passes 2^31, then floor(m / 32767) = (m + (m >> 15) +
+// 1) >> 15, which holds for every m < 2^24. Checked once against the
+// 64-bit division for every v in 0..D; the row tests check the ends, every
+// rounding edge and random values.
+inline uint8_t MatteAlpha(uint32_t v) {
+  const uint32_t m = 255 * (v >> 16) + ((255 * (v & 0xFFFFu) + (uint32_t{kScoreOne} << 15)) >> 16);
+  return static_cast<uint8_t>((m + (m >> 15) + 1) >> 15);
 }
 
 }  // namespace coreseg

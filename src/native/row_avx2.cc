@@ -382,6 +382,212 @@ void ShuffleRow_AVX2(const uint8_t* src, const uint8_t* order, int channels,
   ShuffleRow_C(src + 4 * x, order, channels, dst + channels * x, width - x);
 }
 
+// blend_images (the SSE4.1 row's method, row_sse41.cc): 16 pixels a step,
+// two chunks of 16 bytes per 256-bit vector (pshufb works per lane, so each
+// lane reads its own window of pixel pairs).
+inline __m256i BlendChunk32(__m256i f, __m256i b, __m256i pairs, __m256i mlo, __m256i mhi) {
+  const __m256i k80 = _mm256_set1_epi8(-128), top = _mm256_set1_epi16(-32768), k257 = _mm256_set1_epi16(257);
+  const __m256i flo = _mm256_xor_si256(_mm256_unpacklo_epi8(f, b), k80);
+  const __m256i fhi = _mm256_xor_si256(_mm256_unpackhi_epi8(f, b), k80);
+  const __m256i tlo = _mm256_xor_si256(_mm256_maddubs_epi16(_mm256_shuffle_epi8(pairs, mlo), flo), top);
+  const __m256i thi = _mm256_xor_si256(_mm256_maddubs_epi16(_mm256_shuffle_epi8(pairs, mhi), fhi), top);
+  return _mm256_packus_epi16(_mm256_mulhi_epu16(tlo, k257), _mm256_mulhi_epu16(thi, k257));
+}
+
+inline __m128i BlendChunk16(__m128i f, __m128i b, __m128i pairs, __m128i mlo, __m128i mhi) {
+  const __m128i k80 = _mm_set1_epi8(-128), top = _mm_set1_epi16(-32768), k257 = _mm_set1_epi16(257);
+  const __m128i flo = _mm_xor_si128(_mm_unpacklo_epi8(f, b), k80);
+  const __m128i fhi = _mm_xor_si128(_mm_unpackhi_epi8(f, b), k80);
+  const __m128i tlo = _mm_xor_si128(_mm_maddubs_epi16(_mm_shuffle_epi8(pairs, mlo), flo), top);
+  const __m128i thi = _mm_xor_si128(_mm_maddubs_epi16(_mm_shuffle_epi8(pairs, mhi), fhi), top);
+  return _mm_packus_epi16(_mm_mulhi_epu16(tlo, k257), _mm_mulhi_epu16(thi, k257));
+}
+
+inline __m256i Load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline void Store32(uint8_t* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+inline __m128i LoadX(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+inline void StoreX(uint8_t* p, __m128i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
+
+void BlendImagesRow_AVX2(const uint8_t* fg, const uint8_t* bg, const uint8_t* alpha, int channels, uint8_t* dst,
+                         int width) {
+  const uint8_t* masks = BlendMaskBytes(channels);
+  const auto mask = [&](int half, int k) { return LoadX(masks + 48 * half + 16 * k); };
+  // Chunks 0 and 1 of a step share a vector (lo lane, hi lane).
+  const __m256i mlo01 = _mm256_setr_m128i(mask(0, 0), mask(0, 1)), mhi01 = _mm256_setr_m128i(mask(1, 0), mask(1, 1));
+  const __m128i mlo2 = mask(0, 2), mhi2 = mask(1, 2);
+  const __m128i ones = _mm_set1_epi8(-1), zero = _mm_setzero_si128();
+  const __m256i amask = _mm256_set1_epi32(channels == 4 ? static_cast<int32_t>(0xFF000000u) : 0);
+  int x = 0;
+  for (; x + 16 <= width; x += 16) {
+    const __m128i a = LoadX(alpha + x);
+    const uint8_t* f = fg + x * channels;
+    const uint8_t* b = bg + x * channels;
+    uint8_t* d = dst + x * channels;
+    // Mattes are mostly 0 or 255: whole steps of either are copies.
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(a, ones)) == 0xFFFF) {
+      if (d != f) {
+        Store32(d, Load32(f));
+        if (channels == 4) Store32(d + 32, Load32(f + 32)); else StoreX(d + 32, LoadX(f + 32));
+      }
+      continue;
+    }
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(a, zero)) == 0xFFFF) {
+      if (channels == 4) {
+        Store32(d, _mm256_blendv_epi8(Load32(b), Load32(f), amask));
+        Store32(d + 32, _mm256_blendv_epi8(Load32(b + 32), Load32(f + 32), amask));
+      } else if (d != b) {
+        Store32(d, Load32(b));
+        StoreX(d + 32, LoadX(b + 32));
+      }
+      continue;
+    }
+    const __m128i na = _mm_xor_si128(a, ones);
+    const __m128i p0 = _mm_unpacklo_epi8(a, na), p8 = _mm_unpackhi_epi8(a, na);
+    if (channels == 4) {
+      const __m256i f0 = Load32(f), f1 = Load32(f + 32);
+      const __m256i v0 = BlendChunk32(f0, Load32(b), _mm256_broadcastsi128_si256(p0), mlo01, mhi01);
+      const __m256i v1 = BlendChunk32(f1, Load32(b + 32), _mm256_broadcastsi128_si256(p8), mlo01, mhi01);
+      Store32(d, _mm256_blendv_epi8(v0, f0, amask));
+      Store32(d + 32, _mm256_blendv_epi8(v1, f1, amask));
+    } else {
+      const __m256i pairs = _mm256_setr_m128i(p0, _mm_alignr_epi8(p8, p0, 8));
+      const __m256i v0 = BlendChunk32(Load32(f), Load32(b), pairs, mlo01, mhi01);
+      const __m128i v2 = BlendChunk16(LoadX(f + 32), LoadX(b + 32), p8, mlo2, mhi2);
+      Store32(d, v0);
+      StoreX(d + 32, v2);
+    }
+  }
+  BlendImagesRow_C(fg + x * channels, bg + x * channels, alpha + x, channels, dst + x * channels, width - x);
+}
+
+// Column sums of 128 values at a time, kept in registers down the rows
+// (each row's 128 bytes read once, one store per column block).
+void ColumnSumsRow_AVX2(const uint8_t* src, ptrdiff_t stride, int rows, uint16_t* dst, int count) {
+  int i = 0;
+  for (; i + 128 <= count; i += 128) {
+    __m256i acc[8];
+    for (__m256i& a : acc) a = _mm256_setzero_si256();
+    const uint8_t* p = src + i;
+    for (int r = 0; r < rows; ++r, p += stride)
+      for (int k = 0; k < 8; ++k) acc[k] = _mm256_add_epi16(acc[k], Widen16(p + 16 * k));
+    for (int k = 0; k < 8; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i + 16 * k), acc[k]);
+  }
+  for (; i + 16 <= count; i += 16) {
+    __m256i acc = _mm256_setzero_si256();
+    const uint8_t* p = src + i;
+    for (int r = 0; r < rows; ++r, p += stride) acc = _mm256_add_epi16(acc, Widen16(p));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), acc);
+  }
+  ColumnSumsRow_C(src + i, stride, rows, dst + i, count - i);
+}
+
+void TapFilterRow_AVX2(const int16_t* const* rows, const int16_t* coeffs, int taps, int16_t* dst, int count) {
+  const __m256i round = _mm256_set1_epi32(1 << 15);
+  int i = 0;
+  for (; i + 16 <= count; i += 16) {
+    __m256i acc0 = round, acc1 = round;
+    for (int k = 0; k < taps; k += 2) {
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k] + i));
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k + 1] + i));
+      const __m256i cc = _mm256_set1_epi32(CoeffPairBits(coeffs + k));
+      // Per lane, lo holds values 0-3 | 8-11 and hi 4-7 | 12-15: the
+      // lane-wise packs restores the order.
+      acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), cc));
+      acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), cc));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        _mm256_packs_epi32(_mm256_srai_epi32(acc0, 16), _mm256_srai_epi32(acc1, 16)));
+  }
+  for (; i < count; ++i) dst[i] = TapFilterPoint(rows, coeffs, taps, i);
+}
+
+void LerpColumnsRow_AVX2(const int16_t* src, int channels, const int32_t* x0, const int16_t* wq, uint8_t* dst,
+                         int width) {
+  if (channels != 4) {  // a 3-channel pixel is a step of 128 bits either way
+    LerpColumnsRow_SSE41(src, channels, x0, wq, dst, width);
+    return;
+  }
+  // Four pixels a step, two per lane; each 16-byte load holds a pixel and
+  // its right neighbour (a, b).
+  const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3,
+                                          4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7);
+  const auto at = [&](int x) { return reinterpret_cast<const __m128i*>(src + 4 * static_cast<ptrdiff_t>(x0[x])); };
+  const __m256i k256 = _mm256_set1_epi16(256);  // pmulhrsw by 256: (v + 64) >> 7
+  int x = 0;
+  for (; x + 4 <= width; x += 4) {
+    const __m256i v02 = _mm256_setr_m128i(_mm_loadu_si128(at(x)), _mm_loadu_si128(at(x + 2)));
+    const __m256i v13 = _mm256_setr_m128i(_mm_loadu_si128(at(x + 1)), _mm_loadu_si128(at(x + 3)));
+    int64_t w4;
+    std::memcpy(&w4, wq + x, 8);
+    const __m256i w = _mm256_shuffle_epi8(_mm256_set1_epi64x(w4), spread);
+    const __m256i a = _mm256_unpacklo_epi64(v02, v13), b = _mm256_unpackhi_epi64(v02, v13);
+    const __m256i v = _mm256_mulhrs_epi16(_mm256_add_epi16(a, _mm256_mulhrs_epi16(_mm256_sub_epi16(b, a), w)), k256);
+    // Bytes of pixels 0-1 in the low lane, 2-3 in the high one.
+    const __m256i bytes = _mm256_packus_epi16(v, v);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 4 * x),
+                     _mm256_castsi256_si128(_mm256_permute4x64_epi64(bytes, 0x08)));
+  }
+  LerpColumnsRow_C(src, channels, x0 + x, wq + x, dst + 4 * x, width - x);
+}
+
+// (a, b) byte pairs times the (64 - w6, w6) pair: pmaddubsw gives the sum
+// (<= 255 * 64), pmulhrsw by 512 its (t + 32) >> 6; unpack and packus
+// both work per lane, so the bytes come back in order.
+void LerpRowsRow_AVX2(const uint8_t* a, const uint8_t* b, int w6, uint8_t* dst, int count) {
+  const __m256i w = _mm256_set1_epi16(static_cast<int16_t>((64 - w6) | (w6 << 8))), k512 = _mm256_set1_epi16(512);
+  int i = 0;
+  for (; i + 32 <= count; i += 32) {
+    const __m256i va = Load32(a + i), vb = Load32(b + i);
+    const __m256i lo = _mm256_mulhrs_epi16(_mm256_maddubs_epi16(_mm256_unpacklo_epi8(va, vb), w), k512);
+    const __m256i hi = _mm256_mulhrs_epi16(_mm256_maddubs_epi16(_mm256_unpackhi_epi8(va, vb), w), k512);
+    Store32(dst + i, _mm256_packus_epi16(lo, hi));
+  }
+  LerpRowsRow_C(a + i, b + i, w6, dst + i, count - i);
+}
+
+// The matte's alpha of eight interpolated values (MatteAlpha).
+inline __m256i MatteAlpha8(__m256i a, __m256i b, __m256i w) {
+  const __m256i v = _mm256_add_epi32(_mm256_slli_epi32(a, kLerpBits), _mm256_mullo_epi32(_mm256_sub_epi32(b, a), w));
+  const __m256i hi = _mm256_srli_epi32(v, 16), lo = _mm256_and_si256(v, _mm256_set1_epi32(0xFFFF));
+  const __m256i lo255 = _mm256_sub_epi32(_mm256_slli_epi32(lo, 8), lo);
+  const __m256i m = _mm256_add_epi32(_mm256_sub_epi32(_mm256_slli_epi32(hi, 8), hi),
+                                     _mm256_srli_epi32(_mm256_add_epi32(lo255, _mm256_set1_epi32(kScoreOne << 15)), 16));
+  return _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(m, _mm256_srli_epi32(m, 15)), _mm256_set1_epi32(1)), 15);
+}
+
+void MatteRowsRow_AVX2(const int32_t* a, const int32_t* b, int w1, uint8_t* dst, int count) {
+  const __m256i w = _mm256_set1_epi32(w1), full = _mm256_set1_epi32(kScoreOne << kLerpBits);
+  int i = 0;
+  for (; i + 32 <= count; i += 32) {
+    __m256i va[4], vb[4];
+    for (int k = 0; k < 4; ++k) {
+      va[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i + 8 * k));
+      vb[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i + 8 * k));
+    }
+    // Mattes are mostly 0 or 1: 32 values all 0 or all full are 0 or 255.
+    const __m256i any = _mm256_or_si256(_mm256_or_si256(_mm256_or_si256(va[0], va[1]), _mm256_or_si256(va[2], va[3])),
+                                        _mm256_or_si256(_mm256_or_si256(vb[0], vb[1]), _mm256_or_si256(vb[2], vb[3])));
+    const __m256i all = _mm256_and_si256(_mm256_and_si256(_mm256_and_si256(va[0], va[1]), _mm256_and_si256(va[2], va[3])),
+                                         _mm256_and_si256(_mm256_and_si256(vb[0], vb[1]), _mm256_and_si256(vb[2], vb[3])));
+    if (_mm256_testz_si256(any, any)) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_setzero_si256());
+      continue;
+    }
+    if (_mm256_movemask_epi8(_mm256_and_si256(_mm256_cmpeq_epi32(any, full), _mm256_cmpeq_epi32(all, full))) == -1) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_set1_epi8(-1));
+      continue;
+    }
+    // packus works per lane: the dwords end up 0-3 8-11 16-19 24-27 |
+    // 4-7 12-15 20-23 28-31, which one permute of dwords puts in order.
+    const __m256i r01 = _mm256_packus_epi32(MatteAlpha8(va[0], vb[0], w), MatteAlpha8(va[1], vb[1], w));
+    const __m256i r23 = _mm256_packus_epi32(MatteAlpha8(va[2], vb[2], w), MatteAlpha8(va[3], vb[3], w));
+    const __m256i bytes = _mm256_packus_epi16(r01, r23);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+  MatteRowsRow_C(a + i, b + i, w1, dst + i, count - i);
+}
+
 }  // namespace
 
 const RowFunctions kRowsAVX2 = {
@@ -404,6 +610,14 @@ const RowFunctions kRowsAVX2 = {
     EmaRow_AVX2<uint16_t>,
     HysteresisRow_AVX2,
     ShuffleRow_AVX2,
+    BlendImagesRow_AVX2,
+    ColumnSumsRow_AVX2,
+    BlockMeanRow_SSE41,
+    TapFilterRow_AVX2,
+    LerpColumnsRow_AVX2,
+    LerpRowsRow_AVX2,
+    MatteColumnsRow_C,
+    MatteRowsRow_AVX2,
 };
 
 }  // namespace coreseg

@@ -1,5 +1,6 @@
 // Portable C row functions: the definition every SIMD twin is tested
 // against (src/native/tests/test_rows.cc), and the fallback everywhere.
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -200,6 +201,70 @@ void ShuffleRow_C(const uint8_t* src, const uint8_t* order, int channels,
     for (int c = 0; c < channels; ++c) dst[c] = src[order[c]];
 }
 
+void BlendImagesRow_C(const uint8_t* fg, const uint8_t* bg, const uint8_t* alpha, int channels, uint8_t* dst,
+                      int width) {
+  for (int x = 0; x < width; ++x, fg += channels, bg += channels, dst += channels) {
+    const uint32_t a = alpha[x];
+    const uint8_t pass = channels == 4 ? fg[3] : 0;  // read before dst (it may be fg) is written
+    for (int c = 0; c < 3; ++c) dst[c] = BlendPixel(bg[c], fg[c], a);
+    if (channels == 4) dst[3] = pass;
+  }
+}
+
+void ColumnSumsRow_C(const uint8_t* src, ptrdiff_t stride, int rows, uint16_t* dst, int count) {
+  for (int i = 0; i < count; ++i) {
+    uint32_t s = 0;
+    for (int r = 0; r < rows; ++r) s += src[r * stride + i];
+    dst[i] = static_cast<uint16_t>(s);
+  }
+}
+
+void BlockMeanRow_C(const uint16_t* sums, int channels, int block, float scale, int16_t* dst, int width) {
+  for (int j = 0; j < width; ++j)
+    for (int c = 0; c < channels; ++c) {
+      uint32_t s = 0;
+      for (int k = 0; k < block; ++k) s += sums[(static_cast<ptrdiff_t>(j) * block + k) * channels + c];
+      dst[j * channels + c] = BlockMeanValue(s, scale);
+    }
+}
+
+void TapFilterRow_C(const int16_t* const* rows, const int16_t* coeffs, int taps, int16_t* dst, int count) {
+  for (int i = 0; i < count; ++i) dst[i] = TapFilterPoint(rows, coeffs, taps, i);
+}
+
+void LerpColumnsRow_C(const int16_t* src, int channels, const int32_t* x0, const int16_t* wq, uint8_t* dst,
+                      int width) {
+  for (int x = 0; x < width; ++x) {
+    const int16_t* a = src + static_cast<ptrdiff_t>(x0[x]) * channels;
+    for (int c = 0; c < channels; ++c) dst[x * channels + c] = LerpColumnsByte(a[c], a[c + channels], wq[x]);
+  }
+}
+
+void LerpRowsRow_C(const uint8_t* a, const uint8_t* b, int w6, uint8_t* dst, int count) {
+  for (int i = 0; i < count; ++i) dst[i] = static_cast<uint8_t>((a[i] * (64 - w6) + b[i] * w6 + 32) >> 6);
+}
+
+void MatteColumnsRow_C(const int16_t* q, const int32_t* x0, const int16_t* w1, int32_t* dst, int width) {
+  // By runs of outputs between the same two values (an upscale's are
+  // long): a run between equal values (most of a matte, 0 or 1) is filled.
+  for (int x = 0; x < width;) {
+    const int32_t i = x0[x];
+    int end = x + 1;
+    while (end < width && x0[end] == i) ++end;
+    const int32_t a = q[i], d = q[i + 1] - a;
+    if (d == 0)
+      std::fill(dst + x, dst + end, a * kLerpOne);
+    else
+      for (; x < end; ++x) dst[x] = a * kLerpOne + d * w1[x];
+    x = end;
+  }
+}
+
+void MatteRowsRow_C(const int32_t* a, const int32_t* b, int w1, uint8_t* dst, int count) {
+  for (int i = 0; i < count; ++i)
+    dst[i] = MatteAlpha(static_cast<uint32_t>(a[i] * kLerpOne + (b[i] - a[i]) * w1));
+}
+
 const RowFunctions kRowsC = {
     "scalar",
     {RenderMaskRow_C<uint8_t>, ColorizeRow_C<uint8_t>, ResizeLabelsRow_C<uint8_t>},
@@ -220,6 +285,14 @@ const RowFunctions kRowsC = {
     EmaRow_C,
     HysteresisRow_C,
     ShuffleRow_C,
+    BlendImagesRow_C,
+    ColumnSumsRow_C,
+    BlockMeanRow_C,
+    TapFilterRow_C,
+    LerpColumnsRow_C,
+    LerpRowsRow_C,
+    MatteColumnsRow_C,
+    MatteRowsRow_C,
 };
 
 }  // namespace coreseg

@@ -329,6 +329,194 @@ void ShuffleRow_NEON(const uint8_t* src, const uint8_t* order, int channels,
   ShuffleRow_C(src + 4 * x, order, channels, dst + channels * x, width - x);
 }
 
+// blend_images: 16 pixels a step, de-interleaved by vld3/vld4 into one
+// register per channel, so the alpha bytes line up with each channel's as
+// they are. t = fg * a + bg * (255 - a) (vmull + vmlal), then vrshr gives
+// (t + 128) >> 8 and vraddhn (t + that + 128) >> 8: BlendPixel.
+inline uint8x16_t BlendChannel16(uint8x16_t f, uint8x16_t b, uint8x16_t a, uint8x16_t na) {
+  const uint16x8_t lo = vmlal_u8(vmull_u8(vget_low_u8(f), vget_low_u8(a)), vget_low_u8(b), vget_low_u8(na));
+  const uint16x8_t hi = vmlal_high_u8(vmull_high_u8(f, a), b, na);
+  return vcombine_u8(vraddhn_u16(lo, vrshrq_n_u16(lo, 8)), vraddhn_u16(hi, vrshrq_n_u16(hi, 8)));
+}
+
+void BlendImagesRow_NEON(const uint8_t* fg, const uint8_t* bg, const uint8_t* alpha, int channels, uint8_t* dst,
+                         int width) {
+  int x = 0;
+  for (; x + 16 <= width; x += 16) {
+    const uint8x16_t a = vld1q_u8(alpha + x);
+    const uint8_t* f = fg + x * channels;
+    const uint8_t* b = bg + x * channels;
+    uint8_t* d = dst + x * channels;
+    // Mattes are mostly 0 or 255: whole steps of either are copies.
+    if (vminvq_u8(a) == 255) {
+      if (d != f) std::memcpy(d, f, 16 * channels);
+      continue;
+    }
+    const bool clear = vmaxvq_u8(a) == 0;
+    if (clear && channels == 3) {
+      if (d != b) std::memcpy(d, b, 48);
+      continue;
+    }
+    const uint8x16_t na = vmvnq_u8(a);
+    if (channels == 4) {
+      const uint8x16x4_t vf = vld4q_u8(f), vb = vld4q_u8(b);
+      uint8x16x4_t o;
+      for (int c = 0; c < 3; ++c) o.val[c] = clear ? vb.val[c] : BlendChannel16(vf.val[c], vb.val[c], a, na);
+      o.val[3] = vf.val[3];
+      vst4q_u8(d, o);
+    } else {
+      const uint8x16x3_t vf = vld3q_u8(f), vb = vld3q_u8(b);
+      uint8x16x3_t o;
+      for (int c = 0; c < 3; ++c) o.val[c] = BlendChannel16(vf.val[c], vb.val[c], a, na);
+      vst3q_u8(d, o);
+    }
+  }
+  BlendImagesRow_C(fg + x * channels, bg + x * channels, alpha + x, channels, dst + x * channels, width - x);
+}
+
+// Column sums of 64 values at a time, kept in registers down the rows
+// (each row's 64 bytes read once, one store per column block).
+void ColumnSumsRow_NEON(const uint8_t* src, ptrdiff_t stride, int rows, uint16_t* dst, int count) {
+  int i = 0;
+  for (; i + 64 <= count; i += 64) {
+    uint16x8_t acc[8];
+    for (uint16x8_t& a : acc) a = vdupq_n_u16(0);
+    const uint8_t* p = src + i;
+    for (int r = 0; r < rows; ++r, p += stride)
+      for (int k = 0; k < 4; ++k) {
+        const uint8x16_t s = vld1q_u8(p + 16 * k);
+        acc[2 * k] = vaddw_u8(acc[2 * k], vget_low_u8(s));
+        acc[2 * k + 1] = vaddw_high_u8(acc[2 * k + 1], s);
+      }
+    for (int k = 0; k < 8; ++k) vst1q_u16(dst + i + 8 * k, acc[k]);
+  }
+  for (; i + 16 <= count; i += 16) {
+    uint16x8_t lo = vdupq_n_u16(0), hi = lo;
+    const uint8_t* p = src + i;
+    for (int r = 0; r < rows; ++r, p += stride) {
+      const uint8x16_t s = vld1q_u8(p);
+      lo = vaddw_u8(lo, vget_low_u8(s));
+      hi = vaddw_high_u8(hi, s);
+    }
+    vst1q_u16(dst + i, lo);
+    vst1q_u16(dst + i + 8, hi);
+  }
+  ColumnSumsRow_C(src + i, stride, rows, dst + i, count - i);
+}
+
+void BlockMeanRow_NEON(const uint16_t* sums, int channels, int block, float scale, int16_t* dst, int width) {
+  const float32x4_t vs = vdupq_n_f32(scale), half = vdupq_n_f32(0.5f);
+  // One pixel (3 or 4 sums) a step; for 3 channels the 4-value store's last
+  // value is the next pixel's first, written again by its step, so the last
+  // pixel is the C row's. vmulq + vaddq, never fused, as in C.
+  const int last = channels == 4 ? width : width - 1;
+  const ptrdiff_t step = static_cast<ptrdiff_t>(block) * channels;
+  int j = 0;
+  for (; j < last; ++j) {
+    const uint16_t* p = sums + j * step;
+    uint32x4_t acc = vdupq_n_u32(0);
+    for (int k = 0; k < block; ++k, p += channels) acc = vaddw_u16(acc, vld1_u16(p));
+    const int32x4_t v = vcvtq_s32_f32(vaddq_f32(vmulq_f32(vcvtq_f32_u32(acc), vs), half));
+    vst1_s16(dst + j * channels, vmovn_s32(v));
+  }
+  BlockMeanRow_C(sums + j * step, channels, block, scale, dst + j * channels, width - j);
+}
+
+void TapFilterRow_NEON(const int16_t* const* rows, const int16_t* coeffs, int taps, int16_t* dst, int count) {
+  int i = 0;
+  for (; i + 8 <= count; i += 8) {
+    int32x4_t lo = vdupq_n_s32(1 << 15), hi = lo;
+    for (int k = 0; k < taps; ++k) {
+      const int16x8_t v = vld1q_s16(rows[k] + i);
+      lo = vmlal_n_s16(lo, vget_low_s16(v), coeffs[k]);
+      hi = vmlal_high_n_s16(hi, v, coeffs[k]);
+    }
+    vst1q_s16(dst + i, vcombine_s16(vshrn_n_s32(lo, 16), vshrn_n_s32(hi, 16)));
+  }
+  for (; i < count; ++i) dst[i] = TapFilterPoint(rows, coeffs, taps, i);
+}
+
+// vqrdmulh is (2 x y + 2^15) >> 16 = (x y + 2^14) >> 15, pmulhrsw's rounding.
+void LerpColumnsRow_NEON(const int16_t* src, int channels, const int32_t* x0, const int16_t* wq, uint8_t* dst,
+                         int width) {
+  int x = 0;
+  if (channels == 4) {
+    // Two pixels a step; each 8-value load holds a pixel and its right
+    // neighbour (a, b).
+    for (; x + 2 <= width; x += 2) {
+      const int16x8_t v0 = vld1q_s16(src + 4 * static_cast<ptrdiff_t>(x0[x]));
+      const int16x8_t v1 = vld1q_s16(src + 4 * static_cast<ptrdiff_t>(x0[x + 1]));
+      const int16x8_t a = vcombine_s16(vget_low_s16(v0), vget_low_s16(v1));
+      const int16x8_t b = vcombine_s16(vget_high_s16(v0), vget_high_s16(v1));
+      const int16x8_t w = vcombine_s16(vdup_n_s16(wq[x]), vdup_n_s16(wq[x + 1]));
+      // vqrshrun: (v + 64) >> 7 into bytes.
+      vst1_u8(dst + 4 * x, vqrshrun_n_s16(vaddq_s16(a, vqrdmulhq_s16(vsubq_s16(b, a), w)), 7));
+    }
+  } else {
+    // One pixel a step; the 4-byte store's last byte is the next pixel's,
+    // written again by its step.
+    for (; x + 1 < width; ++x) {
+      const int16x8_t a = vld1q_s16(src + 3 * static_cast<ptrdiff_t>(x0[x]));
+      const int16x8_t b = vextq_s16(a, a, 3);
+      const uint8x8_t v = vqrshrun_n_s16(vaddq_s16(a, vqrdmulhq_n_s16(vsubq_s16(b, a), wq[x])), 7);
+      vst1_lane_u32(reinterpret_cast<uint32_t*>(dst + 3 * x), vreinterpret_u32_u8(v), 0);
+    }
+  }
+  LerpColumnsRow_C(src, channels, x0 + x, wq + x, dst + channels * x, width - x);
+}
+
+void LerpRowsRow_NEON(const uint8_t* a, const uint8_t* b, int w6, uint8_t* dst, int count) {
+  const uint8x8_t wa = vdup_n_u8(static_cast<uint8_t>(64 - w6)), wb = vdup_n_u8(static_cast<uint8_t>(w6));
+  int i = 0;
+  for (; i + 16 <= count; i += 16) {
+    const uint8x16_t va = vld1q_u8(a + i), vb = vld1q_u8(b + i);
+    const uint16x8_t lo = vmlal_u8(vmull_u8(vget_low_u8(va), wa), vget_low_u8(vb), wb);
+    const uint16x8_t hi = vmlal_u8(vmull_u8(vget_high_u8(va), wa), vget_high_u8(vb), wb);
+    // vrshrn: (t + 32) >> 6.
+    vst1q_u8(dst + i, vcombine_u8(vrshrn_n_u16(lo, 6), vrshrn_n_u16(hi, 6)));
+  }
+  LerpRowsRow_C(a + i, b + i, w6, dst + i, count - i);
+}
+
+// The matte's alpha of four interpolated values (MatteAlpha).
+inline uint32x4_t MatteAlpha4(int32x4_t a, int32x4_t b, int32_t w) {
+  const uint32x4_t v = vreinterpretq_u32_s32(vmlaq_n_s32(vshlq_n_s32(a, kLerpBits), vsubq_s32(b, a), w));
+  const uint32x4_t hi = vshrq_n_u32(v, 16), lo = vandq_u32(v, vdupq_n_u32(0xFFFF));
+  const uint32x4_t lo255 = vsubq_u32(vshlq_n_u32(lo, 8), lo);
+  const uint32x4_t m = vaddq_u32(vsubq_u32(vshlq_n_u32(hi, 8), hi),
+                                 vshrq_n_u32(vaddq_u32(lo255, vdupq_n_u32(uint32_t{kScoreOne} << 15)), 16));
+  return vshrq_n_u32(vaddq_u32(vsraq_n_u32(m, m, 15), vdupq_n_u32(1)), 15);
+}
+
+void MatteRowsRow_NEON(const int32_t* a, const int32_t* b, int w1, uint8_t* dst, int count) {
+  const uint32_t full = uint32_t{kScoreOne} << kLerpBits;
+  int i = 0;
+  for (; i + 16 <= count; i += 16) {
+    int32x4_t va[4], vb[4];
+    for (int k = 0; k < 4; ++k) {
+      va[k] = vld1q_s32(a + i + 4 * k);
+      vb[k] = vld1q_s32(b + i + 4 * k);
+    }
+    // Mattes are mostly 0 or 1: 16 values all 0 or all full are 0 or 255.
+    const uint32x4_t lo = vreinterpretq_u32_s32(vminq_s32(vminq_s32(vminq_s32(va[0], va[1]), vminq_s32(va[2], va[3])),
+                                                          vminq_s32(vminq_s32(vb[0], vb[1]), vminq_s32(vb[2], vb[3]))));
+    const uint32x4_t hi = vreinterpretq_u32_s32(vmaxq_s32(vmaxq_s32(vmaxq_s32(va[0], va[1]), vmaxq_s32(va[2], va[3])),
+                                                          vmaxq_s32(vmaxq_s32(vb[0], vb[1]), vmaxq_s32(vb[2], vb[3]))));
+    if (vmaxvq_u32(hi) == 0) {
+      vst1q_u8(dst + i, vdupq_n_u8(0));
+      continue;
+    }
+    if (vminvq_u32(lo) == full && vmaxvq_u32(hi) == full) {
+      vst1q_u8(dst + i, vdupq_n_u8(255));
+      continue;
+    }
+    const uint16x8_t r01 = vcombine_u16(vmovn_u32(MatteAlpha4(va[0], vb[0], w1)), vmovn_u32(MatteAlpha4(va[1], vb[1], w1)));
+    const uint16x8_t r23 = vcombine_u16(vmovn_u32(MatteAlpha4(va[2], vb[2], w1)), vmovn_u32(MatteAlpha4(va[3], vb[3], w1)));
+    vst1q_u8(dst + i, vcombine_u8(vmovn_u16(r01), vmovn_u16(r23)));
+  }
+  MatteRowsRow_C(a + i, b + i, w1, dst + i, count - i);
+}
+
 }  // namespace
 
 const RowFunctions kRowsNEON = {
@@ -351,6 +539,14 @@ const RowFunctions kRowsNEON = {
     EmaRow_NEON<uint16_t>,
     HysteresisRow_NEON,
     ShuffleRow_NEON,
+    BlendImagesRow_NEON,
+    ColumnSumsRow_NEON,
+    BlockMeanRow_NEON,
+    TapFilterRow_NEON,
+    LerpColumnsRow_NEON,
+    LerpRowsRow_NEON,
+    MatteColumnsRow_C,
+    MatteRowsRow_NEON,
 };
 
 }  // namespace coreseg

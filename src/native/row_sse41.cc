@@ -318,7 +318,261 @@ void ShuffleRow_SSE41(const uint8_t* src, const uint8_t* order, int channels,
   ShuffleRow_C(src + 4 * x, order, channels, dst + channels * x, width - x);
 }
 
+// blend_images: 16 pixels a step. Each output byte's terms are the pair
+// (a, 255 - a) of its pixel, taken by pshufb from the pixels' pairs, and
+// pmaddubsw multiplies them with (fg - 128, bg - 128):
+//   t' = a * (fg - 128) + (255 - a) * (bg - 128) = t - 32640 (|t'| < 2^15),
+// so t + 128 = t' + 32768 (the top bit flipped) and (t + 128) * 257 >> 16
+// is BlendPixel. An RGBA alpha byte gets the pair (0, 0) and is replaced
+// by the foreground's.
+struct BlendMasks {
+  alignas(16) uint8_t lo[3][16], hi[3][16];  // per 16-byte chunk of a step
+};
+
+// The pair of 16 pixels p (0..15) sits at bytes 2p, 2p + 1 of two vectors
+// of 8 pixels each; chunk k of a step reads the window of 8 pixels that
+// starts at pixel kWindow[k].
+BlendMasks MakeBlendMasks(int channels) {
+  static const int kWindow3[3] = {0, 4, 8}, kWindow4[3] = {0, 0, 8};
+  BlendMasks m;
+  for (int k = 0; k < 3; ++k)
+    for (int j = 0; j < 16; ++j) {
+      const int byte = 16 * k + j, pixel = byte / channels, rel = pixel - (channels == 4 ? kWindow4[k] : kWindow3[k]);
+      const bool alpha_lane = channels == 4 && byte % 4 == 3;
+      uint8_t* dst = j < 8 ? &m.lo[k][2 * j] : &m.hi[k][2 * (j - 8)];
+      dst[0] = alpha_lane ? 0x80 : static_cast<uint8_t>(2 * rel);
+      dst[1] = alpha_lane ? 0x80 : static_cast<uint8_t>(2 * rel + 1);
+    }
+  return m;
+}
+
 }  // namespace
+
+const uint8_t* BlendMaskBytes(int channels) {
+  static const BlendMasks m3 = MakeBlendMasks(3), m4 = MakeBlendMasks(4);
+  return reinterpret_cast<const uint8_t*>(channels == 4 ? &m4 : &m3);
+}
+
+namespace {
+
+inline __m128i LoadMask(const uint8_t* masks, int half, int k) {
+  return _mm_load_si128(reinterpret_cast<const __m128i*>(masks + 48 * half + 16 * k));
+}
+
+inline __m128i BlendChunk(__m128i f, __m128i b, __m128i pairs, __m128i mlo, __m128i mhi) {
+  const __m128i k80 = _mm_set1_epi8(-128), top = _mm_set1_epi16(-32768), k257 = _mm_set1_epi16(257);
+  const __m128i flo = _mm_xor_si128(_mm_unpacklo_epi8(f, b), k80);
+  const __m128i fhi = _mm_xor_si128(_mm_unpackhi_epi8(f, b), k80);
+  const __m128i tlo = _mm_xor_si128(_mm_maddubs_epi16(_mm_shuffle_epi8(pairs, mlo), flo), top);
+  const __m128i thi = _mm_xor_si128(_mm_maddubs_epi16(_mm_shuffle_epi8(pairs, mhi), fhi), top);
+  return _mm_packus_epi16(_mm_mulhi_epu16(tlo, k257), _mm_mulhi_epu16(thi, k257));
+}
+
+inline __m128i Load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+inline void Store16(uint8_t* p, __m128i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
+
+void BlendImagesRow_SSE41(const uint8_t* fg, const uint8_t* bg, const uint8_t* alpha, int channels, uint8_t* dst,
+                          int width) {
+  const uint8_t* masks = BlendMaskBytes(channels);
+  const __m128i ones = _mm_set1_epi8(-1), zero = _mm_setzero_si128();
+  const __m128i amask = channels == 4 ? _mm_set1_epi32(static_cast<int32_t>(0xFF000000u)) : zero;
+  const int chunks = channels;  // 16 pixels are `channels` chunks of 16 bytes
+  int x = 0;
+  for (; x + 16 <= width; x += 16) {
+    const __m128i a = Load16(alpha + x);
+    const uint8_t* f = fg + x * channels;
+    const uint8_t* b = bg + x * channels;
+    uint8_t* d = dst + x * channels;
+    // Mattes are mostly 0 or 255: whole steps of either are copies.
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(a, ones)) == 0xFFFF) {
+      if (d != f)
+        for (int k = 0; k < chunks; ++k) Store16(d + 16 * k, Load16(f + 16 * k));
+      continue;
+    }
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(a, zero)) == 0xFFFF) {
+      if (channels == 4)
+        for (int k = 0; k < 4; ++k) Store16(d + 16 * k, _mm_blendv_epi8(Load16(b + 16 * k), Load16(f + 16 * k), amask));
+      else if (d != b)
+        for (int k = 0; k < 3; ++k) Store16(d + 16 * k, Load16(b + 16 * k));
+      continue;
+    }
+    const __m128i na = _mm_xor_si128(a, ones);
+    const __m128i p0 = _mm_unpacklo_epi8(a, na), p8 = _mm_unpackhi_epi8(a, na);
+    if (channels == 4) {
+      for (int k = 0; k < 4; ++k) {
+        const __m128i fk = Load16(f + 16 * k);
+        const __m128i v = BlendChunk(fk, Load16(b + 16 * k), k < 2 ? p0 : p8, LoadMask(masks, 0, k & 1),
+                                     LoadMask(masks, 1, k & 1));
+        Store16(d + 16 * k, _mm_blendv_epi8(v, fk, amask));
+      }
+    } else {
+      const __m128i p4 = _mm_alignr_epi8(p8, p0, 8);
+      const __m128i v0 = BlendChunk(Load16(f), Load16(b), p0, LoadMask(masks, 0, 0), LoadMask(masks, 1, 0));
+      const __m128i v1 = BlendChunk(Load16(f + 16), Load16(b + 16), p4, LoadMask(masks, 0, 1), LoadMask(masks, 1, 1));
+      const __m128i v2 = BlendChunk(Load16(f + 32), Load16(b + 32), p8, LoadMask(masks, 0, 2), LoadMask(masks, 1, 2));
+      Store16(d, v0);
+      Store16(d + 16, v1);
+      Store16(d + 32, v2);
+    }
+  }
+  BlendImagesRow_C(fg + x * channels, bg + x * channels, alpha + x, channels, dst + x * channels, width - x);
+}
+
+// Column sums of 64 values at a time, kept in registers down the rows
+// (each row's 64 bytes read once, one store per column block).
+void ColumnSumsRow_SSE41(const uint8_t* src, ptrdiff_t stride, int rows, uint16_t* dst, int count) {
+  const __m128i zero = _mm_setzero_si128();
+  int i = 0;
+  for (; i + 64 <= count; i += 64) {
+    __m128i acc[8];
+    for (__m128i& a : acc) a = zero;
+    const uint8_t* p = src + i;
+    for (int r = 0; r < rows; ++r, p += stride)
+      for (int k = 0; k < 4; ++k) {
+        const __m128i s = Load16(p + 16 * k);
+        acc[2 * k] = _mm_add_epi16(acc[2 * k], _mm_cvtepu8_epi16(s));
+        acc[2 * k + 1] = _mm_add_epi16(acc[2 * k + 1], _mm_unpackhi_epi8(s, zero));
+      }
+    for (int k = 0; k < 8; ++k) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i + 8 * k), acc[k]);
+  }
+  for (; i + 16 <= count; i += 16) {
+    __m128i lo = zero, hi = zero;
+    const uint8_t* p = src + i;
+    for (int r = 0; r < rows; ++r, p += stride) {
+      const __m128i s = Load16(p);
+      lo = _mm_add_epi16(lo, _mm_cvtepu8_epi16(s));
+      hi = _mm_add_epi16(hi, _mm_unpackhi_epi8(s, zero));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), lo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i + 8), hi);
+  }
+  ColumnSumsRow_C(src + i, stride, rows, dst + i, count - i);
+}
+
+void TapFilterRow_SSE41(const int16_t* const* rows, const int16_t* coeffs, int taps, int16_t* dst, int count) {
+  const __m128i round = _mm_set1_epi32(1 << 15);
+  int i = 0;
+  for (; i + 8 <= count; i += 8) {
+    __m128i acc0 = round, acc1 = round;
+    for (int k = 0; k < taps; k += 2) {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k] + i));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k + 1] + i));
+      const __m128i cc = CoeffPairAt(coeffs + k);
+      acc0 = _mm_add_epi32(acc0, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), cc));
+      acc1 = _mm_add_epi32(acc1, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), cc));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm_packs_epi32(_mm_srai_epi32(acc0, 16), _mm_srai_epi32(acc1, 16)));
+  }
+  for (; i < count; ++i) dst[i] = TapFilterPoint(rows, coeffs, taps, i);
+}
+
+// (a, b) byte pairs times the (64 - w6, w6) pair: pmaddubsw gives the sum
+// (<= 255 * 64), pmulhrsw by 512 its (t + 32) >> 6.
+void LerpRowsRow_SSE41(const uint8_t* a, const uint8_t* b, int w6, uint8_t* dst, int count) {
+  const __m128i w = _mm_set1_epi16(static_cast<int16_t>((64 - w6) | (w6 << 8))), k512 = _mm_set1_epi16(512);
+  int i = 0;
+  for (; i + 16 <= count; i += 16) {
+    const __m128i va = Load16(a + i), vb = Load16(b + i);
+    const __m128i lo = _mm_mulhrs_epi16(_mm_maddubs_epi16(_mm_unpacklo_epi8(va, vb), w), k512);
+    const __m128i hi = _mm_mulhrs_epi16(_mm_maddubs_epi16(_mm_unpackhi_epi8(va, vb), w), k512);
+    Store16(dst + i, _mm_packus_epi16(lo, hi));
+  }
+  LerpRowsRow_C(a + i, b + i, w6, dst + i, count - i);
+}
+
+// The matte's alpha of four interpolated values (MatteAlpha).
+inline __m128i MatteAlpha4(__m128i a, __m128i b, __m128i w) {
+  const __m128i v = _mm_add_epi32(_mm_slli_epi32(a, kLerpBits), _mm_mullo_epi32(_mm_sub_epi32(b, a), w));
+  const __m128i hi = _mm_srli_epi32(v, 16), lo = _mm_and_si128(v, _mm_set1_epi32(0xFFFF));
+  const __m128i lo255 = _mm_sub_epi32(_mm_slli_epi32(lo, 8), lo);
+  const __m128i m = _mm_add_epi32(_mm_sub_epi32(_mm_slli_epi32(hi, 8), hi),
+                                  _mm_srli_epi32(_mm_add_epi32(lo255, _mm_set1_epi32(kScoreOne << 15)), 16));
+  return _mm_srli_epi32(_mm_add_epi32(_mm_add_epi32(m, _mm_srli_epi32(m, 15)), _mm_set1_epi32(1)), 15);
+}
+
+void MatteRowsRow_SSE41(const int32_t* a, const int32_t* b, int w1, uint8_t* dst, int count) {
+  const __m128i w = _mm_set1_epi32(w1), full = _mm_set1_epi32(kScoreOne << kLerpBits);
+  int i = 0;
+  for (; i + 16 <= count; i += 16) {
+    __m128i va[4], vb[4];
+    for (int k = 0; k < 4; ++k) {
+      va[k] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i + 4 * k));
+      vb[k] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i + 4 * k));
+    }
+    // Mattes are mostly 0 or 1: 16 values all 0 or all full are 0 or 255.
+    const __m128i any = _mm_or_si128(_mm_or_si128(_mm_or_si128(va[0], va[1]), _mm_or_si128(va[2], va[3])),
+                                     _mm_or_si128(_mm_or_si128(vb[0], vb[1]), _mm_or_si128(vb[2], vb[3])));
+    const __m128i all = _mm_and_si128(_mm_and_si128(_mm_and_si128(va[0], va[1]), _mm_and_si128(va[2], va[3])),
+                                      _mm_and_si128(_mm_and_si128(vb[0], vb[1]), _mm_and_si128(vb[2], vb[3])));
+    if (_mm_testz_si128(any, any)) {
+      Store16(dst + i, _mm_setzero_si128());
+      continue;
+    }
+    if (_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi32(any, full), _mm_cmpeq_epi32(all, full))) == 0xFFFF) {
+      Store16(dst + i, _mm_set1_epi8(-1));
+      continue;
+    }
+    const __m128i r01 = _mm_packus_epi32(MatteAlpha4(va[0], vb[0], w), MatteAlpha4(va[1], vb[1], w));
+    const __m128i r23 = _mm_packus_epi32(MatteAlpha4(va[2], vb[2], w), MatteAlpha4(va[3], vb[3], w));
+    Store16(dst + i, _mm_packus_epi16(r01, r23));
+  }
+  MatteRowsRow_C(a + i, b + i, w1, dst + i, count - i);
+}
+
+}  // namespace
+
+// Outside the anonymous namespace: the AVX2 table uses them too.
+void BlockMeanRow_SSE41(const uint16_t* sums, int channels, int block, float scale, int16_t* dst, int width) {
+  const __m128 vs = _mm_set1_ps(scale), half = _mm_set1_ps(0.5f);
+  // One pixel (3 or 4 sums) a step; for 3 channels the 8-byte store's
+  // fourth value is the next pixel's first, written again by its step, so
+  // the last pixel is the C row's.
+  const int last = channels == 4 ? width : width - 1;
+  const ptrdiff_t step = static_cast<ptrdiff_t>(block) * channels;
+  int j = 0;
+  for (; j < last; ++j) {
+    const uint16_t* p = sums + j * step;
+    __m128i acc = _mm_setzero_si128();
+    for (int k = 0; k < block; ++k, p += channels)
+      acc = _mm_add_epi32(acc, _mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+    const __m128i v = _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(acc), vs), half));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + j * channels), _mm_packus_epi32(v, v));
+  }
+  BlockMeanRow_C(sums + j * step, channels, block, scale, dst + j * channels, width - j);
+}
+
+void LerpColumnsRow_SSE41(const int16_t* src, int channels, const int32_t* x0, const int16_t* wq, uint8_t* dst,
+                          int width) {
+  const __m128i k256 = _mm_set1_epi16(256);  // pmulhrsw by 256: (v + 64) >> 7
+  int x = 0;
+  if (channels == 4) {
+    // Two pixels a step: each 16-byte load holds a pixel and its right
+    // neighbour (a, b).
+    const __m128i spread = _mm_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3);
+    for (; x + 2 <= width; x += 2) {
+      const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 4 * static_cast<ptrdiff_t>(x0[x])));
+      const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 4 * static_cast<ptrdiff_t>(x0[x + 1])));
+      int32_t wpair;
+      std::memcpy(&wpair, wq + x, 4);
+      const __m128i w = _mm_shuffle_epi8(_mm_cvtsi32_si128(wpair), spread);
+      const __m128i a = _mm_unpacklo_epi64(v0, v1), b = _mm_unpackhi_epi64(v0, v1);
+      const __m128i v = _mm_mulhrs_epi16(_mm_add_epi16(a, _mm_mulhrs_epi16(_mm_sub_epi16(b, a), w)), k256);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + 4 * x), _mm_packus_epi16(v, v));
+    }
+  } else {
+    // One pixel a step; the 4-byte store's fourth byte is the next pixel's,
+    // written again by its step.
+    for (; x + 1 < width; ++x) {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 3 * static_cast<ptrdiff_t>(x0[x])));
+      const __m128i b = _mm_srli_si128(a, 6);
+      const __m128i v = _mm_mulhrs_epi16(_mm_add_epi16(a, _mm_mulhrs_epi16(_mm_sub_epi16(b, a), _mm_set1_epi16(wq[x]))), k256);
+      const int32_t bytes = _mm_cvtsi128_si32(_mm_packus_epi16(v, v));
+      std::memcpy(dst + 3 * x, &bytes, 4);
+    }
+  }
+  LerpColumnsRow_C(src, channels, x0 + x, wq + x, dst + channels * x, width - x);
+}
 
 // Outside the anonymous namespace: the AVX2 table uses it too (a pixel is
 // one 128-bit step either way).
@@ -423,6 +677,14 @@ const RowFunctions kRowsSSE41 = {
     EmaRowHalf_C,
     HysteresisRow_SSE41,
     ShuffleRow_SSE41,
+    BlendImagesRow_SSE41,
+    ColumnSumsRow_SSE41,
+    BlockMeanRow_SSE41,
+    TapFilterRow_SSE41,
+    LerpColumnsRow_SSE41,
+    LerpRowsRow_SSE41,
+    MatteColumnsRow_C,
+    MatteRowsRow_SSE41,
 };
 
 }  // namespace coreseg

@@ -2,6 +2,7 @@
 // random data, every width from 0 to 80 plus a few long rows, unaligned
 // pointers. Prints one line per failure and a closing "N passed, N failed".
 // Run natively by run-native.sh and under qemu-aarch64 by run-aarch64.sh.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -449,6 +450,229 @@ void TestHalfToFloat() {
   Check(std::signbit(HalfToFloat(0x8000)), "scalar", "half_neg_zero", 0);
 }
 
+// Alpha planes as mattes are: runs of 0 and 255 (whole SIMD steps of
+// either take the copy paths) with soft values between them.
+std::vector<uint8_t> MatteLikeAlpha(int n) {
+  std::vector<uint8_t> a(n);
+  int i = 0;
+  while (i < n) {
+    const int run = 1 + static_cast<int>(rng() % 40);
+    const uint32_t kind = rng() % 3;
+    for (int k = 0; k < run && i < n; ++k, ++i)
+      a[i] = kind == 0 ? 0 : kind == 1 ? 255 : static_cast<uint8_t>(rng());
+  }
+  return a;
+}
+
+void TestBlendImages(const RowFunctions& simd) {
+  // Two images under an alpha plane, RGB and RGBA, at odd offsets; the C
+  // row equals BlendPixel (the foreground's alpha passing through), and
+  // in place on either input gives the same bytes.
+  for (int width : Widths()) {
+    for (int channels : {3, 4}) {
+      const int n = width * channels;
+      std::vector<uint8_t> fg(n + 1), bg(n + 2);
+      for (uint8_t& v : fg) v = static_cast<uint8_t>(rng());
+      for (uint8_t& v : bg) v = static_cast<uint8_t>(rng());
+      std::vector<uint8_t> alpha = MatteLikeAlpha(width + 3);
+      const uint8_t* f = fg.data() + 1;
+      const uint8_t* b = bg.data() + 2;
+      const uint8_t* a = alpha.data() + 3 - (width % 3);
+      std::vector<uint8_t> c(n + 2, 7), d(n + 2, 7);
+      BlendImagesRow_C(f, b, a, channels, c.data() + 1, width);
+      bool exact = c[0] == 7 && c[n + 1] == 7;
+      for (int x = 0; x < width; ++x)
+        for (int k = 0; k < channels; ++k) {
+          const int i = x * channels + k;
+          exact = exact && c[1 + i] == (k == 3 ? f[i] : BlendPixel(b[i], f[i], a[x]));
+        }
+      Check(exact, "scalar", "blend_images_is_blend_pixel", width, channels);
+      simd.blend_images(f, b, a, channels, d.data() + 1, width);
+      Check(c == d, simd.name, "blend_images", width, channels);
+      std::vector<uint8_t> on_fg(fg), on_bg(bg);
+      simd.blend_images(on_fg.data() + 1, b, a, channels, on_fg.data() + 1, width);
+      simd.blend_images(f, on_bg.data() + 2, a, channels, on_bg.data() + 2, width);
+      const bool fg_ok = std::equal(c.begin() + 1, c.begin() + 1 + n, on_fg.begin() + 1) && on_fg[0] == fg[0];
+      const bool bg_ok = std::equal(c.begin() + 1, c.begin() + 1 + n, on_bg.begin() + 2) && on_bg[1] == bg[1];
+      Check(fg_ok && bg_ok, simd.name, "blend_images_in_place", width, channels);
+    }
+  }
+}
+
+void TestBlurRows(const RowFunctions& simd) {
+  for (int width : Widths()) {
+    // Column sums of 1 to 257 rows (257 rows of 255 is the largest sum that
+    // fits uint16) with a row stride of their own, at odd offsets.
+    for (int rows : {1, 2, 7, 64, 257}) {
+      const ptrdiff_t stride = width + 5 + rows % 3;
+      std::vector<uint8_t> src(rows * stride + 1);
+      for (uint8_t& v : src) v = static_cast<uint8_t>(rng() % 3 == 0 ? 255 : rng());
+      std::vector<uint16_t> a(width + 1, 7), b(width + 1, 7);
+      ColumnSumsRow_C(src.data() + 1, stride, rows, a.data(), width);
+      bool exact = a[width] == 7;
+      for (int i = 0; i < width; ++i) {
+        uint32_t sum = 0;
+        for (int r = 0; r < rows; ++r) sum += src[1 + r * stride + i];
+        exact = exact && a[i] == sum;
+      }
+      Check(exact, "scalar", "column_sums_is_definition", width, rows);
+      simd.column_sums(src.data() + 1, stride, rows, b.data(), width);
+      Check(a == b, simd.name, "column_sums", width, rows);
+    }
+    // Block means: blocks of 1..9 and 40 pixels, sums as blocks of up to 256
+    // rows make them (any u16), every pixel count's scale.
+    for (int channels : {3, 4}) {
+      for (int block : {1, 2, 3, 5, 8, 9, 40}) {
+        const int rows = 1 + static_cast<int>(rng() % 256);
+        const float scale = static_cast<float>(128.0 / (static_cast<double>(block) * rows));
+        std::vector<uint16_t> sums(static_cast<size_t>(width) * block * channels + 2);
+        for (uint16_t& v : sums) v = static_cast<uint16_t>(rng() % 8 == 0 ? 255 * rows : rng() % (255 * rows + 1));
+        std::vector<int16_t> a(width * channels + 1, 7), b(a);
+        BlockMeanRow_C(sums.data() + 1, channels, block, scale, a.data(), width);
+        bool exact = a[width * channels] == 7;
+        for (int j = 0; j < width && exact; ++j)
+          for (int c = 0; c < channels; ++c) {
+            double s = 0;
+            for (int k = 0; k < block; ++k) s += sums[1 + (static_cast<size_t>(j) * block + k) * channels + c];
+            exact = exact && a[j * channels + c] == static_cast<int16_t>(static_cast<float>(s) * scale + 0.5f);
+          }
+        Check(exact, "scalar", "block_mean_is_definition", width, block);
+        simd.block_mean(sums.data() + 1, channels, block, scale, b.data(), width);
+        Check(a == b, simd.name, channels == 3 ? "block_mean_rgb" : "block_mean_rgba", width, block);
+      }
+    }
+    // Filter passes: taps as blur makes them (>= 0, summing to 2^16, even
+    // count), values over 0..kBlurOne with the extremes, rows at odd offsets.
+    for (int taps : {2, 4, 6, 8, 10, 12}) {
+      std::vector<int16_t> coeffs(taps, 0);
+      int left = 1 << 16;
+      for (int k = 0; k < taps - 1; ++k) {
+        const int v = static_cast<int>(rng() % (std::min(left, 32767) + 1));
+        coeffs[k] = static_cast<int16_t>(v);
+        left -= v;
+      }
+      while (left > 32767) {  // spread what is left over taps with room
+        for (int k = 0; k < taps && left > 32767; ++k) {
+          const int room = std::min(32767 - coeffs[k], left - 32767);
+          coeffs[k] = static_cast<int16_t>(coeffs[k] + room);
+          left -= room;
+        }
+      }
+      coeffs[taps - 1] = static_cast<int16_t>(coeffs[taps - 1] + left);
+      std::vector<std::vector<int16_t>> rows(taps, std::vector<int16_t>(width + 1));
+      std::vector<const int16_t*> ptrs;
+      for (auto& r : rows) {
+        for (int16_t& v : r) v = static_cast<int16_t>(rng() % 4 == 0 ? kBlurOne : rng() % (kBlurOne + 1));
+        ptrs.push_back(r.data() + 1);
+      }
+      std::vector<int16_t> a(width), b(width);
+      TapFilterRow_C(ptrs.data(), coeffs.data(), taps, a.data(), width);
+      simd.tap_filter(ptrs.data(), coeffs.data(), taps, b.data(), width);
+      Check(a == b, simd.name, "tap_filter", width, taps);
+    }
+    // Enlargement: columns from a source row of src_w pixels (x0 anywhere,
+    // weight 0 on the last pixel), then rows into bytes.
+    for (int channels : {3, 4}) {
+      const int src_w = 1 + static_cast<int>(rng() % (width + 2));
+      std::vector<int16_t> src((src_w + 1) * channels + 3);
+      for (int16_t& v : src) v = static_cast<int16_t>(rng() % 4 == 0 ? kBlurOne : rng() % (kBlurOne + 1));
+      std::vector<int32_t> x0(width);
+      std::vector<int16_t> wq(width + 4);
+      for (int x = 0; x < width; ++x) {
+        x0[x] = static_cast<int32_t>(rng() % src_w);
+        const int w1 = x0[x] == src_w - 1 ? 0 : static_cast<int>(rng() % 4 == 0 ? 255 : rng() % 256);
+        wq[x] = static_cast<int16_t>(w1 * 128);
+      }
+      std::vector<uint8_t> a(width * channels + 1, 7), b(a);
+      LerpColumnsRow_C(src.data() + 1, channels, x0.data(), wq.data(), a.data(), width);
+      bool exact = a[width * channels] == 7;
+      for (int x = 0; x < width; ++x)
+        for (int c = 0; c < channels; ++c) {
+          const int32_t p = src[1 + x0[x] * channels + c], q = src[1 + (x0[x] + 1) * channels + c];
+          const double v = p + std::floor(((q - p) * wq[x]) / 32768.0 + 0.5);
+          exact = exact && a[x * channels + c] == static_cast<int>(std::floor(v / 128.0 + 0.5));
+        }
+      Check(exact, "scalar", "lerp_columns_is_definition", width, channels);
+      simd.lerp_columns(src.data() + 1, channels, x0.data(), wq.data(), b.data(), width);
+      Check(a == b, simd.name, channels == 3 ? "lerp_columns_rgb" : "lerp_columns_rgba", width);
+    }
+    for (int w6 : {0, 1, 20, 32, 63, 64}) {
+      std::vector<uint8_t> ra(width + 1), rb(width + 1);
+      for (size_t i = 0; i < ra.size(); ++i) {
+        ra[i] = static_cast<uint8_t>(rng() % 4 == 0 ? 255 : rng());
+        rb[i] = static_cast<uint8_t>(rng() % 4 == 0 ? 0 : rng());
+      }
+      std::vector<uint8_t> a(width + 1, 7), b(width + 1, 7);
+      LerpRowsRow_C(ra.data() + 1, rb.data() + 1, w6, a.data(), width);
+      bool exact = a[width] == 7;
+      for (int i = 0; i < width; ++i)
+        exact = exact && a[i] == static_cast<int>(std::floor((ra[1 + i] * (64 - w6) + rb[1 + i] * w6) / 64.0 + 0.5));
+      Check(exact, "scalar", "lerp_rows_is_definition", width, w6);
+      simd.lerp_rows(ra.data() + 1, rb.data() + 1, w6, b.data(), width);
+      Check(a == b, simd.name, "lerp_rows", width, w6);
+    }
+  }
+}
+
+void TestMatteRows(const RowFunctions& simd) {
+  const int32_t full = kScoreOne << kLerpBits;
+  for (int width : Widths()) {
+    for (int w1 : {0, 1, 100, 128, 255}) {
+      // Rows as the horizontal pass makes them: runs of 0 and full (whole
+      // SIMD steps of either take the shortcut) with values between.
+      std::vector<int32_t> ra(width + 1), rb(width + 1);
+      int i = 0;
+      while (i <= width) {
+        const int run = 1 + static_cast<int>(rng() % 70);
+        const uint32_t kind = rng() % 3;
+        for (int k = 0; k < run && i <= width; ++k, ++i) {
+          const int32_t v = kind == 0 ? 0 : kind == 1 ? full : static_cast<int32_t>(rng() % (full + 1));
+          ra[i] = v;
+          rb[i] = rng() % 8 == 0 ? static_cast<int32_t>(rng() % (full + 1)) : v;
+        }
+      }
+      std::vector<uint8_t> a(width + 1, 7), b(width + 1, 7);
+      MatteRowsRow_C(ra.data() + 1, rb.data() + 1, w1, a.data(), width);
+      bool exact = a[width] == 7;
+      const int64_t d = int64_t{kScoreOne} << 16;
+      for (int x = 0; x < width; ++x) {
+        const int64_t v = int64_t{ra[1 + x]} * (kLerpOne - w1) + int64_t{rb[1 + x]} * w1;
+        exact = exact && a[x] == (255 * v + d / 2) / d;
+      }
+      Check(exact, "scalar", "matte_rows_is_definition", width, w1);
+      simd.matte_rows(ra.data() + 1, rb.data() + 1, w1, b.data(), width);
+      Check(a == b, simd.name, "matte_rows", width, w1);
+    }
+  }
+}
+
+void TestMatteScalar() {
+  // MatteAlpha is round half up of 255 v / D: at the ends, at every exact
+  // half (v = (2k + 1) D / 510 has none but D / 2) and around it, and at
+  // random values (the whole range was checked once, exhaustively).
+  const int64_t d = int64_t{kScoreOne} << 16;
+  bool ok = MatteAlpha(0) == 0 && MatteAlpha(static_cast<uint32_t>(d)) == 255 && MatteAlpha(static_cast<uint32_t>(d / 2)) == 128 &&
+            MatteAlpha(static_cast<uint32_t>(d / 2 - 1)) == 127;
+  for (int k = 0; k < 255; ++k) {
+    const int64_t edge = ((2 * k + 1) * d + 509) / 510;  // the first v rounding to k + 1
+    ok = ok && MatteAlpha(static_cast<uint32_t>(edge)) == k + 1 && MatteAlpha(static_cast<uint32_t>(edge - 1)) == k;
+  }
+  for (int n = 0; n < 200000; ++n) {
+    const int64_t v = static_cast<int64_t>(rng() % (d + 1));
+    ok = ok && MatteAlpha(static_cast<uint32_t>(v)) == (255 * v + d / 2) / d;
+  }
+  Check(ok, "scalar", "matte_alpha", 0);
+  // The columns row (C in every table): q0 (256 - w) + q1 w.
+  std::vector<int16_t> q = {0, kScoreOne, 1234, 1234, 0};
+  const int32_t x0[] = {0, 1, 2, 3, 3};
+  const int16_t w1[] = {128, 1, 255, 0, 0};
+  int32_t out[5];
+  MatteColumnsRow_C(q.data(), x0, w1, out, 5);
+  Check(out[0] == kScoreOne * 128 && out[1] == kScoreOne * 255 + 1234 && out[2] == 1234 * 256 &&
+            out[3] == 1234 * 256 && out[4] == 1234 * 256,
+        "scalar", "matte_columns", 5);
+}
+
 }  // namespace
 }  // namespace coreseg
 
@@ -464,6 +688,7 @@ int main() {
   }
   TestHalfToFloat();
   TestHysteresisRule();
+  TestMatteScalar();
   for (const std::string& b : backends) {
     if (b == "scalar") continue;
     const RowFunctions& simd = *RowsByName(b);
@@ -479,6 +704,9 @@ int main() {
     TestBlendPattern(simd);
     TestBlendPixels(simd);
     TestShuffle(simd);
+    TestBlendImages(simd);
+    TestBlurRows(simd);
+    TestMatteRows(simd);
     std::printf("%s: %s\n", b.c_str(), failed == before ? "all rows match C" : "MISMATCH");
   }
   std::printf("%d passed, %d failed\n", passed, failed);

@@ -10,8 +10,12 @@ import os as _os
 
 from . import _native
 from .kernels import (
+    MAX_BLUR_RADIUS,
     MAX_DOWNSCALE,
     MAX_SIDE,
+    blend,
+    blur,
+    upsample_matte,
     argmax,
     upsample_argmax,
     class_histogram,
@@ -43,6 +47,7 @@ from ._version import __version__
 __all__ = [
     "MAX_SIDE",
     "MAX_DOWNSCALE",
+    "MAX_BLUR_RADIUS",
     "load",
     "Segmenter",
     "Segmentation",
@@ -67,6 +72,9 @@ __all__ = [
     "ema_update",
     "hysteresis_update",
     "hysteresis_state",
+    "blend",
+    "blur",
+    "upsample_matte",
     "default_palette",
     "parse_color",
     "parse_colors",

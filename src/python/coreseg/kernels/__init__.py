@@ -5,7 +5,8 @@ Imports only coreseg._native: nothing here knows models, files or frames.
 One module per native source: label_maps (render_mask, colorize,
 resize_labels, composite), resampling (resize_image), scores (argmax,
 upsample_argmax), counting (decode_colors, confusion_matrix,
-class_histogram), temporal (ema_update, hysteresis_update), threads.
+class_histogram), temporal (ema_update, hysteresis_update), effects (blend,
+blur, upsample_matte: effects.cc, matte.cc), threads.
 
 Each function normalises and checks its arguments (_args.py for scalars,
 _arrays.py for arrays, shared with `reference`), then runs the C++ kernel
@@ -22,8 +23,10 @@ written as they are, so they must be in native byte order and aligned.
 Limits, refused with a ValueError that names them: every side of every
 array at most MAX_SIDE (2**24) elements; resize_image shrinks an axis at
 most MAX_DOWNSCALE (2048) times in one pass; confusion_matrix counts at
-most 16384 classes; at most MAX_THREADS (256) threads. A result larger
-than the machine's memory is a MemoryError before anything is allocated.
+most 16384 classes; blur's radius is at most MAX_BLUR_RADIUS (1024)
+pixels; upsample_argmax and upsample_matte take at most 65536 planes; at
+most MAX_THREADS (256) threads. A result larger than the machine's memory
+is a MemoryError before anything is allocated.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 from ._args import MAX_DOWNSCALE
 from ._arrays import MAX_SIDE
 from .counting import class_histogram, confusion_matrix, decode_colors
+from .effects import MAX_BLUR_RADIUS, blend, blur, upsample_matte
 from .label_maps import colorize, composite, render_mask, resize_labels
 from .resampling import resize_image
 from .scores import argmax, upsample_argmax
@@ -51,10 +55,14 @@ __all__ = [
     "ema_update",
     "hysteresis_update",
     "hysteresis_state",
+    "blend",
+    "blur",
+    "upsample_matte",
     "simd_backend",
     "set_num_threads",
     "get_num_threads",
     "MAX_SIDE",
     "MAX_DOWNSCALE",
+    "MAX_BLUR_RADIUS",
     "MAX_THREADS",
 ]

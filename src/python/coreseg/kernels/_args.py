@@ -30,6 +30,14 @@ MAX_DOWNSCALE = 2048
 #: Most classes confusion_matrix counts (its output is classes^2 int64: 2 GiB).
 MAX_CONFUSION_CLASSES = 1 << 14
 
+#: Largest blur radius (pixels): blur reduces the image at most 255 times
+#: per axis (its column sums are uint16), and beyond 1024 the small image
+#: of a 255x reduction would need ever wider passes.
+MAX_BLUR_RADIUS = 1024
+
+#: How upsample_matte combines its planes per pixel.
+MATTE_REDUCTIONS = ("sum", "max")
+
 INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
@@ -186,3 +194,31 @@ def hysteresis_args(state, labels, frames, scores, margin):
             raise ValueError(f"margin must be finite, got {margin}")
     _arrays.state_array(state, (3, *labels.shape), np.int32, inputs=(labels,))
     return labels, frames, scores, margin
+
+
+def blur_radius(radius) -> float:
+    """A blur radius in pixels: a finite number in (0, MAX_BLUR_RADIUS]."""
+    if type(radius) is not float and (isinstance(radius, bool) or not isinstance(radius, numbers.Real)):
+        raise TypeError(f"radius must be a number of pixels, got {radius!r}")
+    value = float(radius)
+    if not 0.0 < value <= MAX_BLUR_RADIUS:  # NaN fails too
+        raise ValueError(f"radius must be a number in (0, MAX_BLUR_RADIUS = {MAX_BLUR_RADIUS}], got {value}")
+    return value
+
+
+def matte_reduce(reduce) -> str:
+    if not isinstance(reduce, str) or reduce not in MATTE_REDUCTIONS:
+        raise ValueError(f"reduce must be one of {', '.join(map(repr, MATTE_REDUCTIONS))}, got {reduce!r}")
+    return reduce
+
+
+def background_arg(background, foreground: np.ndarray):
+    """blend's background: an image of the foreground's shape (returned as
+    an array), or a colour - (r, g, b[, a]) ints, "#RRGGBB[AA]" or a 1-D
+    array of 3 or 4 - returned as an (r, g, b, a) tuple."""
+    if isinstance(background, (str, tuple, list)) or (isinstance(background, np.ndarray) and background.ndim == 1):
+        return rgba(background, "background")
+    b = _arrays.image_array(background, "background")
+    if b.shape != foreground.shape:
+        raise ValueError(f"background must have the shape of foreground {foreground.shape}, got {b.shape}")
+    return b

@@ -109,8 +109,9 @@ def out_array(out, shape: tuple[int, ...], dtype, inputs=(), allow_same=None) ->
     """`out` checked against the result's shape and dtype, or a new array.
 
     An `out` that overlaps one of `inputs` is refused (the result would depend
-    on the order of writes), except that it may be `allow_same` itself, the
-    very same view, for kernels that work in place."""
+    on the order of writes), except that it may be `allow_same` itself (an
+    array, or a tuple of arrays any of which), the very same view, for
+    kernels that work in place."""
     dtype = np.dtype(dtype)
     if out is None:
         nbytes = math.prod(shape) * dtype.itemsize
@@ -141,10 +142,11 @@ def out_array(out, shape: tuple[int, ...], dtype, inputs=(), allow_same=None) ->
         if out.shape[i] > 1 and out.strides[i] != expect:
             raise ValueError("out must have packed rows (C-contiguous within each row)")
         expect *= out.shape[i]
+    allowed = allow_same if isinstance(allow_same, tuple) else (allow_same,)
     for a in inputs:
         if not np.may_share_memory(out, a):
             continue
-        same = a is allow_same and (
+        same = any(a is s for s in allowed if s is not None) and (
             out is a
             or (out.__array_interface__["data"][0] == a.__array_interface__["data"][0] and out.strides == a.strides)
         )
@@ -250,3 +252,19 @@ def state_array(state, shape, dtype, inputs=()) -> np.ndarray:
     if any(np.may_share_memory(state, a) for a in inputs):
         raise ValueError("state must not share memory with the inputs")
     return state
+
+
+def alpha_array(alpha, shape, name: str = "alpha") -> np.ndarray:
+    """An (h, w) uint8 plane of exactly `shape` with packed rows (copied
+    once when they are not, e.g. alpha[:, ::2] or a transposed view)."""
+    a = _as_array(alpha, name)
+    if a.dtype != np.uint8:
+        raise TypeError(f"{name} must have dtype uint8 (255 = foreground), got {a.dtype}")
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {a.shape}")
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)} (the foreground's height and width), got {a.shape}")
+    check_sides(a, name)
+    if a.size and a.shape[1] > 1 and a.strides[1] != 1:
+        a = np.ascontiguousarray(a)
+    return a

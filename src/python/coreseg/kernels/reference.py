@@ -14,6 +14,8 @@ import math
 import numpy as np
 
 from . import _args, _arrays
+from ._grid import LERP_BITS, SCORE_ONE, lerp_axis, quantise_scores  # noqa: F401  (upsample_argmax's grid)
+from .reference_effects import blend, blur, blur_plan, upsample_matte  # noqa: F401  (the background effects)
 from .temporal import hysteresis_state  # noqa: F401  (pure numpy: the same function in both APIs)
 from .palette import default_palette  # noqa: F401  (same name in both APIs)
 
@@ -33,10 +35,12 @@ __all__ = [
     "confusion_matrix",
     "class_histogram",
     "default_palette",
+    "blend",
+    "blur",
+    "blur_plan",
+    "upsample_matte",
 ]
 
-SCORE_ONE = 32767  # upsample_argmax: a score of 1.0
-LERP_BITS = 8  # upsample_argmax: fractional bits of the bilinear weights
 COEFF_BITS = 14  # fractional bits of the resample coefficients
 INTER_BITS = 7  # fractional bits kept between the vertical and horizontal pass
 
@@ -200,30 +204,6 @@ def argmax(logits, out=None):
     scores = logits.astype(np.float32)
     out[...] = np.argmax(np.where(np.isnan(scores), -np.inf, scores), axis=0)
     return out
-
-
-def quantise_scores(scores) -> np.ndarray:
-    """round(p * SCORE_ONE) as int64, with NaN and p < 0 as 0, p > 1 as 1."""
-    p = scores.astype(np.float64)
-    p = np.where(p > 0, np.minimum(p, 1.0), 0.0)  # NaN > 0 is False
-    return np.floor(p * SCORE_ONE + 0.5).astype(np.int64)
-
-
-def lerp_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i0, i1, w1) of each output index: it interpolates source i0 and i1
-    with weight w1 / 2**LERP_BITS on i1. The source coordinate is
-    (x + 0.5) * in / out - 0.5 clamped at 0 (align_corners=False), taken
-    exactly as a fraction; w1 is its fractional part rounded to 1/256."""
-    x = np.arange(out_size, dtype=np.int64)
-    num = np.maximum(0, (2 * x + 1) * in_size - out_size)
-    den = 2 * out_size
-    i0 = num // den
-    w1 = ((num - i0 * den) * (1 << LERP_BITS) + out_size) // den
-    i1 = i0 + 1
-    edge = i0 >= in_size - 1
-    i0[edge] = i1[edge] = in_size - 1
-    w1[edge] = 0
-    return i0, i1, w1
 
 
 def upsample_argmax(scores, size, out=None):
