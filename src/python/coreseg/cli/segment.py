@@ -53,7 +53,7 @@ def cmd_segment(args) -> int:
     from ..running.loader import load
     from ..files.images import check_image_file, default_format
     from ..drawing.image_outputs import (OutputSettings, check_label_count, colliding_stem, highlight_color,
-                                         run_outputs)
+                                         parse_background, run_outputs)
     from ..files.safe_io import refuse_existing
     from ..scaleout.workers import ITEM_ERRORS, WorkerDied
 
@@ -77,10 +77,19 @@ def cmd_segment(args) -> int:
     out = Path(args.out)
     fmt = {p: args.format or default_format(p) for p in images}
     exports = set(args.export or [])
-    if args.areas_only and (exports or args.label):
-        raise ValueError("--areas-only writes class areas alone: it cannot be combined with --export or --label")
+    if args.areas_only and (exports or args.label or args.background):
+        raise ValueError("--areas-only writes class areas alone: it cannot be combined with --export, --label "
+                         "or --background")
+    if args.background is not None:
+        parse_background(args.background)  # a clear error before any work
+        if videos:
+            raise ValueError("--background is for photos so far; a video gets STEM.overlay.mp4 and STEM.areas.csv")
+        for name in args.keep or []:
+            model.label_index(name)  # KeyError listing the valid labels, and the closest
+    elif args.keep:
+        raise ValueError("--keep chooses the foreground of --background")
     # Every output of the run, exports included: one overwrite rule for all (as coreseg.dist.segment).
-    outputs = run_outputs(out, images, fmt.get, args.areas_only, exports)
+    outputs = run_outputs(out, images, fmt.get, args.areas_only, exports, args.background)
     coco = None
     if "coco" in exports:
         from ..files.export import CocoWriter
@@ -116,7 +125,8 @@ def cmd_segment(args) -> int:
 
     settings = OutputSettings(out, opacity=args.opacity, outline=not args.no_outline, legend=not args.no_legend,
                               areas_only=args.areas_only, classes=classes, color=color,
-                              smooth=model.has_scores and not args.blocky, exports=exports)
+                              smooth=model.has_scores and not args.blocky, exports=exports,
+                              background=args.background, keep=list(args.keep) if args.keep else None)
     todo = [p for p in images if p not in bad]
     results = {}
     outcomes = _segment_images(model, settings, [(p, fmt[p]) for p in todo], args)
@@ -208,6 +218,13 @@ def add_parser(sub, common) -> None:
                    help="also write one PNG mask per class (STEM.masks/), class outlines as polygons with holes "
                         "(STEM.polygons.json; needs OpenCV), or COCO annotations of every image "
                         "(annotations.json, RLE; needs pycocotools) (repeatable)")
+    p.add_argument("--background", metavar="blur[:RADIUS]|#RRGGBB|IMAGE|transparent",
+                   help="also write STEM.background.jpg (or .png): the photo with its background blurred "
+                        "(RADIUS in pixels, default 1%% of the long side), a colour, a picture scaled to cover it, "
+                        "or made transparent (always an RGBA PNG); the foreground's edge is soft, from the scores")
+    p.add_argument("--keep", action="append", metavar="CLASS",
+                   help="with --background: the classes to keep (repeatable; default every class that is not "
+                        "background)")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--jobs", type=int, metavar="N",

@@ -21,7 +21,8 @@ import numpy as np
 
 from .highlight import HIGHLIGHT, OUTLINE, highlight_color, highlight_map, highlight_palette  # noqa: F401  (the CLI names)
 
-__all__ = ["OutputSettings", "ImageOutputs", "output_paths", "export_paths", "run_outputs", "check_exports", "check_label_count", "EXPORTS", "highlight", "highlight_color", "colliding_stem", "UNSEEN"]
+__all__ = ["OutputSettings", "ImageOutputs", "output_paths", "export_paths", "run_outputs", "parse_background",
+           "background_path", "check_exports", "check_label_count", "EXPORTS", "highlight", "highlight_color", "colliding_stem", "UNSEEN"]
 
 #: What STEM.labels.png holds where the model never saw the image (outside
 #: a centre crop; -1 in `Segmentation.full_labels`): no class id can be it
@@ -62,6 +63,34 @@ class OutputSettings:
     color: tuple | None = None
     smooth: bool = True
     exports: set = field(default_factory=set)
+    background: str | None = None
+    keep: list | None = None
+
+
+def parse_background(text: str):
+    """(background, blur radius or None) of `--background`: "blur" or
+    "blur:RADIUS", "transparent", "#RRGGBB", or a picture's path."""
+    from ..kernels.palette import parse_color
+
+    name, _, radius = text.partition(":")
+    if name == "blur":
+        try:
+            return "blur", (float(radius) if radius else None)
+        except ValueError:
+            raise ValueError(f"--background blur:RADIUS takes a number of pixels, got {text!r}") from None
+    if text == "transparent":
+        return "transparent", None
+    if text.startswith("#"):
+        return parse_color(text), None
+    if not Path(text).is_file():
+        raise ValueError(f"--background must be blur[:RADIUS], transparent, #RRGGBB or a picture's path; "
+                         f"{text!r} is none of these (no such file)")
+    return Path(text), None
+
+
+def background_path(out: Path, image: Path, background: str, fmt: str) -> Path:
+    """STEM.background.FMT: always PNG when transparent (it has alpha)."""
+    return out / f"{image.stem}.background.{'png' if background == 'transparent' else fmt}"
 
 
 def output_paths(out: Path, image: Path, fmt: str, areas_only: bool = False):
@@ -83,7 +112,7 @@ def export_paths(out: Path, image: Path, exports) -> list[Path]:
            ([out / f"{image.stem}.polygons.json"] if "polygons" in exports else [])
 
 
-def run_outputs(out: Path, images, fmt, areas_only: bool = False, exports=()) -> list[Path]:
+def run_outputs(out: Path, images, fmt, areas_only: bool = False, exports=(), background=None) -> list[Path]:
     """Every path a run over `images` writes, in input order: each image's
     overlay, labels and areas (`output_paths`; `fmt(image)` gives the
     overlay's format), its exports, then annotations.json for COCO: what
@@ -93,6 +122,8 @@ def run_outputs(out: Path, images, fmt, areas_only: bool = False, exports=()) ->
     for image in map(Path, images):
         paths += [f for f in output_paths(out, image, fmt(image), areas_only) if f is not None]
         paths += export_paths(out, image, exports)
+        if background is not None and not areas_only:
+            paths.append(background_path(out, image, background, fmt(image)))
     return paths + ([out / "annotations.json"] if "coco" in exports else [])
 
 
@@ -224,5 +255,12 @@ class ImageOutputs:
         write_png(labels_path, label_png(full))
         write_text(areas_path, json.dumps(areas, indent=2) + "\n")
         annotated = write_exports(s.out, p, full, seg, s.exports, self.coco) if s.exports else None
-        return {"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),
-                "areas": areas, "timings": seg.timings}, annotated
+        entry = {"image": str(p), "overlay": str(overlay_path), "labels": str(labels_path),
+                 "areas": areas, "timings": seg.timings}
+        if s.background is not None:
+            back, radius = parse_background(s.background)
+            path = background_path(s.out, p, s.background, fmt)
+            changed = seg.replace_background(image, back, classes=s.keep, blur=radius, smooth=s.smooth)
+            write_image(path, changed, "png" if s.background == "transparent" else fmt)
+            entry["background"] = str(path)
+        return entry, annotated

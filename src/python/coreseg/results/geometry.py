@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import kernels
 
-__all__ = ["CROP_MODES", "Placement", "place"]
+__all__ = ["CROP_MODES", "Placement", "place", "upsample_scores"]
 
 from ..modelfiles.metadata_keys import CROP_MODES  # noqa: E402  (a setting of the model contract)
 
@@ -109,3 +109,20 @@ def place(image_size, canvas_size, mode: str = "fill", stride=(1, 1)) -> Placeme
     scale = max(cw / W, ch / H)
     sw, sh = min(W, max(1, round(cw / scale))), min(H, max(1, round(ch / scale)))
     return Placement(mode, (W, H), (cw, ch), ((W - sw) // 2, (H - sh) // 2, sw, sh), (0, 0, cw, ch))
+
+
+def upsample_scores(scores: np.ndarray, size) -> np.ndarray:
+    """Scores resampled to `size` (bilinear, half-pixel centres) in float32:
+    used only when an output grid does not fall on whole input pixels."""
+    w, h = size
+    c, sh, sw = scores.shape
+
+    def axis(n_in, n_out):
+        src = np.maximum((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0)
+        i0 = np.minimum(np.floor(src).astype(np.intp), n_in - 1)
+        return i0, np.minimum(i0 + 1, n_in - 1), (src - i0).astype(np.float32)
+
+    y0, y1, ly = axis(sh, h)
+    x0, x1, lx = axis(sw, w)
+    rows = scores[:, y0] * (1 - ly)[:, None] + scores[:, y1] * ly[:, None]
+    return np.ascontiguousarray(rows[:, :, x0] * (1 - lx) + rows[:, :, x1] * lx, dtype=np.float32)

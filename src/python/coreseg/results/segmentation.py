@@ -18,7 +18,7 @@ from ..kernels.palette import is_background, parse_color
 from ..drawing.highlight import highlight_color, highlight_map, highlight_palette
 from ..files.images import as_image
 from ..modelfiles.contract import OutputContract
-from .geometry import Placement
+from .geometry import Placement, upsample_scores
 
 __all__ = ["Segmentation"]
 
@@ -167,7 +167,7 @@ class Segmentation:
         if where is not None:
             (x, y, rw, rh), through_input = where
             if through_input:
-                scores = _upsample_scores(scores, self.placement.canvas_size)
+                scores = upsample_scores(scores, self.placement.canvas_size)
             scores = scores[:, y : y + rh, x : x + rw]
         kernels.upsample_argmax(scores, (sw, sh), out=region)
         return out
@@ -318,10 +318,70 @@ class Segmentation:
         if where is not None:
             (x, y, rw, rh), through_input = where
             if through_input:
-                planes = _upsample_scores(planes, self.placement.canvas_size)
+                planes = upsample_scores(planes, self.placement.canvas_size)
             planes = planes[:, y : y + rh, x : x + rw]
         out[sy : sy + sh, sx : sx + sw] = kernels.upsample_argmax(np.ascontiguousarray(planes), (sw, sh)) == 1
         return out
+
+    def matte(self, classes=None, *, smooth: bool = True, out=None) -> np.ndarray:
+        """The foreground's alpha at the image's resolution.
+
+        Parameters
+        ----------
+        classes : names or ids, optional
+            The classes that make the foreground. Default: every class that
+            is not background (named background, None, void, ... or
+            transparent in the palette).
+        smooth : bool
+            True: from the scores, upsampled on `upsample_argmax`'s grid
+            (`coreseg.upsample_matte`): the summed probability of the
+            classes; a binary model's foreground probability; a multi-label
+            model's strongest selected channel. A model that returns a class
+            map gets 0/255 with a feathered edge. False: 0/255 by nearest
+            neighbour from the model's pixels.
+        out : (H, W) uint8 ndarray, optional
+
+        Returns
+        -------
+        alpha : (H, W) uint8 ndarray
+            255 where the classes are certain, 0 where the model never saw
+            the image (outside a ``crop="center"``).
+        """
+        from .background import matte
+
+        return matte(self, classes, smooth=smooth, out=out)
+
+    def replace_background(self, image, background="blur", *, classes=None, blur=None, smooth: bool = True,
+                           out=None) -> np.ndarray:
+        """The image with its background blurred, replaced or made transparent.
+
+        Parameters
+        ----------
+        image : (H, W, 3|4) uint8 ndarray, PIL image or path
+            The image that was segmented.
+        background : "blur", "transparent", a colour, or an image
+            "blur": the image blurred (`coreseg.blur`, radius `blur`,
+            default 1% of the long side); a colour ("#RRGGBB" or 3-4 ints);
+            a picture (array, PIL image or path), scaled to cover the image
+            (aspect kept, the overflow cropped evenly); "transparent": an
+            RGBA image whose alpha is the matte.
+        classes : names or ids, optional
+            The foreground (default: every class that is not background).
+        blur : float, optional
+            The blur's radius in pixels (the Gaussian's sigma).
+        smooth : bool
+            A soft edge from the scores (see `matte`).
+        out : ndarray, optional
+            Where to write; may be `image` (not for "transparent").
+
+        Returns
+        -------
+        (H, W, 3|4) uint8 ndarray ((H, W, 4) for "transparent"), blended
+        with composite's exact rounding (`coreseg.blend`).
+        """
+        from .background import replace_background
+
+        return replace_background(self, image, background, classes=classes, blur=blur, smooth=smooth, out=out)
 
     def areas(self) -> dict[int, float]:
         """Share of pixels (0..1) of every class present, by class id, over
@@ -338,20 +398,3 @@ class Segmentation:
         else:  # negative or huge ids: count them as they are
             ids, n = np.unique(labels, return_counts=True)
         return {int(i): float(c) / labels.size for i, c in zip(ids, n)}
-
-
-def _upsample_scores(scores: np.ndarray, size) -> np.ndarray:
-    """Scores resampled to `size` (bilinear, half-pixel centres) in float32:
-    used only when an output grid does not fall on whole input pixels."""
-    w, h = size
-    c, sh, sw = scores.shape
-
-    def axis(n_in, n_out):
-        src = np.maximum((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0)
-        i0 = np.minimum(np.floor(src).astype(np.intp), n_in - 1)
-        return i0, np.minimum(i0 + 1, n_in - 1), (src - i0).astype(np.float32)
-
-    y0, y1, ly = axis(sh, h)
-    x0, x1, lx = axis(sw, w)
-    rows = scores[:, y0] * (1 - ly)[:, None] + scores[:, y1] * ly[:, None]
-    return np.ascontiguousarray(rows[:, :, x0] * (1 - lx) + rows[:, :, x1] * lx, dtype=np.float32)
