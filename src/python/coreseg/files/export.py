@@ -142,7 +142,8 @@ class CocoWriter:
 
     def __init__(self, names):
         if names is None:
-            raise ValueError("COCO categories need class names: give the model labels (load(labels=...))")
+            raise ValueError("COCO categories need class names, and the model has none: name its classes "
+                             "(load(labels=[...]), or --labels on the command line)")
         _mask_api()  # the extra's message now, not after the first image
         self.names = list(names)
         self.images, self.annotations = [], []
