@@ -264,3 +264,31 @@ def test_label_presets_name_and_colour_a_model(tmp_path):
         coreseg.load(om.save(om.logits_identity(), tmp_path / "m.onnx"), mean="unit", labels="voc")
     with pytest.raises(TypeError, match="or a preset"):
         coreseg.load(om.save(om.logits_identity(), tmp_path / "m.onnx"), mean="unit", labels="vocc")
+
+
+def test_review_fixes_of_the_contract(tmp_path, photo):
+    # BGR models take their mean and std in R, G, B order like everyone else.
+    model = coreseg.load(om.save(om.logits_identity(), tmp_path / "m.onnx"), color_layout="BGR", mean="imagenet")
+    np.testing.assert_allclose(model.input.mean, np.float32([0.406, 0.456, 0.485]))
+    # A uint8 input has nothing to normalise: saying so is refused, not ignored.
+    with pytest.raises(ValueError, match="takes uint8 pixels as they are"):
+        coreseg.load(om.save(om.argmax_nhwc_uint8(), tmp_path / "u.onnx"), mean="imagenet")
+    # A bad layout in the file names the file's key.
+    bad = om.save(om.logits_identity(metadata={"coreseg.output.layout": "CHW"}), tmp_path / "bad.onnx")
+    with pytest.raises(coreseg.ModelError, match="metadata coreseg.output.layout must be"):
+        coreseg.inspect(bad)
+    # annotate refuses a size the model cannot take: the copy would never load.
+    r = cli("annotate", tmp_path / "m.onnx", "--set", "coreseg.input.size=100,100", "-o", tmp_path / "s.onnx")
+    assert r.returncode == 1 and "takes 20x12 images only" in r.stderr and not (tmp_path / "s.onnx").exists()
+    # info takes the model flags but not a per-run input size.
+    assert cli("info", tmp_path / "m.onnx", "--normalization", "unit").returncode == 0
+
+
+def test_a_multi_label_matte_without_names_and_a_hard_matte(tmp_path, photo):
+    model = coreseg.load(om.save(om.multilabel_sigmoid(), tmp_path / "m.onnx"), mean="unit", threshold=0.3)
+    seg = model.predict(photo)
+    # Without names, id 0 is still "no class": not part of the default foreground.
+    p = seg.scores.max(axis=0)
+    alpha = seg.matte(smooth=False)
+    np.testing.assert_array_equal(alpha == 255, p > 0.3)
+    np.testing.assert_array_equal(alpha == 255, seg.labels > 0)

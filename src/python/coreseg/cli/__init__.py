@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", parents=[common], help="describe a segmentation model (any OS)")
     p.add_argument("model", help=".mlpackage, .mlmodel, .onnx, or 'demo'")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    add_model_options(p, crop=False)
+    add_model_options(p, crop=False, size=False)  # the file's facts: no per-run input size
     p.set_defaults(run=cmd_info)
 
     p = sub.add_parser("check", parents=[common],

@@ -11,7 +11,7 @@ from ..modelfiles.contract_inputs import parse_size
 from ..modelfiles.presets import PRESETS
 
 
-def add_model_options(parser: argparse.ArgumentParser, crop: bool = True) -> None:
+def add_model_options(parser: argparse.ArgumentParser, crop: bool = True, size: bool = True) -> None:
     """The flags that state what a model does not say (each also storable
     in a copy of the model with `annotate --set`)."""
     g = parser.add_argument_group("what the model does not say (each overrides its metadata)")
@@ -30,7 +30,8 @@ def add_model_options(parser: argparse.ArgumentParser, crop: bool = True) -> Non
     g.add_argument("--activation", choices=list(ACTIVATIONS),
                    help="what a float output holds (sigmoid over several channels: independent classes)")
     g.add_argument("--threshold", type=float, help="binary and multi-label outputs: a class is present above it")
-    g.add_argument("--size", metavar="W,H|image", help="the input size, for models that take several")
+    if size:
+        g.add_argument("--size", metavar="W,H|image", help="the input size, for models that take several")
     g.add_argument("--multiple", type=int, metavar="N",
                    help="models of any input size: sides rounded to multiples of N (default 32)")
     g.add_argument("--max-side", type=int, metavar="PX",

@@ -186,9 +186,14 @@ def annotate(model, labels, out, colors=None, force: bool = False, metadata=None
         params["colors"] = hex_colors
     metadata = {**extra, PREVIEW_TYPE_KEY: SEGMENTER, PREVIEW_PARAMS_KEY: json.dumps(params)}
     if onnx is not None:  # refuse, before writing, a copy that would not load
-        onnx_file.describe(dataclasses.replace(onnx, metadata={**onnx.metadata, **metadata}))
+        described = onnx_file.describe(dataclasses.replace(onnx, metadata={**onnx.metadata, **metadata}))[0]
     else:
-        coreml_file.describe(dataclasses.replace(coreml, metadata={**coreml.metadata, **metadata}))
+        described = coreml_file.describe(dataclasses.replace(coreml, metadata={**coreml.metadata, **metadata}))[0]
+    if SIZE_KEY in metadata and described.input_size is not None and onnx is not None:
+        size = parse_size(metadata[SIZE_KEY])
+        if size != tuple(described.input_size):
+            raise ModelError(f"metadata {SIZE_KEY}={metadata[SIZE_KEY]!r}: {src.name} takes "
+                             f"{described.input_size[0]}x{described.input_size[1]} images only")
 
     # Build the copy beside its destination, then move it into place, so a
     # failure never leaves a half-written model at `out`.

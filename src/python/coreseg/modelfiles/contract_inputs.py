@@ -77,9 +77,11 @@ class InputContract:
         ``size=``).
     color_layout : {"RGB", "BGR"}
     mean, std : (3,) float32 ndarray
-        Normalisation of float inputs on the 0..1 scale.
+        Normalisation of float inputs on the 0..1 scale, in the order the
+        channels are fed (`color_layout`; `load` and the metadata state
+        them in R, G, B order).
     normalization : str
-        The preset name, or "custom".
+        The preset name, "custom", or "none (uint8)" for uint8 inputs.
     batch_dynamic : bool
     sources : dict of str to str
         Where "layout", "color_layout", "normalization" (and "size_rule"
@@ -226,6 +228,8 @@ def input_contract(tensor: Tensor, metadata: dict, where: str, *, layout=None, m
     layout_source = "load" if layout is not None else "model"
     if layout is None and metadata.get(LAYOUT_KEY) is not None:
         layout = str(metadata[LAYOUT_KEY]).upper()
+        if layout not in ("NHWC", "NCHW"):
+            raise ModelError(f"{where}: metadata {LAYOUT_KEY} must be 'NHWC' or 'NCHW', got {layout!r}")
     if layout is not None:
         if layout not in ("NHWC", "NCHW"):
             raise ValueError(f"{arg('layout')} must be 'NHWC' or 'NCHW', got {layout!r}")
@@ -250,9 +254,14 @@ def input_contract(tensor: Tensor, metadata: dict, where: str, *, layout=None, m
     if color not in ("RGB", "BGR"):
         raise ModelError(f"{where}: the colour layout must be RGB or BGR, got {color!r} "
                          f"(metadata {COLOR_LAYOUT_KEY} or {arg('color_layout')})")
+    if tensor.dtype == "uint8" and (mean is not None or std is not None):
+        raise ValueError(f"{arg('normalization')}, {arg('std')}: input {tensor.describe()} takes uint8 pixels as they "
+                         "are; there is nothing to normalise")
     m, s, norm, norm_source = normalization(metadata, mean, std, where)
     if tensor.dtype == "uint8":
         norm_source = "model"  # pixels are fed as they are
+    if color == "BGR":  # mean and std are stated in R, G, B order; the pixels are fed B, G, R
+        m, s = m[::-1], s[::-1]
     sources = {"layout": layout_source, "color_layout": color_source, "normalization": norm_source}
     rule = None
     if not (w and h):

@@ -269,6 +269,8 @@ def output_contract(outputs: list[Tensor], metadata: dict, where: str, *, input_
     output = output if output is not None else metadata.get(OUTPUT_KEY)
     if output_layout is None and metadata.get(OUTPUT_LAYOUT_KEY) is not None:
         output_layout = str(metadata[OUTPUT_LAYOUT_KEY]).upper()
+        if output_layout not in ("NCHW", "NHWC"):
+            raise ModelError(f"{where}: metadata {OUTPUT_LAYOUT_KEY} must be 'NCHW' or 'NHWC', got {output_layout!r}")
     threshold_source = "load" if threshold is not None else "model"
     if threshold is None:
         threshold = _metadata_threshold(metadata, where)

@@ -29,7 +29,9 @@ def foreground_classes(seg) -> list[int]:
     n = seg.output.num_classes if seg.output is not None and seg.output.num_classes else None
     n = n or (len(seg.names) if seg.names is not None else int(seg.labels.max(initial=0)) + 1)
     pal = seg.palette
-    return [i for i in range(n) if not is_background(seg.name(i)) and not (i < len(pal) and pal[i, 3] == 0)]
+    multilabel = seg.output is not None and seg.output.kind == "multilabel"
+    return [i for i in range(n) if not is_background(seg.name(i)) and not (i < len(pal) and pal[i, 3] == 0)
+            and not (multilabel and i == 0)]  # a multi-label model's id 0 is "no class above the threshold"
 
 
 def _planes(seg, ids) -> tuple[np.ndarray, str]:
@@ -59,19 +61,35 @@ def matte(seg, classes=None, *, smooth: bool = True, out=None) -> np.ndarray:
     if not ids:
         region[...] = 0
         return out
+    if not smooth:  # the model's own decision, its pixels enlarged by nearest neighbour
+        hit = _decided(seg, ids)
+        if where is not None:
+            (x, y, rw, rh), through_input = where
+            hit = kernels.resize_labels(hit, seg.placement.canvas_size) if through_input else hit
+            hit = hit[y : y + rh, x : x + rw]
+        kernels.resize_labels(hit * np.uint8(255), (sw, sh), out=region)
+        return out
     planes, reduce = _planes(seg, ids)
     if where is not None:
         (x, y, rw, rh), through_input = where
         if through_input:
             planes = upsample_scores(planes, seg.placement.canvas_size)
         planes = planes[:, y : y + rh, x : x + rw]
-    planes = np.ascontiguousarray(planes, np.float32)
-    if smooth:
-        kernels.upsample_matte(planes, (sw, sh), reduce, out=region)
-    else:  # the model's pixels, by nearest neighbour
-        mask = kernels.upsample_matte(planes, (planes.shape[2], planes.shape[1]), reduce)
-        kernels.resize_labels(np.where(mask >= 128, 255, 0).astype(np.uint8), (sw, sh), out=region)
+    kernels.upsample_matte(np.ascontiguousarray(planes, np.float32), (sw, sh), reduce, out=region)
     return out
+
+
+def _decided(seg, ids) -> np.ndarray:
+    """(h, w) uint8 1 where the model decided one of `ids`: its class map,
+    or for a multi-label model each kept channel above the threshold."""
+    out = seg.output
+    if out is not None and out.kind == "multilabel":
+        channels = out.class_axis_first(seg.raw)
+        hit = np.zeros(seg.labels.shape, bool)
+        for i in ids:
+            hit |= (channels[i - 1] > out.threshold) if i > 0 else (seg.labels == 0)
+        return hit.astype(np.uint8)
+    return np.isin(seg.labels, ids).astype(np.uint8)
 
 
 def _cover(picture: np.ndarray, size) -> np.ndarray:

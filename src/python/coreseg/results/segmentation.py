@@ -337,8 +337,10 @@ class Segmentation:
             (`coreseg.upsample_matte`): the summed probability of the
             classes; a binary model's foreground probability; a multi-label
             model's strongest selected channel. A model that returns a class
-            map gets 0/255 with a feathered edge. False: 0/255 by nearest
-            neighbour from the model's pixels.
+            map gets 0/255 with a feathered edge. False: 0/255 where the
+            model decided one of the classes (its class map; a multi-label
+            model's channels above the threshold), its pixels enlarged by
+            nearest neighbour.
         out : (H, W) uint8 ndarray, optional
 
         Returns

@@ -60,7 +60,8 @@ from ...files.images import as_image
 from ...modelfiles.contract import OutputContract, Tensor, output_contract
 from ...results.geometry import Placement, place
 from ...modelfiles.info import ModelError
-from ...modelfiles.metadata_keys import CROP_KEY
+from ...modelfiles.contract import parse_size
+from ...modelfiles.metadata_keys import CROP_KEY, SIZE_KEY
 from ...results.segmentation import Segmentation
 from ..segmenter import CoreMLError, Segmenter
 from .coreml_cache import hold, load_compiled
@@ -168,6 +169,8 @@ class CoreMLSegmenter(Segmenter):
         if self._pixel_format not in ("BGRA", "ARGB", "L008"):
             raise ModelError(f"{path}: input {self._image.name!r} takes {self._pixel_format} pixel buffers; "
                              "coreseg feeds 32BGRA, 32ARGB and OneComponent8")
+        if size is None and SIZE_KEY in info.user_defined:  # stated by the model (annotate --set)
+            size = parse_size(info.user_defined[SIZE_KEY])
         self._size = self._size_arg(size, path)
         self._contracts: dict = {}  # (result shape, canvas) -> OutputContract
         self._shapes: dict = {}  # canvas -> result shape, learned from results
