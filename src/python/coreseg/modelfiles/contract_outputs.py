@@ -71,6 +71,17 @@ class OutputContract:
     channels: int | None
     sources: dict = field(default_factory=dict)
 
+    def info_sources(self) -> dict:
+        """The output's entries of `ModelInfo.sources`: where its layout,
+        activation and (binary, multi-label) threshold came from; none for
+        a class map."""
+        if self.kind == "labels":
+            return {}
+        sources = {"output_layout": self.sources["layout"], "output_activation": self.sources["activation"]}
+        if self.kind in ("binary", "multilabel"):
+            sources["threshold"] = self.sources["threshold"]
+        return sources
+
     @property
     def resolved(self) -> bool:
         """False while the output's shape is known only from a result."""

@@ -418,10 +418,7 @@ def describe(file: CoreMLFile, *, labels=None, output=None, output_layout=None, 
     sources = {"color_layout": "model", "normalization": "model"}
     if labels is not None:
         sources["labels"] = "load"
-    if out.kind != "labels":
-        sources.update({"output_layout": out.sources["layout"], "output_activation": out.sources["activation"]})
-        if out.kind in ("binary", "multilabel"):
-            sources["threshold"] = out.sources["threshold"]
+    sources.update(out.info_sources())
     info = ModelInfo(
         path=path, format=file.format, model_type=file.model_type, spec_version=file.spec_version,
         preview_type=meta.get(PREVIEW_TYPE_KEY), labels=names, colors=colors,

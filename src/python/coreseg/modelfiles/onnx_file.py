@@ -128,10 +128,7 @@ def describe(file: OnnxFile, *, labels=None, layout=None, mean=None, std=None, c
     sources = dict(inp.sources)
     if given is not None:
         sources["labels"] = "load"
-    if out.kind != "labels":
-        sources.update({"output_layout": out.sources["layout"], "output_activation": out.sources["activation"]})
-        if out.kind in ("binary", "multilabel"):
-            sources["threshold"] = out.sources["threshold"]
+    sources.update(out.info_sources())
     info = ModelInfo(
         path=path, format="onnx", model_type="onnx", spec_version=0,
         preview_type=meta.get(PREVIEW_TYPE_KEY), labels=labels, colors=colors,
