@@ -29,7 +29,7 @@ from .evaluate import cmd_eval
 from .check import cmd_check
 from .model_files import cmd_annotate, cmd_info
 from .model_options import add_model_options
-from .segment_video import terminate_cleanly
+from ._common import terminate_cleanly
 from . import segment
 from .._version import __version__
 from ..modelfiles.metadata_keys import SETTING_KEYS

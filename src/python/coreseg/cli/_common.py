@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 
 from ..drawing.image_outputs import OUTLINE  # noqa: F401 - the commands draw the same outline
 
@@ -97,3 +100,31 @@ def worker_died(args, item, why: str) -> None:
     name = item[0] if isinstance(item, tuple) else item
     print(f"coreseg {args.command}: a worker process died ({why}) holding {name}; trying it again on a new one",
           file=sys.stderr)
+
+
+class Terminated(SystemExit):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C (temporary files are
+    removed on the way out); the exit status is 128 + the signal number."""
+
+
+@contextlib.contextmanager
+def terminate_cleanly():
+    """SIGTERM and SIGHUP raise `Terminated` in the main thread while the
+    block runs, so `with` blocks clean up as they do for Ctrl-C. Only where
+    the signal would otherwise kill the process outright (its default
+    action): a handler someone installed, or an ignored SIGHUP (nohup),
+    is left alone."""
+    def handler(signum, frame):
+        raise Terminated(128 + signum)
+
+    installed = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            number = getattr(signal, name, None)
+            if number is not None and signal.getsignal(number) is signal.SIG_DFL:
+                installed[number] = signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, previous in installed.items():
+            signal.signal(number, previous)

@@ -20,9 +20,7 @@ import csv
 import io
 import os
 import re
-import signal
 import sys
-import threading
 import warnings
 from pathlib import Path
 
@@ -58,34 +56,6 @@ def areas_csv(rows, names) -> str:
     for index, time, areas in rows:
         writer.writerow([index, "" if time is None else f"{time:.6f}"] + [f"{areas.get(i, 0.0):.6f}" for i in seen])
     return buffer.getvalue()
-
-
-class Terminated(SystemExit):
-    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C (temporary files are
-    removed on the way out); the exit status is 128 + the signal number."""
-
-
-@contextlib.contextmanager
-def terminate_cleanly():
-    """SIGTERM and SIGHUP raise `Terminated` in the main thread while the
-    block runs, so `with` blocks clean up as they do for Ctrl-C. Only where
-    the signal would otherwise kill the process outright (its default
-    action): a handler someone installed, or an ignored SIGHUP (nohup),
-    is left alone."""
-    def handler(signum, frame):
-        raise Terminated(128 + signum)
-
-    installed = {}
-    if threading.current_thread() is threading.main_thread():
-        for name in ("SIGTERM", "SIGHUP"):
-            number = getattr(signal, name, None)
-            if number is not None and signal.getsignal(number) is signal.SIG_DFL:
-                installed[number] = signal.signal(number, handler)
-    try:
-        yield
-    finally:
-        for number, previous in installed.items():
-            signal.signal(number, previous)
 
 
 def _process_alive(pid: int) -> bool:
@@ -140,7 +110,7 @@ def segment_video(model, video: Path, out: Path, args, options) -> dict:
     overlay_path, csv_path = video_outputs(out, video)
     remove_stale_parts(overlay_path)
     rows, name = [], str
-    with terminate_cleanly(), VideoReader(video, warn=False) as reader:
+    with VideoReader(video, warn=False) as reader:
         audio = video if reader.has_audio else None
         with warnings.catch_warnings(record=True) as said:  # the writer's, on this thread: one line each below
             warnings.simplefilter("always")
