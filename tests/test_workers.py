@@ -7,6 +7,7 @@ import os
 import pytest
 import worker_tasks
 
+from coreseg.scaleout import workers
 from coreseg.scaleout.workers import WorkerDied, WorkerStartError, process_map, threads_per_worker
 
 
@@ -79,3 +80,22 @@ def test_threads_are_shared_out():
 def test_bad_jobs():
     with pytest.raises(ValueError, match="jobs must be 1 to 256, got 0"):
         list(process_map(worker_tasks.squarer, ("",), [1], jobs=0))
+
+
+class _ExitedBeforeItsFirstItem(workers._Worker):
+    """A worker that has already exited when the parent sends it an item:
+    what happens when the parent is slow (a loaded machine), made certain."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.process.join()
+
+
+@pytest.mark.parametrize("make, why", [
+    (worker_tasks.broken_setup, "could not start: the model file is corrupt"),
+    (worker_tasks.dies_in_setup, r"died while starting, 3 times \(the last: killed by SIGKILL\)"),
+])
+def test_a_worker_gone_before_its_item_is_sent_is_a_start_error_not_a_broken_pipe(monkeypatch, make, why):
+    monkeypatch.setattr(workers, "_Worker", _ExitedBeforeItsFirstItem)
+    with pytest.raises(WorkerStartError, match=why):
+        list(process_map(make, (), [1, 2], jobs=2))

@@ -112,7 +112,14 @@ class _Worker:
 
     def send(self, index: int, item) -> None:
         self.holding = (index, item)
-        self.conn.send((index, item))
+        try:
+            self.conn.send((index, item))
+        except OSError:
+            # The worker is already gone (it failed to start and exited, or
+            # died after its last answer): what it wrote before going is
+            # still in the pipe, and its exit shows on its sentinel, so the
+            # main loop reads why and retries `holding` as for any death.
+            pass
 
     def died(self) -> str:
         self.process.join(timeout=5)
