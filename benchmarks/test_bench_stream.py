@@ -55,7 +55,7 @@ def load(name):
     if name == "selfie":
         if not SELFIE.is_file():
             pytest.skip(f"the shared MediaPipe fixture is not at {SELFIE}")
-        return coreseg.load(SELFIE)
+        return coreseg.load(SELFIE, mean="unit")  # MediaPipe feeds it 0..1
     return coreseg.load("demo")
 
 
@@ -162,7 +162,8 @@ def test_frame_time_spread(benchmark, frames, model_name, options):
     if options == "ort_defaults":
         import onnxruntime as ort
 
-        model = coreseg.load(model.info.path, session_options=ort.SessionOptions())
+        model = coreseg.load(model.info.path, session_options=ort.SessionOptions(),
+                             mean=None if model_name == "demo" else "unit")
     benchmark.group = f"predict + overlay, one 1920x1080 frame, 30 rounds: {model_name} model"
     image = frames[0]
     benchmark.pedantic(lambda: model.predict(image).overlay(image, smooth=model.has_scores), rounds=30,
