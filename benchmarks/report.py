@@ -50,6 +50,9 @@ NAMES = {
     "eval_jobs1_one_core": "coreseg eval --jobs 1, pinned to one core",
     "eval_jobs2": "coreseg eval --jobs 2 (two worker processes)",
     "eval_ray": "coreseg eval --ray auto (Ray Data, local 2-CPU cluster)",
+    "hand_written_loop": "by hand: predict + full_labels + cv2.GaussianBlur 55x55 + np.where",
+    "predict": "predict alone (floor)",
+    "predict_plus_memcpy": "predict + memcpy of the frame (floor)",
 }
 
 
@@ -60,6 +63,8 @@ def _label(name: str) -> str:
         return {"coreseg": "coreseg's session options", "ort_defaults": "ONNX Runtime's default session options"}[
             options] + " (spread: 10th to 90th percentile of rounds, over the median)"
     if base in ("frame_loop", "smoothing_cost"):  # test_frame_loop[model-source-loop]: the loop names the row
+        base = name.split("[")[1].rstrip("]").split("-")[-1]
+    if base == "background_blur_frame":  # test_background_blur_frame[size-loop]
         base = name.split("[")[1].rstrip("]").split("-")[-1]
     for prefix in ("render_mask_", "colorize_", "resize_labels_", "decode_", "confusion_", "upsample_",
                    "full_labels_", "1080_"):
@@ -76,6 +81,8 @@ def format_report(data: dict) -> str:
             peaks[(b["group"], _label(b["name"]))] = f"{b['extra_info']['peak_mib']} MiB"
         if "images_per_s" in b.get("extra_info", {}):
             peaks[(b["group"], _label(b["name"]))] = f"{b['extra_info']['images_per_s']} images/s"
+        if "frames_per_s" in b.get("extra_info", {}):
+            peaks[(b["group"], _label(b["name"]))] = f"{b['extra_info']['frames_per_s']} frames/s"
         if "spread" in b.get("extra_info", {}):
             peaks[(b["group"], _label(b["name"]))] = f"spread {b['extra_info']['spread'] * 100:.0f}%"
     info = data.get("machine_info", {})
