@@ -117,7 +117,7 @@ class Segmenter:
         """Segment several images (batched where the backend can)."""
         return [self.predict(im) for im in images]
 
-    def stream(self, frames, *, smoothing=None, overlay=None, queue: int = 2, workers: int = 2):
+    def stream(self, frames, *, smoothing=None, overlay=None, background=None, queue: int = 2, workers: int = 2):
         """Segment a sequence of frames, several in flight at once.
 
         The stages of consecutive frames overlap on threads (the kernels
@@ -141,20 +141,33 @@ class Segmenter:
             "hysteresis" holds a pixel's class until a new one wins 3
             frames in a row (any model). `coreseg.smoothing.EMA(alpha=...)`
             and `Hysteresis(frames=..., margin=...)` set the parameters.
-            Both restart at a scene cut.
+            Both restart at a scene cut. The overlay and the background's
+            matte are drawn from the smoothed segmentation, so with "ema"
+            a soft edge does not flicker either.
         overlay : bool or dict, optional
             Also draw each frame's overlay (`Segmentation.overlay`); a dict
-            gives its options (opacity, outline, classes, palette, smooth).
-            Overlay buffers are reused once no reference to them is left.
+            gives its options (opacity, outline, classes, palette, color,
+            smooth; smooth edges by default when the segmentation has
+            scores, as `Segmentation.overlay` draws). Overlay buffers are
+            reused once no reference to them is left.
+        background : "blur", "transparent", a colour, a picture, or dict, optional
+            Also give each frame with its background replaced
+            (`Segmentation.replace_background`): what its `background`
+            takes, or a dict of its options (background, default "blur";
+            classes, blur, smooth, and any other keyword it takes, passed
+            on). A picture (array, PIL image or path) is read once and
+            scaled to cover the frame once, not per frame. Its buffers are
+            reused as the overlay's; `overlay` may be asked too.
         queue : int
             Frames each stage may hold beyond its workers (0..64).
         workers : int
-            Frames in flight in each parallel stage (predict, overlay).
+            Frames in flight in each parallel stage (predict, drawing).
 
         Yields
         ------
         coreseg.frames.stream.StreamFrame
-            index, time, image, segmentation and overlay of each frame.
+            index, time, image, segmentation, overlay and background of
+            each frame.
 
         Raises
         ------
@@ -173,10 +186,15 @@ class Segmenter:
         >>> frames = (np.full((48, 64, 3), i * 20, np.uint8) for i in range(5))
         >>> [f.index for f in model.stream(frames, smoothing="hysteresis")]
         [0, 1, 2, 3, 4]
+        >>> frames = (np.full((48, 64, 3), i * 20, np.uint8) for i in range(3))
+        >>> [f.background.shape for f in model.stream(frames, smoothing="ema",
+        ...                                           background={"background": "#00FF00", "classes": ["sky"]})]
+        [(48, 64, 3), (48, 64, 3), (48, 64, 3)]
         """
         from ..frames.stream import stream
 
-        return stream(self, frames, smoothing=smoothing, overlay=overlay, queue=queue, workers=workers)
+        return stream(self, frames, smoothing=smoothing, overlay=overlay, background=background, queue=queue,
+                      workers=workers)
 
     def _stream_view(self, workers: int) -> "Segmenter":
         """The model `stream` runs with `workers` frames in flight (backends
