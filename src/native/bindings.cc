@@ -508,6 +508,27 @@ py::tuple BlurPlanPy(double radius) {
   return py::make_tuple(plan.factor, plan.offsets, std::vector<int>(plan.coeffs.begin(), plan.coeffs.end()));
 }
 
+void RefineMattePy(const py::array& matte, const py::array& guide, double radius, double eps, py::array& out) {
+  const ImageView g = AsImage(guide, "guide");
+  ptrdiff_t matte_stride;
+  const uint8_t* m = AsPlane(matte, "matte", g.height, g.width, &matte_stride);
+  if (!(std::isfinite(radius) && radius >= 1.0 && radius <= kMaxRefineRadius))
+    throw py::value_error("radius must be a number in [1, MAX_REFINE_RADIUS = " +
+                          std::to_string(static_cast<int>(kMaxRefineRadius)) + "], got " + std::to_string(radius));
+  if (!(eps >= kMinRefineEps && eps <= kMaxRefineEps))  // NaN fails too
+    throw py::value_error("eps must be a number in [1e-06, 100], got " + std::to_string(eps));
+  ptrdiff_t stride;
+  uint8_t* o = AsOutput(out, {guide.shape(0), guide.shape(1)}, py::dtype::of<uint8_t>(), &stride);
+  WithoutGil([&] { RefineMatte(m, matte_stride, g, radius, eps, o, stride); });
+}
+
+py::tuple RefinePlanPy(double radius) {
+  if (!(std::isfinite(radius) && radius >= 1.0 && radius <= kMaxRefineRadius))
+    throw py::value_error("radius must be a number in [1, MAX_REFINE_RADIUS]");
+  const RefinePlan plan = PlanRefine(radius);
+  return py::make_tuple(plan.factor, plan.radius);
+}
+
 void UpsampleMattePy(const py::array& planes, const std::string& reduce, py::array& out) {
   const Logits p = AsLogits(planes, "planes", 1 << 16);
   CheckRowSize(p.width, "planes");
@@ -584,6 +605,10 @@ PYBIND11_MODULE(_native, m) {
   m.def("blend", &BlendPy, py::arg("foreground"), py::arg("background"), py::arg("alpha"), py::arg("out"));
   m.def("blur", &BlurPy, py::arg("image"), py::arg("radius"), py::arg("out"));
   m.def("blur_plan", &BlurPlanPy, py::arg("radius"));
+  m.attr("MAX_REFINE_RADIUS") = kMaxRefineRadius;
+  m.def("refine_matte", &RefineMattePy, py::arg("matte"), py::arg("guide"), py::arg("radius"), py::arg("eps"),
+        py::arg("out"));
+  m.def("refine_plan", &RefinePlanPy, py::arg("radius"));
   m.def("upsample_matte", &UpsampleMattePy, py::arg("planes"), py::arg("reduce"), py::arg("out"));
   m.def("resample_axis", &ResampleAxisPy, py::arg("in_size"), py::arg("out_size"));
 }

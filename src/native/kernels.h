@@ -207,6 +207,29 @@ void Blur(const ImageView& image, double radius, uint8_t* out, ptrdiff_t out_str
 void UpsampleMatte(const Logits& planes, bool max_reduce, uint8_t* out, int64_t out_width, int64_t out_height,
                    ptrdiff_t out_stride);
 
+// refine_matte (refine.cc): the factor s the photo is reduced by and the
+// small window's radius r for a radius in photo pixels (reference_refine.
+// refine_plan): s = floor(radius / kRefineStep) in 1..kMaxRefineFactor
+// (block sums of s^2 bytes stay under 2^24), r = max(1, round(radius / s)).
+struct RefinePlan {
+  int factor, radius;
+};
+constexpr double kRefineStep = 4;
+constexpr int kMaxRefineFactor = 256;
+constexpr double kMaxRefineRadius = 1024;  // MAX_REFINE_RADIUS
+constexpr double kMinRefineEps = 1e-6, kMaxRefineEps = 100;
+RefinePlan PlanRefine(double radius);
+
+// out (the guide's height x width uint8) = the matte (same size, rows
+// packed) refined by a guided filter with the guide's luma (BT.601,
+// LumaRowFn) as the guide, computed on block means of PlanRefine(radius)
+// and enlarged bilinearly (upsample_argmax's grid): the exact arithmetic
+// is reference_refine.refine_matte's. 1 <= radius <= kMaxRefineRadius,
+// kMinRefineEps <= eps <= kMaxRefineEps ((0..1)^2 units). out may be the
+// matte (read whole before out is written).
+void RefineMatte(const uint8_t* matte, ptrdiff_t matte_stride, const ImageView& guide, double radius, double eps,
+                 uint8_t* out, ptrdiff_t out_stride);
+
 // The two source rows a bilinear enlargement reads for an output row,
 // each made once (by `make(source_row, buffer)`) and kept while the next
 // output rows use it: a band of output rows makes each source row it

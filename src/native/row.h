@@ -231,6 +231,25 @@ using MatteColumnsRowFn = void (*)(const int16_t* q, const int32_t* x0, const in
 // a, b in 0..kScoreOne << kLerpBits, so the value is exact in int32.
 using MatteRowsRowFn = void (*)(const int32_t* a, const int32_t* b, int w1, uint8_t* dst, int count);
 
+// refine_matte (refine.cc). The guide's luma (BT.601, integer):
+//   dst[x] = (77 R + 150 G + 29 B + 128) >> 8
+// of pixel x's first three bytes, for `channels` (3 or 4) bytes a pixel.
+using LumaRowFn = void (*)(const uint8_t* src, int channels, uint8_t* dst, int width);
+
+// refine_matte's full-resolution pass: the guided filter's coefficients
+// of two enlarged rows (a0, b0 and a1, b1: A with kRefineABits fractional
+// bits, |A| <= kRefineMaxA; b with kRefineMeanBits, |b| < 2^20)
+// interpolated with weight wy (0..kLerpOne) on the second, and applied to
+// the luma y:
+//   A = a0 + (((a1 - a0) * wy + 128) >> 8),  B likewise from b0, b1,
+//   dst[x] = clamp((A * y[x] + B * 2^8 + 2^11) >> 12, 0, 255)
+// (>> of a negative value floors). Every intermediate fits int32.
+constexpr int kRefineABits = 12;
+constexpr int kRefineMeanBits = 4;
+constexpr int32_t kRefineMaxA = 1 << 19;
+using RefineApplyRowFn = void (*)(const uint8_t* y, const int32_t* a0, const int32_t* a1, const int32_t* b0,
+                                  const int32_t* b1, int wy, uint8_t* dst, int width);
+
 template <typename T>
 struct LabelRowFunctions {
   RenderMaskRowFn<T> render_mask;
@@ -265,6 +284,8 @@ struct RowFunctions {
   LerpRowsRowFn lerp_rows;
   MatteColumnsRowFn matte_columns;
   MatteRowsRowFn matte_rows;
+  LumaRowFn luma;
+  RefineApplyRowFn refine_apply;
 
   template <typename T>
   const LabelRowFunctions<T>& labels() const;
@@ -345,6 +366,9 @@ void LerpColumnsRow_C(const int16_t* src, int channels, const int32_t* x0, const
 void LerpRowsRow_C(const uint8_t* a, const uint8_t* b, int w6, uint8_t* dst, int count);
 void MatteColumnsRow_C(const int16_t* q, const int32_t* x0, const int16_t* w1, int32_t* dst, int width);
 void MatteRowsRow_C(const int32_t* a, const int32_t* b, int w1, uint8_t* dst, int count);
+void LumaRow_C(const uint8_t* src, int channels, uint8_t* dst, int width);
+void RefineApplyRow_C(const uint8_t* y, const int32_t* a0, const int32_t* a1, const int32_t* b0, const int32_t* b1,
+                      int wy, uint8_t* dst, int width);
 
 #if CORESEG_ARCH_X86_64
 // The SSE4.1 rows the AVX2 table shares (wider registers do not help them).
@@ -355,6 +379,7 @@ void DeinterleaveRow_SSE41(const int16_t* src, int channels, int16_t* planes,
 void BlockMeanRow_SSE41(const uint16_t* sums, int channels, int block, float scale, int16_t* dst, int width);
 void LerpColumnsRow_SSE41(const int16_t* src, int channels, const int32_t* x0, const int16_t* wq, uint8_t* dst,
                           int width);
+void LumaRow_SSE41(const uint8_t* src, int channels, uint8_t* dst, int width);
 // blend_images' pshufb masks (SSE4.1 and AVX2): lo[3][16] then hi[3][16],
 // the pairs of each 16-byte chunk of a step of 16 pixels (row_sse41.cc).
 const uint8_t* BlendMaskBytes(int channels);
@@ -553,6 +578,18 @@ inline uint8_t LerpColumnsByte(int16_t a, int16_t b, int wq) {
 inline uint8_t MatteAlpha(uint32_t v) {
   const uint32_t m = 255 * (v >> 16) + ((255 * (v & 0xFFFFu) + (uint32_t{kScoreOne} << 15)) >> 16);
   return static_cast<uint8_t>((m + (m >> 15) + 1) >> 15);
+}
+
+// One byte of LumaRowFn.
+inline uint8_t LumaByte(uint32_t r, uint32_t g, uint32_t b) {
+  return static_cast<uint8_t>((77 * r + 150 * g + 29 * b + 128) >> 8);
+}
+
+// One byte of RefineApplyRowFn, shared by the C row and the SIMD tails.
+inline uint8_t RefineApplyByte(uint8_t y, int32_t a0, int32_t a1, int32_t b0, int32_t b1, int wy) {
+  const int32_t a = a0 + (((a1 - a0) * wy + 128) >> 8), b = b0 + (((b1 - b0) * wy + 128) >> 8);
+  const int32_t v = (a * y + b * 256 + 2048) >> 12;
+  return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
 }
 
 }  // namespace coreseg

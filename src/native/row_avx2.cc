@@ -588,6 +588,67 @@ void MatteRowsRow_AVX2(const int32_t* a, const int32_t* b, int w1, uint8_t* dst,
   MatteRowsRow_C(a + i, b + i, w1, dst + i, count - i);
 }
 
+// LumaRow_SSE41's shuffles and sums on 8 pixels a step, two loads of 4
+// pixels in the two lanes (phaddd keeps each lane's order), 16 a loop.
+void LumaRow_AVX2(const uint8_t* src, int channels, uint8_t* dst, int width) {
+  const bool rgba = channels == 4;
+  const __m256i m01 = rgba ? _mm256_setr_epi8(0, -1, 1, -1, 2, -1, -1, -1, 4, -1, 5, -1, 6, -1, -1, -1, 0, -1, 1, -1, 2,
+                                              -1, -1, -1, 4, -1, 5, -1, 6, -1, -1, -1)
+                           : _mm256_setr_epi8(0, -1, 1, -1, 2, -1, -1, -1, 3, -1, 4, -1, 5, -1, -1, -1, 0, -1, 1, -1, 2,
+                                              -1, -1, -1, 3, -1, 4, -1, 5, -1, -1, -1);
+  const __m256i m23 = rgba ? _mm256_setr_epi8(8, -1, 9, -1, 10, -1, -1, -1, 12, -1, 13, -1, 14, -1, -1, -1, 8, -1, 9,
+                                              -1, 10, -1, -1, -1, 12, -1, 13, -1, 14, -1, -1, -1)
+                           : _mm256_setr_epi8(6, -1, 7, -1, 8, -1, -1, -1, 9, -1, 10, -1, 11, -1, -1, -1, 6, -1, 7, -1,
+                                              8, -1, -1, -1, 9, -1, 10, -1, 11, -1, -1, -1);
+  const __m256i k = _mm256_setr_epi16(77, 150, 29, 0, 77, 150, 29, 0, 77, 150, 29, 0, 77, 150, 29, 0);
+  const __m256i half = _mm256_set1_epi32(128);
+  const auto eight = [&](const uint8_t* p) {  // pixels p[0..8), as 8 int32 in order
+    const __m256i v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 4 * channels)), 1);
+    const __m256i sum = _mm256_hadd_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(v, m01), k),
+                                          _mm256_madd_epi16(_mm256_shuffle_epi8(v, m23), k));
+    const __m256i y = _mm256_srli_epi32(_mm256_add_epi32(sum, half), 8);
+    return _mm_packs_epi32(_mm256_castsi256_si128(y), _mm256_extracti128_si256(y, 1));
+  };
+  int x = 0;
+  // The last load of a step reads 16 bytes from pixel x + 12.
+  for (; (x + 12) * channels + 16 <= width * channels && x + 16 <= width; x += 16)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + x),
+                     _mm_packus_epi16(eight(src + x * channels), eight(src + (x + 8) * channels)));
+  LumaRow_SSE41(src + static_cast<ptrdiff_t>(x) * channels, channels, dst + x, width - x);
+}
+
+// Eight values of RefineApplyRowFn as int32 (before the clamp).
+inline __m256i RefineApply8(const uint8_t* y, const int32_t* a0, const int32_t* a1, const int32_t* b0,
+                            const int32_t* b1, __m256i wy) {
+  const __m256i half = _mm256_set1_epi32(128);
+  const auto lerp = [&](const int32_t* p, const int32_t* q) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    const __m256i d = _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)), a);
+    return _mm256_add_epi32(a, _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(d, wy), half), 8));
+  };
+  const __m256i luma = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(y)));
+  const __m256i v = _mm256_add_epi32(_mm256_mullo_epi32(lerp(a0, a1), luma), _mm256_slli_epi32(lerp(b0, b1), 8));
+  return _mm256_srai_epi32(_mm256_add_epi32(v, _mm256_set1_epi32(2048)), 12);
+}
+
+void RefineApplyRow_AVX2(const uint8_t* y, const int32_t* a0, const int32_t* a1, const int32_t* b0,
+                         const int32_t* b1, int wy, uint8_t* dst, int width) {
+  const __m256i w = _mm256_set1_epi32(wy);
+  int x = 0;
+  for (; x + 16 <= width; x += 16) {
+    // packs then packus clamp to 0..255, per lane: the dwords (4 bytes
+    // each) come out 0 2 . . | 1 3 . ., which one permute puts in order.
+    const __m256i words = _mm256_packs_epi32(RefineApply8(y + x, a0 + x, a1 + x, b0 + x, b1 + x, w),
+                                             RefineApply8(y + x + 8, a0 + x + 8, a1 + x + 8, b0 + x + 8, b1 + x + 8, w));
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words),
+                                                      _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + x), _mm256_castsi256_si128(bytes));
+  }
+  RefineApplyRow_C(y + x, a0 + x, a1 + x, b0 + x, b1 + x, wy, dst + x, width - x);
+}
+
 }  // namespace
 
 const RowFunctions kRowsAVX2 = {
@@ -618,6 +679,8 @@ const RowFunctions kRowsAVX2 = {
     LerpRowsRow_AVX2,
     MatteColumnsRow_C,
     MatteRowsRow_AVX2,
+    LumaRow_AVX2,
+    RefineApplyRow_AVX2,
 };
 
 }  // namespace coreseg

@@ -265,6 +265,15 @@ void MatteRowsRow_C(const int32_t* a, const int32_t* b, int w1, uint8_t* dst, in
     dst[i] = MatteAlpha(static_cast<uint32_t>(a[i] * kLerpOne + (b[i] - a[i]) * w1));
 }
 
+void LumaRow_C(const uint8_t* src, int channels, uint8_t* dst, int width) {
+  for (int x = 0; x < width; ++x, src += channels) dst[x] = LumaByte(src[0], src[1], src[2]);
+}
+
+void RefineApplyRow_C(const uint8_t* y, const int32_t* a0, const int32_t* a1, const int32_t* b0, const int32_t* b1,
+                      int wy, uint8_t* dst, int width) {
+  for (int x = 0; x < width; ++x) dst[x] = RefineApplyByte(y[x], a0[x], a1[x], b0[x], b1[x], wy);
+}
+
 const RowFunctions kRowsC = {
     "scalar",
     {RenderMaskRow_C<uint8_t>, ColorizeRow_C<uint8_t>, ResizeLabelsRow_C<uint8_t>},
@@ -293,6 +302,8 @@ const RowFunctions kRowsC = {
     LerpRowsRow_C,
     MatteColumnsRow_C,
     MatteRowsRow_C,
+    LumaRow_C,
+    RefineApplyRow_C,
 };
 
 }  // namespace coreseg

@@ -655,6 +655,65 @@ void DeinterleaveRow_SSE41(const int16_t* src, int channels, int16_t* planes,
   DeinterleaveRow_C(src + x * channels, channels, planes + x, plane_stride, width - x);
 }
 
+// Outside the anonymous namespace: the AVX2 table finishes its rows with
+// it. A 16-byte load holds 4 pixels (RGBA, or RGB with 4 bytes to spare);
+// each pair becomes the words (R, G, B, 0), and pmaddwd by (77, 150, 29,
+// 0) then phaddd give each pixel's sum.
+void LumaRow_SSE41(const uint8_t* src, int channels, uint8_t* dst, int width) {
+  const bool rgba = channels == 4;
+  const __m128i m01 = rgba ? _mm_setr_epi8(0, -1, 1, -1, 2, -1, -1, -1, 4, -1, 5, -1, 6, -1, -1, -1)
+                           : _mm_setr_epi8(0, -1, 1, -1, 2, -1, -1, -1, 3, -1, 4, -1, 5, -1, -1, -1);
+  const __m128i m23 = rgba ? _mm_setr_epi8(8, -1, 9, -1, 10, -1, -1, -1, 12, -1, 13, -1, 14, -1, -1, -1)
+                           : _mm_setr_epi8(6, -1, 7, -1, 8, -1, -1, -1, 9, -1, 10, -1, 11, -1, -1, -1);
+  const __m128i k = _mm_setr_epi16(77, 150, 29, 0, 77, 150, 29, 0), half = _mm_set1_epi32(128);
+  const auto four = [&](const uint8_t* p) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i sum = _mm_hadd_epi32(_mm_madd_epi16(_mm_shuffle_epi8(v, m01), k),
+                                       _mm_madd_epi16(_mm_shuffle_epi8(v, m23), k));
+    return _mm_srli_epi32(_mm_add_epi32(sum, half), 8);
+  };
+  int x = 0;
+  // The second load of a step reads 16 bytes from pixel x + 4.
+  for (; (x + 4) * channels + 16 <= width * channels && x + 8 <= width; x += 8) {
+    const __m128i words = _mm_packs_epi32(four(src + x * channels), four(src + (x + 4) * channels));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + x), _mm_packus_epi16(words, words));
+  }
+  LumaRow_C(src + static_cast<ptrdiff_t>(x) * channels, channels, dst + x, width - x);
+}
+
+namespace {
+
+// Four values of RefineApplyRowFn as int32 (before the clamp).
+inline __m128i RefineApply4(const uint8_t* y, const int32_t* a0, const int32_t* a1, const int32_t* b0,
+                            const int32_t* b1, __m128i wy) {
+  const __m128i half = _mm_set1_epi32(128);
+  const auto lerp = [&](const int32_t* p, const int32_t* q) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i d = _mm_sub_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), a);
+    return _mm_add_epi32(a, _mm_srai_epi32(_mm_add_epi32(_mm_mullo_epi32(d, wy), half), 8));
+  };
+  int32_t bytes;
+  std::memcpy(&bytes, y, 4);
+  const __m128i v = _mm_add_epi32(_mm_mullo_epi32(lerp(a0, a1), _mm_cvtepu8_epi32(_mm_cvtsi32_si128(bytes))),
+                                  _mm_slli_epi32(lerp(b0, b1), 8));  // b * 256, as bits
+  return _mm_srai_epi32(_mm_add_epi32(v, _mm_set1_epi32(2048)), 12);
+}
+
+void RefineApplyRow_SSE41(const uint8_t* y, const int32_t* a0, const int32_t* a1, const int32_t* b0,
+                          const int32_t* b1, int wy, uint8_t* dst, int width) {
+  const __m128i w = _mm_set1_epi32(wy);
+  int x = 0;
+  for (; x + 8 <= width; x += 8) {
+    // packs then packus: the clamp to 0..255.
+    const __m128i words = _mm_packs_epi32(RefineApply4(y + x, a0 + x, a1 + x, b0 + x, b1 + x, w),
+                                          RefineApply4(y + x + 4, a0 + x + 4, a1 + x + 4, b0 + x + 4, b1 + x + 4, w));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + x), _mm_packus_epi16(words, words));
+  }
+  RefineApplyRow_C(y + x, a0 + x, a1 + x, b0 + x, b1 + x, wy, dst + x, width - x);
+}
+
+}  // namespace
+
 const RowFunctions kRowsSSE41 = {
     "sse41",
     {RenderMaskRow_SSE41<uint8_t>, ColorizeRow_SSE41<uint8_t>,
@@ -685,6 +744,8 @@ const RowFunctions kRowsSSE41 = {
     LerpRowsRow_SSE41,
     MatteColumnsRow_C,
     MatteRowsRow_SSE41,
+    LumaRow_SSE41,
+    RefineApplyRow_SSE41,
 };
 
 }  // namespace coreseg

@@ -673,6 +673,58 @@ void TestMatteScalar() {
         "scalar", "matte_columns", 5);
 }
 
+void TestRefineRows(const RowFunctions& simd) {
+  for (int width : Widths()) {
+    for (int channels : {3, 4}) {
+      for (int offset = 0; offset < 2; ++offset) {
+        // Exactly the row's bytes (the sanitizers catch a read past it).
+        std::vector<uint8_t> src(static_cast<size_t>(width) * channels + offset);
+        for (uint8_t& v : src) v = static_cast<uint8_t>(rng() % 5 == 0 ? 255 * (rng() % 2) : rng());
+        const uint8_t* px = src.data() + offset;
+        std::vector<uint8_t> a(width + 1, 7), b(width + 1, 7);
+        LumaRow_C(px, channels, a.data(), width);
+        bool exact = a[width] == 7;
+        for (int x = 0; x < width; ++x) {
+          const uint8_t* p = px + x * channels;
+          exact = exact && a[x] == static_cast<int>(std::floor((77 * p[0] + 150 * p[1] + 29 * p[2]) / 256.0 + 0.5));
+        }
+        Check(exact, "scalar", "luma_is_definition", width, channels);
+        simd.luma(px, channels, b.data(), width);
+        Check(a == b, simd.name, "luma", width, channels * 10 + offset);
+      }
+    }
+    for (int wy : {0, 1, 100, 128, 255, 256}) {
+      // Coefficients over their whole range, and runs of a flat matte's
+      // (A = 0, b = 0 or 255 << 4) with a photo's slopes between.
+      std::vector<int32_t> a0(width + 1), a1(width + 1), b0(width + 1), b1(width + 1);
+      std::vector<uint8_t> y(width + 1);
+      for (int x = 0; x <= width; ++x) {
+        const uint32_t kind = rng() % 4;
+        const auto any_a = [] { return static_cast<int32_t>(rng() % (2 * kRefineMaxA + 1)) - kRefineMaxA; };
+        const auto any_b = [] { return static_cast<int32_t>(rng() % (1 << 21)) - (1 << 20) + 1; };
+        a0[x] = kind == 0 ? 0 : kind == 1 ? any_a() : static_cast<int32_t>(rng() % 8192) - 4096;
+        a1[x] = rng() % 3 == 0 ? a0[x] : kind == 1 ? any_a() : static_cast<int32_t>(rng() % 8192) - 4096;
+        b0[x] = kind == 0 ? (rng() % 2 ? 255 << 4 : 0) : kind == 1 ? any_b() : static_cast<int32_t>(rng() % 8000) - 2000;
+        b1[x] = rng() % 3 == 0 ? b0[x] : kind == 1 ? any_b() : static_cast<int32_t>(rng() % 8000) - 2000;
+        y[x] = static_cast<uint8_t>(rng());
+      }
+      std::vector<uint8_t> a(width + 1, 7), b(width + 1, 7);
+      RefineApplyRow_C(y.data() + 1, a0.data() + 1, a1.data() + 1, b0.data() + 1, b1.data() + 1, wy, a.data(), width);
+      bool exact = a[width] == 7;
+      for (int x = 0; x < width; ++x) {
+        const int64_t fa = int64_t{a0[1 + x]} * 256 + int64_t{a1[1 + x] - a0[1 + x]} * wy + 128;
+        const int64_t fb = int64_t{b0[1 + x]} * 256 + int64_t{b1[1 + x] - b0[1 + x]} * wy + 128;
+        const auto floor_div = [](int64_t n, int64_t d) { return n / d - (n % d != 0 && n < 0 ? 1 : 0); };
+        const int64_t v = floor_div(floor_div(fa, 256) * y[1 + x] + floor_div(fb, 256) * 256 + 2048, 4096);
+        exact = exact && a[x] == std::clamp<int64_t>(v, 0, 255);
+      }
+      Check(exact, "scalar", "refine_apply_is_definition", width, wy);
+      simd.refine_apply(y.data() + 1, a0.data() + 1, a1.data() + 1, b0.data() + 1, b1.data() + 1, wy, b.data(), width);
+      Check(a == b, simd.name, "refine_apply", width, wy);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace coreseg
 
@@ -707,6 +759,7 @@ int main() {
     TestBlendImages(simd);
     TestBlurRows(simd);
     TestMatteRows(simd);
+    TestRefineRows(simd);
     std::printf("%s: %s\n", b.c_str(), failed == before ? "all rows match C" : "MISMATCH");
   }
   std::printf("%d passed, %d failed\n", passed, failed);

@@ -6,7 +6,8 @@ One module per native source: label_maps (render_mask, colorize,
 resize_labels, composite), resampling (resize_image), scores (argmax,
 upsample_argmax), counting (decode_colors, confusion_matrix,
 class_histogram), temporal (ema_update, hysteresis_update), effects (blend,
-blur, upsample_matte: effects.cc, matte.cc), threads.
+blur, upsample_matte: effects.cc, matte.cc), refine (refine_matte:
+refine.cc), threads.
 
 Each function normalises and checks its arguments (_args.py for scalars,
 _arrays.py for arrays, shared with `reference`), then runs the C++ kernel
@@ -24,7 +25,7 @@ Limits, refused with a ValueError that names them: every side of every
 array at most MAX_SIDE (2**24) elements; resize_image shrinks an axis at
 most MAX_DOWNSCALE (2048) times in one pass; confusion_matrix counts at
 most 16384 classes; blur's radius is at most MAX_BLUR_RADIUS (1024)
-pixels; upsample_argmax and upsample_matte take at most 65536 planes; at
+pixels, refine_matte's MAX_REFINE_RADIUS (1024); upsample_argmax and upsample_matte take at most 65536 planes; at
 most MAX_THREADS (256) threads. A result larger than the machine's memory
 is a MemoryError before anything is allocated.
 """
@@ -35,6 +36,7 @@ from ._args import MAX_DOWNSCALE
 from ._arrays import MAX_SIDE
 from .counting import class_histogram, confusion_matrix, decode_colors
 from .effects import MAX_BLUR_RADIUS, blend, blur, upsample_matte
+from .refine import MAX_REFINE_RADIUS, refine_matte
 from .label_maps import colorize, composite, render_mask, resize_labels
 from .resampling import resize_image
 from .scores import argmax, upsample_argmax
@@ -58,11 +60,13 @@ __all__ = [
     "blend",
     "blur",
     "upsample_matte",
+    "refine_matte",
     "simd_backend",
     "set_num_threads",
     "get_num_threads",
     "MAX_SIDE",
     "MAX_DOWNSCALE",
     "MAX_BLUR_RADIUS",
+    "MAX_REFINE_RADIUS",
     "MAX_THREADS",
 ]

@@ -38,6 +38,14 @@ MAX_BLUR_RADIUS = 1024
 #: How upsample_matte combines its planes per pixel.
 MATTE_REDUCTIONS = ("sum", "max")
 
+#: refine_matte's limits: its radius (pixels of the photo; beyond 1024 the
+#: reduction would pass 256x, whose block sums no longer fit its fixed
+#: point) and eps (in (0..1)^2 units, as in He et al.: below 1e-6 the
+#: slope A of a near-flat window passes what the fixed point holds, and
+#: above 100 the result no longer changes).
+MAX_REFINE_RADIUS = 1024
+REFINE_EPS_RANGE = (1e-6, 100.0)
+
 INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
@@ -203,6 +211,27 @@ def blur_radius(radius) -> float:
     value = float(radius)
     if not 0.0 < value <= MAX_BLUR_RADIUS:  # NaN fails too
         raise ValueError(f"radius must be a number in (0, MAX_BLUR_RADIUS = {MAX_BLUR_RADIUS}], got {value}")
+    return value
+
+
+def refine_radius(radius) -> float:
+    """refine_matte's radius in pixels: a number in [1, MAX_REFINE_RADIUS]."""
+    if type(radius) is not float and (isinstance(radius, bool) or not isinstance(radius, numbers.Real)):
+        raise TypeError(f"radius must be a number of pixels, got {radius!r}")
+    value = float(radius)
+    if not 1.0 <= value <= MAX_REFINE_RADIUS:  # NaN fails too
+        raise ValueError(f"radius must be a number in [1, MAX_REFINE_RADIUS = {MAX_REFINE_RADIUS}], got {value}")
+    return value
+
+
+def refine_eps(eps) -> float:
+    """refine_matte's eps: a number in [1e-6, 100] ((0..1)^2 units)."""
+    if type(eps) is not float and (isinstance(eps, bool) or not isinstance(eps, numbers.Real)):
+        raise TypeError(f"eps must be a number, got {eps!r}")
+    value = float(eps)
+    low, high = REFINE_EPS_RANGE
+    if not low <= value <= high:  # NaN fails too
+        raise ValueError(f"eps must be a number in [{low:g}, {high:g}] (a variance of 0..1 values), got {value}")
     return value
 
 

@@ -254,7 +254,7 @@ def state_array(state, shape, dtype, inputs=()) -> np.ndarray:
     return state
 
 
-def alpha_array(alpha, shape, name: str = "alpha") -> np.ndarray:
+def alpha_array(alpha, shape, name: str = "alpha", of: str = "foreground") -> np.ndarray:
     """An (h, w) uint8 plane of exactly `shape` with packed rows (copied
     once when they are not, e.g. alpha[:, ::2] or a transposed view)."""
     a = _as_array(alpha, name)
@@ -263,7 +263,7 @@ def alpha_array(alpha, shape, name: str = "alpha") -> np.ndarray:
     if a.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {a.shape}")
     if a.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)} (the foreground's height and width), got {a.shape}")
+        raise ValueError(f"{name} must have shape {tuple(shape)} (the {of}'s height and width), got {a.shape}")
     check_sides(a, name)
     if a.size and a.shape[1] > 1 and a.strides[1] != 1:
         a = np.ascontiguousarray(a)
