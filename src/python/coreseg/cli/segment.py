@@ -3,9 +3,10 @@
 Inputs are files, folders (their images; `--recursive` for subfolders)
 and globs. For each image STEM it writes STEM.overlay.{png,jpg,webp} (with
 a legend unless --no-legend), STEM.labels.png (16-bit class map at the
-image's resolution) and STEM.areas.json (only that with --areas-only).
-Two images are in flight at once (coreseg.pipeline), so one is decoded and
-encoded while the model runs the other. Videos: see segment_video.
+image's resolution) and STEM.areas.json (only that with --areas-only);
+with --background, STEM.background.{jpg,png,...} besides. Two images are in
+flight at once (coreseg.pipeline), so one is decoded and encoded while the
+model runs the other. Videos: see segment_video.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def cmd_segment(args) -> int:
     from ..files.safe_io import refuse_existing
     from ..scaleout.workers import ITEM_ERRORS, WorkerDied
 
-    from .segment_video import check_smoothing, segment_videos, video_outputs
+    from .segment_video import check_smoothing, check_video_background, segment_videos, video_outputs
 
     check_jobs(args)
     inputs = expand_inputs(args.images, args.recursive)
@@ -80,10 +81,12 @@ def cmd_segment(args) -> int:
     if args.areas_only and (exports or args.label or args.background):
         raise ValueError("--areas-only writes class areas alone: it cannot be combined with --export, --label "
                          "or --background")
+    if args.legend and args.no_legend:
+        raise ValueError("--legend (on video overlays) and --no-legend (off photos) contradict each other")
     if args.background is not None:
         parse_background(args.background)  # a clear error before any work
         if videos:
-            raise ValueError("--background is for photos so far; a video gets STEM.overlay.mp4 and STEM.areas.csv")
+            check_video_background(args.background)
         for name in args.keep or []:
             model.label_index(name)  # KeyError listing the valid labels, and the closest
     elif args.keep:
@@ -111,7 +114,7 @@ def cmd_segment(args) -> int:
         color = parse_color(args.color)
     color = highlight_color(classes, color)  # for videos too
     check_label_count(model.labels)
-    outputs += [f for v in videos for f in video_outputs(out, v)]
+    outputs += [f for v in videos for f in video_outputs(out, v, args.background)]
     refuse_existing(outputs, args.force)  # symlinks too, dangling ones included
     bad = {}
     for p in images:  # every input checked before anything is written
@@ -126,7 +129,8 @@ def cmd_segment(args) -> int:
     settings = OutputSettings(out, opacity=args.opacity, outline=not args.no_outline, legend=not args.no_legend,
                               areas_only=args.areas_only, classes=classes, color=color,
                               smooth=model.has_scores and not args.blocky, exports=exports,
-                              background=args.background, keep=list(args.keep) if args.keep else None)
+                              background=args.background, keep=list(args.keep) if args.keep else None,
+                              blocky=args.blocky)
     todo = [p for p in images if p not in bad]
     results = {}
     outcomes = _segment_images(model, settings, [(p, fmt[p]) for p in todo], args)
@@ -204,7 +208,10 @@ def add_parser(sub, common) -> None:
                                    "(default: magenta for one class, the classes' own colours for several)")
     p.add_argument("--opacity", type=float, default=0.6, help="overlay opacity, 0..1 (default 0.6)")
     p.add_argument("--no-outline", action="store_true", help="do not draw class boundaries")
-    p.add_argument("--no-legend", action="store_true", help="do not draw the legend of classes found")
+    p.add_argument("--no-legend", action="store_true", help="photos: do not draw the legend of classes found")
+    p.add_argument("--legend", action="store_true",
+                   help="videos: draw each frame's legend on the overlay video (off by default: it changes "
+                        "from frame to frame); photos always have one unless --no-legend")
     p.add_argument("--areas-only", action="store_true",
                    help="write only STEM.areas.json (shares of each class, counted at the model's resolution); "
                         "JPEG photos are then decoded at reduced scale, several times faster")
@@ -219,9 +226,12 @@ def add_parser(sub, common) -> None:
                         "(STEM.polygons.json; needs OpenCV), or COCO annotations of every image "
                         "(annotations.json, RLE; needs pycocotools) (repeatable)")
     p.add_argument("--background", metavar="blur[:RADIUS]|#RRGGBB|IMAGE|transparent",
-                   help="also write STEM.background.jpg (or .png): the photo with its background blurred "
-                        "(RADIUS in pixels, default 1%% of the long side), a colour, a picture scaled to cover it, "
-                        "or made transparent (always an RGBA PNG); the foreground's edge is soft, from the scores")
+                   help="also write, beside the overlay, STEM.background.jpg (or .png) for a photo and "
+                        "STEM.background.mp4 for a video (the same frames, times and audio as its overlay): the "
+                        "background blurred (RADIUS in pixels, default 1%% of the long side), a colour, a picture "
+                        "scaled to cover it, or made transparent (photos only, an RGBA PNG: MP4 has no alpha); "
+                        "the foreground's edge is soft (from the scores, smoothed over time with --smoothing) "
+                        "unless --blocky")
     p.add_argument("--keep", action="append", metavar="CLASS",
                    help="with --background: the classes to keep (repeatable; default every class that is not "
                         "background)")

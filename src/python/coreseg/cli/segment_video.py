@@ -1,11 +1,15 @@
 """`coreseg segment` on video files: STEM.overlay.mp4 (the source's frames
 as a player shows them, display rotation applied, at the source's own
-timestamps, its audio copied or, where MP4 cannot hold it, re-encoded) and
-STEM.areas.csv (per frame: index, time in seconds, and the share of each
-class).
+timestamps, its audio copied or, where MP4 cannot hold it, re-encoded;
+with --legend, each frame's legend drawn on it) and STEM.areas.csv (per
+frame: index, time in seconds, and the share of each class). With
+--background, also STEM.background.mp4, as photos get STEM.background.jpg
+beside their overlay: the same frames, times and audio, the background
+blurred or replaced (the matte from the smoothed segmentation with
+--smoothing).
 
 Frames run through `Segmenter.stream` (several in flight, optional
-temporal smoothing); both files are written under temporary names and
+temporal smoothing); every file is written under a temporary name and
 renamed when complete, so Ctrl-C, SIGTERM or SIGHUP leave nothing
 half-written, and a later run removes what a killed one left under the
 overlay's temporary-name pattern. A video that ends before its container
@@ -27,8 +31,31 @@ from pathlib import Path
 from ._common import OUTLINE, progress_bar
 
 
-def video_outputs(out: Path, video: Path) -> tuple[Path, Path]:
-    return out / f"{video.stem}.overlay.mp4", out / f"{video.stem}.areas.csv"
+def video_outputs(out: Path, video: Path, background=None) -> tuple[Path, ...]:
+    """(overlay, areas) of one video, and its background video when
+    `background` (--background's text) is given."""
+    paths = (out / f"{video.stem}.overlay.mp4", out / f"{video.stem}.areas.csv")
+    return paths + ((out / f"{video.stem}.background.mp4",) if background is not None else ())
+
+
+def check_video_background(text: str) -> None:
+    """Refuse what a video file cannot hold: "transparent" needs alpha."""
+    if text == "transparent":
+        raise ValueError("--background transparent needs an alpha channel, which an MP4 video cannot hold: give "
+                         "videos a colour to key out instead (e.g. --background '#00FF00'), or take RGBA frames "
+                         "from Segmenter.stream(frames, background='transparent')")
+
+
+def background_options(args) -> dict | None:
+    """Segmenter.stream's `background` for --background and --keep: the
+    matte's edge soft unless --blocky, as photos get it."""
+    if args.background is None:
+        return None
+    from ..drawing.image_outputs import parse_background
+
+    back, radius = parse_background(args.background)
+    return {"background": back, "blur": radius, "classes": list(args.keep) if args.keep else None,
+            "smooth": not args.blocky}
 
 
 def overlay_options(model, args, classes, color) -> dict:
@@ -40,10 +67,7 @@ def overlay_options(model, args, classes, color) -> dict:
         options["smooth"] = False
     if classes is not None:
         ids = [model.label_index(c) for c in classes]
-        palette = model.palette()
-        if color is not None:
-            palette[ids] = color
-        options.update(classes=ids, palette=palette, outline=None)
+        options.update(classes=ids, color=color, outline=None)
     return options
 
 
@@ -102,41 +126,63 @@ def _time_base(reader):
     return tb if tb is not None and 0 < tb <= 1 and tb.denominator <= 10_000_000 else None
 
 
-def segment_video(model, video: Path, out: Path, args, options) -> dict:
-    """One video to its two files; returns its report entry."""
-    from ..files.safe_io import write_text
-    from ..frames.video import VideoReader, VideoWriter
+def _writer(path: Path, reader, audio):
+    """A VideoWriter of `reader`'s size, rate and timestamps; its warnings
+    (audio it cannot hold) printed one line each."""
+    from ..frames.video import VideoWriter
 
-    overlay_path, csv_path = video_outputs(out, video)
-    remove_stale_parts(overlay_path)
+    with warnings.catch_warnings(record=True) as said:  # the writer's, on this thread: one line each below
+        warnings.simplefilter("always")
+        writer = VideoWriter(path, reader.rate, reader.size, audio_from=audio, time_base=_time_base(reader))
+    for w in said:
+        print(f"coreseg segment: warning: {w.message}", file=sys.stderr)
+    return writer
+
+
+def segment_video(model, video: Path, out: Path, args, options, background=None) -> dict:
+    """One video to its files (`video_outputs`); returns its report entry.
+    `background`: Segmenter.stream's, for STEM.background.mp4."""
+    from ..drawing.legend import draw_legend
+    from ..files.safe_io import write_text
+    from ..frames.video import VideoReader
+
+    paths = video_outputs(out, video, None if background is None else args.background)
+    overlay_path, csv_path, videos = paths[0], paths[1], [paths[0]] + list(paths[2:])
+    for path in videos:
+        remove_stale_parts(path)
+    legend = getattr(args, "legend", False)
     rows, name = [], str
-    with VideoReader(video, warn=False) as reader:
+    with VideoReader(video, warn=False) as reader, contextlib.ExitStack() as files:
         audio = video if reader.has_audio else None
-        with warnings.catch_warnings(record=True) as said:  # the writer's, on this thread: one line each below
-            warnings.simplefilter("always")
-            writer = VideoWriter(overlay_path, reader.rate, reader.size, audio_from=audio,
-                                 time_base=_time_base(reader))
-        for w in said:
-            print(f"coreseg segment: warning: {w.message}", file=sys.stderr)
-        with writer:
-            frames = model.stream(reader, smoothing=args.smoothing, overlay=options)
-            shown = frames if args.json else progress_bar(frames, args, reader.frame_count, "frame", video.name)
-            try:
-                for frame in shown:
-                    writer.write(frame.overlay, frame.time)
-                    rows.append((frame.index, frame.time, frame.segmentation.areas()))
-                    name = frame.segmentation.name  # every frame's: the model's labels
-            finally:
-                frames.close()
-                if shown is not frames and hasattr(shown, "close"):
-                    shown.close()  # the progress bar's line ends before a warning
+        # Entered in turn: an error opening the second aborts the first (nothing is left under either name).
+        writers = [files.enter_context(_writer(path, reader, audio)) for path in videos]
+        frames = model.stream(reader, smoothing=args.smoothing, overlay=options, background=background)
+        shown = frames if args.json else progress_bar(frames, args, reader.frame_count, "frame", video.name)
+        try:
+            for frame in shown:
+                seg = frame.segmentation
+                if legend:  # this frame's classes, drawn as photos draw theirs
+                    draw_legend(frame.overlay, seg, classes=options.get("classes"), color=options.get("color"))
+                writers[0].write(frame.overlay, frame.time)
+                if background is not None:
+                    writers[1].write(frame.background, frame.time)
+                rows.append((frame.index, frame.time, seg.areas()))
+                name = seg.name  # every frame's: the model's labels
+        finally:
+            frames.close()
+            if shown is not frames and hasattr(shown, "close"):
+                shown.close()  # the progress bar's line ends before a warning
     if reader.incomplete:
         n = len(rows)
-        print(f"coreseg segment: warning: {video}: {reader.incomplete}; {overlay_path.name} has the "
+        print(f"coreseg segment: warning: {video}: {reader.incomplete}; "
+              f"{' and '.join(p.name for p in videos)} {'have' if len(videos) > 1 else 'has'} the "
               f"{n} frame{'s' if n != 1 else ''} read", file=sys.stderr)
     write_text(csv_path, areas_csv(rows, name))
-    return {"video": str(video), "overlay": str(overlay_path), "areas": str(csv_path), "frames": len(rows),
-            "fps": reader.fps, "incomplete": reader.incomplete, "audio": writer.audio}
+    entry = {"video": str(video), "overlay": str(overlay_path), "areas": str(csv_path), "frames": len(rows),
+             "fps": reader.fps, "incomplete": reader.incomplete, "audio": writers[0].audio}
+    if background is not None:
+        entry["background"] = str(videos[1])
+    return entry
 
 
 def segment_videos(model, videos, out: Path, args, classes, color, bad: dict) -> list[dict]:
@@ -146,10 +192,11 @@ def segment_videos(model, videos, out: Path, args, classes, color, bad: dict) ->
     from ..scaleout.workers import ITEM_ERRORS
 
     options = overlay_options(model, args, classes, color)
+    background = background_options(args)
     report = []
     for video in videos:
         try:
-            report.append(segment_video(model, video, out, args, options))
+            report.append(segment_video(model, video, out, args, options, background))
         except FrameError as e:
             error = e.__cause__
             if not args.keep_going or not isinstance(error, (OSError, ValueError, RuntimeError)):

@@ -52,6 +52,17 @@ class OutputSettings:
     smooth : bool
         Smooth class edges from the model's scores.
     exports : set of {"masks", "polygons", "coco"}
+    background : str, optional
+        `--background`'s text (`parse_background`): also write
+        STEM.background.*.
+    keep : list of str, optional
+        The background's foreground classes (default: every class that is
+        not background).
+    blocky : bool
+        The background's matte from the model's decision, enlarged by
+        nearest neighbour (`Segmentation.matte(smooth=False)`), instead of
+        the soft edge `replace_background` gives by default (from the
+        scores, or a class map feathered).
     """
 
     out: Path
@@ -65,6 +76,7 @@ class OutputSettings:
     exports: set = field(default_factory=set)
     background: str | None = None
     keep: list | None = None
+    blocky: bool = False
 
 
 def parse_background(text: str):
@@ -242,14 +254,11 @@ class ImageOutputs:
         outline = OUTLINE if s.outline else None
         if s.classes is None:
             overlay = seg.overlay(image, s.opacity, outline, smooth=s.smooth, labels=full)
-            entries = seg.legend()
-            palette = seg.palette
         else:
             ids, palette = highlight(seg, s.classes, highlight_color(s.classes, s.color))
             overlay = kernels.composite(image, highlight_map(full, ids), palette, s.opacity, outline)
-            entries = [(k, seg.name(i), shares.get(i, 0.0)) for k, i in enumerate(ids, 1)]
-        if s.legend:
-            draw_legend(overlay, entries, palette)
+        if s.legend:  # the public draw_legend, as notebooks and video overlays (--legend) draw it
+            draw_legend(overlay, seg, classes=s.classes, color=s.color)
         # Each output is complete or absent (written under a temporary name, then renamed).
         write_image(overlay_path, overlay, fmt)
         write_png(labels_path, label_png(full))
@@ -260,7 +269,7 @@ class ImageOutputs:
         if s.background is not None:
             back, radius = parse_background(s.background)
             path = background_path(s.out, p, s.background, fmt)
-            changed = seg.replace_background(image, back, classes=s.keep, blur=radius, smooth=s.smooth)
+            changed = seg.replace_background(image, back, classes=s.keep, blur=radius, smooth=not s.blocky)
             write_image(path, changed, "png" if s.background == "transparent" else fmt)
             entry["background"] = str(path)
         return entry, annotated

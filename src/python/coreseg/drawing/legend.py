@@ -1,5 +1,7 @@
 """A legend drawn onto an overlay, in place: colour swatch, class name and
 share of pixels for every class present, largest first (Pillow).
+`draw_legend` is the one the command line (photos, and videos with
+--legend), Jupyter previews and notebooks share.
 
 The panel sits in the top-left corner and is scaled to the image (its text
 is about 1/40 of the image's shorter side, never under 12 px), so it reads
@@ -11,6 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..files.images import pillow
+from ..kernels import _args, _arrays
+from .highlight import highlight_color, highlight_palette
+
+__all__ = ["draw_legend", "legend_entries", "MAX_ENTRIES"]
 
 #: Most classes listed; the rest are summed in one "(N more)" line.
 MAX_ENTRIES = 12
@@ -30,21 +36,100 @@ def legend_size(image_shape) -> int:
     return max(12, round(min(image_shape[0], image_shape[1]) / 40))
 
 
-def draw_legend(overlay: np.ndarray, entries, palette: np.ndarray) -> np.ndarray:
-    """Draw a legend onto `overlay` and return it.
+def legend_entries(segmentation, palette=None, classes=None, color=None):
+    """(entries, palette) a legend of `segmentation` lists, as
+    `draw_legend` takes them.
+
+    Without `classes`, ``segmentation.legend()`` (classes present, largest
+    first, background left out) in `palette` (default the segmentation's).
+    With `classes`, those classes in the order given, present or not, in
+    the colours `Segmentation.overlay(classes=..., color=...)` draws them:
+    `color`, else magenta for one class, else each its own."""
+    pal = segmentation.palette if palette is None else np.asarray(palette, np.uint8)
+    if pal.ndim != 2 or pal.shape[1] != 4:
+        raise ValueError(f"palette must be (n, 4) uint8 RGBA colours, got shape {pal.shape}")
+    if classes is None:
+        return segmentation.legend(), pal
+    ids = segmentation.class_ids(classes)
+    color = None if color is None else _args.rgba(color, "color")
+    shares = segmentation.areas()
+    # Entry k is the k-th class, coloured as highlight_palette's id k.
+    entries = [(k, segmentation.name(i), shares.get(i, 0.0)) for k, i in enumerate(ids, 1)]
+    return entries, highlight_palette(ids, pal, highlight_color(ids, color))
+
+
+def draw_legend(image: np.ndarray, legend, palette=None, *, classes=None, color=None, out=None) -> np.ndarray:
+    """Draw a legend onto an image: a swatch, the class name and its share
+    of pixels per class, in a translucent panel in the top-left corner
+    (text about 1/40 of the shorter side, at least 12 px).
 
     Parameters
     ----------
-    overlay : (H, W, 3|4) uint8 ndarray, writable
-        Changed in place, in the panel's rectangle only.
-    entries : list of (class_id, name, share)
-        share in 0..1, in the order to list them.
-    palette : (n, 4) uint8 ndarray
+    image : (H, W, 3|4) uint8 ndarray
+        Usually an overlay (`Segmentation.overlay`). An RGBA image's panel
+        is made opaque.
+    legend : Segmentation, or list of (class_id, name, share)
+        The segmentation whose classes to list (``legend()``: classes
+        present, largest share first, background left out), or the
+        entries themselves (share in 0..1, listed in the order given).
+    palette : (n, 4) uint8 array_like, optional
+        The colours of the class ids: those the overlay was drawn with.
+        Default: the segmentation's; required with entries.
+    classes : names or ids, optional
+        With a segmentation: only these classes, in the colours
+        ``overlay(classes=..., color=...)`` draws them (`color`, else
+        magenta for one class, else their own), each listed even when
+        absent.
+    color : colour, optional
+        The highlight colour of `classes` (RGBA, or hex).
+    out : (H, W, 3|4) uint8 ndarray, optional
+        Where to draw: `image` itself by default (drawing in place, as
+        Pillow's ImageDraw and ``skimage.draw.set_color`` do: the overlay
+        is a fresh array of its own); another array of `image`'s shape
+        gets a copy with the legend, `image` left alone.
 
     Returns
     -------
-    overlay
+    out : (H, W, 3|4) uint8 ndarray
+        Only the panel's pixels differ from `image`.
+
+    Examples
+    --------
+    >>> import numpy as np, coreseg
+    >>> model = coreseg.load("demo")
+    >>> photo = coreseg.demo.scene(1, (320, 240))[0]
+    >>> seg = model.predict(photo)
+    >>> shown = coreseg.draw_legend(seg.overlay(photo), seg)
+    >>> shown.shape
+    (240, 320, 3)
     """
+    if isinstance(legend, (list, tuple)):
+        if palette is None:
+            raise TypeError("draw_legend(image, entries) needs the palette the entries' ids index: "
+                            "draw_legend(image, entries, palette), or pass the segmentation itself")
+        if classes is not None or color is not None:
+            raise TypeError("classes= and color= choose a segmentation's entries; entries are drawn as given")
+        entries, pal = list(legend), np.asarray(palette, np.uint8)
+    elif hasattr(legend, "legend") and hasattr(legend, "palette"):
+        entries, pal = legend_entries(legend, palette, classes, color)
+    else:
+        raise TypeError(f"legend must be a Segmentation or a list of (class_id, name, share), "
+                        f"got {type(legend).__name__}")
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"image must be (H, W, 3|4) uint8, got {image.dtype} {image.shape}")
+    if out is None or out is image:
+        if not image.flags.writeable:
+            raise ValueError("image is read-only: pass out=np.empty_like(image) to draw on a copy")
+        out = image
+    else:
+        out = _arrays.out_array(out, image.shape, np.uint8, inputs=(image,))
+        out[...] = image
+    return _draw(out, entries, pal)
+
+
+def _draw(overlay: np.ndarray, entries, palette: np.ndarray) -> np.ndarray:
     Image, _ = pillow()
     from PIL import ImageDraw
 
