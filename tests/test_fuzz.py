@@ -325,6 +325,24 @@ def make_upsample_matte(rng):
     return (s, sz, reduce), {"out": out_for(rng, shape, np.uint8, [s])}
 
 
+def make_refine_matte(rng):
+    guide = image(rng)
+    hw = guide.shape[:2] if guide.ndim == 3 else (1, 1)
+    matte = alpha_plane(rng, hw)
+    if rng.random() < 0.2:
+        odd = [0.0, 0.99, -1.0, np.nan, np.inf, 1024.0, 1024.5, True, "3", None, np.float32(7.5)]
+        radius = odd[int(rng.integers(len(odd)))]
+    else:
+        radius = float(rng.choice([1.0, 2.0, 4.0, 7.9, 8.0, 33.0, 1024.0])) if rng.random() < 0.5 \
+            else float(rng.uniform(1.0, 80.0))
+    eps = [1e-6, 1e-3, 0.5, 100.0, 9e-7, 100.5, np.nan, -1.0, "1"][int(rng.integers(9))] if rng.random() < 0.3 \
+        else float(10 ** rng.uniform(-6, 2))
+    out = out_for(rng, hw, np.uint8, [guide, matte])
+    if isinstance(matte, np.ndarray) and matte.dtype == np.uint8 and matte.flags.writeable and rng.random() < 0.1:
+        out = matte  # in place
+    return (matte, guide, radius, eps), {"out": out}
+
+
 MAKERS = {name[len("make_"):]: fn for name, fn in globals().items() if name.startswith("make_")}
 
 
@@ -348,7 +366,7 @@ def outcome(fn, args, kwargs):
 @pytest.mark.parametrize("name", sorted(MAKERS))
 def test_native_kernels_match_the_reference_or_refuse_alike(name):
     rng = np.random.default_rng([SEED, sorted(MAKERS).index(name)])
-    native, ref = getattr(coreseg, name), getattr(reference, name)
+    native, ref = getattr(coreseg.kernels, name), getattr(reference, name)
     accepted = 0
     for case in range(CASES):
         args, kwargs = MAKERS[name](rng)
