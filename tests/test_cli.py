@@ -211,13 +211,16 @@ def test_eval_demo_model_on_the_datagen_fixtures(tmp_path):
     # A landscape model on faces: no class in common, so no score means anything.
     r = run("eval", "demo", datagen, "--out", out)
     assert r.returncode == 1 and "none of the model's classes" in r.stderr and not out.exists()
-    # With its first class called "background" (a Datagen class), it is scored.
+    # With its first class called "background" (a Datagen class), it is scored once --map says background
+    # alone is what they share (without it, that is refused too: every other score would be 0).
     from coreseg import demo
 
     renamed = tmp_path / "renamed.onnx"
     labels = ",".join(["background"] + list(demo.CLASSES[1:]))
     assert run("annotate", demo.model_path("onnx"), "--labels", labels, "-o", renamed).returncode == 0
     r = run("eval", renamed, datagen, "--out", out)
+    assert r.returncode == 1 and "background aside" in r.stderr and not out.exists()
+    r = run("eval", renamed, datagen, "--out", out, "--map", "background=background")
     assert r.returncode == 0, r.stderr
     assert "over 80 images" in r.stdout
     assert "skipped 1 datapoint(s) without a photo: ir_datapoint_00014" in r.stderr
@@ -230,7 +233,7 @@ def test_eval_demo_model_on_the_datagen_fixtures(tmp_path):
     heat, _ = _png(out / "confusion.png")
     assert heat.ndim == 3 and min(heat.shape[:2]) > 300
     assert (out / "classes.csv").read_text().startswith("id,name,iou")
-    r = run("eval", renamed, datagen, "--out", out)
+    r = run("eval", renamed, datagen, "--out", out, "--map", "background=background")
     assert r.returncode == 1 and "pass --force" in r.stderr
 
 

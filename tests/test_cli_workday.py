@@ -164,7 +164,7 @@ def test_eval_ignore_index_and_per_image_scores(tmp_path):
     iou1 = 31 / 32  # one class-1 pixel predicted as 2: an error, not dropped
     assert report["miou"] == pytest.approx((1 + iou1) / 2)
     assert report["per_image"] == [{"image": "x", "miou": pytest.approx((1 + iou1) / 2)}]
-    assert report["classes"][1]["precision"] == 1.0 and report["classes"][1]["accuracy"] == pytest.approx(iou1)
+    assert report["classes"][1]["precision"] == 1.0 and report["classes"][1]["recall"] == pytest.approx(iou1)
     # An ignore value outside the classes does not make 256 of them.
     c = a.copy()
     c[0, 0] = 255
@@ -190,8 +190,9 @@ def test_eval_reads_each_label_png_once_and_grows_the_class_count(tmp_path, monk
     reads = []
     real = scoring.read_label_png
     monkeypatch.setattr(scoring, "read_label_png", lambda path: reads.append(path) or real(path))
-    # In this process (--jobs 1), where the reads are counted.
-    assert main(["eval", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "a"), "--jobs", "1"]) == 0
+    # In this process (--jobs 1), where the reads are counted (scoring only: worst/ reads its images again).
+    assert main(["eval", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "a"), "--jobs", "1",
+                 "--worst", "0"]) == 0
     assert len(reads) == 6 and len(set(reads)) == 6
     assert main(["eval", "--pred", str(pred), "--gt", str(gt), "--num-classes", "5", "--out", str(tmp_path / "b")]) == 0
     grown, told = (json.loads((tmp_path / d / "report.json").read_text()) for d in "ab")

@@ -48,7 +48,7 @@ def test_absent_classes_are_nan_and_left_out_of_means():
     assert data["miou"] == 0.5 and [c["name"] for c in data["classes"]] == ["a", "b", "d"]
     assert data["classes"][2]["iou"] is None
     csv_text = cm.to_csv()
-    assert csv_text.splitlines()[0] == "id,name,iou,dice,accuracy,precision,gt_pixels,gt_share,predicted_pixels"
+    assert csv_text.splitlines()[0] == "id,name,iou,dice,recall,precision,gt_pixels,gt_share,predicted_pixels"
     assert csv_text.splitlines()[3].startswith("3,d,,")
 
 

@@ -25,12 +25,11 @@ import sys
 import warnings
 
 from .demo import cmd_demo
-from .evaluate import cmd_eval
 from .check import cmd_check
 from .model_files import cmd_annotate, cmd_info
 from .model_options import add_model_options
 from ._common import terminate_cleanly
-from . import segment
+from . import evaluate, segment
 from .._version import __version__
 from ..modelfiles.metadata_keys import SETTING_KEYS
 from ..modelfiles.settings import command_line
@@ -66,32 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     segment.add_parser(sub, common)
 
-    p = sub.add_parser("eval", parents=[common], help="score a model on Datagen datapoints, or predicted label maps against ground truth")
-    p.add_argument("model", nargs="?", help=".onnx, Core ML model, or 'demo'")
-    p.add_argument("dataset", nargs="?", metavar="DATASET_DIR", help="a folder of Datagen datapoints")
-    p.add_argument("--pred", help="folder of predicted label PNGs (8- or 16-bit), paired by name with --gt")
-    p.add_argument("--gt", help="folder of ground-truth label PNGs")
-    p.add_argument("--num-classes", type=int, help="with --pred/--gt: default the largest id + 1")
-    p.add_argument("--names", help="with --pred/--gt: a file of class names, one per line")
-    p.add_argument("--ignore-index", type=int,
-                   help="ground-truth id to leave out (a class id also leaves that class out of every score)")
-    p.add_argument("--map", dest="class_map",
-                   help="with MODEL DATASET_DIR: model classes scored as groups of dataset classes, "
-                        "'person=human.*,glasses.*;background=background' or a JSON file {\"person\": [\"human.*\"]}")
-    p.add_argument("--counts", action="store_true",
-                   help="write pixel counts in confusion.png's cells (default: the row shares)")
-    p.add_argument("--jobs", type=int, metavar="N",
-                   help="worker processes, each with its own model (default: every core; 1: this process only)")
-    p.add_argument("--ray", metavar="ADDRESS",
-                   help="with MODEL DATASET_DIR: score on a Ray cluster (needs the ray extra): 'auto' for the "
-                        "cluster this machine belongs to, ray://HOST:10001, or 'local' to start one here")
-    p.add_argument("--ray-ship-model", action="store_true",
-                   help="with --ray: send the model file to each node once, instead of reading MODEL's path "
-                        "on every node (shared storage)")
-    p.add_argument("--out", default="coreseg-eval", help="folder for report.json, classes.csv, table.txt, confusion.png")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    add_model_options(p)
-    p.set_defaults(run=cmd_eval)
+    evaluate.add_parser(sub, common)
 
     p = sub.add_parser("info", parents=[common], help="describe a segmentation model (any OS)")
     p.add_argument("model", help=".mlpackage, .mlmodel, .onnx, or 'demo'")

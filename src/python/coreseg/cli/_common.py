@@ -95,11 +95,22 @@ def _here(local, items, in_flight: int):
         raise e.__cause__ from None
 
 
+def say(message: str) -> None:
+    """A message on stderr in the middle of a run: above the progress bar,
+    on a line of its own (tqdm's write clears the bar, prints, and draws
+    it again), never glued to the end of the bar's line."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        print(message, file=sys.stderr)
+        return
+    tqdm.write(message, file=sys.stderr)
+
+
 def worker_died(args, item, why: str) -> None:
     """Say that a worker process died and its item is tried again."""
     name = item[0] if isinstance(item, tuple) else item
-    print(f"coreseg {args.command}: a worker process died ({why}) holding {name}; trying it again on a new one",
-          file=sys.stderr)
+    say(f"coreseg {args.command}: a worker process died ({why}) holding {name}; trying it again on a new one")
 
 
 class Terminated(SystemExit):

@@ -1,16 +1,26 @@
-"""`coreseg eval`: a model on Datagen datapoints, or label maps against ground truth."""
+"""`coreseg eval`: a model on a dataset (Datagen datapoints, PASCAL VOC,
+Cityscapes, photos with their ground truth in two folders or a list file),
+or label maps against ground truth; report.json, classes.csv, table.txt,
+confusion.png, and worst/ (the images scored worst, drawn, with index.html)."""
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from ._common import check_jobs, progress_bar, run_items
-from .model_options import load_options
+from ._common import check_jobs, run_items
+from .eval_datasets import dataset_of, eval_dataset
+from .eval_run import (EvalRun, collect, every_image_failed, parse_class_map, per_image_rows,  # noqa: F401 - parse_class_map: its old path
+                       per_image_summary, write_worst)
+from .model_options import add_model_options, load_options
+
+__all__ = ["add_parser", "cmd_eval", "parse_class_map"]
+
+#: worst/'s default number of images.
+WORST = 12
 
 
 def _stem(path: Path) -> str:
@@ -35,68 +45,6 @@ def _label_files(folder, flag: str) -> dict:
                              "remove or rename one")
         files[stem] = path
     return files
-
-
-def parse_class_map(text: str, model_names, dataset_names) -> dict[str, list[str]]:
-    """--map: {model class: [dataset classes]} from "a=x.*,y;b=z" or a JSON
-    file {"a": ["x.*", "y"]}; patterns are globs over dataset class names.
-
-    Every error names the group (and the file): a group given twice, one
-    that is not a model class, a pattern that is not a string or matches
-    nothing, a dataset class two groups match, and a group named like a
-    dataset class it leaves out (the report would have two rows of that
-    name, one of them empty)."""
-    from ..evaluation.metrics import check_groups
-    from ..files.safe_io import read_json
-
-    path = Path(text)
-    if path.is_file():
-        where = str(path)
-        raw = read_json(path, unique_keys=True)  # a key given twice is an error naming it
-        if not isinstance(raw, dict):
-            raise ValueError(f"{where}: --map must be a JSON object of model class -> list of dataset classes")
-        groups_in = {}
-        for name, patterns in raw.items():
-            patterns = [patterns] if isinstance(patterns, str) else patterns
-            if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-                raise ValueError(f"{where}: --map group {name!r}: expected a dataset class pattern or a list of "
-                                 f"them (strings), got {json.dumps(raw[name])}")
-            groups_in[name] = patterns
-    elif "=" not in text:
-        raise FileNotFoundError(f"--map {text}: no such file (and not 'model_class=dataset_class,...')")
-    else:
-        where = f"--map {text!r}"
-        groups_in = {}
-        for item in filter(None, (part.strip() for part in text.split(";"))):
-            name, sep, patterns = item.partition("=")
-            name = name.strip()
-            if not sep or not name:
-                raise ValueError(f"--map takes 'model_class=dataset_class,...;...', got {item!r}")
-            if name in groups_in:
-                raise ValueError(f"{where}: group {name!r} is given twice; give each model class once, "
-                                 f"with all its dataset classes ({name}=a,b,c)")
-            groups_in[name] = [p.strip() for p in patterns.split(",") if p.strip()]
-    groups, claimed = {}, {}
-    for model_class, patterns in groups_in.items():
-        if model_class not in model_names:
-            raise ValueError(f"{where}: the model has no class {model_class!r}; its classes: {', '.join(model_names)}")
-        if not patterns:
-            raise ValueError(f"{where}: group {model_class!r} has no dataset class")
-        matched = [n for n in dataset_names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-        if not matched:
-            raise ValueError(f"{where}: {', '.join(patterns)} matches no dataset class for {model_class!r}")
-        for n in matched:
-            if n in claimed:
-                raise ValueError(f"{where}: dataset class {n!r} is given to both {claimed[n]!r} and {model_class!r}")
-            claimed[n] = model_class
-        groups[model_class] = matched
-    for model_class in groups:
-        if model_class in dataset_names and model_class not in claimed:
-            raise ValueError(f"{where}: group {model_class!r} is also a dataset class that no group includes, and "
-                             f"the report would have two {model_class!r} rows; include it "
-                             f"({model_class}={model_class},...) or give the group to another model class")
-    check_groups(model_names, dataset_names, groups)
-    return groups
 
 
 def _eval_model(args):
@@ -126,12 +74,15 @@ def _eval_model(args):
                                    address=args.ray, ship_model=args.ray_ship_model)
         if ev.failed and not ev.per_image:
             raise RuntimeError(every_image_failed(ev.failed))
-        return ev.matrix, ev.per_image, ev.failed, {**source, "images": len(ev.per_image), "skipped": ev.skipped}
-    outcomes = run_items(args, folders, scorer, datapoint_worker,
-                         lambda threads: (str(model.info.path), options, classes, groups, threads))
-    scores, failed, skipped = _collect(outcomes, folders, args)
-    cm = merge_scores(scores, len(scorer.names), scorer.names)
-    return cm, _per_image_rows(scores), failed, {**source, "images": len(scores), "skipped": skipped}
+        cm, per_image, failed, skipped = ev.matrix, ev.per_image, ev.failed, ev.skipped
+    else:
+        outcomes = run_items(args, folders, scorer, datapoint_worker,
+                             lambda threads: (str(model.info.path), options, classes, groups, threads))
+        scores, failed, skipped = collect(outcomes, folders, args)
+        cm, per_image = merge_scores(scores, len(scorer.names), scorer.names), per_image_rows(scores)
+    palette = (classes.colors // 257).astype(np.uint8)  # the table's own colours, in 8 bits
+    return EvalRun(cm, per_image, failed, {**source, "images": len(per_image), "skipped": skipped}, scorer,
+                   {Path(f).name: f for f in folders}, classes.names, palette)
 
 
 def _eval_pairs(args):
@@ -155,7 +106,9 @@ def _eval_pairs(args):
                                 f"{f' (and {len(missing) - 5} more)' if len(missing) > 5 else ''}")
     names = None
     if args.names:
-        names = [line.strip() for line in Path(args.names).read_text().splitlines() if line.strip()]
+        from .eval_datasets import names_of
+
+        names = names_of(args.names)
     num_classes = args.num_classes or (len(names) if names else None)
     pairs = [(s, gt_files[s], pred_files[s]) for s in gt_files]
     # Without a class count, each image is counted into a matrix of its own
@@ -163,59 +116,30 @@ def _eval_pairs(args):
     # total takes the largest: one pass over the files.
     make_args = (num_classes, names, args.ignore_index)
     outcomes = run_items(args, pairs, PairScorer(*make_args), pair_worker, lambda threads: make_args)
-    scores, failed, _ = _collect(outcomes, pairs, args)
+    scores, failed, _ = collect(outcomes, pairs, args)
     cm = merge_scores(scores, num_classes, names if num_classes else None, ignore_index=args.ignore_index)
-    return cm, _per_image_rows(scores), failed, {"gt": str(args.gt), "pred": str(args.pred), "images": len(scores)}
+    source = {"gt": str(args.gt), "pred": str(args.pred), "images": len(scores)}
+    return EvalRun(cm, per_image_rows(scores), failed, source, PairScorer(*make_args), {p[0]: p for p in pairs})
 
 
-def _per_image_rows(scores) -> list[dict]:
-    return [{"image": s.image, "miou": s.miou} for s in scores]
+USAGE = ("give either MODEL DATASET_DIR, or --pred DIR --gt DIR (label maps against ground truth), or MODEL "
+         "--images DIR --gt DIR, or MODEL --list FILE (photos with their ground truth)")
 
 
-def _collect(outcomes, items, args):
-    """(scores in input order, failed images as {"image", "error"}, skipped
-    datapoints) from the outcomes of a run, with one progress bar."""
-    from ..scaleout.workers import ITEM_ERRORS
-
-    done, failed, skipped = {}, {}, []
-    try:
-        for outcome in progress_bar(outcomes, args, total=len(items)):
-            item = items[outcome.index]
-            if outcome.error is not None:
-                if not isinstance(outcome.error, ITEM_ERRORS):
-                    raise outcome.error
-                failed[outcome.index] = outcome.error
-            elif outcome.value is None:
-                skipped.append(str(item))
-            else:
-                done[outcome.index] = outcome.value
-    finally:
-        outcomes.close()  # on an error: the workers end now, not when collected
-    failures = [{"image": _name(items[i]), "error": f"{type(failed[i]).__name__}: {failed[i]}"} for i in sorted(failed)]
-    if failed and not done:  # nothing scored: the failures are the result
-        raise RuntimeError(every_image_failed(failures))
-    return [done[i] for i in sorted(done)], failures, sorted(skipped)
-
-
-def every_image_failed(failures: list[dict]) -> str:
-    """The error of a run in which every image failed: how many, and the
-    first, by name."""
-    first = failures[0]
-    return (f"every image failed ({len(failures)} of {len(failures)}); the first, {first['image']}: "
-            f"{first['error']}")
-
-
-def _name(item) -> str:
-    """The name of an eval item: a datapoint folder, or a (name, gt, pred) pair."""
-    return item[0] if isinstance(item, tuple) else str(item)
-
-
-def _per_image(rows: list[dict]) -> dict:
-    """Per-image mIoU beside the dataset's: both, named apart (the dataset
-    mIoU pools every pixel; the mean of per-image mIoUs weighs images
-    equally, and is what some papers report)."""
-    values = [r["miou"] for r in rows if r["miou"] is not None]
-    return {"per_image": rows, "mean_of_per_image_miou": sum(values) / len(values) if values else None}
+def _check_mode(args) -> str:
+    """Which run the arguments ask for: "pairs" (--pred/--gt), "images"
+    (--images/--gt or --list), "dataset" (DATASET_DIR); else a ValueError."""
+    if args.pred:
+        if not args.gt or args.model or args.dataset or args.images or args.list:
+            raise ValueError(USAGE)
+        return "pairs"
+    if args.images or args.list:
+        if not args.model or args.dataset or bool(args.images) == bool(args.list) or bool(args.gt) != bool(args.images):
+            raise ValueError(USAGE)
+        return "images"
+    if args.gt or not (args.model and args.dataset):
+        raise ValueError(USAGE)
+    return "dataset"
 
 
 def cmd_eval(args) -> int:
@@ -223,21 +147,28 @@ def cmd_eval(args) -> int:
     from ..files.images import write_png
     from ..evaluation.heatmap import confusion_heatmap
 
-    if args.pred or args.gt:
-        if not (args.pred and args.gt) or args.model or args.dataset:
-            raise ValueError("give either MODEL DATASET_DIR, or --pred DIR --gt DIR")
-    elif not (args.model and args.dataset):
-        raise ValueError("give either MODEL DATASET_DIR, or --pred DIR --gt DIR")
+    mode = _check_mode(args)
+    if args.worst < 0:
+        raise ValueError(f"--worst must be 0 (no worst/) or more, got {args.worst}")
+    for flag, value in (("--split", args.split), ("--gt-colors", args.gt_colors)):
+        if value and mode == "pairs":
+            raise ValueError(f"{flag} reads a dataset's ground truth: MODEL DATASET_DIR, --images/--gt or --list")
     check_jobs(args)
     out = Path(args.out)
     files = [out / "report.json", out / "classes.csv", out / "table.txt", out / "confusion.png"]
-    refuse_existing(files, args.force)  # symlinks too, dangling ones included
-    cm, per_image, failures, source = (_eval_pairs if args.pred else _eval_model)(args)
+    worst = out / "worst"
+    refuse_existing(files + ([worst] if args.worst else []), args.force)  # symlinks too, dangling ones included
+    if mode == "pairs":
+        run = _eval_pairs(args)
+    else:
+        dataset, said = dataset_of(args) if mode == "images" or args.dataset else (None, {})
+        run = eval_dataset(args, dataset, said) if dataset is not None else _eval_model(args)
+    cm, per_image, failures, source = run.cm, run.per_image, run.failed, run.source
     if source.get("skipped"):
         print(f"skipped {len(source['skipped'])} datapoint(s) without a photo: "
               f"{', '.join(Path(s).name for s in source['skipped'])}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
-    report = {**source, **({"failed": failures} if failures else {}), **_per_image(per_image), **cm.to_dict()}
+    report = {**source, **({"failed": failures} if failures else {}), **per_image_summary(per_image), **cm.to_dict()}
     write_text(files[0], json.dumps(report, indent=2) + "\n")
     cm.to_csv(files[1])
     table = cm.table(present_only=True)
@@ -246,6 +177,9 @@ def cmd_eval(args) -> int:
                if (cm.matrix[i].sum() or cm.matrix[:, i].sum()) and cm.names[i] != "--"]
     sub = cm.matrix[np.ix_(present, present)]
     write_png(files[3], confusion_heatmap(sub, [cm.names[i] for i in present], counts=args.counts))
+    if args.worst:
+        write_worst(worst, run, args.worst)
+        files.append(worst / "index.html")
     print(table)
     print(f"mIoU {cm.miou():.4f} over {source['images']} images; wrote {', '.join(str(f) for f in files)}")
     for f in failures:
@@ -255,3 +189,52 @@ def cmd_eval(args) -> int:
               "(left out of the scores, listed in report.json)", file=sys.stderr)
         return 1
     return 0
+
+
+def add_parser(sub, common) -> None:
+    p = sub.add_parser("eval", parents=[common],
+                       help="score a model on a dataset (Datagen, VOC, Cityscapes, or photos with their ground "
+                            "truth), or predicted label maps against ground truth")
+    p.add_argument("model", nargs="?", help=".onnx, Core ML model, or 'demo'")
+    p.add_argument("dataset", nargs="?", metavar="DATASET_DIR",
+                   help="a folder of Datagen datapoints, a PASCAL VOC tree (JPEGImages/, SegmentationClass/, "
+                        "ImageSets/Segmentation/) or a Cityscapes one (leftImg8bit/, gtFine/ with "
+                        "*_labelTrainIds.png); VOC and Cityscapes ignore 255, as they define")
+    p.add_argument("--images", metavar="DIR", help="with MODEL and --gt: a folder of photos, matched by name "
+                                                   "(without extension) with the ground truth in --gt")
+    p.add_argument("--gt", metavar="DIR", help="ground truth PNGs: palette (the index is the class id), 8- or "
+                                               "16-bit ids, or colours with --gt-colors; with --images, or --pred")
+    p.add_argument("--list", metavar="FILE", help="with MODEL: a file of 'IMAGE GT' lines (paths relative to it)")
+    p.add_argument("--split", help="VOC and Cityscapes: the split to score (default val when there is one)")
+    p.add_argument("--gt-colors", metavar="FILE",
+                   help="colour-coded ground truth: its colour table, class_dict.csv (name,r,g,b) or a Datagen-"
+                        "style JSON (16-bit); default a class_dict.csv beside --gt")
+    p.add_argument("--pred", help="folder of predicted label PNGs (8- or 16-bit), paired by name with --gt")
+    p.add_argument("--num-classes", type=int, help="with --pred/--gt: default the largest id + 1")
+    p.add_argument("--names", metavar="FILE|LIST|PRESET",
+                   help="the ground truth's class names (a file, 'a,b,c', or a preset: voc, cityscapes, ade20k); "
+                        "with --images/--list default the model's (the ids are taken to be its ids)")
+    p.add_argument("--ignore-index", type=int,
+                   help="ground-truth id to leave out (a class id also leaves that class out of every score); "
+                        "VOC and Cityscapes: 255")
+    p.add_argument("--map", dest="class_map",
+                   help="with a MODEL: model classes scored as groups of dataset classes, "
+                        "'person=human.*,glasses.*;background=background' or a JSON file {\"person\": [\"human.*\"]}")
+    p.add_argument("--counts", action="store_true",
+                   help="write pixel counts in confusion.png's cells (default: the row shares)")
+    p.add_argument("--worst", type=int, default=WORST, metavar="K",
+                   help=f"worst/: the K images with the lowest mIoU drawn (photo, ground truth, prediction, "
+                        f"errors) with index.html (default {WORST}; 0: none)")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="worker processes, each with its own model (default: every core; 1: this process only)")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="with a MODEL: score on a Ray cluster (needs the ray extra): 'auto' for the "
+                        "cluster this machine belongs to, ray://HOST:10001, or 'local' to start one here")
+    p.add_argument("--ray-ship-model", action="store_true",
+                   help="with --ray: send the model file to each node once, instead of reading MODEL's path "
+                        "on every node (shared storage)")
+    p.add_argument("--out", default="coreseg-eval",
+                   help="folder for report.json, classes.csv, table.txt, confusion.png and worst/")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    add_model_options(p)
+    p.set_defaults(run=cmd_eval)

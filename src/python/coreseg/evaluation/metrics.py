@@ -63,8 +63,11 @@ class ConfusionMatrix:
     >>> cm = cm.update(gt, pred)       # any number of times; sizes may differ
     >>> round(cm.miou(), 4), cm.iou().round(3).tolist()
     (0.5833, [0.5, 0.667, nan])
-    >>> print(cm.table().splitlines()[0])
-    class                   IoU      F1   prec.  recall   pixels
+    >>> for i in (0, 1, -1):
+    ...     print(cm.table().splitlines()[i])
+    class                      IoU      F1   prec.  recall   pixels
+    sky                      0.500   0.667   1.000   0.500   50.00%
+    frequency-weighted IoU   0.583
     """
 
     def __init__(self, num_classes: int, names=None, ignore_index: int | None = None):
@@ -160,7 +163,7 @@ class ConfusionMatrix:
         for i, name in enumerate(self.names):
             if not scored[i]:
                 continue
-            yield {"id": i, "name": name, "iou": iou[i], "dice": dice[i], "accuracy": acc[i],
+            yield {"id": i, "name": name, "iou": iou[i], "dice": dice[i], "recall": acc[i],
                    "precision": precision[i], "gt_pixels": int(gt[i]), "gt_share": gt[i] / total,
                    "predicted_pixels": int(self.matrix[:, i].sum())}
 
@@ -169,19 +172,18 @@ class ConfusionMatrix:
         def f(v):
             return "   -  " if not math.isfinite(v) else f"{v:6.3f}"
 
-        width = max([len(r["name"]) for r in self._rows()] + [5])
+        summaries = [("mIoU", self.miou()), ("pixel accuracy", self.pixel_accuracy()),
+                     ("mean class accuracy", self.mean_class_accuracy()),
+                     ("frequency-weighted IoU", self.frequency_weighted_iou())]
+        # Wide enough for the summaries' names too, so their values line up with the IoU column.
+        width = max([len(r["name"]) for r in self._rows()] + [len(name) for name, _ in summaries])
         lines = [f"{'class':{width}}  {'IoU':>6}  {'F1':>6}  {'prec.':>6}  {'recall':>6}  {'pixels':>7}"]
         for r in self._rows():
             if present_only and not r["gt_pixels"] and not r["predicted_pixels"]:
                 continue
             lines.append(f"{r['name']:{width}}  {f(r['iou'])}  {f(r['dice'])}  {f(r['precision'])}  "
-                         f"{f(r['accuracy'])}  {r['gt_share'] * 100:6.2f}%")
-        lines += [
-            f"{'mIoU':{width}}  {f(self.miou())}",
-            f"{'pixel accuracy':{width}}  {f(self.pixel_accuracy())}",
-            f"{'mean class accuracy':{width}}  {f(self.mean_class_accuracy())}",
-            f"{'frequency-weighted IoU':{width}}  {f(self.frequency_weighted_iou())}",
-        ]
+                         f"{f(r['recall'])}  {r['gt_share'] * 100:6.2f}%")
+        lines += [f"{name:{width}}  {f(value)}" for name, value in summaries]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -209,10 +211,11 @@ class ConfusionMatrix:
         return text
 
     def to_csv(self, path=None) -> str:
-        """Per-class rows: id, name, iou, dice (F1), accuracy (recall),
-        precision, gt_pixels, gt_share, predicted_pixels."""
+        """Per-class rows: id, name, iou, dice (F1), recall (TP / ground-truth
+        pixels, what the table calls recall), precision, gt_pixels, gt_share,
+        predicted_pixels."""
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, ["id", "name", "iou", "dice", "accuracy", "precision", "gt_pixels", "gt_share",
+        writer = csv.DictWriter(buf, ["id", "name", "iou", "dice", "recall", "precision", "gt_pixels", "gt_share",
                                       "predicted_pixels"])
         writer.writeheader()
         for r in self._rows():

@@ -32,7 +32,8 @@ from ..kernels._args import MAX_CONFUSION_CLASSES as MAX_CLASSES
 from .metrics import ConfusionMatrix, align_classes
 
 __all__ = ["ImageScore", "merge_scores", "DatapointScorer", "PairScorer", "read_label_png", "classes_seen",
-           "scored_classes", "prediction_at", "seen_only", "UNSEEN", "LABEL_PNG_MODES"]
+           "scored_classes", "prediction_at", "scored_prediction", "seen_only", "example_map", "UNSEEN",
+           "LABEL_PNG_MODES"]
 
 
 @dataclass
@@ -143,17 +144,23 @@ class PairScorer:
     def __init__(self, num_classes: int | None = None, names=None, ignore_index: int | None = None):
         self.num_classes, self.names, self.ignore_index = num_classes, names, ignore_index
 
-    def __call__(self, pair) -> ImageScore:
-        """pair: (image name, ground-truth path, prediction path)."""
-        name, gt_path, pred_path = pair
+    def maps(self, pair):
+        """(None: no photo, ground truth, prediction) of a pair, the
+        prediction's `UNSEEN` pixels -1."""
+        _, gt_path, pred_path = pair
         gt, pred = read_label_png(gt_path), read_label_png(pred_path)
         if gt.shape != pred.shape:
             raise ValueError(f"{pred_path} is {pred.shape[1]}x{pred.shape[0]}, but its ground truth {gt_path} is "
                              f"{gt.shape[1]}x{gt.shape[0]}: a prediction must have its ground truth's size")
         if pred.dtype != np.uint8:  # an 8-bit map cannot hold UNSEEN
-            seen = pred != UNSEEN
-            if not seen.all():
-                gt, pred = gt[seen][None], pred[seen][None]
+            pred = np.where(pred == UNSEEN, -1, pred).astype(np.int32)
+        return None, gt, pred
+
+    def __call__(self, pair) -> ImageScore:
+        """pair: (image name, ground-truth path, prediction path)."""
+        name, gt_path, pred_path = pair
+        _, gt, pred = self.maps(pair)
+        gt, pred = seen_only(gt, pred)
         if self.num_classes:
             n = self.num_classes
         else:
@@ -193,8 +200,10 @@ class DatapointScorer:
         self.model, self.classes = model, classes
         self.names, self.gt_lut, self.lut = scored_classes(model.labels, classes.names, groups)
 
-    def __call__(self, folder) -> ImageScore | None:
-        """The score of one datapoint folder; None when it has no photo."""
+    def maps(self, folder):
+        """(photo, ground truth, prediction) of one datapoint, both maps in
+        the scored ids at the ground truth's size (-1 where the model never
+        saw the photo); None when it has no photo."""
         from .groundtruth import load_datapoint
 
         folder = Path(folder)
@@ -202,16 +211,29 @@ class DatapointScorer:
         if point.image is None:
             return None
         seg = self.model.predict(point.image)
-        if seg.labels.size and int(seg.labels.max()) >= len(self.lut):
-            raise ValueError(f"{folder}: the model predicted id {int(seg.labels.max())}, beyond its "
-                             f"{len(self.lut)} labels")
-        gt = self.gt_lut[point.labels]
         try:
-            gt, pred = seen_only(gt, prediction_at(seg, gt.shape))
+            pred = scored_prediction(seg, point.labels.shape, self.lut)
         except ValueError as e:
             raise ValueError(f"{folder}: {e}") from None
-        cm = ConfusionMatrix(len(self.names), self.names).update(gt, self.lut[pred])
-        return ImageScore.of(folder.name, cm)
+        return point.image, self.gt_lut[point.labels], pred
+
+    def __call__(self, folder) -> ImageScore | None:
+        """The score of one datapoint folder; None when it has no photo."""
+        maps = self.maps(folder)
+        if maps is None:
+            return None
+        _, gt, pred = maps
+        cm = ConfusionMatrix(len(self.names), self.names).update(*seen_only(gt, pred))
+        return ImageScore.of(Path(folder).name, cm)
+
+
+def scored_prediction(seg, shape, lut: np.ndarray) -> np.ndarray:
+    """`prediction_at` in scored ids: ``lut[id]``, -1 where unseen; a
+    predicted id beyond `lut` (the model's labels) is a ValueError."""
+    if seg.labels.size and int(seg.labels.max()) >= len(lut):
+        raise ValueError(f"the model predicted id {int(seg.labels.max())}, beyond its {len(lut)} labels")
+    pred = prediction_at(seg, shape)
+    return np.where(pred >= 0, lut[np.maximum(pred, 0)], -1).astype(np.int32)
 
 
 def prediction_at(seg, shape) -> np.ndarray:
@@ -244,16 +266,52 @@ def seen_only(gt: np.ndarray, pred: np.ndarray):
 def scored_classes(model_labels, dataset_names, groups=None):
     """`coreseg.metrics.align_classes` of a model's labels (ids 0-255 when
     it has none) and a dataset's classes, refusing a pair that shares no
-    class: every score would be 0."""
+    class but background when no `groups` say how they meet: every other
+    score would be 0. The error lists both and an example --map."""
+    from ..kernels.palette import is_background
+
     model_names = model_labels or [str(i) for i in range(256)]
-    if not groups and not any(name in dataset_names for name in model_names):
-        raise ValueError(f"none of the model's classes ({_some(model_names)}) is a class of the dataset "
-                         f"({_some(dataset_names)}): every score would be 0")
+    dataset_set = set(dataset_names)
+    shared = [n for n in model_names if n in dataset_set]
+    if not groups and not any(not is_background(n) for n in shared):
+        aside = ", background aside" if shared else ""
+        hint = ""
+        if not model_labels:
+            hint = ("; the model has no labels (its ids are numbers): if its ids are the dataset's, name them "
+                    "with --labels FILE|LIST|PRESET (voc, cityscapes, ade20k)")
+        raise ValueError(f"none of the model's classes ({_some(model_names, 40)}) is a class of the dataset "
+                         f"({_some(dataset_names, 40)}){aside}: every score would be 0. Say which dataset "
+                         f"classes each model class stands for with --map, e.g. "
+                         f"--map '{example_map(model_names, dataset_names)}'{hint}")
     return align_classes(model_names, dataset_names, groups or {})
 
 
+def example_map(model_names, dataset_names) -> str:
+    """An example --map for two class lists that share no name: the first
+    model class that is not background given the dataset's most common
+    top-level group ("human.*" for Datagen's "human.head.hair", ...) or its
+    first two classes; background to background when both have one."""
+    from ..kernels.palette import is_background
+
+    objects = [n for n in model_names if not is_background(n) and n != "--"] or list(model_names)
+    theirs = [n for n in dataset_names if not is_background(n) and n != "--"] or list(dataset_names)
+    tops = {}
+    for name in theirs:
+        if "." in name:
+            top = name.split(".", 1)[0]
+            tops[top] = tops.get(top, 0) + 1
+    members = f"{max(tops, key=tops.get)}.*" if tops else ",".join(theirs[:2])
+    parts = [f"{objects[0]}={members}"]
+    ours_bg = [n for n in model_names if is_background(n)]
+    their_bg = [n for n in dataset_names if is_background(n)]
+    if ours_bg and their_bg and ours_bg[0] not in dataset_names:
+        parts.append(f"{ours_bg[0]}={their_bg[0]}")
+    return ";".join(parts)
+
+
 def _some(names, k: int = 8) -> str:
-    return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
+    names = list(names)
+    return ", ".join(names[:k]) + (f", ... ({len(names) - k} more)" if len(names) > k else "")
 
 
 # What a worker process builds (coreseg.scaleout.workers, coreseg.dist): the model

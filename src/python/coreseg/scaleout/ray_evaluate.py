@@ -16,25 +16,32 @@ from ..evaluation.scoring import ImageScore, prediction_at, seen_only
 from .ray_cluster import column, load_on_actor, model_source, in_input_order, ray_module, connect
 from .ray_segment import model_labels
 from .workers import ITEM_ERRORS
+from ..evaluation.datasets import Pair
 
-__all__ = ["evaluate", "Evaluation", "score_datapoints"]
+__all__ = ["evaluate", "Evaluation", "score_datapoints", "score_pairs"]
 
 
 class _ScoreBatch:
     """The UDF of `evaluate`: one per actor, the model loaded once."""
 
-    def __init__(self, source, load_kwargs, classes, groups, num_classes, names, ignore_index):
+    def __init__(self, source, load_kwargs, classes, groups, num_classes, names, ignore_index, spec=None):
+        from ..evaluation.image_scoring import ImageScorer
         from ..evaluation.scoring import DatapointScorer
 
         self.model = load_on_actor(source, load_kwargs)
         self.datapoints = DatapointScorer(self.model, classes, groups) if classes is not None else None
-        self.n = len(self.datapoints.names) if self.datapoints else num_classes
-        self.names = self.datapoints.names if self.datapoints else names
-        self.ignore_index = ignore_index
+        # Photo and ground-truth paths (`score_pairs`): read on the actor.
+        self.pairs = ImageScorer(self.model, spec, groups) if spec is not None else None
+        scorer = self.datapoints or self.pairs
+        self.n = len(scorer.names) if scorer else num_classes
+        self.names = scorer.names if scorer else names
+        self.ignore_index = self.pairs.ignore_index if self.pairs else ignore_index
 
     def _score(self, batch, i) -> ImageScore | None:
         if self.datapoints is not None:
             return self.datapoints(batch["datapoint"][i])
+        if self.pairs is not None:
+            return self.pairs(Pair(*(str(v) for v in batch["pair"][i])))
         name = column(batch, "name", i)
         gt = np.asarray(batch["gt"][i])
         if gt.ndim != 2:
@@ -47,10 +54,11 @@ class _ScoreBatch:
     def __call__(self, batch: dict) -> dict:
         partial = np.zeros((self.n, self.n), np.int64)
         rows = []
-        key = "datapoint" if self.datapoints is not None else "gt"
+        key = "datapoint" if self.datapoints is not None else "pair" if self.pairs is not None else "gt"
         for i in range(len(batch[key])):
             index = column(batch, "index", i)
-            name = str(batch["datapoint"][i]) if self.datapoints else column(batch, "name", i)
+            name = (str(batch["datapoint"][i]) if self.datapoints else str(batch["pair"][i][0]) if self.pairs
+                    else column(batch, "name", i))
             try:
                 score = self._score(batch, i)
             except ITEM_ERRORS as e:
@@ -62,7 +70,8 @@ class _ScoreBatch:
             partial[score.rows, score.cols] += score.counts
             rows.append({"index": index, "image": score.image, "miou": score.miou})
         # One row per batch: its partial matrix and what each image gave.
-        return {"matrix": partial[None], "rows": np.array([pickle.dumps((self.names, rows))], dtype=object)}
+        return {"matrix": partial[None],
+                "rows": np.array([pickle.dumps((self.names, rows, self.ignore_index))], dtype=object)}
 
 
 @dataclass
@@ -147,20 +156,25 @@ def evaluate(model, dataset, *, classes=None, class_map=None, num_classes: int |
     else:
         raise ValueError(f"dataset: expected a 'datapoint' column, or 'image' and 'gt' columns; got "
                          f"{sorted(columns)}")
+    return _run(ray, dataset, udf_args, batch_size, actors)
+
+
+def _run(ray, dataset, udf_args, batch_size, actors=None) -> Evaluation:
+    """Score with one `_ScoreBatch` per actor; partial matrices added on the driver."""
     size = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
     out = dataset.map_batches(_ScoreBatch, fn_constructor_args=udf_args, batch_size=batch_size,
                               compute=ray.data.ActorPoolStrategy(size=size), num_cpus=1)
     # The reduce: partial matrices added on the driver (integer counts).
-    total, rows = None, []
+    total, rows, names, scored_ignore = None, [], None, None
     for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
         part = batch["matrix"].sum(axis=0)
         total = part if total is None else total + part
         for blob in batch["rows"]:
-            names, batch_rows = pickle.loads(blob)
+            names, batch_rows, scored_ignore = pickle.loads(blob)
             rows.extend(batch_rows)
     if total is None:
         raise ValueError("dataset: no rows")
-    cm = ConfusionMatrix(len(total), names, ignore_index=ignore_index)
+    cm = ConfusionMatrix(len(total), names, ignore_index=scored_ignore)  # the actors' (pairs: in scored ids)
     cm.matrix[:] = total
     rows = in_input_order(rows)
     return Evaluation(cm, [{"image": r["image"], "miou": r["miou"]} for r in rows if "miou" in r],
@@ -187,3 +201,24 @@ def score_datapoints(model_path, folders, classes, groups, *, labels=None, load_
     result.skipped = [given.get(s, s) for s in result.skipped]
     result.failed = [{**f, "image": given.get(f["image"], f["image"])} for f in result.failed]
     return result
+
+
+def score_pairs(model_path, pairs, spec, groups, *, load_kwargs=None, address="auto", ship_model=False,
+                batch_size: int = 8, **init_kwargs) -> Evaluation:
+    """`coreseg eval MODEL --images DIR --gt DIR --ray` (or a VOC or
+    Cityscapes tree, or --list): the Evaluation of photo and ground-truth
+    pairs (coreseg.evaluation.datasets.Pair) on a cluster, each actor
+    reading its pairs from their paths (shared storage) with `spec`
+    (coreseg.evaluation.datasets.GroundTruthSpec)."""
+    ray = connect(address, **init_kwargs)
+    rows = [{"index": i, "pair": [p.name, str(Path(p.image).resolve()), str(Path(p.gt).resolve())]}
+            for i, p in enumerate(pairs)]
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // batch_size)))
+    source = model_source(model_path, ship_model)
+    labels = model_labels(source.path, dict(load_kwargs or {}))
+    from ..evaluation.image_scoring import dataset_names
+    from ..evaluation.scoring import scored_classes
+
+    scored_classes(labels, dataset_names(spec, labels), groups)  # no class in common: said now, not per actor
+    udf_args = (source, dict(load_kwargs or {}), None, groups or None, None, None, None, spec)
+    return _run(ray, ds, udf_args, batch_size)

@@ -1,0 +1,183 @@
+"""`worst/`: the images a model does worst on, each drawn as photo |
+ground truth | prediction | errors with a legend, and an ``index.html``
+that lays them out beside the per-class table and the confusion matrix
+(`coreseg.evaluation.report_html`).
+
+Errors are drawn in three colours: a false positive (the model found an
+object where the truth is background), a false negative (it missed an
+object: the truth is an object, it said background) and a wrong class
+(both are objects, not the same one). Pixels no score counts (the
+dataset's "void", or what a centre crop never showed the model) are
+grey; correct pixels show the photo, faded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from ..drawing.legend import label_font
+from ..files.images import pillow
+from ..kernels import resize_labels
+from ..kernels.palette import default_palette, is_background
+
+__all__ = ["worst_rows", "scored_palette", "error_picture", "ERROR_COLORS", "PANEL_SIDE", "file_name"]
+
+#: Longest side of each panel, in pixels.
+PANEL_SIDE = 360
+#: (name, RGB) of the error colours, in legend order.
+ERROR_COLORS = (("false positive (object where the truth is background)", (230, 25, 75)),
+                ("false negative (object missed)", (0, 130, 200)),
+                ("wrong class", (255, 190, 0)),
+                ("not scored (void, or unseen by the model)", (170, 170, 170)))
+_FP, _FN, _WRONG, _VOID = (np.array(c, np.uint8) for _, c in ERROR_COLORS)
+
+
+def worst_rows(per_image: list[dict], k: int) -> list[dict]:
+    """The `k` per-image rows ({"image", "miou"}) with the lowest mIoU, lowest
+    first (ties in input order); images with no class present left out."""
+    scored = [(r["miou"], i, r) for i, r in enumerate(per_image) if r.get("miou") is not None]
+    return [r for _, _, r in sorted(scored, key=lambda t: (t[0], t[1]))[:max(k, 0)]]
+
+
+def file_name(rank: int, image: str) -> str:
+    """worst/'s file of the image ranked `rank` (1 = worst): NN-NAME.png, the
+    name's characters other than letters, digits, '.', '-' and '_' as '_'."""
+    return f"{rank:02d}-{re.sub(r'[^A-Za-z0-9._-]', '_', image)[:80]}.png"
+
+
+def scored_palette(names, dataset_names=(), dataset_palette=None) -> np.ndarray:
+    """(len(names), 3) uint8: each scored class's colour, the dataset's own
+    where it has one for that name (VOC's, Cityscapes', its colour
+    table's), else coreseg's default; background classes black."""
+    palette = default_palette(max(len(names), 1))[:len(names), :3].copy()
+    own = {}
+    if dataset_palette is not None:
+        own = {n: np.asarray(c[:3]) for n, c in zip(dataset_names, dataset_palette)}
+    for i, name in enumerate(names):
+        if name in own:
+            palette[i] = own[name]
+        if is_background(name):
+            palette[i] = 0
+    return palette
+
+
+def _shrink(shape) -> tuple[int, int]:
+    """(width, height) of a panel for a (H, W) image: the longest side at
+    most PANEL_SIDE, the aspect kept."""
+    h, w = shape[:2]
+    scale = min(1.0, PANEL_SIDE / max(h, w, 1))
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _colored(ids: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    valid = (ids >= 0) & (ids < len(palette))
+    out = np.empty(ids.shape + (3,), np.uint8)
+    out[:] = _VOID
+    out[valid] = palette[ids[valid]]
+    return out
+
+
+def _errors(photo_small, gt, pred, background: np.ndarray, ignore_index) -> np.ndarray:
+    """The errors panel: faded photo (or white) where right, the error
+    colours where wrong, grey where not scored."""
+    n = len(background)
+    scored = (pred >= 0) & (gt >= 0) & (gt < n) & (pred < n)
+    if ignore_index is not None:
+        scored &= gt != ignore_index
+    if photo_small is not None:
+        grey = photo_small[..., :3].astype(np.uint16).mean(-1, keepdims=True)
+        out = np.repeat((grey * 0.35 + 255 * 0.65).astype(np.uint8), 3, -1)
+    else:
+        out = np.full(gt.shape + (3,), 255, np.uint8)
+    g, p = np.clip(gt, 0, n - 1), np.clip(pred, 0, n - 1)
+    wrong = scored & (gt != pred)
+    gt_bg, pred_bg = background[g], background[p]
+    out[wrong & gt_bg & ~pred_bg] = _FP
+    out[wrong & ~gt_bg & pred_bg] = _FN
+    out[wrong & ~gt_bg & ~pred_bg] = _WRONG
+    out[wrong & gt_bg & pred_bg] = _WRONG  # two background classes (rare)
+    out[~scored] = _VOID
+    return out
+
+
+def error_picture(photo, gt: np.ndarray, pred: np.ndarray, names, palette: np.ndarray, *, title: str = "",
+                  ignore_index: int | None = None) -> np.ndarray:
+    """One image's errors as one picture: photo | ground truth | prediction |
+    errors (no photo panel when `photo` is None), titled, with a legend of
+    the classes shown and the error colours.
+
+    Parameters
+    ----------
+    photo : (H, W, 3|4) uint8 ndarray or None
+    gt, pred : (H, W) integer ndarray
+        Scored class ids; the prediction -1 where the model never saw the
+        photo, the ground truth `ignore_index` where it is void.
+    names : list of str
+        Scored class names, index = id.
+    palette : (len(names), 3) uint8 ndarray
+    title : str
+    ignore_index : int, optional
+
+    Returns
+    -------
+    (h, w, 3) uint8 ndarray
+        Each panel's longest side at most `PANEL_SIDE` pixels.
+    """
+    Image, _ = pillow()
+    from PIL import ImageDraw
+
+    gt, pred = np.asarray(gt, np.int32), np.asarray(pred, np.int32)
+    width, height = _shrink(gt.shape)
+    small_gt = resize_labels(gt, (width, height)) if (height, width) != gt.shape else gt
+    small_pred = resize_labels(pred, (width, height)) if (height, width) != pred.shape else pred
+    small_photo = None
+    if photo is not None:
+        im = Image.fromarray(np.ascontiguousarray(photo[..., :3]))
+        small_photo = np.asarray(im.resize((width, height), Image.BILINEAR)) if im.size != (width, height) else \
+            np.asarray(im)
+    shown_gt = np.where(small_gt == ignore_index, -1, small_gt) if ignore_index is not None else small_gt
+    background = np.array([is_background(n) for n in names] or [False])
+    panels = ([("photo", small_photo)] if small_photo is not None else []) + [
+        ("ground truth", _colored(shown_gt, palette)), ("prediction", _colored(small_pred, palette)),
+        ("errors", _errors(small_photo, small_gt, small_pred, background, ignore_index))]
+    size = 14
+    font = label_font(size)
+    gap, line = 8, size + 6
+    present = sorted(set(np.unique(shown_gt).tolist()) | set(np.unique(small_pred).tolist()))
+    present = [i for i in present if 0 <= i < len(names)]
+    entries = [(names[i], tuple(int(v) for v in palette[i])) for i in present] + \
+              [(label, color) for label, color in ERROR_COLORS]
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    total_w = len(panels) * width + (len(panels) + 1) * gap
+    # The legend flows in rows under the panels.
+    rows, x = [[]], gap
+    for text, color in entries:
+        w = size + 6 + int(probe.textlength(text, font=font)) + 14
+        if x + w > total_w and rows[-1]:
+            rows.append([])
+            x = gap
+        rows[-1].append((x, text, color))
+        x += w
+    top = gap + line + line  # the title, then the panel names
+    total_h = top + height + gap + len(rows) * line + gap
+    canvas = Image.new("RGB", (total_w, total_h), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((gap, gap), title, fill=(0, 0, 0), font=font)
+    for k, (label, pixels) in enumerate(panels):
+        x0 = gap + k * (width + gap)
+        draw.text((x0, gap + line), label, fill=(60, 60, 60), font=font)
+        canvas.paste(Image.fromarray(np.ascontiguousarray(pixels)), (x0, top))
+    y = top + height + gap
+    for row in rows:
+        for x0, text, color in row:
+            draw.rectangle([x0, y, x0 + size, y + size], fill=color, outline=(0, 0, 0))
+            draw.text((x0 + size + 6, y), text, fill=(0, 0, 0), font=font)
+        y += line
+    return np.asarray(canvas)
+
+
+def miou_text(value) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.3f}"
