@@ -323,7 +323,7 @@ class Segmentation:
         out[sy : sy + sh, sx : sx + sw] = kernels.upsample_argmax(np.ascontiguousarray(planes), (sw, sh)) == 1
         return out
 
-    def matte(self, classes=None, *, smooth: bool = True, out=None) -> np.ndarray:
+    def matte(self, classes=None, *, smooth: bool = True, refine=False, image=None, out=None) -> np.ndarray:
         """The foreground's alpha at the image's resolution.
 
         Parameters
@@ -341,20 +341,33 @@ class Segmentation:
             model decided one of the classes (its class map; a multi-label
             model's channels above the threshold), its pixels enlarged by
             nearest neighbour.
+        refine : bool or float
+            Pull the matte's edges onto the photo's own (`coreseg.
+            refine_matte`, a guided filter with `image` as the guide): a
+            model's mask is a few hundred pixels wide, its edge where the
+            model put it, blurred by the enlargement. True: within two of
+            the model's pixels as they fall on the photo; a number: within
+            that many photo pixels. Needs `image`. Off by default: the
+            matte then depends on the model alone (as `replace_background`'s
+            default does), and refinement costs a pass over the photo
+            (about 10 ms at 1080p).
+        image : (H, W, 3|4) uint8 ndarray, PIL image or path, optional
+            The image that was segmented (for `refine`).
         out : (H, W) uint8 ndarray, optional
 
         Returns
         -------
         alpha : (H, W) uint8 ndarray
             255 where the classes are certain, 0 where the model never saw
-            the image (outside a ``crop="center"``).
+            the image (outside a ``crop="center"``; refinement never moves
+            the matte there).
         """
         from .background import matte
 
-        return matte(self, classes, smooth=smooth, out=out)
+        return matte(self, classes, smooth=smooth, refine=refine, image=image, out=out)
 
     def replace_background(self, image, background="blur", *, classes=None, blur=None, smooth: bool = True,
-                           out=None) -> np.ndarray:
+                           refine=False, out=None) -> np.ndarray:
         """The image with its background blurred, replaced or made transparent.
 
         Parameters
@@ -373,6 +386,10 @@ class Segmentation:
             The blur's radius in pixels (the Gaussian's sigma).
         smooth : bool
             A soft edge from the scores (see `matte`).
+        refine : bool or float
+            The matte's edges pulled onto the image's own (see `matte`):
+            True, or a radius in pixels. Off by default, so the result is
+            ``blend(image, background, matte())``.
         out : ndarray, optional
             Where to write; may be `image` (not for "transparent").
 
@@ -383,7 +400,8 @@ class Segmentation:
         """
         from .background import replace_background
 
-        return replace_background(self, image, background, classes=classes, blur=blur, smooth=smooth, out=out)
+        return replace_background(self, image, background, classes=classes, blur=blur, smooth=smooth, refine=refine,
+                                  out=out)
 
     def areas(self) -> dict[int, float]:
         """Share of pixels (0..1) of every class present, by class id, over
