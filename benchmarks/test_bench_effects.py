@@ -1,7 +1,8 @@
-"""Background effects: blend (a photo over a background by a matte), blur
-and upsample_matte at 1920x1080 (blur at 12 MP too), each beside the code
-users write today (numpy float blending, np.where, OpenCV's blendLinear /
-GaussianBlur / stackBlur / resize) and memcpy floors; and the three
+"""Background effects: blend (a photo over a background by a matte), blur,
+upsample_matte and refine_matte at 1920x1080 (blur at 12 MP too), each
+beside the code users write today (numpy float blending, np.where, OpenCV's
+blendLinear / GaussianBlur / stackBlur / resize, a cv2.boxFilter guided
+filter, at full resolution and fast) and memcpy floors; and the three
 together, a video call's background blur, beside the same in OpenCV.
 
 One test per implementation, parametrized by case, so benchmarks/report.py
@@ -70,6 +71,35 @@ BLURS = {"blur5": _blur_case(5, "photo_1920x1080"), "blur20": _blur_case(20, "ph
 BLEND = "blend 1920x1080 RGBA, image background, soft matte"
 MATTE = "upsample_matte 256x144 -> 1920x1080"
 PIPELINE = "background blur 1920x1080 RGBA: matte + blur(20) + blend"
+#: refine_matte at 1080p with what Segmentation.matte(refine=True) picks for
+#: a 256x144 model: two model pixels, 15 photo pixels (a reduction by 3).
+REFINE_RADIUS, REFINE_EPS = 15.0, 1e-3
+REFINE = f"refine_matte 1920x1080 RGBA, radius {REFINE_RADIUS:g}, eps {REFINE_EPS:g}"
+
+
+def guided_filter_opencv(photo, matte, radius, eps, s=1):
+    """He et al.'s guided filter as users write it with OpenCV (cv2.ximgproc
+    is in opencv-contrib only): float32, box filters; with s > 1 the fast
+    guided filter (statistics on an INTER_AREA reduction, A and b enlarged
+    bilinearly)."""
+    guide = cv2.cvtColor(photo, cv2.COLOR_RGBA2GRAY).astype(np.float32) * (1 / 255)
+    i, p = guide, matte.astype(np.float32) * (1 / 255)
+    if s > 1:
+        small = (photo.shape[1] // s, photo.shape[0] // s)
+        i, p = cv2.resize(i, small, interpolation=cv2.INTER_AREA), cv2.resize(p, small, interpolation=cv2.INTER_AREA)
+    k = 2 * max(1, round(radius / s)) + 1
+
+    def box(x):
+        return cv2.boxFilter(x, -1, (k, k))
+
+    mean_i, mean_p = box(i), box(p)
+    a = (box(i * p) - mean_i * mean_p) / (box(i * i) - mean_i * mean_i + eps)
+    b = mean_p - a * mean_i
+    a, b = box(a), box(b)
+    if s > 1:
+        size = (photo.shape[1], photo.shape[0])
+        a, b = cv2.resize(a, size, interpolation=cv2.INTER_LINEAR), cv2.resize(b, size, interpolation=cv2.INTER_LINEAR)
+    return np.clip((a * guide + b) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 def implementations(case, s, request, pool=None):
@@ -131,6 +161,18 @@ def implementations(case, s, request, pool=None):
             "memcpy_floor": lambda: np.copyto(out, ones),
             "memcpy_two_threads": lambda: copy_two_threads(out, ones, pool),
         }
+    if case == "refine":
+        photo, matte = request.getfixturevalue("photo_1920x1080"), s["matte"]
+        out = np.empty((H, W), np.uint8)
+        s_fast, _ = reference.refine_plan(REFINE_RADIUS)
+        return REFINE, {
+            "coreseg": lambda: coreseg.kernels.refine_matte(matte, photo, REFINE_RADIUS, out=out),
+            "reference": lambda: reference.refine_matte(matte, photo, REFINE_RADIUS),
+            "opencv": lambda: guided_filter_opencv(photo, matte, REFINE_RADIUS, REFINE_EPS),
+            "opencv_fast": lambda: guided_filter_opencv(photo, matte, REFINE_RADIUS, REFINE_EPS, s_fast),
+            "memcpy_floor": lambda: np.copyto(out, matte),
+            "memcpy_two_threads": lambda: copy_two_threads(out, matte, pool),
+        }
     if case == "pipeline":
         fg, p = s["fg"], s["scores"]
         matte, blurred, out = np.empty((H, W), np.uint8), np.empty_like(fg), np.empty_like(fg)
@@ -152,7 +194,7 @@ def implementations(case, s, request, pool=None):
     raise KeyError(case)
 
 
-CASES = ["blend", *BLURS, "matte", "pipeline"]
+CASES = ["blend", *BLURS, "matte", "refine", "pipeline"]
 SLOW = {"reference", "numpy", "opencv"}  # a few rounds are enough
 _MEMCPY = ("memcpy_floor", "memcpy_two_threads")
 #: The rows each case has (what `implementations` returns, checked in _run),
@@ -165,6 +207,7 @@ ROLES = {
     "blur60": ("coreseg", "opencv_stack_blur", *_MEMCPY, "opencv"),
     "blur40_12mp": ("coreseg", "opencv_stack_blur", *_MEMCPY),
     "matte": ("coreseg", "coreseg_max_of_three", "reference", "opencv", *_MEMCPY),
+    "refine": ("coreseg", "reference", "opencv", "opencv_fast", *_MEMCPY),
     "pipeline": ("coreseg", "opencv", "opencv_stack_blur"),
 }
 
@@ -199,6 +242,7 @@ test_numpy = _roles_test("numpy")
 test_numpy_where = _roles_test("numpy_where")
 test_opencv = _roles_test("opencv")
 test_opencv_stack_blur = _roles_test("opencv_stack_blur")
+test_opencv_fast = _roles_test("opencv_fast")
 test_memcpy_floor = _roles_test("memcpy_floor")
 test_memcpy_two_threads = _roles_test("memcpy_two_threads")
 test_three_streams_two_threads = _roles_test("three_streams_two_threads")

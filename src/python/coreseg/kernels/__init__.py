@@ -24,9 +24,10 @@ written as they are, so they must be in native byte order and aligned.
 Limits, refused with a ValueError that names them: every side of every
 array at most MAX_SIDE (2**24) elements; resize_image shrinks an axis at
 most MAX_DOWNSCALE (2048) times in one pass; confusion_matrix counts at
-most 16384 classes; blur's radius is at most MAX_BLUR_RADIUS (1024)
-pixels, refine_matte's MAX_REFINE_RADIUS (1024); upsample_argmax and upsample_matte take at most 65536 planes; at
-most MAX_THREADS (256) threads. A result larger than the machine's memory
+most 16384 classes; blur's and refine_matte's radii are at most
+MAX_BLUR_RADIUS and MAX_REFINE_RADIUS (1024) pixels; upsample_argmax and
+upsample_matte take at most 65536 planes; at most MAX_THREADS (256)
+threads. A result larger than the machine's memory
 is a MemoryError before anything is allocated.
 """
 
