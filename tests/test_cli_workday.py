@@ -72,6 +72,88 @@ def test_overlays_have_a_legend_unless_told(photos, tmp_path):
     np.testing.assert_array_equal(with_legend[ys.max() + 1:], plain[ys.max() + 1:])
 
 
+def test_the_cli_legend_is_the_public_draw_legend(photos, tmp_path):
+    """What notebooks call (`coreseg.drawing.legend.draw_legend`, exported
+    as coreseg.draw_legend) is what `segment` draws, with --label too."""
+    from coreseg.drawing.legend import draw_legend
+
+    image = np.asarray(Image.open(photos / "a.png"))
+    seg = coreseg.load("demo").predict(image)
+    outline = (255, 255, 255, 255)
+    assert run("segment", "demo", photos / "a.png", "--out", tmp_path / "l").returncode == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "l" / "a.overlay.png")),
+                                  draw_legend(seg.overlay(image, 0.6, outline), seg))
+    assert run("segment", "demo", photos / "a.png", "--out", tmp_path / "h", "--label", "sky", "--label",
+               "hill", "--color", "#00FF00").returncode == 0
+    want = draw_legend(seg.overlay(image, 0.6, outline, classes=["sky", "hill"], color="#00FF00"), seg,
+                       classes=["sky", "hill"], color="#00FF00")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "h" / "a.overlay.png")), want)
+
+
+def test_draw_legend_draws_in_place_or_into_out(photos):
+    from coreseg.drawing.legend import draw_legend, legend_entries
+
+    image = np.asarray(Image.open(photos / "a.png")).copy()
+    seg = coreseg.load("demo").predict(image)
+    kept = image.copy()
+    copy = draw_legend(image, seg, out=np.empty_like(image))
+    np.testing.assert_array_equal(image, kept)  # out= given: the image is left alone
+    assert draw_legend(image, seg) is image  # else in place, as on a fresh overlay
+    np.testing.assert_array_equal(image, copy)
+    differs = np.any(copy != kept, axis=2)
+    ys, xs = np.nonzero(differs)
+    assert ys.min() == 0 and xs.min() == 0 and not differs[ys.max() + 1:].any()  # the corner panel only
+    # The same as drawing the entries themselves in their palette.
+    entries, palette = legend_entries(seg)
+    assert [name for _, name, _ in entries] == [name for _, name, _ in seg.legend()]
+    np.testing.assert_array_equal(draw_legend(kept.copy(), entries, palette), copy)
+    # One class asked: listed even where absent, in magenta (as overlay(classes=) draws it).
+    entries, palette = legend_entries(seg, classes=["sun"])
+    assert [(k, name) for k, name, _ in entries] == [(1, "sun")] and tuple(palette[1]) == (255, 0, 255, 255)
+    rgba = np.dstack([kept, np.zeros(kept.shape[:2], np.uint8)])
+    assert (draw_legend(rgba, seg)[:ys.max() + 1, :xs.max() + 1, 3] == 255).all()  # an opaque panel
+
+
+def test_draw_legend_refuses_what_it_cannot_draw(photos):
+    from coreseg.drawing.legend import draw_legend
+
+    image = np.asarray(Image.open(photos / "a.png"))
+    seg = coreseg.load("demo").predict(image)
+    with pytest.raises(TypeError, match="needs the palette"):
+        draw_legend(image.copy(), seg.legend())
+    with pytest.raises(TypeError, match="Segmentation or a list"):
+        draw_legend(image.copy(), "sky")
+    with pytest.raises(ValueError, match=r"\(H, W, 3\|4\) uint8"):
+        draw_legend(image.astype(np.float32), seg)
+    frozen = image.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only: pass out="):
+        draw_legend(frozen, seg)
+    with pytest.raises(ValueError, match="out must have shape"):
+        draw_legend(image, seg, out=np.empty((4, 4, 3), np.uint8))
+    with pytest.raises(KeyError, match="moon"):
+        draw_legend(image.copy(), seg, classes=["moon"])
+
+
+def test_a_class_map_models_background_edge_is_the_apis(photos, tmp_path):
+    """A model without scores: --background's matte is feathered, as
+    replace_background's default, and the model's own pixels with --blocky
+    (it used to be blocky either way)."""
+    model = coreseg.load(demo.model_path("onnx"), output_activation="none")
+    image = np.asarray(Image.open(photos / "a.png"))
+    seg = model.predict(image)
+    assert seg.scores is None
+    for extra, smooth in (([], True), (["--blocky"], False)):
+        out = tmp_path / str(smooth)
+        r = run("segment", demo.model_path("onnx"), photos / "a.png", "--activation", "none", "--out", out,
+                "--background", "#00FF00", "--keep", "sky", *extra)
+        assert r.returncode == 0, r.stderr
+        np.testing.assert_array_equal(np.asarray(Image.open(out / "a.background.png")),
+                                      seg.replace_background(image, "#00FF00", classes=["sky"], smooth=smooth))
+    soft = seg.matte(["sky"])
+    assert ((soft > 0) & (soft < 255)).any() and set(np.unique(seg.matte(["sky"], smooth=False))) == {0, 255}
+
+
 def test_label_highlights_only_that_class(photos, tmp_path):
     image = np.asarray(Image.open(photos / "a.png"))
     r = run("segment", "demo", photos / "a.png", "--label", "sky", "--out", tmp_path, "--no-legend")
