@@ -23,7 +23,7 @@ from ..files.images import pillow
 from ..kernels import resize_labels
 from ..kernels.palette import default_palette, is_background
 
-__all__ = ["worst_rows", "scored_palette", "error_picture", "ERROR_COLORS", "PANEL_SIDE", "file_name"]
+__all__ = ["worst_rows", "scored_palette", "error_picture", "error_panel", "ERROR_COLORS", "PANEL_SIDE", "file_name"]
 
 #: Longest side of each panel, in pixels.
 PANEL_SIDE = 360
@@ -80,9 +80,26 @@ def _colored(ids: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return out
 
 
-def _errors(photo_small, gt, pred, background: np.ndarray, ignore_index) -> np.ndarray:
-    """The errors panel: faded photo (or white) where right, the error
-    colours where wrong, grey where not scored."""
+def error_panel(photo, gt, pred, background, ignore_index=None) -> np.ndarray:
+    """The errors panel: the photo faded (white without one) where the
+    prediction is right, `ERROR_COLORS` where it is wrong or not scored.
+
+    Parameters
+    ----------
+    photo : (H, W, 3|4) uint8 ndarray or None
+    gt, pred : (H, W) integer ndarray
+        Scored ids; the prediction -1 where unseen.
+    background : (C,) bool ndarray
+        Which scored classes are background.
+    ignore_index : int, optional
+        The ground truth's void value.
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+    """
+    photo_small = photo
+    background = np.asarray(background, bool)
     n = len(background)
     scored = (pred >= 0) & (gt >= 0) & (gt < n) & (pred < n)
     if ignore_index is not None:
@@ -142,7 +159,7 @@ def error_picture(photo, gt: np.ndarray, pred: np.ndarray, names, palette: np.nd
     background = np.array([is_background(n) for n in names] or [False])
     panels = ([("photo", small_photo)] if small_photo is not None else []) + [
         ("ground truth", _colored(shown_gt, palette)), ("prediction", _colored(small_pred, palette)),
-        ("errors", _errors(small_photo, small_gt, small_pred, background, ignore_index))]
+        ("errors", error_panel(small_photo, small_gt, small_pred, background, ignore_index))]
     size = 14
     font = label_font(size)
     gap, line = 8, size + 6
