@@ -95,13 +95,14 @@ def draw_legend(image: np.ndarray, legend, palette=None, *, classes=None, color=
 
     Examples
     --------
-    >>> import numpy as np, coreseg
-    >>> model = coreseg.load("demo")
-    >>> photo = coreseg.demo.scene(1, (320, 240))[0]
-    >>> seg = model.predict(photo)
-    >>> shown = coreseg.draw_legend(seg.overlay(photo), seg)
-    >>> shown.shape
-    (240, 320, 3)
+    >>> import coreseg
+    >>> from coreseg import demo
+    >>> from coreseg.drawing.legend import draw_legend
+    >>> photo = demo.scene(1, (320, 240))[0]
+    >>> seg = coreseg.load("demo").predict(photo)
+    >>> overlay = seg.overlay(photo)
+    >>> draw_legend(overlay, seg) is overlay
+    True
     """
     if isinstance(legend, (list, tuple)):
         if palette is None:
