@@ -13,7 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from coreseg.evaluation.worst import ERROR_COLORS, error_panel, error_picture, scored_palette, worst_rows
+from coreseg.evaluation.worst import (ERROR_COLORS, error_panel, error_picture, panel_size, scored_palette,
+                                     worst_rows)
 from coreseg.metrics import ConfusionMatrix
 
 Image = pytest.importorskip("PIL.Image", reason="worst/ draws with Pillow: pip install '.[images]'")
@@ -46,6 +47,22 @@ def test_the_errors_panel_colours_each_kind_of_error():
     assert (faded[0, [1, 3, 4, 6, 7]] == panel[0, [1, 3, 4, 6, 7]]).all()  # errors drawn the same
 
 
+def locate(picture, panel) -> list:
+    """Where `panel` appears whole in `picture`: (y, x) of each place."""
+    py, px = np.argwhere((panel == FP).all(-1))[0]  # a pixel of a colour few others have
+    h, w = panel.shape[:2]
+    found = []
+    for y, x in np.argwhere((picture == FP).all(-1)) - (py, px):
+        if 0 <= y <= picture.shape[0] - h and 0 <= x <= picture.shape[1] - w and \
+                (picture[y:y + h, x:x + w] == panel).all():
+            found.append((int(y), int(x)))
+    return found
+
+
+def enlarge(a, k):
+    return np.repeat(np.repeat(a, k, 0), k, 1)
+
+
 def test_a_picture_holds_its_panels_and_a_legend():
     gt = np.zeros((30, 40), np.int32)
     gt[10:20, 10:30] = 1
@@ -54,14 +71,15 @@ def test_a_picture_holds_its_panels_and_a_legend():
     names = ["background", "cat"]
     palette = scored_palette(names)
     picture = error_picture(photo, gt, pred, names, palette, title="1. x: mIoU 0.5")
-    panel = error_panel(photo, gt, pred, np.array([True, False]))
-    # Each panel appears whole, at its size (no panel side above PANEL_SIDE: not scaled).
-    found = [(y, x) for y in range(picture.shape[0] - 30) for x in range(picture.shape[1] - 40)
-             if (picture[y:y + 30, x:x + 40] == panel).all()]
-    assert len(found) == 1
+    # A small image is enlarged by a whole factor (9: 360 px, PANEL_SIDE, across), each pixel a square block.
+    assert panel_size(gt.shape) == (360, 270)
+    panel = error_panel(enlarge(photo, 9), enlarge(gt, 9), enlarge(pred, 9), np.array([True, False]))
+    assert len(locate(picture, panel)) == 1
     assert count(picture, FP) == count(panel, FP) + 13 * 13  # and the legend's swatch (13 px inside its outline)
-    assert count(panel, FP) == 5 * 10 and count(panel, FN) == 5 * 10
-    assert (picture[:, :, :3] == photo[0, 0]).all(-1).any()
+    assert count(panel, FP) == 5 * 10 * 81 and count(panel, FN) == 5 * 10 * 81
+    assert (picture == photo[0, 0]).all(-1).sum() >= 81  # the photo is there
+    # A large one is shrunk to PANEL_SIDE on its longest side.
+    assert panel_size((1080, 1920)) == (360, 202) and panel_size((360, 100)) == (100, 360)
 
 
 def test_worst_rows_are_the_lowest_first_ties_in_input_order():
@@ -198,12 +216,10 @@ def test_label_maps_get_worst_pictures_without_a_photo(tmp_path):
     assert r.returncode == 0, r.stderr
     with Image.open(tmp_path / "e" / "worst" / "01-a.png") as im:
         picture = np.asarray(im.convert("RGB"))
-    panel = error_panel(None, truth.astype(np.int32), np.roll(truth, 3, axis=1).astype(np.int32),
-                        np.array([True, False]))
-    assert count(panel, FP) == 30 and count(panel, FN) == 30
-    found = [(y, x) for y in range(picture.shape[0] - 20) for x in range(picture.shape[1] - 30)
-             if (picture[y:y + 20, x:x + 30] == panel).all()]
-    assert len(found) == 1
+    panel = error_panel(None, enlarge(truth, 12).astype(np.int32), enlarge(np.roll(truth, 3, axis=1), 12).astype(
+        np.int32), np.array([True, False]))
+    assert count(panel, FP) == 30 * 144 and count(panel, FN) == 30 * 144
+    assert len(locate(picture, panel)) == 1 and picture.shape[1] < 4 * 360  # three panels: no photo
 
 
 def test_mid_run_messages_go_above_the_progress_bar(monkeypatch):

@@ -46,9 +46,10 @@ def index_html(entries, classes, summary: dict, *, confusion: str | None = "../c
         The confusion matrix picture, relative to the page.
     """
     e = html.escape
+    # Each picture has its rank, name and mIoU written in it; the alt text says them too.
     figures = "\n".join(
-        f'<figure><img src="{e(quote(file))}" alt="{e(name)}: photo, ground truth, prediction and errors">'
-        f"<figcaption>{rank}. {e(name)}: mIoU {miou_text(miou)}</figcaption></figure>"
+        f'<figure><a href="{e(quote(file))}"><img src="{e(quote(file))}" '
+        f'alt="{rank}. {e(name)}: mIoU {miou_text(miou)}; photo, ground truth, prediction and errors"></a></figure>'
         for rank, (file, name, miou) in enumerate(entries, 1))
     rows = "\n".join(
         f"<tr><td>{e(c['name'])}</td><td>{_number(c['iou'])}</td><td>{_number(c['dice'])}</td>"

@@ -23,7 +23,8 @@ from ..files.images import pillow
 from ..kernels import resize_labels
 from ..kernels.palette import default_palette, is_background
 
-__all__ = ["worst_rows", "scored_palette", "error_picture", "error_panel", "ERROR_COLORS", "PANEL_SIDE", "file_name"]
+__all__ = ["worst_rows", "scored_palette", "error_picture", "error_panel", "ERROR_COLORS", "PANEL_SIDE", "file_name",
+           "panel_size"]
 
 #: Longest side of each panel, in pixels.
 PANEL_SIDE = 360
@@ -64,12 +65,18 @@ def scored_palette(names, dataset_names=(), dataset_palette=None) -> np.ndarray:
     return palette
 
 
-def _shrink(shape) -> tuple[int, int]:
-    """(width, height) of a panel for a (H, W) image: the longest side at
-    most PANEL_SIDE, the aspect kept."""
+def panel_size(shape) -> tuple[int, int]:
+    """(width, height) of each panel for an image of (H, W): a large image
+    shrunk to a longest side of PANEL_SIDE, a small one enlarged by the
+    whole factor that keeps it within (pixels stay square blocks), the
+    aspect kept."""
     h, w = shape[:2]
-    scale = min(1.0, PANEL_SIDE / max(h, w, 1))
-    return max(1, round(w * scale)), max(1, round(h * scale))
+    side = max(h, w, 1)
+    if side > PANEL_SIDE:
+        scale = PANEL_SIDE / side
+        return max(1, round(w * scale)), max(1, round(h * scale))
+    k = PANEL_SIDE // side
+    return w * k, h * k
 
 
 def _colored(ids: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -141,20 +148,22 @@ def error_picture(photo, gt: np.ndarray, pred: np.ndarray, names, palette: np.nd
     Returns
     -------
     (h, w, 3) uint8 ndarray
-        Each panel's longest side at most `PANEL_SIDE` pixels.
+        Each panel of `panel_size`.
     """
     Image, _ = pillow()
     from PIL import ImageDraw
 
     gt, pred = np.asarray(gt, np.int32), np.asarray(pred, np.int32)
-    width, height = _shrink(gt.shape)
+    width, height = panel_size(gt.shape)
     small_gt = resize_labels(gt, (width, height)) if (height, width) != gt.shape else gt
     small_pred = resize_labels(pred, (width, height)) if (height, width) != pred.shape else pred
     small_photo = None
     if photo is not None:
         im = Image.fromarray(np.ascontiguousarray(photo[..., :3]))
-        small_photo = np.asarray(im.resize((width, height), Image.BILINEAR)) if im.size != (width, height) else \
-            np.asarray(im)
+        # Shrunk smoothly; enlarged by nearest neighbour, as the maps beside it are.
+        smaller = width < gt.shape[1]
+        small_photo = np.asarray(im.resize((width, height), Image.BILINEAR if smaller else Image.NEAREST)) \
+            if im.size != (width, height) else np.asarray(im)
     shown_gt = np.where(small_gt == ignore_index, -1, small_gt) if ignore_index is not None else small_gt
     background = np.array([is_background(n) for n in names] or [False])
     panels = ([("photo", small_photo)] if small_photo is not None else []) + [
