@@ -31,57 +31,92 @@ RefinePlan PlanRefine(double radius) {
 
 namespace {
 
-// n / d rounded half up, d > 0 (floor((2n + d) / 2d), as numpy's //).
+// n / d rounded half up, d > 0: floor((2n + d) / 2d), as numpy's //. In
+// double, which is exact here and far cheaper than a 64-bit idiv: with
+// num = 2n + d and den = 2d integers below 2^53 (both exact), the quotient
+// num / den is rounded once; it is an integer k exactly when the double
+// is, and otherwise at least 1/den away from the integers around it, while
+// the rounding error is at most |num / den| 2^-53 < 1/den. So the floor of
+// the double is the floor of the quotient. Every caller stays below 2^53
+// (the largest, A's numerator, below 2^52: |N^2 cov| <= 289^2 (4080^2 / 4),
+// times 2^13).
 inline int64_t RoundDiv(int64_t n, int64_t d) {
-  const int64_t num = 2 * n + d, den = 2 * d;
-  const int64_t q = num / den;
-  return q - (num % den != 0 && num < 0 ? 1 : 0);
+  const double q = static_cast<double>(2 * n + d) / static_cast<double>(2 * d);
+  const int64_t t = static_cast<int64_t>(q);  // toward zero; floor is one less below a negative non-integer
+  return t - (q < static_cast<double>(t) ? 1 : 0);
 }
 
-// A w x h plane of small values.
+// A w x h plane of small values, in memory kept between calls (on the
+// calling thread, up to kKeptScratchValues) so a video loop page-faults
+// nothing after its first frame.
+constexpr size_t kKeptScratchValues = size_t{16} << 20;
+
 template <typename T>
 struct Plane {
   int64_t w = 0, h = 0;
-  std::vector<T> v;
-  Plane(int64_t width, int64_t height) : w(width), h(height), v(static_cast<size_t>(width * height)) {}
-  T* Row(int64_t y) { return v.data() + y * w; }
-  const T* Row(int64_t y) const { return v.data() + y * w; }
+  T* v = nullptr;
+  std::vector<T> owned;
+  Plane(int64_t width, int64_t height, std::vector<T>* kept, size_t offset) : w(width), h(height) {
+    const size_t n = static_cast<size_t>(width * height);
+    if (kept != nullptr && offset + n <= kept->size()) {
+      v = kept->data() + offset;
+    } else {
+      owned.resize(n);
+      v = owned.data();
+    }
+  }
+  T* Row(int64_t y) { return v + y * w; }
+  const T* Row(int64_t y) const { return v + y * w; }
 };
 
 // Window sums of kCount planes (clipped at the edges), row by row: for
-// each row y, emit(y, sums) with sums[k * w + x] the sum of f(k, i, j) over
-// rows i in y - r..y + r and columns j in x - r..x + r. Each band of rows
-// keeps the row sums of its last 2r + 1 rows and slides over them (exact
-// integers: adding the new row and taking off the old is the sum).
-template <int kCount, typename F, typename Emit>
-void BoxRows(int64_t w, int64_t h, int r, F f, Emit emit) {
+// each row y, emit(y, sums) with sums[k * w + x] the sum of values[j] over
+// rows i in y - r..y + r and columns j in x - r..x + r, where fill(k, i,
+// values) gives row i of plane k (w values). Each band of rows
+// keeps the row sums of its last 2r + 1 rows (int32: at most 17 values
+// under 2^24 each) and slides over them (exact integers: adding the new
+// row and taking off the old is the sum).
+template <int kCount, typename Fill, typename Emit>
+void BoxRows(int64_t w, int64_t h, int r, Fill fill, Emit emit) {
   ParallelFor(h, std::max<int64_t>(4 * r, RowGrain(w * 8)), [&](int64_t y0, int64_t y1) {
-    const int64_t span = 2 * r + 1;
-    std::vector<int64_t> ring(static_cast<size_t>(span * kCount * w)), sums(static_cast<size_t>(kCount * w), 0);
-    std::vector<int64_t> prefix(static_cast<size_t>(w + 1));
-    const auto slot = [&](int64_t i) { return ring.data() + (i % span) * kCount * w; };
+    const int64_t span = 2 * r + 1, count = kCount * w;
+    std::vector<int32_t> ring(static_cast<size_t>(span * count));
+    std::vector<int64_t> sums(static_cast<size_t>(count), 0), prefix(static_cast<size_t>(w + 1)),
+        values(static_cast<size_t>(w));
+    const auto slot = [&](int64_t i) { return ring.data() + (i % span) * count; };
     const auto row_sums = [&](int64_t i) {  // row i's sums over x - r..x + r, into its slot
-      int64_t* dst = slot(i);
+      int32_t* dst = slot(i);
       for (int k = 0; k < kCount; ++k, dst += w) {
+        fill(k, i, values.data());
+        int64_t run = 0;
         prefix[0] = 0;
-        for (int64_t x = 0; x < w; ++x) prefix[x + 1] = prefix[x] + f(k, i, x);
-        for (int64_t x = 0; x < w; ++x) dst[x] = prefix[std::min(x + r + 1, w)] - prefix[std::max<int64_t>(x - r, 0)];
+        for (int64_t x = 0; x < w; ++x) prefix[x + 1] = run += values[x];
+        // The clipped ends, then the interior without clipping.
+        const int64_t lo = std::min<int64_t>(r, w), hi = std::max<int64_t>(lo, w - r - 1);
+        for (int64_t x = 0; x < lo; ++x)
+          dst[x] = static_cast<int32_t>(prefix[std::min(x + r + 1, w)] - prefix[std::max<int64_t>(x - r, 0)]);
+        for (int64_t x = lo; x < hi; ++x) dst[x] = static_cast<int32_t>(prefix[x + r + 1] - prefix[x - r]);
+        for (int64_t x = hi; x < w; ++x)
+          dst[x] = static_cast<int32_t>(prefix[std::min(x + r + 1, w)] - prefix[std::max<int64_t>(x - r, 0)]);
       }
     };
-    const auto add = [&](int64_t i, int64_t sign) {
-      const int64_t* src = slot(i);
-      for (int64_t k = 0; k < kCount * w; ++k) sums[k] += sign * src[k];
+    // Plain loops over restrict pointers: they vectorise.
+    const auto add = [count](int64_t* __restrict acc, const int32_t* __restrict row) {
+      for (int64_t k = 0; k < count; ++k) acc[k] += row[k];
+    };
+    const auto subtract = [count](int64_t* __restrict acc, const int32_t* __restrict row) {
+      for (int64_t k = 0; k < count; ++k) acc[k] -= row[k];
     };
     for (int64_t i = std::max<int64_t>(y0 - r, 0); i <= std::min<int64_t>(y0 + r, h - 1); ++i) {
       row_sums(i);
-      add(i, 1);
+      add(sums.data(), slot(i));
     }
     for (int64_t y = y0; y < y1; ++y) {
       if (y > y0) {
-        if (y - r - 1 >= 0) add(y - r - 1, -1);  // before its slot is reused
+        if (y - r - 1 >= 0) subtract(sums.data(), slot(y - r - 1));  // before its slot is reused
         if (y + r < h) {
           row_sums(y + r);
-          add(y + r, 1);
+          add(sums.data(), slot(y + r));
         }
       }
       emit(y, sums.data());
@@ -109,16 +144,30 @@ void RefineMatte(const uint8_t* matte, ptrdiff_t matte_stride, const ImageView& 
   // Block means of luma and matte, kRefineMeanBits fractional bits,
   // rounded half up: column sums of s rows (< 2^24 in uint32), then sums of
   // s columns.
-  Plane<int32_t> small_i(w, h), small_p(w, h);
+  // The small planes: luma and matte means, A and b, and their means (a
+  // column wider: the enlargement reads one past the last, weight 0).
+  thread_local std::vector<int32_t> kept;
+  const size_t plane = static_cast<size_t>(w * h), wide = static_cast<size_t>((w + 1) * h);
+  if (4 * plane + 2 * wide <= kKeptScratchValues && kept.size() < 4 * plane + 2 * wide) kept.resize(4 * plane + 2 * wide);
+  std::vector<int32_t>* scratch = 4 * plane + 2 * wide <= kKeptScratchValues ? &kept : nullptr;
+  Plane<int32_t> small_i(w, h, scratch, 0), small_p(w, h, scratch, plane);
+  // The luma at full resolution is kept for the final pass (a byte a pixel
+  // read again instead of the photo's three or four).
+  thread_local std::vector<uint8_t> kept_luma;
+  std::vector<uint8_t> owned_luma;
+  const size_t pixels_total = static_cast<size_t>(width * height);
+  std::vector<uint8_t>& luma_buffer = pixels_total <= (size_t{64} << 20) ? kept_luma : owned_luma;
+  if (luma_buffer.size() < pixels_total) luma_buffer.resize(pixels_total);
+  uint8_t* const luma_plane = luma_buffer.data();
   ParallelFor(h, std::max<int64_t>(1, RowGrain(width * s)), [&](int64_t j0, int64_t j1) {
-    std::vector<uint8_t> luma(static_cast<size_t>(width));
     std::vector<uint32_t> sum_y(static_cast<size_t>(width)), sum_p(static_cast<size_t>(width));
     for (int64_t j = j0; j < j1; ++j) {
       const int64_t first = j * s, n = std::min<int64_t>(s, height - first);
       std::fill(sum_y.begin(), sum_y.end(), 0u);
       std::fill(sum_p.begin(), sum_p.end(), 0u);
       for (int64_t y = first; y < first + n; ++y) {
-        rows.luma(guide.data + y * guide.row_stride, guide.channels, luma.data(), static_cast<int>(width));
+        uint8_t* luma = luma_plane + y * width;
+        rows.luma(guide.data + y * guide.row_stride, guide.channels, luma, static_cast<int>(width));
         const uint8_t* p = matte + y * matte_stride;
         for (int64_t x = 0; x < width; ++x) sum_y[x] += luma[x];  // plain loops: they vectorise
         for (int64_t x = 0; x < width; ++x) sum_p[x] += p[x];
@@ -139,10 +188,16 @@ void RefineMatte(const uint8_t* matte, ptrdiff_t matte_stride, const ImageView& 
   // of 1): A = N^2 cov / (N^2 var + E N^2), b = mean_p - A mean_I.
   const int64_t one = 255 << kRefineMeanBits;
   const int64_t e = static_cast<int64_t>(std::floor(eps * static_cast<double>(one * one) + 0.5));
-  Plane<int32_t> coef_a(w, h), coef_b(w, h);
-  BoxRows<4>(w, h, r, [&](int k, int64_t y, int64_t x) -> int64_t {
-    const int64_t i = small_i.Row(y)[x], p = small_p.Row(y)[x];
-    return k == 0 ? i : k == 1 ? p : k == 2 ? i * p : i * i;
+  Plane<int32_t> coef_a(w, h, scratch, 2 * plane), coef_b(w, h, scratch, 3 * plane);
+  BoxRows<4>(w, h, r, [&](int k, int64_t y, int64_t* __restrict values) {
+    const int32_t* __restrict i = small_i.Row(y);
+    const int32_t* __restrict p = small_p.Row(y);
+    switch (k) {  // plain loops: they vectorise
+      case 0: for (int64_t x = 0; x < w; ++x) values[x] = i[x]; break;
+      case 1: for (int64_t x = 0; x < w; ++x) values[x] = p[x]; break;
+      case 2: for (int64_t x = 0; x < w; ++x) values[x] = int64_t{i[x]} * p[x]; break;
+      default: for (int64_t x = 0; x < w; ++x) values[x] = int64_t{i[x]} * i[x];
+    }
   }, [&](int64_t y, const int64_t* sums) {
     for (int64_t x = 0; x < w; ++x) {
       const int64_t n = WindowCount(y, x, w, h, r);
@@ -157,9 +212,10 @@ void RefineMatte(const uint8_t* matte, ptrdiff_t matte_stride, const ImageView& 
 
   // The coefficients averaged over the same windows, each small row padded
   // by a copy of its last value (the enlargement reads one past, weight 0).
-  Plane<int32_t> mean_a(w + 1, h), mean_b(w + 1, h);
-  BoxRows<2>(w, h, r, [&](int k, int64_t y, int64_t x) -> int64_t {
-    return k == 0 ? coef_a.Row(y)[x] : coef_b.Row(y)[x];
+  Plane<int32_t> mean_a(w + 1, h, scratch, 4 * plane), mean_b(w + 1, h, scratch, 4 * plane + wide);
+  BoxRows<2>(w, h, r, [&](int k, int64_t y, int64_t* __restrict values) {
+    const int32_t* __restrict v = k == 0 ? coef_a.Row(y) : coef_b.Row(y);
+    for (int64_t x = 0; x < w; ++x) values[x] = v[x];
   }, [&](int64_t y, const int64_t* sums) {
     int32_t* a = mean_a.Row(y);
     int32_t* b = mean_b.Row(y);
@@ -177,7 +233,6 @@ void RefineMatte(const uint8_t* matte, ptrdiff_t matte_stride, const ImageView& 
   const LerpAxis xs = ComputeLerpAxis(w, w * s), ys = ComputeLerpAxis(h, h * s);
   ParallelFor(height, RowGrain(width * 2), [&](int64_t y0, int64_t y1) {
     TwoRowCache<int32_t> cache(static_cast<size_t>(2 * width));
-    std::vector<uint8_t> luma(static_cast<size_t>(width));
     const auto make = [&](int64_t i, int32_t* dst) {
       const int32_t* a = mean_a.Row(i);
       const int32_t* b = mean_b.Row(i);
@@ -189,8 +244,7 @@ void RefineMatte(const uint8_t* matte, ptrdiff_t matte_stride, const ImageView& 
     };
     for (int64_t y = y0; y < y1; ++y) {
       const auto [ra, rb] = cache.Get(ys.i0[y], ys.i1[y], make);
-      rows.luma(guide.data + y * guide.row_stride, guide.channels, luma.data(), static_cast<int>(width));
-      rows.refine_apply(luma.data(), ra, rb, ra + width, rb + width, ys.w1[y], out + y * out_stride,
+      rows.refine_apply(luma_plane + y * width, ra, rb, ra + width, rb + width, ys.w1[y], out + y * out_stride,
                         static_cast<int>(width));
     }
   });
