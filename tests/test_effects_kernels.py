@@ -1,4 +1,5 @@
-"""The background effects (blend, blur, upsample_matte) against their numpy
+"""The background effects (blend, blur, upsample_matte; refine_matte has
+tests/test_refine.py, and joins the shared checks here) against their numpy
 twins in coreseg.reference, bit for bit, under every SIMD backend and
 thread count; their semantics by hand; their limits and bad input."""
 
@@ -378,6 +379,11 @@ def test_upsample_matte_refuses_bad_input(api):
 # ---------------------------------------------------------------- all three
 
 
+def refine_of(api):
+    """refine_matte of an API (coreseg exports it from coreseg.kernels)."""
+    return getattr(api, "refine_matte", None) or coreseg.kernels.refine_matte
+
+
 @APIS
 def test_out_is_written_and_returned(api):
     rng = np.random.default_rng(8)
@@ -388,7 +394,8 @@ def test_out_is_written_and_returned(api):
     for call, shape in [(lambda out: api.blend(fg, bg, alpha, out=out), (40, 50, 4)),
                         (lambda out: api.blend(fg, "#00ff00", alpha, out=out), (40, 50, 4)),
                         (lambda out: api.blur(fg, 6.0, out=out), (40, 50, 4)),
-                        (lambda out: api.upsample_matte(planes, (50, 40), "max", out=out), (40, 50))]:
+                        (lambda out: api.upsample_matte(planes, (50, 40), "max", out=out), (40, 50)),
+                        (lambda out: refine_of(api)(alpha, fg, 6.0, out=out), (40, 50))]:
         expected = call(None)
         out = np.zeros(shape, np.uint8)
         assert call(out) is out
@@ -412,13 +419,14 @@ def test_a_video_loop_allocates_nothing():
     matte, blurred, out = np.empty((270, 480), np.uint8), np.empty_like(frame), np.empty_like(frame)
     for _ in range(3):
         coreseg.upsample_matte(planes, (480, 270), out=matte)
+        coreseg.kernels.refine_matte(matte, frame, 8.0, out=matte)  # in place
         coreseg.blur(frame, 12.0, out=blurred)
         assert coreseg.blend(frame, blurred, matte, out=out) is out
-    np.testing.assert_array_equal(out, reference.blend(frame, reference.blur(frame, 12.0),
-                                                       reference.upsample_matte(planes, (480, 270))))
+    refined = reference.refine_matte(reference.upsample_matte(planes, (480, 270)), frame, 8.0)
+    np.testing.assert_array_equal(out, reference.blend(frame, reference.blur(frame, 12.0), refined))
 
 
-@pytest.mark.parametrize("kernel", ["blend", "blur", "upsample_matte"])
+@pytest.mark.parametrize("kernel", ["blend", "blur", "upsample_matte", "refine_matte"])
 def test_the_gil_is_released(kernel):
     # As test_runtime's check: with a 30 s switch interval the counting
     # thread only runs while the main thread is inside a call that released
@@ -429,7 +437,8 @@ def test_the_gil_is_released(kernel):
     planes = rng.random((3, 200, 300)).astype(np.float32)
     call = {"blend": lambda: coreseg.blend(image, image[::-1], alpha),
             "blur": lambda: coreseg.blur(image, 3.0),
-            "upsample_matte": lambda: coreseg.upsample_matte(planes, (2000, 1500))}[kernel]
+            "upsample_matte": lambda: coreseg.upsample_matte(planes, (2000, 1500)),
+            "refine_matte": lambda: coreseg.kernels.refine_matte(alpha, image, 12.0)}[kernel]
     ticks = [0]
     stop = threading.Event()
 
