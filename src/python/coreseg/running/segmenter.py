@@ -150,14 +150,17 @@ class Segmenter:
             smooth; smooth edges by default when the segmentation has
             scores, as `Segmentation.overlay` draws). Overlay buffers are
             reused once no reference to them is left.
-        background : "blur", "transparent", a colour, a picture, or dict, optional
+        background : "blur", "transparent", a colour, a picture, True or dict, optional
             Also give each frame with its background replaced
-            (`Segmentation.replace_background`): what its `background`
-            takes, or a dict of its options (background, default "blur";
-            classes, blur, smooth, and any other keyword it takes, passed
-            on). A picture (array, PIL image or path) is read once and
-            scaled to cover the frame once, not per frame. Its buffers are
-            reused as the overlay's; `overlay` may be asked too.
+            (`Segmentation.replace_background` of the smoothed
+            segmentation, bit for bit), as ``StreamFrame.background``, an
+            (H, W, 3|4) uint8 array ((H, W, 4) for "transparent"): what
+            its `background` takes (True: "blur"), or a dict of its
+            options (background, default "blur"; classes, blur, smooth,
+            and any other keyword it takes, passed on). A picture (array,
+            PIL image or path) is read once and scaled to cover the frame
+            once, not per frame. Its buffers are reused as the overlay's;
+            `overlay` may be asked too.
         queue : int
             Frames each stage may hold beyond its workers (0..64).
         workers : int
