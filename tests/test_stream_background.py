@@ -38,8 +38,10 @@ def picture():
     "blur", {"background": "blur", "blur": 3.5, "classes": ["sky"]}, "#00FF00", (10, 20, 30),
     {"background": (200, 0, 0, 255), "classes": ["sky", "sun"], "smooth": False}, "transparent",
     {"background": "transparent", "classes": "building"}, "picture", {"background": "picture", "classes": [0]},
+    {"background": "blur", "refine": True, "classes": ["sky"]}, {"background": "picture", "refine": 3},
+    {"background": "transparent", "refine": True, "smooth": False},
 ], ids=["blur", "blur-3.5-sky", "hex", "rgb", "rgba-blocky", "transparent", "transparent-building", "picture",
-        "picture-sky"])
+        "picture-sky", "blur-refined", "picture-refined", "transparent-refined-blocky"])
 @pytest.mark.parametrize("smoother", [None, "ema", "hysteresis"])
 def test_each_frame_is_replace_background_of_its_segmentation(model, images, tmp_path, background, smoother):
     options = dict(background) if isinstance(background, dict) else {"background": background}
@@ -67,12 +69,14 @@ def test_a_value_is_the_background_and_true_blurs(model, images):
     assert plain.background is None
 
 
-def test_ema_smoothing_steadies_the_matte(model):
+@pytest.mark.parametrize("refine", [False, True])
+def test_ema_smoothing_steadies_the_matte(model, refine):
     """A still scene under fresh noise every frame: the unsmoothed matte's
     soft edge flickers; the EMA-smoothed stream's varies several times less,
-    and it is the same foreground."""
+    and it is the same foreground. Refined along each noisy frame's edges
+    too (the smoothing comes first)."""
     images, truths = clip(frames=40, sigma=30, every=10_000)  # never moves: every change is flicker
-    keep = {"background": "transparent", "classes": ["building", "sun"]}
+    keep = {"background": "transparent", "classes": ["building", "sun"], "refine": refine}
 
     def mattes(smoother):
         return [f.background[..., 3].astype(np.int16) for f in model.stream(images, smoothing=smoother,
@@ -109,24 +113,40 @@ def test_a_picture_is_covered_once(model, images, monkeypatch):
 
 
 def test_other_options_are_passed_on_to_replace_background(model, images, monkeypatch):
-    """Keywords replace_background takes beyond stream's own (refine, once
-    it is there) reach it, for a picture too; others are refused at the call."""
+    """Keywords replace_background takes beyond stream's own reach it (for
+    a picture too, unless matte takes them: refine goes to matte with the
+    frame as its image, the picture still covered once); others are
+    refused at the call."""
     seen = []
     original = Segmentation.replace_background
 
-    def with_refine(self, image, background="blur", *, classes=None, blur=None, smooth=True, out=None,
-                    refine=None):
-        seen.append(refine)
-        return original(self, image, background, classes=classes, blur=blur, smooth=smooth, out=out)
+    def with_feather(self, image, background="blur", *, classes=None, blur=None, smooth=True, refine=False,
+                     out=None, feather=None):
+        seen.append(feather)
+        return original(self, image, background, classes=classes, blur=blur, smooth=smooth, refine=refine,
+                        out=out)
 
-    monkeypatch.setattr(Segmentation, "replace_background", with_refine)
+    monkeypatch.setattr(Segmentation, "replace_background", with_feather)
     for background in ("blur", picture()):
         seen.clear()
-        frames = list(model.stream(images[:3], background={"background": background, "refine": 4}))
+        frames = list(model.stream(images[:3], background={"background": background, "feather": 4}))
         assert seen == [4] * 3 and all(f.background is not None for f in frames)
     monkeypatch.setattr(Segmentation, "replace_background", original)
     with pytest.raises(TypeError, match="background options are .*blur.*classes.*got \\['colour'\\]"):
         model.stream([], background={"colour": "#000000"})
+
+
+def test_refine_follows_each_frame_and_a_picture_is_still_covered_once(model, images, monkeypatch):
+    calls = []
+    cover = stream_module._cover
+    monkeypatch.setattr(stream_module, "_cover", lambda p, size: calls.append(size) or cover(p, size))
+    options = {"background": picture(), "classes": ["sky"], "refine": True}
+    frames = list(model.stream(images, smoothing="ema", background=options))
+    assert calls == [(160, 120)]
+    for frame, image in zip(frames, images):
+        refined = frame.segmentation.replace_background(image, **options)
+        np.testing.assert_array_equal(frame.background, refined)
+        assert not np.array_equal(refined, frame.segmentation.replace_background(image, picture(), classes=["sky"]))
 
 
 def test_buffers_are_reused_and_a_held_frame_is_never_written_over(model, images):

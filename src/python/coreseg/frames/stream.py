@@ -153,6 +153,13 @@ class _Backgrounds:
         self._options, self._pool = dict(options), pool
         self._extra = {k: v for k, v in options.items() if k not in _BACKGROUND_OWN}
         self._picture = options["background"] if isinstance(options["background"], np.ndarray) else None
+        # A picture's frame is replace_background's matte and blend, done
+        # here so the covered picture is not covered again: the options
+        # replace_background hands to matte (refine) go to matte, the photo
+        # as its image= when matte takes one. Others: replace_background.
+        takes = set(inspect.signature(Segmentation.matte).parameters)
+        self._own_blend = self._picture is not None and set(self._extra) <= takes - {"image", "out"}
+        self._matte_image = "image" in takes
         self._lock = threading.Lock()
         self._covered = (None, None)  # (frame shape, picture covering it)
 
@@ -172,8 +179,10 @@ class _Backgrounds:
         smooth, classes = o.get("smooth", True), o.get("classes")
         if self._picture is not None:
             back = self._cover(image.shape)
-            if not self._extra:  # what replace_background does, minus covering the picture again
-                alpha = seg.matte(classes, smooth=smooth, out=pool.take(image.shape[:2], np.uint8))
+            if self._own_blend:
+                photo = {"image": image} if self._matte_image else {}
+                alpha = seg.matte(classes, smooth=smooth, out=pool.take(image.shape[:2], np.uint8), **photo,
+                                  **self._extra)
                 return kernels.blend(image, back, alpha, out=pool.take(image.shape, np.uint8))
         shape = (*image.shape[:2], 4) if isinstance(back, str) and back == "transparent" else image.shape
         return seg.replace_background(image, back, classes=classes, blur=o.get("blur"), smooth=smooth,
