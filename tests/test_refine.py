@@ -118,11 +118,12 @@ def test_views_strides_and_out(backend):
 def test_the_plan_is_the_same_arithmetic():
     for radius in [1.0, 1.49, 1.5, 2.5, 3.99, 4.0, 7.99, 8.0, 11.9, 12.0, 63.0, 100.0, 1023.99, 1024.0]:
         assert _native.refine_plan(radius) == reference.refine_plan(radius), radius
-    assert reference.refine_plan(1.0) == (1, 1) and reference.refine_plan(8.0) == (2, 4)
-    assert reference.refine_plan(31.0) == (7, 4) and reference.refine_plan(1024.0) == (256, 4)
+    assert reference.refine_plan(1.0) == (1, 1) and reference.refine_plan(3.9) == (1, 4)
+    assert reference.refine_plan(8.0) == (4, 2) and reference.refine_plan(31.0) == (15, 2)
+    assert reference.refine_plan(1024.0) == (256, 4)
     for radius in np.linspace(1, 1024, 500):
         s, r = reference.refine_plan(radius)
-        assert 1 <= s <= 256 and 1 <= r <= 8 and abs(s * r - radius) <= s / 2 + 1e-9
+        assert 1 <= s <= 256 and 1 <= r <= 4 and abs(s * r - radius) <= s / 2 + 1e-9
 
 
 # ---------------------------------------------------------------- behaviour
@@ -141,8 +142,9 @@ def test_a_photo_edge_pulls_a_blurry_matte_edge_onto_it(radius):
         # ... and steep: most of the rise in the one pixel of the photo's
         # edge (the ramp rose under 13 levels a pixel).
         assert row[40] - row[39] > 80, row
-    # Away from every edge, certain stays certain.
-    assert (refined[:, :16] <= 3).all() and (refined[:, 80:] >= 252).all()
+    # Away from every edge, certain stays near certain (the windows of a
+    # 16-pixel radius, averaged twice, reach 30 pixels and more).
+    assert (refined[:, :16] <= 5).all() and (refined[:, 80:] >= 250).all()
 
 
 def test_a_flat_photo_leaves_the_matte_smooth():
@@ -157,7 +159,7 @@ def test_a_flat_photo_leaves_the_matte_smooth():
     # Exactly the twice box-filtered matte, computed independently in float.
     s, r = reference.refine_plan(8.0)
     box = box_mean(box_mean(block_mean(matte.astype(np.float64), s), r), r)
-    assert s == 2 and abs(refined[0, 52] - np.interp(52, (np.arange(box.shape[1]) + 0.5) * s - 0.5, box[0])) < 1.5
+    assert s == 4 and abs(refined[0, 52] - np.interp(52, (np.arange(box.shape[1]) + 0.5) * s - 0.5, box[0])) < 1.5
 
 
 def block_mean(a, s):
@@ -204,7 +206,11 @@ def test_a_matte_on_the_photos_edge_stays_there():
     photo, _ = edge_scene()
     matte = np.where(photo[..., 0] > 100, 255, 0).astype(np.uint8)
     refined = kernels.refine_matte(matte, photo, 8.0).astype(int)
-    assert np.abs(refined - matte).max() <= 12 and np.abs(refined - matte).mean() < 1
+    # The step stays in its pixel, a little softer: the fit's slope is
+    # var / (var + eps) of the step's and the coefficients are averages
+    # (23 levels off next to it, under one on average).
+    assert np.abs(refined - matte).max() <= 24 and np.abs(refined - matte).mean() < 1
+    assert (refined[:, 40] - refined[:, 39] > 200).all()
 
 
 # ---------------------------------------------------------------- bad input

@@ -210,11 +210,12 @@ void UpsampleMatte(const Logits& planes, bool max_reduce, uint8_t* out, int64_t 
 // refine_matte (refine.cc): the factor s the photo is reduced by and the
 // small window's radius r for a radius in photo pixels (reference_refine.
 // refine_plan): s = floor(radius / kRefineStep) in 1..kMaxRefineFactor
-// (block sums of s^2 bytes stay under 2^24), r = max(1, round(radius / s)).
+// (block sums of s^2 bytes stay under 2^24), r = max(1, round(radius / s)),
+// at most 4 (2 or 3 from radius 4 to 512).
 struct RefinePlan {
   int factor, radius;
 };
-constexpr double kRefineStep = 4;
+constexpr double kRefineStep = 2;
 constexpr int kMaxRefineFactor = 256;
 constexpr double kMaxRefineRadius = 1024;  // MAX_REFINE_RADIUS
 constexpr double kMinRefineEps = 1e-6, kMaxRefineEps = 100;

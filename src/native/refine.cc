@@ -38,8 +38,8 @@ namespace {
 // is, and otherwise at least 1/den away from the integers around it, while
 // the rounding error is at most |num / den| 2^-53 < 1/den. So the floor of
 // the double is the floor of the quotient. Every caller stays below 2^53
-// (the largest, A's numerator, below 2^52: |N^2 cov| <= 289^2 (4080^2 / 4),
-// times 2^13).
+// (the largest, A's numerator, below 2^48: |N^2 cov| <= 81^2 (4080^2 / 4),
+// times 2^13, with r <= 4).
 inline int64_t RoundDiv(int64_t n, int64_t d) {
   const double q = static_cast<double>(2 * n + d) / static_cast<double>(2 * d);
   const int64_t t = static_cast<int64_t>(q);  // toward zero; floor is one less below a negative non-integer
@@ -73,7 +73,7 @@ struct Plane {
 // each row y, emit(y, sums) with sums[k * w + x] the sum of values[j] over
 // rows i in y - r..y + r and columns j in x - r..x + r, where fill(k, i,
 // values) gives row i of plane k (w values). Each band of rows
-// keeps the row sums of its last 2r + 1 rows (int32: at most 17 values
+// keeps the row sums of its last 2r + 1 rows (int32: at most 9 values
 // under 2^24 each) and slides over them (exact integers: adding the new
 // row and taking off the old is the sum).
 template <int kCount, typename Fill, typename Emit>

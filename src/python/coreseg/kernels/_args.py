@@ -38,9 +38,9 @@ MAX_BLUR_RADIUS = 1024
 #: How upsample_matte combines its planes per pixel.
 MATTE_REDUCTIONS = ("sum", "max")
 
-#: refine_matte's limits: its radius (pixels of the photo; beyond 1024 the
-#: reduction would pass 256x, whose block sums no longer fit its fixed
-#: point) and eps (in (0..1)^2 units, as in He et al.: below 1e-6 the
+#: refine_matte's limits: its radius (pixels of the photo; the reduction is
+#: at most 256x, its block sums under 2^24, so beyond 1024 the small window
+#: would grow past what its fixed point was sized for) and eps (in (0..1)^2 units, as in He et al.: below 1e-6 the
 #: slope A of a near-flat window passes what the fixed point holds, and
 #: above 100 the result no longer changes).
 MAX_REFINE_RADIUS = 1024

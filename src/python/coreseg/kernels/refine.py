@@ -27,7 +27,7 @@ def refine_matte(matte, guide, radius=DEFAULT_REFINE_RADIUS, eps=DEFAULT_REFINE_
     window holds an edge of the photo, the matte's step moves onto it;
     where the photo is flat, the matte is smoothed. It is computed small
     and enlarged (the "fast guided filter"): the photo and the matte are
-    reduced by ``s = floor(radius / 4)`` into block means, A and b solved
+    reduced by ``s = floor(radius / 2)`` into block means, A and b solved
     there over windows of ``2 * round(radius / s) + 1`` small pixels,
     enlarged bilinearly on `upsample_argmax`'s half-pixel grid, and applied
     to the full-resolution luma. All in integer arithmetic

@@ -349,8 +349,8 @@ class Segmentation:
             the model's pixels as they fall on the photo; a number: within
             that many photo pixels. Needs `image`. Off by default: the
             matte then depends on the model alone (as `replace_background`'s
-            default does), and refinement costs a pass over the photo
-            (about 10 ms at 1080p).
+            default does), and refinement costs two passes over the photo
+            (3-4 ms at 1080p).
         image : (H, W, 3|4) uint8 ndarray, PIL image or path, optional
             The image that was segmented (for `refine`).
         out : (H, W) uint8 ndarray, optional
