@@ -72,6 +72,24 @@ def test_the_background_video_shows_what_the_api_gives(tmp_path):
         assert np.abs(got[green].astype(int) - (0, 255, 0)).mean() < 8
 
 
+def test_refine_follows_each_frames_edges(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, audio=False)
+    out = tmp_path / "out"
+    r = segment(clip, "--out", out, "--background", "#00FF00", "--keep", "sky", "--refine", "8", "--smoothing", "ema")
+    assert r.returncode == 0, r.stderr
+    model = coreseg.load("demo")
+    options = {"background": "#00FF00", "classes": ["sky"]}
+    with VideoReader(clip) as reader:
+        pairs = [(f.background, f.segmentation.replace_background(f.image, **options))
+                 for f in model.stream(reader, smoothing="ema", background=dict(options, refine=8.0))]
+    written = [image.astype(int) for _, image in frames_of(out / "clip.background.mp4")]
+    assert len(written) == len(pairs) == 4
+    for got, (refined, unrefined) in zip(written, pairs):
+        edge = np.abs(refined.astype(int) - unrefined).max(axis=2) > 20  # where refining moved the matte
+        assert edge.mean() > 0.02
+        assert np.abs(got - refined)[edge].mean() * 1.5 < np.abs(got - unrefined)[edge].mean()  # 2.6x here
+
+
 def test_a_picture_background_and_a_rotated_phone_video(tmp_path):
     from PIL import Image
 

@@ -50,6 +50,18 @@ def expand_inputs(items, recursive: bool) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+def refine_arg(text: str) -> float:
+    """--refine's RADIUS: pixels, 1..MAX_REFINE_RADIUS."""
+    import argparse
+
+    from ..kernels import _args
+
+    try:
+        return _args.refine_radius(float(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+
+
 def cmd_segment(args) -> int:
     from ..running.loader import load
     from ..files.images import check_image_file, default_format
@@ -91,6 +103,9 @@ def cmd_segment(args) -> int:
             model.label_index(name)  # KeyError listing the valid labels, and the closest
     elif args.keep:
         raise ValueError("--keep chooses the foreground of --background")
+    elif args.refine is not None:
+        raise ValueError("--refine follows the photo's edges with --background's matte, and no --background "
+                         "was given")
     # Every output of the run, exports included: one overwrite rule for all (as coreseg.dist.segment).
     outputs = run_outputs(out, images, fmt.get, args.areas_only, exports, args.background)
     coco = None
@@ -130,7 +145,7 @@ def cmd_segment(args) -> int:
                               areas_only=args.areas_only, classes=classes, color=color,
                               smooth=model.has_scores and not args.blocky, exports=exports,
                               background=args.background, keep=list(args.keep) if args.keep else None,
-                              blocky=args.blocky)
+                              blocky=args.blocky, refine=args.refine or False)
     todo = [p for p in images if p not in bad]
     results = {}
     outcomes = _segment_images(model, settings, [(p, fmt[p]) for p in todo], args)
@@ -232,6 +247,9 @@ def add_parser(sub, common) -> None:
                         "scaled to cover it, or made transparent (photos only, an RGBA PNG: MP4 has no alpha); "
                         "the foreground's edge is soft (from the scores, smoothed over time with --smoothing) "
                         "unless --blocky")
+    p.add_argument("--refine", nargs="?", const=True, type=refine_arg, metavar="RADIUS",
+                   help="with --background: pull the matte's edge onto the photo's own edges (a guided filter "
+                        "with the photo as guide; RADIUS in pixels, default two of the model's pixels)")
     p.add_argument("--keep", action="append", metavar="CLASS",
                    help="with --background: the classes to keep (repeatable; default every class that is not "
                         "background)")

@@ -47,15 +47,15 @@ def check_video_background(text: str) -> None:
 
 
 def background_options(args) -> dict | None:
-    """Segmenter.stream's `background` for --background and --keep: the
-    matte's edge soft unless --blocky, as photos get it."""
+    """Segmenter.stream's `background` for --background, --keep and
+    --refine: the matte's edge soft unless --blocky, as photos get it."""
     if args.background is None:
         return None
     from ..drawing.image_outputs import parse_background
 
     back, radius = parse_background(args.background)
     return {"background": back, "blur": radius, "classes": list(args.keep) if args.keep else None,
-            "smooth": not args.blocky}
+            "smooth": not args.blocky, "refine": args.refine or False}
 
 
 def overlay_options(model, args, classes, color) -> dict:

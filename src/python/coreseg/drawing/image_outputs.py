@@ -63,6 +63,9 @@ class OutputSettings:
         nearest neighbour (`Segmentation.matte(smooth=False)`), instead of
         the soft edge `replace_background` gives by default (from the
         scores, or a class map feathered).
+    refine : bool or float
+        The background's matte pulled onto the photo's edges
+        (`replace_background(refine=)`: True, or a radius in pixels).
     """
 
     out: Path
@@ -77,6 +80,7 @@ class OutputSettings:
     background: str | None = None
     keep: list | None = None
     blocky: bool = False
+    refine: bool | float = False
 
 
 def parse_background(text: str):
@@ -269,7 +273,8 @@ class ImageOutputs:
         if s.background is not None:
             back, radius = parse_background(s.background)
             path = background_path(s.out, p, s.background, fmt)
-            changed = seg.replace_background(image, back, classes=s.keep, blur=radius, smooth=not s.blocky)
+            changed = seg.replace_background(image, back, classes=s.keep, blur=radius, smooth=not s.blocky,
+                                             refine=s.refine)
             write_image(path, changed, "png" if s.background == "transparent" else fmt)
             entry["background"] = str(path)
         return entry, annotated
