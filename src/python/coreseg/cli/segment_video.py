@@ -43,7 +43,8 @@ def check_video_background(text: str) -> None:
     if text == "transparent":
         raise ValueError("--background transparent needs an alpha channel, which an MP4 video cannot hold: give "
                          "videos a colour to key out instead (e.g. --background '#00FF00'), or take RGBA frames "
-                         "from Segmenter.stream(frames, background='transparent')")
+                         "from Segmenter.stream(frames, background='transparent'); photos get their RGBA PNGs "
+                         "in a run without videos")
 
 
 def background_options(args) -> dict | None:
