@@ -27,7 +27,9 @@
 // pixels, kept per row sorted by (class, x): a binary search per row
 // within t, nearest rows first.
 #include <algorithm>
+#include <climits>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -42,15 +44,31 @@ constexpr uint8_t kEdge = 1;  // the pixel is in E (a 1-pixel contour)
 constexpr uint8_t kBand = 2;  // within distance - 1 of E: in its class's boundary band
 constexpr uint8_t kNear = 4;  // within tolerance of E
 
+// An array left uninitialised: every element is written before it is read
+// (zeroing a map-sized vector costs as much as a pass).
+template <typename T>
+class Buffer {
+ public:
+  void Reset(size_t n) { data_.reset(new T[n]); }
+  void Free() { data_.reset(); }
+  T* data() { return data_.get(); }
+  const T* data() const { return data_.get(); }
+  T& operator[](int64_t i) { return data_[static_cast<size_t>(i)]; }
+  const T& operator[](int64_t i) const { return data_[static_cast<size_t>(i)]; }
+
+ private:
+  std::unique_ptr<T[]> data_;
+};
+
 // One label map's working state, all height x width, packed.
 struct Plane {
-  std::vector<int32_t> labels;
-  std::vector<uint8_t> flags;
-  std::vector<int32_t> run;  // distance along the row to the nearest pixel of E
+  Buffer<int32_t> labels;
+  Buffer<uint8_t> flags;
+  Buffer<int32_t> run;  // distance along the row to the nearest pixel of E
   // Pixels of E with a class in [0, num_classes), per row (offsets), each
   // as class << 32 | x, sorted.
   std::vector<int64_t> offsets;
-  std::vector<uint64_t> keys;
+  Buffer<uint64_t> keys;
 };
 
 // The first invalid value in raster order (gt before pred within a pixel),
@@ -80,56 +98,70 @@ struct Classes {
   bool IsClass(int64_t v) const { return v >= 0 && v < count; }
 };
 
+// Whether a row of labels holds a value that is neither a class nor the
+// ignore value; branch-free, so it vectorises.
+bool RowHasBad(const int32_t* __restrict row, int64_t w, uint32_t count, int32_t ignore, bool use_ignore) {
+  uint32_t bad = 0;
+  for (int64_t x = 0; x < w; ++x) {
+    const uint32_t v = static_cast<uint32_t>(row[x]);
+    bad |= static_cast<uint32_t>(v >= count) & ~static_cast<uint32_t>(use_ignore & (row[x] == ignore));
+  }
+  return bad != 0;
+}
+
 // Copies both maps to packed int32 (every label type fits) and checks
 // their values.
 void Load(const LabelMap& gt, const LabelMap& pred, const Classes& classes, Plane* g, Plane* p, FirstBad* bad) {
   const int64_t w = gt.width;
+  // An ignore value no int32 can hold matches no label.
+  const bool use_ignore = classes.use_ignore && classes.ignore >= INT32_MIN && classes.ignore <= INT32_MAX;
+  const int32_t ignore = use_ignore ? static_cast<int32_t>(classes.ignore) : 0;
+  const uint32_t count = static_cast<uint32_t>(classes.count);
   ParallelFor(gt.height, RowGrain(w), [&](int64_t y0, int64_t y1) {
     for (int64_t y = y0; y < y1; ++y) {
-      int which = 0;
-      for (const LabelMap* map : {&gt, &pred}) {
-        int32_t* dst = (which == 0 ? g : p)->labels.data() + y * w;
-        DispatchLabelType(map->type, [&](auto t) {
-          const auto* src = LabelRow<decltype(t)>(*map, y);
+      int32_t* rows[2] = {g->labels.data() + y * w, p->labels.data() + y * w};
+      const LabelMap* maps[2] = {&gt, &pred};
+      for (int k = 0; k < 2; ++k) {
+        DispatchLabelType(maps[k]->type, [&](auto t) {
+          const auto* src = LabelRow<decltype(t)>(*maps[k], y);
+          int32_t* dst = rows[k];
           for (int64_t x = 0; x < w; ++x) dst[x] = static_cast<int32_t>(src[x]);
         });
-        ++which;
       }
-      const int32_t* rg = g->labels.data() + y * w;
-      const int32_t* rp = p->labels.data() + y * w;
+      if (!RowHasBad(rows[0], w, count, ignore, use_ignore) && !RowHasBad(rows[1], w, count, ignore, use_ignore))
+        continue;
       for (int64_t x = 0; x < w; ++x) {
-        if (!classes.Valid(rg[x])) {
-          bad->Record(y * w + x, 0, rg[x]);
-          return;
-        }
-        if (!classes.Valid(rp[x])) {
-          bad->Record(y * w + x, 1, rp[x]);
-          return;
+        for (int k = 0; k < 2; ++k) {
+          if (!classes.Valid(rows[k][x])) return bad->Record(y * w + x, k, rows[k][x]);
         }
       }
     }
   });
 }
 
+// flags = kEdge where a pixel of row `mid` (not at either end) differs from
+// one of its 8 neighbours. Plain pointers and counts: the loop vectorises.
+void EdgeRow(const int32_t* __restrict up, const int32_t* __restrict mid, const int32_t* __restrict down,
+             int64_t w, uint8_t* __restrict flags) {
+  flags[0] = flags[w - 1] = kEdge;
+  for (int64_t x = 1; x < w - 1; ++x) {  // xor-or: one test per pixel
+    const int32_t v = mid[x];
+    const int32_t differs = (up[x - 1] ^ v) | (up[x] ^ v) | (up[x + 1] ^ v) | (mid[x - 1] ^ v) | (mid[x + 1] ^ v) |
+                            (down[x - 1] ^ v) | (down[x] ^ v) | (down[x + 1] ^ v);
+    flags[x] = static_cast<uint8_t>(differs != 0);  // kEdge
+  }
+}
+
 // E and `run`, row by row.
 void FindEdges(Plane* m, int64_t w, int64_t h) {
-  ParallelFor(h, RowGrain(w), [&](int64_t y0, int64_t y1) {
+  ParallelFor(h, RowGrain(w), [m, w, h](int64_t y0, int64_t y1) {
     for (int64_t y = y0; y < y1; ++y) {
       const int32_t* mid = m->labels.data() + y * w;
       uint8_t* flags = m->flags.data() + y * w;
-      if (y == 0 || y == h - 1 || w <= 2) {
+      if (y == 0 || y == h - 1 || w <= 2)
         std::fill(flags, flags + w, kEdge);
-      } else {
-        const int32_t* up = mid - w;
-        const int32_t* down = mid + w;
-        flags[0] = flags[w - 1] = kEdge;
-        for (int64_t x = 1; x < w - 1; ++x) {
-          const int32_t v = mid[x];
-          const bool differs = (up[x - 1] != v) | (up[x] != v) | (up[x + 1] != v) | (mid[x - 1] != v) |
-                               (mid[x + 1] != v) | (down[x - 1] != v) | (down[x] != v) | (down[x + 1] != v);
-          flags[x] = differs ? kEdge : 0;
-        }
-      }
+      else
+        EdgeRow(mid - w, mid, mid + w, w, flags);
       // Both ends of every row are in E, so every distance is below w.
       int32_t* run = m->run.data() + y * w;
       int32_t d = 0;
@@ -142,64 +174,81 @@ void FindEdges(Plane* m, int64_t w, int64_t h) {
   });
 }
 
-// Sets `bit` where a pixel of E lies within Chebyshev distance `radius`:
-// some row within radius has run <= radius. Column bands, one sweep down
-// and one up each, rows as vectors.
-void MarkWithin(Plane* m, int64_t w, int64_t h, int64_t radius, uint8_t bit) {
-  if (radius < 0) return;
+// One row of MarkWithin's sweep down (kDown) or up: `last1` / `last2` hold,
+// per column, the last row swept with run <= r1 / r2.
+template <bool kDown>
+void MarkRow(const int32_t* __restrict run, int64_t n, int32_t y, int32_t r1, int32_t r2,
+             int32_t* __restrict last1, int32_t* __restrict last2, uint8_t* __restrict flags) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t r = run[i];
+    const int32_t a = r <= r1 ? y : last1[i];
+    const int32_t b = r <= r2 ? y : last2[i];
+    last1[i] = a;
+    last2[i] = b;
+    const int32_t da = kDown ? y - a : a - y, db = kDown ? y - b : b - y;
+    flags[i] |= static_cast<uint8_t>((da <= r1 ? kBand : 0) | (db <= r2 ? kNear : 0));
+  }
+}
+
+// Sets kBand where a pixel of E lies within Chebyshev distance `band`,
+// kNear where one lies within `near` (a radius < 0: never): some row
+// within the radius has run <= radius. Column bands, one sweep down and
+// one up each, rows as vectors.
+void MarkWithin(Plane* m, int64_t w, int64_t h, int64_t band, int64_t near) {
   const int64_t grain = std::max<int64_t>(16, (int64_t{1} << 18) / std::max<int64_t>(1, h));
-  ParallelFor(w, grain, [&](int64_t x0, int64_t x1) {
+  // Radii are clamped by the caller to max(w, h) <= 2^24: all fits int32.
+  const int32_t r1 = static_cast<int32_t>(band), r2 = static_cast<int32_t>(near);
+  constexpr int32_t kFar = int32_t{1} << 30;
+  ParallelFor(w, grain, [=](int64_t x0, int64_t x1) {
     const int64_t n = x1 - x0;
-    std::vector<int64_t> last(static_cast<size_t>(n), -(int64_t{1} << 40));
-    for (int64_t y = 0; y < h; ++y) {
-      const int32_t* run = m->run.data() + y * w + x0;
-      uint8_t* flags = m->flags.data() + y * w + x0;
-      for (int64_t i = 0; i < n; ++i) {
-        if (run[i] <= radius) last[i] = y;
-        if (y - last[i] <= radius) flags[i] |= bit;
-      }
-    }
-    std::fill(last.begin(), last.end(), int64_t{1} << 40);
-    for (int64_t y = h - 1; y >= 0; --y) {
-      const int32_t* run = m->run.data() + y * w + x0;
-      uint8_t* flags = m->flags.data() + y * w + x0;
-      for (int64_t i = 0; i < n; ++i) {
-        if (run[i] <= radius) last[i] = y;
-        if (last[i] - y <= radius) flags[i] |= bit;
-      }
-    }
+    std::vector<int32_t> last1(static_cast<size_t>(n), -kFar), last2(static_cast<size_t>(n), -kFar);
+    for (int64_t y = 0; y < h; ++y)
+      MarkRow<true>(m->run.data() + y * w + x0, n, static_cast<int32_t>(y), r1, r2, last1.data(), last2.data(),
+                    m->flags.data() + y * w + x0);
+    std::fill(last1.begin(), last1.end(), kFar);
+    std::fill(last2.begin(), last2.end(), kFar);
+    for (int64_t y = h - 1; y >= 0; --y)
+      MarkRow<false>(m->run.data() + y * w + x0, n, static_cast<int32_t>(y), r1, r2, last1.data(), last2.data(),
+                     m->flags.data() + y * w + x0);
   });
 }
 
 // The contour pixels of each row, by class then x.
 void ListEdges(Plane* m, const Classes& classes, int64_t w, int64_t h) {
   m->offsets.assign(static_cast<size_t>(h + 1), 0);
+  const uint32_t count = static_cast<uint32_t>(classes.count);
   ParallelFor(h, RowGrain(w), [&](int64_t y0, int64_t y1) {
     for (int64_t y = y0; y < y1; ++y) {
-      int64_t count = 0;
-      for (int64_t x = 0; x < w; ++x)
-        count += (m->flags[y * w + x] & kEdge) && classes.IsClass(m->labels[y * w + x]);
-      m->offsets[y + 1] = count;
+      const uint8_t* flags = m->flags.data() + y * w;
+      const int32_t* labels = m->labels.data() + y * w;
+      int64_t n = 0;
+      for (int64_t x = 0; x < w; ++x) n += (flags[x] & kEdge) & (static_cast<uint32_t>(labels[x]) < count);
+      m->offsets[y + 1] = n;
     }
   });
   for (int64_t y = 0; y < h; ++y) m->offsets[y + 1] += m->offsets[y];
-  m->keys.resize(static_cast<size_t>(m->offsets[h]));
+  m->keys.Reset(static_cast<size_t>(std::max<int64_t>(1, m->offsets[h])));
   ParallelFor(h, RowGrain(w), [&](int64_t y0, int64_t y1) {
     for (int64_t y = y0; y < y1; ++y) {
+      const uint8_t* flags = m->flags.data() + y * w;
+      const int32_t* labels = m->labels.data() + y * w;
       uint64_t* out = m->keys.data() + m->offsets[y];
       uint64_t* end = out;
+      bool sorted = true;
       for (int64_t x = 0; x < w; ++x) {
-        const int32_t v = m->labels[y * w + x];
-        if ((m->flags[y * w + x] & kEdge) && classes.IsClass(v))
-          *end++ = (static_cast<uint64_t>(v) << 32) | static_cast<uint64_t>(x);
+        if ((flags[x] & kEdge) && static_cast<uint32_t>(labels[x]) < count) {
+          const uint64_t key = (static_cast<uint64_t>(labels[x]) << 32) | static_cast<uint64_t>(x);
+          sorted &= end == out || end[-1] < key;
+          *end++ = key;
+        }
       }
-      std::sort(out, end);
+      if (!sorted) std::sort(out, end);
     }
   });
 }
 
 // Whether the map has a contour pixel of class c within Chebyshev distance
-// t of (x, y): rows nearest first.
+// t of (x, y): a binary search in each row, nearest rows first.
 bool ContourWithin(const Plane& m, int64_t c, int64_t x, int64_t y, int64_t t, int64_t w, int64_t h) {
   const uint64_t base = static_cast<uint64_t>(c) << 32;
   const uint64_t lo = base | static_cast<uint64_t>(std::max<int64_t>(0, x - t));
@@ -219,34 +268,107 @@ bool ContourWithin(const Plane& m, int64_t c, int64_t x, int64_t y, int64_t t, i
   return false;
 }
 
+// The classes whose contour passes through each square tile of a map, as
+// bit sets: most searches are settled by a few tiles (a tile inside the
+// square that has the class, or no tile touching it that has), the rest
+// by ContourWithin.
+class Tiles {
+ public:
+  Tiles(const Plane& m, const Classes& classes, int64_t w, int64_t h, int64_t tolerance)
+      : words_((classes.count + 63) / 64), side_(std::max<int64_t>(8, tolerance)) {
+    // At most 32 MiB of bits (many classes on a large map: coarser tiles).
+    while (Tiles1D(w) * Tiles1D(h) * words_ > (int64_t{1} << 22)) side_ *= 2;
+    nx_ = Tiles1D(w);
+    bits_.assign(static_cast<size_t>(nx_ * Tiles1D(h) * words_), 0);
+    ParallelFor(Tiles1D(h), 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t y = t0 * side_; y < std::min(h, t1 * side_); ++y) {
+        uint64_t* tiles = &bits_[static_cast<size_t>((y / side_) * nx_ * words_)];
+        for (int64_t i = m.offsets[y]; i < m.offsets[y + 1]; ++i) {
+          const uint64_t key = m.keys[i];
+          const uint64_t c = key >> 32, x = key & 0xffffffffu;
+          tiles[static_cast<int64_t>(x) / side_ * words_ + static_cast<int64_t>(c >> 6)] |= uint64_t{1} << (c & 63);
+        }
+      }
+    });
+  }
+
+  // Whether the map has a contour pixel of class c within Chebyshev
+  // distance t of (x, y), for a pixel not of class c in this map (then one
+  // exists exactly when the class does: see the top of the file).
+  bool Within(const Plane& m, int64_t c, int64_t x, int64_t y, int64_t t, int64_t w, int64_t h) const {
+    const int64_t xa = std::max<int64_t>(0, x - t), xb = std::min(w - 1, x + t);
+    const int64_t ya = std::max<int64_t>(0, y - t), yb = std::min(h - 1, y + t);
+    const uint64_t bit = uint64_t{1} << (c & 63);
+    bool maybe = false;
+    for (int64_t ty = ya / side_; ty <= yb / side_; ++ty) {
+      const bool rows_inside = ty * side_ >= ya && std::min(h, (ty + 1) * side_) - 1 <= yb;
+      for (int64_t tx = xa / side_; tx <= xb / side_; ++tx) {
+        if (!(bits_[static_cast<size_t>((ty * nx_ + tx) * words_ + (c >> 6))] & bit)) continue;
+        if (rows_inside && tx * side_ >= xa && std::min(w, (tx + 1) * side_) - 1 <= xb) return true;
+        maybe = true;
+      }
+    }
+    return maybe && ContourWithin(m, c, x, y, t, w, h);
+  }
+
+ private:
+  int64_t Tiles1D(int64_t pixels) const { return (pixels + side_ - 1) / side_; }
+  int64_t words_, side_, nx_ = 0;
+  std::vector<uint64_t> bits_;
+};
+
+// The counts. The band counts are histograms, branch-free per pixel and
+// in two interleaved tables (neighbours usually hit the same bin); contour
+// pixels, fewer, take the branches of the matching.
 void Count(const Plane& g, const Plane& p, const Classes& classes, int64_t tolerance, int64_t w, int64_t h,
            int64_t* out) {
   constexpr int64_t K = kBoundaryColumns;
+  const Tiles g_tiles(g, classes, w, h, tolerance), p_tiles(p, classes, w, h, tolerance);
+  const int64_t n = classes.count;
+  const bool use_ignore = classes.use_ignore && classes.ignore >= INT32_MIN && classes.ignore <= INT32_MAX;
+  const int32_t ignore = use_ignore ? static_cast<int32_t>(classes.ignore) : 0;
   std::mutex merge;
   ParallelFor(h, RowGrain(w), [&](int64_t y0, int64_t y1) {
-    std::vector<int64_t> table(static_cast<size_t>(classes.count * K), 0);
+    // Per gt class 4 bins (bit 0: in its gt band; bit 1: in both bands),
+    // per pred class 2 (in its pred band or not), then one spare bin for
+    // pred values of no class. Two copies, for even and odd columns.
+    const int64_t bins = 6 * n + 1;
+    std::vector<int64_t> hist(static_cast<size_t>(2 * bins), 0);
+    std::vector<int64_t> table(static_cast<size_t>(n * K), 0);  // the contour columns
     for (int64_t y = y0; y < y1; ++y) {
+      const int32_t* lg = g.labels.data() + y * w;
+      const int32_t* lp = p.labels.data() + y * w;
+      const uint8_t* fgs = g.flags.data() + y * w;
+      const uint8_t* fps = p.flags.data() + y * w;
       for (int64_t x = 0; x < w; ++x) {
-        const int64_t i = y * w + x;
-        const int64_t cg = g.labels[i], cp = p.labels[i];
-        if (classes.use_ignore && cg == classes.ignore) continue;
-        const uint8_t fg = g.flags[i], fp = p.flags[i];
-        int64_t* rg = &table[cg * K];  // gt is a class here (Load checked it)
-        rg[0] += (fg & kBand) != 0;
+        const int32_t cg = lg[x], cp = lp[x];
+        if (use_ignore && cg == ignore) continue;
+        const uint8_t fg = fgs[x], fp = fps[x];
+        const int64_t band_g = (fg >> 1) & 1, band_p = (fp >> 1) & 1;
+        int64_t* hx = hist.data() + (x & 1) * bins;
+        ++hx[cg * 4 + (band_g | ((band_g & band_p & (cp == cg)) << 1))];
+        const bool p_class = static_cast<uint32_t>(cp) < static_cast<uint32_t>(n);
+        ++hx[p_class ? 4 * n + cp * 2 + band_p : 6 * n];
+        if (!((fg | fp) & kEdge)) continue;
         if (fg & kEdge) {
+          int64_t* rg = &table[cg * K];
           ++rg[5];
-          rg[6] += cp == cg ? (fp & kNear) != 0 : ContourWithin(p, cg, x, y, tolerance, w, h);
+          rg[6] += cp == cg ? (fp & kNear) != 0 : p_tiles.Within(p, cg, x, y, tolerance, w, h);
         }
-        if (!classes.IsClass(cp)) continue;  // ignore_index: no class
-        int64_t* rp = &table[cp * K];
-        if (fp & kBand) {
-          ++rp[1];
-          rp[2] += cp == cg && (fg & kBand);
-        }
-        if (fp & kEdge) {
+        if ((fp & kEdge) && p_class) {
+          int64_t* rp = &table[cp * K];
           ++rp[3];
-          rp[4] += cp == cg ? (fg & kNear) != 0 : ContourWithin(g, cp, x, y, tolerance, w, h);
+          rp[4] += cp == cg ? (fg & kNear) != 0 : g_tiles.Within(g, cp, x, y, tolerance, w, h);
         }
+      }
+    }
+    for (int64_t c = 0; c < n; ++c) {
+      int64_t* row = &table[c * K];
+      for (int64_t half = 0; half < 2; ++half) {
+        const int64_t* hx = hist.data() + half * bins;
+        row[0] += hx[c * 4 + 1] + hx[c * 4 + 3];
+        row[2] += hx[c * 4 + 3];
+        row[1] += hx[4 * n + c * 2 + 1];
       }
     }
     std::lock_guard<std::mutex> lock(merge);
@@ -265,8 +387,8 @@ bool BoundaryCounts(const LabelMap& gt, const LabelMap& pred, int64_t num_classe
   const Classes classes{num_classes, ignore_index, use_ignore};
   const size_t size = static_cast<size_t>(w * h);
   Plane g, p;
-  g.labels.resize(size);
-  p.labels.resize(size);
+  g.labels.Reset(size);
+  p.labels.Reset(size);
   FirstBad bad;
   Load(gt, pred, classes, &g, &p, &bad);
   if (bad.Found()) {
@@ -278,12 +400,11 @@ bool BoundaryCounts(const LabelMap& gt, const LabelMap& pred, int64_t num_classe
   distance = std::min(distance, limit);
   tolerance = std::min(tolerance, limit);
   for (Plane* m : {&g, &p}) {
-    m->flags.resize(size);
-    m->run.resize(size);
+    m->flags.Reset(size);
+    m->run.Reset(size);
     FindEdges(m, w, h);
-    MarkWithin(m, w, h, distance - 1, kBand);
-    MarkWithin(m, w, h, tolerance, kNear);
-    std::vector<int32_t>().swap(m->run);
+    MarkWithin(m, w, h, distance - 1, tolerance);
+    m->run.Free();
     ListEdges(m, classes, w, h);
   }
   Count(g, p, classes, tolerance, w, h, out);
