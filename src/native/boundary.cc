@@ -12,9 +12,9 @@
 // pixel q at distance k has a neighbour on the way to p, at distance k - 1,
 // of p's label, and that neighbour is in E; conversely a pixel of E within
 // d - 1 has its differing neighbour within d, and one of the two differs
-// from p. So every class's band is one binary dilation of E, which is
-// separable: a row sweep gives each pixel's distance to E along its row
-// (`run`), a column sweep whether a row within r has run <= r.
+// from p. So every class's band is one binary dilation of E by a square,
+// done on bit rows: along each row and then across rows, by doubling
+// shifts (log d word passes).
 //
 // The F-score matches a contour pixel p of class c in one map with a
 // contour pixel of class c in the other within S_t(p) (t = tolerance).
@@ -23,12 +23,16 @@
 // by the argument above), a test of the same dilation with radius t.
 // Otherwise it exists exactly when c occurs in the other map within
 // S_t(p) (walking from that pixel towards p crosses a contour pixel of c
-// inside the square), which is looked up in the other map's contour
-// pixels, kept per row sorted by (class, x): a binary search per row
-// within t, nearest rows first.
+// inside the square), which per-tile class bit sets mostly settle, and
+// otherwise a binary search per row in the other map's contour pixels,
+// kept per row sorted by (class, x).
+//
+// The band counts are popcounts over runs of equal (gt, pred) labels; only
+// contour pixels are visited one by one.
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -60,11 +64,14 @@ class Buffer {
   std::unique_ptr<T[]> data_;
 };
 
-// One label map's working state, all height x width, packed.
+// One label map's working state: labels (height x width, packed) and bit
+// rows (height x words, bit i of word k is column 64 k + i; bits past the
+// width are 0).
 struct Plane {
   Buffer<int32_t> labels;
-  Buffer<uint8_t> flags;
-  Buffer<int32_t> run;  // distance along the row to the nearest pixel of E
+  Buffer<uint64_t> edge;  // E: the 1-pixel contours
+  Buffer<uint64_t> band;  // within distance - 1 of E: in its class's boundary band
+  Buffer<uint64_t> near;  // within tolerance of E
   // Pixels of E with a class in [0, num_classes), per row (offsets), each
   // as class << 32 | x, sorted.
   std::vector<int64_t> offsets;
@@ -152,77 +159,117 @@ void EdgeRow(const int32_t* __restrict up, const int32_t* __restrict mid, const 
   }
 }
 
-// E and `run`, row by row.
+int64_t Words(int64_t w) { return (w + 63) / 64; }
+
+bool Bit(const uint64_t* row, int64_t x) { return (row[x >> 6] >> (x & 63)) & 1; }
+
+// The bits past the width cleared.
+void ClearTail(uint64_t* row, int64_t w) {
+  if (w & 63) row[Words(w) - 1] &= (uint64_t{1} << (w & 63)) - 1;
+}
+
+// E as bit rows, row by row.
 void FindEdges(Plane* m, int64_t w, int64_t h) {
-  ParallelFor(h, RowGrain(w), [m, w, h](int64_t y0, int64_t y1) {
+  const int64_t nw = Words(w);
+  m->edge.Reset(static_cast<size_t>(h * nw));
+  ParallelFor(h, RowGrain(w), [m, w, h, nw](int64_t y0, int64_t y1) {
+    std::vector<uint8_t> flags(static_cast<size_t>(64 * nw), 0);  // past the width: stays 0
     for (int64_t y = y0; y < y1; ++y) {
-      const int32_t* mid = m->labels.data() + y * w;
-      uint8_t* flags = m->flags.data() + y * w;
-      if (y == 0 || y == h - 1 || w <= 2)
-        std::fill(flags, flags + w, kEdge);
-      else
-        EdgeRow(mid - w, mid, mid + w, w, flags);
-      // Both ends of every row are in E, so every distance is below w.
-      int32_t* run = m->run.data() + y * w;
-      int32_t d = 0;
-      for (int64_t x = 0; x < w; ++x) run[x] = d = flags[x] ? 0 : d + 1;
-      for (int64_t x = w - 1; x >= 0; --x) {
-        d = flags[x] ? 0 : d + 1;
-        run[x] = std::min(run[x], d);
+      uint64_t* bits = m->edge.data() + y * nw;
+      if (y == 0 || y == h - 1 || w <= 2) {
+        std::fill(bits, bits + nw, ~uint64_t{0});
+      } else {
+        const int32_t* mid = m->labels.data() + y * w;
+        EdgeRow(mid - w, mid, mid + w, w, flags.data());
+        static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the packing below reads bytes little-endian");
+        for (int64_t k = 0; k < nw; ++k) {  // 8 bytes of 0/1 to 8 bits by one multiply
+          uint64_t word = 0;
+          for (int j = 0; j < 8; ++j) {
+            uint64_t v;
+            std::memcpy(&v, flags.data() + 64 * k + 8 * j, 8);
+            word |= ((v * 0x0102040810204080ull) >> 56) << (8 * j);
+          }
+          bits[k] = word;
+        }
       }
+      ClearTail(bits, w);
     }
   });
 }
 
-// One row of MarkWithin's sweep down (kDown) or up: `last1` / `last2` hold,
-// per column, the last row swept with run <= r1 / r2.
-template <bool kDown>
-void MarkRow(const int32_t* __restrict run, int64_t n, int32_t y, int32_t r1, int32_t r2,
-             int32_t* __restrict last1, int32_t* __restrict last2, uint8_t* __restrict flags) {
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t r = run[i];
-    const int32_t a = r <= r1 ? y : last1[i];
-    const int32_t b = r <= r2 ? y : last2[i];
-    last1[i] = a;
-    last2[i] = b;
-    const int32_t da = kDown ? y - a : a - y, db = kDown ? y - b : b - y;
-    flags[i] |= static_cast<uint8_t>((da <= r1 ? kBand : 0) | (db <= r2 ? kNear : 0));
+// row[x] |= row[x - s] (up) or row[x + s] (down) for every x, in place:
+// words are visited so that each reads words not yet changed.
+void OrShiftedUp(uint64_t* row, int64_t nw, int64_t s) {
+  const int64_t q = s >> 6, b = s & 63;
+  for (int64_t k = nw - 1; k >= q; --k) {
+    uint64_t v = row[k - q] << b;
+    if (b && k - q - 1 >= 0) v |= row[k - q - 1] >> (64 - b);
+    row[k] |= v;
   }
 }
 
-// Sets kBand where a pixel of E lies within Chebyshev distance `band`,
-// kNear where one lies within `near` (a radius < 0: never): some row
-// within the radius has run <= radius. Column bands, one sweep down and
-// one up each, rows as vectors.
-void MarkWithin(Plane* m, int64_t w, int64_t h, int64_t band, int64_t near) {
-  const int64_t grain = std::max<int64_t>(16, (int64_t{1} << 18) / std::max<int64_t>(1, h));
-  // Radii are clamped by the caller to max(w, h) <= 2^24: all fits int32.
-  const int32_t r1 = static_cast<int32_t>(band), r2 = static_cast<int32_t>(near);
-  constexpr int32_t kFar = int32_t{1} << 30;
-  ParallelFor(w, grain, [=](int64_t x0, int64_t x1) {
-    const int64_t n = x1 - x0;
-    std::vector<int32_t> last1(static_cast<size_t>(n), -kFar), last2(static_cast<size_t>(n), -kFar);
-    for (int64_t y = 0; y < h; ++y)
-      MarkRow<true>(m->run.data() + y * w + x0, n, static_cast<int32_t>(y), r1, r2, last1.data(), last2.data(),
-                    m->flags.data() + y * w + x0);
-    std::fill(last1.begin(), last1.end(), kFar);
-    std::fill(last2.begin(), last2.end(), kFar);
-    for (int64_t y = h - 1; y >= 0; --y)
-      MarkRow<false>(m->run.data() + y * w + x0, n, static_cast<int32_t>(y), r1, r2, last1.data(), last2.data(),
-                     m->flags.data() + y * w + x0);
+void OrShiftedDown(uint64_t* row, int64_t nw, int64_t s) {
+  const int64_t q = s >> 6, b = s & 63;
+  for (int64_t k = 0; k + q < nw; ++k) {
+    uint64_t v = row[k + q] >> b;
+    if (b && k + q + 1 < nw) v |= row[k + q + 1] << (64 - b);
+    row[k] |= v;
+  }
+}
+
+// out = E dilated by the square of radius r (r >= 0): along rows, then
+// across them. Each step widens the reach k by j <= k + 1 (the shifted
+// copies still overlap), so r takes about log2(r) steps.
+void Dilate(const Plane& m, int64_t r, int64_t w, int64_t h, Buffer<uint64_t>* out) {
+  const int64_t nw = Words(w);
+  out->Reset(static_cast<size_t>(h * nw));
+  uint64_t* bits = out->data();
+  std::copy(m.edge.data(), m.edge.data() + h * nw, bits);
+  ParallelFor(h, std::max<int64_t>(1, RowGrain(w) / 8), [=](int64_t y0, int64_t y1) {
+    for (int64_t y = y0; y < y1; ++y) {
+      uint64_t* row = bits + y * nw;
+      for (int64_t k = 0, j; k < r; k += j) {
+        j = std::min(k + 1, r - k);
+        OrShiftedUp(row, nw, j);
+        OrShiftedDown(row, nw, j);
+      }
+      ClearTail(row, w);
+    }
   });
+  // Across rows: the same steps with rows for bits, row y from row y -/+ j.
+  for (int64_t k = 0, j; k < r; k += j) {
+    j = std::min(k + 1, r - k);
+    for (int64_t y = h - 1; y >= j; --y) {
+      uint64_t* dst = bits + y * nw;
+      const uint64_t* src = bits + (y - j) * nw;
+      for (int64_t i = 0; i < nw; ++i) dst[i] |= src[i];
+    }
+    for (int64_t y = 0; y + j < h; ++y) {
+      uint64_t* dst = bits + y * nw;
+      const uint64_t* src = bits + (y + j) * nw;
+      for (int64_t i = 0; i < nw; ++i) dst[i] |= src[i];
+    }
+  }
+}
+
+// Calls f(x) for each set bit of the row, left to right.
+template <typename F>
+void ForEachBit(const uint64_t* row, int64_t nw, F&& f) {
+  for (int64_t k = 0; k < nw; ++k) {
+    for (uint64_t word = row[k]; word != 0; word &= word - 1) f(64 * k + __builtin_ctzll(word));
+  }
 }
 
 // The contour pixels of each row, by class then x.
 void ListEdges(Plane* m, const Classes& classes, int64_t w, int64_t h) {
+  const int64_t nw = Words(w);
   m->offsets.assign(static_cast<size_t>(h + 1), 0);
   const uint32_t count = static_cast<uint32_t>(classes.count);
   ParallelFor(h, RowGrain(w), [&](int64_t y0, int64_t y1) {
     for (int64_t y = y0; y < y1; ++y) {
-      const uint8_t* flags = m->flags.data() + y * w;
       const int32_t* labels = m->labels.data() + y * w;
       int64_t n = 0;
-      for (int64_t x = 0; x < w; ++x) n += (flags[x] & kEdge) & (static_cast<uint32_t>(labels[x]) < count);
+      ForEachBit(m->edge.data() + y * nw, nw, [&](int64_t x) { n += static_cast<uint32_t>(labels[x]) < count; });
       m->offsets[y + 1] = n;
     }
   });
@@ -230,18 +277,16 @@ void ListEdges(Plane* m, const Classes& classes, int64_t w, int64_t h) {
   m->keys.Reset(static_cast<size_t>(std::max<int64_t>(1, m->offsets[h])));
   ParallelFor(h, RowGrain(w), [&](int64_t y0, int64_t y1) {
     for (int64_t y = y0; y < y1; ++y) {
-      const uint8_t* flags = m->flags.data() + y * w;
       const int32_t* labels = m->labels.data() + y * w;
       uint64_t* out = m->keys.data() + m->offsets[y];
       uint64_t* end = out;
       bool sorted = true;
-      for (int64_t x = 0; x < w; ++x) {
-        if ((flags[x] & kEdge) && static_cast<uint32_t>(labels[x]) < count) {
-          const uint64_t key = (static_cast<uint64_t>(labels[x]) << 32) | static_cast<uint64_t>(x);
-          sorted &= end == out || end[-1] < key;
-          *end++ = key;
-        }
-      }
+      ForEachBit(m->edge.data() + y * nw, nw, [&](int64_t x) {
+        if (static_cast<uint32_t>(labels[x]) >= count) return;
+        const uint64_t key = (static_cast<uint64_t>(labels[x]) << 32) | static_cast<uint64_t>(x);
+        sorted &= end == out || end[-1] < key;
+        *end++ = key;
+      });
       if (!sorted) std::sort(out, end);
     }
   });
@@ -317,59 +362,64 @@ class Tiles {
   std::vector<uint64_t> bits_;
 };
 
-// The counts. The band counts are histograms, branch-free per pixel and
-// in two interleaved tables (neighbours usually hit the same bin); contour
-// pixels, fewer, take the branches of the matching.
+// Set bits of a (and of b, if given) in columns [x0, x1).
+int64_t PopRange(const uint64_t* a, const uint64_t* b, int64_t x0, int64_t x1) {
+  int64_t total = 0;
+  for (int64_t k = x0 >> 6; k <= (x1 - 1) >> 6; ++k) {
+    uint64_t word = b != nullptr ? a[k] & b[k] : a[k];
+    if (k == x0 >> 6) word &= ~uint64_t{0} << (x0 & 63);
+    if (k == (x1 - 1) >> 6 && (x1 & 63)) word &= (uint64_t{1} << (x1 & 63)) - 1;
+    total += __builtin_popcountll(word);
+  }
+  return total;
+}
+
+// The counts: band pixels by runs of equal (gt, pred) labels, contour
+// pixels one by one.
 void Count(const Plane& g, const Plane& p, const Classes& classes, int64_t tolerance, int64_t w, int64_t h,
            int64_t* out) {
   constexpr int64_t K = kBoundaryColumns;
   const Tiles g_tiles(g, classes, w, h, tolerance), p_tiles(p, classes, w, h, tolerance);
-  const int64_t n = classes.count;
+  const int64_t n = classes.count, nw = Words(w);
   const bool use_ignore = classes.use_ignore && classes.ignore >= INT32_MIN && classes.ignore <= INT32_MAX;
   const int32_t ignore = use_ignore ? static_cast<int32_t>(classes.ignore) : 0;
   std::mutex merge;
   ParallelFor(h, RowGrain(w), [&](int64_t y0, int64_t y1) {
-    // Per gt class 4 bins (bit 0: in its gt band; bit 1: in both bands),
-    // per pred class 2 (in its pred band or not), then one spare bin for
-    // pred values of no class. Two copies, for even and odd columns.
-    const int64_t bins = 6 * n + 1;
-    std::vector<int64_t> hist(static_cast<size_t>(2 * bins), 0);
-    std::vector<int64_t> table(static_cast<size_t>(n * K), 0);  // the contour columns
+    std::vector<int64_t> table(static_cast<size_t>(n * K), 0);
+    std::vector<uint64_t> contour(static_cast<size_t>(nw));
     for (int64_t y = y0; y < y1; ++y) {
       const int32_t* lg = g.labels.data() + y * w;
       const int32_t* lp = p.labels.data() + y * w;
-      const uint8_t* fgs = g.flags.data() + y * w;
-      const uint8_t* fps = p.flags.data() + y * w;
-      for (int64_t x = 0; x < w; ++x) {
+      const uint64_t* band_g = g.band.data() + y * nw;
+      const uint64_t* band_p = p.band.data() + y * nw;
+      for (int64_t x = 0, x1; x < w; x = x1) {
         const int32_t cg = lg[x], cp = lp[x];
+        for (x1 = x + 1; x1 < w && lg[x1] == cg && lp[x1] == cp;) ++x1;
         if (use_ignore && cg == ignore) continue;
-        const uint8_t fg = fgs[x], fp = fps[x];
-        const int64_t band_g = (fg >> 1) & 1, band_p = (fp >> 1) & 1;
-        int64_t* hx = hist.data() + (x & 1) * bins;
-        ++hx[cg * 4 + (band_g | ((band_g & band_p & (cp == cg)) << 1))];
-        const bool p_class = static_cast<uint32_t>(cp) < static_cast<uint32_t>(n);
-        ++hx[p_class ? 4 * n + cp * 2 + band_p : 6 * n];
-        if (!((fg | fp) & kEdge)) continue;
-        if (fg & kEdge) {
+        table[cg * K] += PopRange(band_g, nullptr, x, x1);
+        if (static_cast<uint32_t>(cp) >= static_cast<uint32_t>(n)) continue;  // ignore_index: no class
+        table[cp * K + 1] += PopRange(band_p, nullptr, x, x1);
+        if (cp == cg) table[cg * K + 2] += PopRange(band_g, band_p, x, x1);
+      }
+      const uint64_t* edge_g = g.edge.data() + y * nw;
+      const uint64_t* edge_p = p.edge.data() + y * nw;
+      const uint64_t* near_g = g.near.data() + y * nw;
+      const uint64_t* near_p = p.near.data() + y * nw;
+      for (int64_t k = 0; k < nw; ++k) contour[static_cast<size_t>(k)] = edge_g[k] | edge_p[k];
+      ForEachBit(contour.data(), nw, [&](int64_t x) {
+        const int32_t cg = lg[x], cp = lp[x];
+        if (use_ignore && cg == ignore) return;
+        if (Bit(edge_g, x)) {
           int64_t* rg = &table[cg * K];
           ++rg[5];
-          rg[6] += cp == cg ? (fp & kNear) != 0 : p_tiles.Within(p, cg, x, y, tolerance, w, h);
+          rg[6] += cp == cg ? Bit(near_p, x) : p_tiles.Within(p, cg, x, y, tolerance, w, h);
         }
-        if ((fp & kEdge) && p_class) {
+        if (Bit(edge_p, x) && static_cast<uint32_t>(cp) < static_cast<uint32_t>(n)) {
           int64_t* rp = &table[cp * K];
           ++rp[3];
-          rp[4] += cp == cg ? (fg & kNear) != 0 : g_tiles.Within(g, cp, x, y, tolerance, w, h);
+          rp[4] += cp == cg ? Bit(near_g, x) : g_tiles.Within(g, cp, x, y, tolerance, w, h);
         }
-      }
-    }
-    for (int64_t c = 0; c < n; ++c) {
-      int64_t* row = &table[c * K];
-      for (int64_t half = 0; half < 2; ++half) {
-        const int64_t* hx = hist.data() + half * bins;
-        row[0] += hx[c * 4 + 1] + hx[c * 4 + 3];
-        row[2] += hx[c * 4 + 3];
-        row[1] += hx[4 * n + c * 2 + 1];
-      }
+      });
     }
     std::lock_guard<std::mutex> lock(merge);
     for (size_t j = 0; j < table.size(); ++j) out[j] += table[j];
@@ -400,11 +450,14 @@ bool BoundaryCounts(const LabelMap& gt, const LabelMap& pred, int64_t num_classe
   distance = std::min(distance, limit);
   tolerance = std::min(tolerance, limit);
   for (Plane* m : {&g, &p}) {
-    m->flags.Reset(size);
-    m->run.Reset(size);
     FindEdges(m, w, h);
-    MarkWithin(m, w, h, distance - 1, tolerance);
-    m->run.Free();
+    if (distance >= 1) {
+      Dilate(*m, distance - 1, w, h, &m->band);
+    } else {  // an empty band
+      m->band.Reset(static_cast<size_t>(h * Words(w)));
+      std::fill(m->band.data(), m->band.data() + h * Words(w), 0);
+    }
+    Dilate(*m, tolerance, w, h, &m->near);
     ListEdges(m, classes, w, h);
   }
   Count(g, p, classes, tolerance, w, h, out);
