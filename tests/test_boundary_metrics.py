@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from coreseg import kernels
-from coreseg.evaluation.boundary import (BoundaryCounts, boundary_distance, boundary_tolerance)
+from coreseg.evaluation.boundary import BoundaryCounts, boundary_distance, boundary_tolerance, merge_boundary
 
 
 def blocky(rng, shape, classes, block):
@@ -116,6 +116,25 @@ def test_merge_in_any_order_and_across_processes():
     wide = BoundaryCounts(9).add_sparse(*parts[0].sparse())
     np.testing.assert_array_equal(wide.counts[:4], parts[0].counts)
     assert not wide.counts[4:].any()
+
+
+def test_merge_boundary_of_per_image_scores():
+    # What the scorers send back per image (ImageScore-like: name, sparse rows).
+    class Score:
+        def __init__(self, image, boundary):
+            self.image, self.boundary = image, boundary
+
+    data = pairs(6, count=4)
+    scores = [Score(f"img{i}", BoundaryCounts(4).add(gt, pred).sparse()) for i, (gt, pred) in enumerate(data)]
+    scores.append(Score("not counted", None))
+    whole = BoundaryCounts(4)
+    for gt, pred in data:
+        whole.add(gt, pred)
+    merged = merge_boundary(reversed(scores), 4)
+    np.testing.assert_array_equal(merged.counts, whole.counts)
+    assert merged.images == 4
+    with pytest.raises(ValueError, match="img0: class id 3 is beyond 3 classes"):
+        merge_boundary(scores, 3)
 
 
 def test_merge_refuses_what_does_not_add_up():

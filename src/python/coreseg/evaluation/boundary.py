@@ -40,7 +40,8 @@ from ..kernels import BOUNDARY_COLUMNS, boundary_counts, resize_labels
 from ..kernels import _args, _arrays
 from ..kernels.boundary import bad_value_error
 
-__all__ = ["BoundaryCounts", "boundary_distance", "boundary_tolerance", "DISTANCE_RATIO", "TOLERANCE_RATIO"]
+__all__ = ["BoundaryCounts", "merge_boundary", "boundary_distance", "boundary_tolerance", "DISTANCE_RATIO",
+           "TOLERANCE_RATIO"]
 
 #: Boundary IoU's band width as a share of the image diagonal (the paper's default).
 DISTANCE_RATIO = 0.02
@@ -322,3 +323,28 @@ class BoundaryCounts:
     def __repr__(self) -> str:
         return (f"BoundaryCounts({self.num_classes} classes, {self.images} images, {self.rule()}, "
                 f"mean boundary IoU {self.mean_iou():.4f}, mean boundary F {self.mean_f_score():.4f})")
+
+
+def merge_boundary(scores, num_classes: int, names=None, ignore_index: int | None = None, distance: int | None = None,
+                   tolerance: int | None = None) -> BoundaryCounts:
+    """The boundary counts of many images: each score's sparse rows added.
+
+    Parameters
+    ----------
+    scores : iterable
+        Objects with a ``boundary`` attribute holding `BoundaryCounts.sparse`
+        of one image (``(ids, values)``), or None where it was not counted,
+        and an ``image`` name (e.g. `coreseg.scoring.ImageScore`).
+    num_classes, names, ignore_index, distance, tolerance
+        As `BoundaryCounts`; the rules the images were counted with.
+    """
+    total = BoundaryCounts(num_classes, names, ignore_index, distance, tolerance)
+    for s in scores:
+        if s.boundary is None:
+            continue
+        try:
+            total.add_sparse(*s.boundary)
+        except ValueError as e:
+            raise ValueError(f"{s.image}: {e}") from None
+        total.images += 1
+    return total
