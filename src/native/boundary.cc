@@ -44,9 +44,7 @@
 namespace coreseg {
 namespace {
 
-constexpr uint8_t kEdge = 1;  // the pixel is in E (a 1-pixel contour)
-constexpr uint8_t kBand = 2;  // within distance - 1 of E: in its class's boundary band
-constexpr uint8_t kNear = 4;  // within tolerance of E
+constexpr uint8_t kEdge = 1;  // EdgeRow's mark: the pixel is in E (a 1-pixel contour)
 
 // An array left uninitialised: every element is written before it is read
 // (zeroing a map-sized vector costs as much as a pass).
