@@ -1,6 +1,6 @@
 // Boundary metrics: BoundaryCounts (Boundary IoU, boundary F-score), every
-// class of a label map at once, in a fixed number of passes whatever the
-// distance and the number of classes.
+// class of a label map at once: a few passes over the maps whatever the
+// number of classes, and about log2(distance) passes over bit rows.
 //
 // The paper's band of class c (Cheng et al. 2021, boundary-iou-api's
 // mask_to_boundary: the mask minus its erosion by a 3x3 square d times,
