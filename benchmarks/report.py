@@ -29,6 +29,7 @@ NAMES = {
     "numpy": "numpy idiom",
     "torch": "torch interpolate(bilinear) + argmax",
     "numpy_bincount": "numpy: np.bincount(gt * C + pred)",
+    "opencv_mask_to_boundary": "OpenCV: boundary-iou-api's mask_to_boundary per class (+ cv2.dilate for F)",
     "memcpy_floor": "memcpy of the same bytes (floor)",
     "coreseg_one_thread": "coreseg, one thread",
     "memcpy_two_threads": "memcpy on two threads (floor)",

@@ -398,6 +398,34 @@ void ClassHistogramPy(const py::array& labels, int64_t num_classes, py::array& o
                           std::to_string(num_classes) + ")");
 }
 
+// boundary_counts (boundary.cc): MAX_CONFUSION_CLASSES classes at most, as
+// confusion_matrix (each row band keeps a table of num_classes x 7).
+void BoundaryCountsPy(const py::array& gt, const py::array& pred, int64_t num_classes, int64_t distance,
+                      int64_t tolerance, std::optional<int64_t> ignore_index, py::array& out) {
+  const LabelMap g = AsLabelMap(gt, "gt"), p = AsLabelMap(pred, "pred");
+  if (g.width != p.width || g.height != p.height)
+    throw py::value_error("gt and pred must have the same shape, got " + ShapeString(gt) + " and " +
+                          ShapeString(pred));
+  if (num_classes < 1 || num_classes > (1 << 14))
+    throw py::value_error("num_classes must be in 1..16384, got " + std::to_string(num_classes));
+  if (distance < 0) throw py::value_error("distance must be >= 0, got " + std::to_string(distance));
+  if (tolerance < 0) throw py::value_error("tolerance must be >= 0, got " + std::to_string(tolerance));
+  ptrdiff_t stride;
+  auto* o = reinterpret_cast<int64_t*>(
+      AsOutput(out, {static_cast<py::ssize_t>(num_classes), kBoundaryColumns}, py::dtype::of<int64_t>(), &stride));
+  if (num_classes > 1 && stride != kBoundaryColumns * 8) throw py::value_error("out must be C-contiguous");
+  int which = 0;
+  int64_t value = 0;
+  const bool ok = WithoutGil([&] {
+    return BoundaryCounts(g, p, num_classes, distance, tolerance, ignore_index.value_or(0), ignore_index.has_value(),
+                          o, &which, &value);
+  });
+  if (!ok)
+    throw py::value_error(std::string(which == 0 ? "gt" : "pred") + " has value " + std::to_string(value) +
+                          " outside [0, " + std::to_string(num_classes) + ")" +
+                          (ignore_index ? " that is not ignore_index" : ""));
+}
+
 // Smoothing state is coreseg's own: contiguous, aligned, writable, native.
 void* AsState(py::array& state, const std::vector<py::ssize_t>& shape, const py::dtype& dtype) {
   if (!HasDtype(state, dtype))
@@ -594,6 +622,8 @@ PYBIND11_MODULE(_native, m) {
   m.def("confusion_matrix", &ConfusionMatrixPy, py::arg("gt"), py::arg("pred"), py::arg("num_classes"),
         py::arg("ignore_index"), py::arg("out"));
   m.def("class_histogram", &ClassHistogramPy, py::arg("labels"), py::arg("num_classes"), py::arg("out"));
+  m.def("boundary_counts", &BoundaryCountsPy, py::arg("gt"), py::arg("pred"), py::arg("num_classes"),
+        py::arg("distance"), py::arg("tolerance"), py::arg("ignore_index"), py::arg("out"));
   m.def("argmax", &ArgmaxPy, py::arg("logits"), py::arg("out"));
   m.def("upsample_argmax", &UpsampleArgmaxPy, py::arg("scores"), py::arg("out"));
   m.def("ema_update", &EmaUpdatePy, py::arg("state"), py::arg("scores"), py::arg("alpha"));

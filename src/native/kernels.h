@@ -138,6 +138,21 @@ bool ConfusionMatrix(const LabelMap& gt, const LabelMap& pred, int64_t num_class
 // [0, num_classes), with the value.
 bool ClassHistogram(const LabelMap& labels, int64_t num_classes, int64_t* out, int64_t* bad_value);
 
+// Boundary metrics (boundary.cc). out (num_classes x kBoundaryColumns
+// int64), per class c: pixels of c's boundary band in gt and in pred (the
+// pixels of c whose (2 distance + 1)^2 square holds another label or the
+// outside of the image), pixels in both bands, then for the F-score the
+// pred contour pixels of c (distance 1), those with a gt contour pixel of c
+// within Chebyshev distance `tolerance`, and the same two for gt against
+// pred. Pixels whose gt is ignore_index (if use_ignore) are counted
+// nowhere but are a label of their own; pred may hold ignore_index as
+// "no class". Returns false on any other value outside [0, num_classes),
+// with the array (0 gt, 1 pred) and the value of the first in raster order.
+constexpr int kBoundaryColumns = 7;
+bool BoundaryCounts(const LabelMap& gt, const LabelMap& pred, int64_t num_classes, int64_t distance,
+                    int64_t tolerance, int64_t ignore_index, bool use_ignore, int64_t* out, int* bad_array,
+                    int64_t* bad_value);
+
 // The per-axis filter of ResizeImage: for each output index its first
 // source index and `taps` int16 coefficients summing to 1 << kCoeffBits;
 // `taps` is the widest nonzero window rounded up to a multiple of

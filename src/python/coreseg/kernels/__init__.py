@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from ._args import MAX_DOWNSCALE
 from ._arrays import MAX_SIDE
+from .boundary import BOUNDARY_COLUMNS, boundary_counts
 from .counting import class_histogram, confusion_matrix, decode_colors
 from .effects import MAX_BLUR_RADIUS, blend, blur, upsample_matte
 from .refine import MAX_REFINE_RADIUS, refine_matte
@@ -55,6 +56,8 @@ __all__ = [
     "decode_colors",
     "confusion_matrix",
     "class_histogram",
+    "boundary_counts",
+    "BOUNDARY_COLUMNS",
     "ema_update",
     "hysteresis_update",
     "hysteresis_state",

@@ -17,6 +17,7 @@ from . import _args, _arrays
 from ._grid import LERP_BITS, SCORE_ONE, lerp_axis, quantise_scores  # noqa: F401  (upsample_argmax's grid)
 from .reference_effects import blend, blur, blur_plan, upsample_matte  # noqa: F401  (the background effects)
 from .reference_refine import refine_matte, refine_plan  # noqa: F401  (edge refinement of mattes)
+from .reference_boundary import boundary_band, boundary_counts  # noqa: F401  (the boundary metrics)
 from .temporal import hysteresis_state  # noqa: F401  (pure numpy: the same function in both APIs)
 from .palette import default_palette  # noqa: F401  (same name in both APIs)
 
