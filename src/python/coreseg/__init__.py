@@ -1,21 +1,26 @@
 """coreseg: semantic segmentation with Core ML models, and native kernels for
 everything around the model.
 
-The kernels (render_mask, colorize, resize_labels, composite, resize_image)
-are native, release the GIL and are bit-identical to their numpy twins in
-``coreseg.reference``.
+The kernels (render_mask, colorize, resize_labels, composite, resize_image,
+the background effects blend, blur, upsample_matte and refine_matte, and
+the metrics' confusion_matrix and boundary_counts) are native, release the
+GIL and are bit-identical to their numpy twins in ``coreseg.reference``.
 """
 
 import os as _os
 
 from . import _native
 from .kernels import (
+    BOUNDARY_COLUMNS,
     MAX_BLUR_RADIUS,
     MAX_DOWNSCALE,
+    MAX_REFINE_RADIUS,
     MAX_SIDE,
     blend,
     blur,
     upsample_matte,
+    refine_matte,
+    boundary_counts,
     argmax,
     upsample_argmax,
     class_histogram,
@@ -40,6 +45,7 @@ from .results.segmentation import Segmentation
 from .running.segmenter import BackendUnavailableError, CoreMLError, Segmenter
 from .running.loader import load
 from .kernels.palette import default_palette, parse_color, parse_colors
+from .drawing.legend import draw_legend
 from .files.images import read_image
 
 from ._version import __version__
@@ -48,6 +54,7 @@ __all__ = [
     "MAX_SIDE",
     "MAX_DOWNSCALE",
     "MAX_BLUR_RADIUS",
+    "MAX_REFINE_RADIUS",
     "load",
     "Segmenter",
     "Segmentation",
@@ -75,6 +82,10 @@ __all__ = [
     "blend",
     "blur",
     "upsample_matte",
+    "refine_matte",
+    "draw_legend",
+    "boundary_counts",
+    "BOUNDARY_COLUMNS",
     "default_palette",
     "parse_color",
     "parse_colors",
