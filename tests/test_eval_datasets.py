@@ -276,9 +276,14 @@ def test_a_list_file_scores_as_the_folders_do(tmp_path):
     assert r.returncode == 0, r.stderr
     r = run("eval", "demo", "--images", photos, "--gt", folders["palette"], *common, "--out", tmp_path / "f")
     assert r.returncode == 0, r.stderr
-    by_list, by_folders = (json.loads((tmp_path / d / "report.json").read_text()) for d in "lf")
+    # A line may name two folders instead: their files, matched by name.
+    folders_listing = tmp_path / "lists" / "folders.txt"
+    folders_listing.write_text("../photos\t../palette\n")
+    r = run("eval", "demo", "--list", folders_listing, *common, "--out", tmp_path / "d")
+    assert r.returncode == 0, r.stderr
+    by_list, by_folders, by_dirs = (json.loads((tmp_path / d / "report.json").read_text()) for d in "lfd")
     for key in ("confusion_matrix", "per_image", "classes", "miou"):
-        assert by_list[key] == by_folders[key], key
+        assert by_list[key] == by_folders[key] == by_dirs[key], key
     listing.write_text(f"../photos/{sorted(data)[0]}.png\n")
     r = run("eval", "demo", "--list", listing, "--out", tmp_path / "x")
     assert r.returncode == 1 and f"{listing}:1: expected 'IMAGE GT'" in r.stderr

@@ -56,7 +56,8 @@ def _eval_model(args):
     folders = datapoint_folders(args.dataset)
     if not folders:
         raise FileNotFoundError(f"{args.dataset}: no Datagen datapoints (folders with "
-                                "semantic_segmentation_metadata.json)")
+                                "semantic_segmentation_metadata.json), and no VOC or Cityscapes tree; photos and "
+                                "their ground truth in two folders: --images DIR --gt DIR")
     classes = DatagenClasses.from_dataset(folders)
     # Loaded here once, also with workers: it checks the model and the
     # class names before any work, and compiles a Core ML model into the
@@ -204,7 +205,8 @@ def add_parser(sub, common) -> None:
                                                    "(without extension) with the ground truth in --gt")
     p.add_argument("--gt", metavar="DIR", help="ground truth PNGs: palette (the index is the class id), 8- or "
                                                "16-bit ids, or colours with --gt-colors; with --images, or --pred")
-    p.add_argument("--list", metavar="FILE", help="with MODEL: a file of 'IMAGE GT' lines (paths relative to it)")
+    p.add_argument("--list", metavar="FILE",
+                   help="with MODEL: a file of 'IMAGE GT' lines, or 'IMAGES_DIR GT_DIR' (paths relative to it)")
     p.add_argument("--split", help="VOC and Cityscapes: the split to score (default val when there is one)")
     p.add_argument("--gt-colors", metavar="FILE",
                    help="colour-coded ground truth: its colour table, class_dict.csv (name,r,g,b) or a Datagen-"

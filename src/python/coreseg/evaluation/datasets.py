@@ -6,8 +6,9 @@ Layouts read (`coreseg eval MODEL ...`):
     Photos in one folder, ground truth in another, matched by stem
     (``2007_000033.jpg`` with ``2007_000033.png``).
 ``--list FILE``
-    One ``IMAGE GT`` pair a line (paths relative to the file's folder;
-    ``#`` starts a comment; a tab between the two allows spaces in paths).
+    One ``IMAGE GT`` pair a line, or ``IMAGES_DIR GT_DIR`` (paths relative
+    to the file's folder; ``#`` starts a comment; a tab between the two
+    allows spaces in paths).
 PASCAL VOC
     ``JPEGImages/``, ``SegmentationClass/`` (palette PNGs) and
     ``ImageSets/Segmentation/SPLIT.txt``; the 21 VOC classes, 255 ignored
@@ -165,8 +166,9 @@ def folder_pairs(images, gt) -> list[Pair]:
 
 def list_pairs(path) -> list[Pair]:
     """Pairs from a list file: ``IMAGE GT`` a line, relative to the file's
-    folder (a tab between them when paths hold spaces); blank lines and
-    ``#`` comments skipped. Every error names the file and line; missing
+    folder (a tab between them when paths hold spaces), or ``IMAGES_DIR
+    GT_DIR`` (their files matched by stem, as `folder_pairs`); blank lines
+    and ``#`` comments skipped. Every error names the file and line; missing
     files are listed together (a few, and how many)."""
     path = Path(path)
     try:
@@ -184,12 +186,17 @@ def list_pairs(path) -> list[Pair]:
             raise ValueError(f"{path}:{number}: expected 'IMAGE GT' (two paths; a tab between them when they "
                              f"hold spaces), got {line!r}")
         image, gt = (base / f for f in fields)
-        missing += [str(p) for p in (image, gt) if not p.is_file()]
-        name = image.stem
-        if name in names:
-            raise ValueError(f"{path}:{number}: image name {name!r} is also on line {names[name]}: each image once")
-        names[name] = number
-        pairs.append(Pair(name, str(image), str(gt)))
+        if image.is_dir() and gt.is_dir():  # IMAGES_DIR GT_DIR: their files, matched by stem
+            found = folder_pairs(image, gt)
+        else:
+            missing += [str(p) for p in (image, gt) if not p.is_file()]
+            found = [Pair(image.stem, str(image), str(gt))]
+        for pair in found:
+            if pair.name in names:
+                raise ValueError(f"{path}:{number}: image name {pair.name!r} is also on line {names[pair.name]}: "
+                                 "each image once (names are file names without their extension)")
+            names[pair.name] = number
+            pairs.append(pair)
     if missing:
         raise FileNotFoundError(f"{path}: {len(missing)} listed file(s) are not there: {_some(missing)}")
     if not pairs:
