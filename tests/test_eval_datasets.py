@@ -333,3 +333,24 @@ def test_ray_scores_pairs_as_one_process_does(tmp_path):
         assert r.returncode == 0, r.stderr
         runs[name] = outputs(tmp_path / name)
     assert runs["jobs"] == runs["ray"]
+
+
+def test_a_centre_crop_scores_only_what_the_model_saw(tmp_path):
+    import coreseg
+
+    data = scenes(range(2_501_000, 2_501_003), size=(160, 72))  # wider than the model's 4:3 input
+    photos, folders = write_three_ways(tmp_path, data)
+    r = run("eval", "demo", "--images", photos, "--gt", folders["palette"], "--names", ",".join(DEMO),
+            "--ignore-index", "255", "--crop", "center", "--worst", "1", "--out", tmp_path / "e")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    model = coreseg.load("demo", crop="center")
+    cm, seen_pixels = ConfusionMatrix(len(DEMO), DEMO, ignore_index=255), 0
+    for stem, (_, labels) in data.items():
+        full = model.predict(photos / f"{stem}.png").full_labels()
+        seen = full >= 0
+        assert seen.any() and not seen.all()  # the sides were never shown to the model
+        cm.update(labels[seen][None], full[seen][None])
+        seen_pixels += int((seen & (labels != 255)).sum())
+    assert report["confusion_matrix"] == cm.matrix.tolist()
+    assert sum(map(sum, report["confusion_matrix"])) == seen_pixels
