@@ -240,3 +240,25 @@ def test_mid_run_messages_go_above_the_progress_bar(monkeypatch):
     assert line.split("\r")[-1] == ("coreseg eval: a worker process died (killed by SIGKILL) holding photo7; "
                                     "trying it again on a new one")
     assert "3/3" in text.split(line)[1]  # the bar is drawn again below it
+
+
+def test_workers_do_not_repeat_the_models_warning_onto_the_bar(tmp_path):
+    from shared_fixtures import MEDIAPIPE
+
+    model = MEDIAPIPE / "selfie_segmentation.onnx"
+    if not model.is_file():
+        pytest.skip(f"the shared fixtures are not at {MEDIAPIPE} (set CORESEG_SHARED)")
+    pytest.importorskip("onnxruntime", reason="the selfie model runs through onnxruntime here")
+    photos, gt = tmp_path / "photos", tmp_path / "gt"
+    photos.mkdir()
+    gt.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
+        Image.fromarray((rng.random((48, 64)) < 0.5).astype(np.uint8)).save(gt / f"p{i}.png")
+    # Nothing says how the model's float input is normalised: the parent says so once, before the bar.
+    r = run("eval", model, "--images", photos, "--gt", gt, "--jobs", "2", "--worst", "0", "--out", tmp_path / "e")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("nothing says how its float input is normalised") == 1, r.stderr
+    first = r.stderr.split("\n")[0]
+    assert first.startswith("coreseg eval: warning: selfie_segmentation.onnx: nothing says"), first

@@ -126,7 +126,7 @@ class ImageScorer:
 def image_worker(model_path: str, load_kwargs: dict, spec: GroundTruthSpec, groups, threads: int | None):
     """What a worker process builds (coreseg.scaleout.workers): the model
     loaded there, with the threads it may use."""
-    from ..running.loader import load_model
+    from .scoring import worker_model
 
-    return ImageScorer(load_model(model_path, threads, **load_kwargs), spec, groups)
+    return ImageScorer(worker_model(model_path, threads, load_kwargs), spec, groups)
 
