@@ -67,6 +67,17 @@ CASES = {
                              "dtype=np.float32)", "coreseg.ema_update(state, x, 0.25)"),
     "hysteresis_update 1080p, two frames": ("state = coreseg.hysteresis_state(labels); new = np.roll(labels, 1, axis=0)",
                                 "coreseg.hysteresis_update(state, new, 3); coreseg.hysteresis_update(state, labels, 3)"),
+    "blend 1080p RGBA, image background": ("bg = rng.integers(0, 256, (H, W, 4), dtype=np.uint8); "
+                                           "a = rng.integers(0, 256, (H, W), dtype=np.uint8)",
+                                           "coreseg.blend(photo, bg, a, out=out_rgba)"),
+    "blur 1080p RGBA, radius 20": ("", "coreseg.blur(photo, 20, out=out_rgba)"),
+    "upsample_matte 256x144 -> 1080p": ("p = rng.random((1, 144, 256), dtype=np.float32); "
+                                        "o = np.empty((H, W), np.uint8)", "coreseg.upsample_matte(p, (W, H), out=o)"),
+    "refine_matte 1080p, radius 15": ("m = coreseg.upsample_matte(rng.random((1, 144, 256), dtype=np.float32), (W, H)); "
+                                      "o = np.empty((H, W), np.uint8)",
+                                      "coreseg.refine_matte(m, photo, radius=15, out=o)"),
+    "boundary_counts 1080p, 100 classes": ("pred = np.roll(labels, 3, axis=1); o = np.empty((100, 7), np.int64)",
+                                           "coreseg.boundary_counts(labels, pred, 100, 44, 18, out=o)"),
 }
 
 
