@@ -136,11 +136,14 @@ def images_in_chromium(page):
     try:
         # --virtual-time-budget lets the page run until it is idle (every load
         # done) before the DOM is dumped: no waiting by the clock.
+        # A profile of its own (CI's HOME may be read-only or shared); root needs --no-sandbox.
         r = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                            f"--user-data-dir={page.parent.parent / '.chromium-profile'}",
                             "--virtual-time-budget=30000", "--dump-dom", check.resolve().as_uri()],
                            capture_output=True, text=True, timeout=300)
     finally:
         check.unlink()
+        shutil.rmtree(page.parent.parent / ".chromium-profile", ignore_errors=True)
     found = re.search(r'<pre id="coreseg-check">(.*?)</pre>', r.stdout, re.S)
     assert found, f"Chromium printed no check (exit {r.returncode}): {r.stderr[-2000:]}"
     return json.loads(found.group(1).replace("&quot;", '"'))
