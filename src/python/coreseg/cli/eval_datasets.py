@@ -102,6 +102,7 @@ def dataset_of(args):
 def eval_dataset(args, dataset, said: dict) -> EvalRun:
     """Scores of MODEL over a dataset's pairs, here, on workers or on Ray."""
     from ..evaluation.image_scoring import ImageScorer, dataset_names, image_worker
+    from ..evaluation.boundary import merge_boundary
     from ..evaluation.scoring import merge_scores
     from ..running.loader import load
 
@@ -122,12 +123,13 @@ def eval_dataset(args, dataset, said: dict) -> EvalRun:
                                       address=args.ray, ship_model=args.ray_ship_model)
         if ev.failed and not ev.per_image:
             raise RuntimeError(every_image_failed(ev.failed))
-        cm, per_image, failed = ev.matrix, ev.per_image, ev.failed
+        cm, per_image, failed, boundary = ev.matrix, ev.per_image, ev.failed, ev.boundary
     else:
         outcomes = run_items(args, pairs, scorer, image_worker,
                              lambda threads: (str(model.info.path), options, dataset.spec, groups, threads))
         scores, failed, _ = collect(outcomes, pairs, args)
         cm = merge_scores(scores, len(scorer.names), scorer.names, ignore_index=scorer.ignore_index)
         per_image = per_image_rows(scores)
+        boundary = merge_boundary(scores, cm.num_classes, cm.names, cm.ignore_index)
     return EvalRun(cm, per_image, failed, {**source, "images": len(per_image)}, scorer,
-                   {p.name: p for p in pairs}, theirs, dataset.spec.palette)
+                   {p.name: p for p in pairs}, theirs, dataset.spec.palette, boundary)

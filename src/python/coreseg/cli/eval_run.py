@@ -36,6 +36,9 @@ class EvalRun:
     dataset_names, dataset_palette
         The dataset's classes and the colours it draws them in (None:
         coreseg's default palette).
+    boundary : BoundaryCounts or None
+        Every scored image's boundary counts, merged
+        (`coreseg.evaluation.boundary`).
     """
 
     cm: object
@@ -46,6 +49,7 @@ class EvalRun:
     items: dict = field(default_factory=dict)
     dataset_names: list = field(default_factory=list)
     dataset_palette: object = None
+    boundary: object = None
 
 
 def parse_class_map(text: str, model_names, dataset_names) -> dict[str, list[str]]:
@@ -111,7 +115,7 @@ def parse_class_map(text: str, model_names, dataset_names) -> dict[str, list[str
 
 
 def per_image_rows(scores) -> list[dict]:
-    return [{"image": s.image, "miou": s.miou} for s in scores]
+    return [{"image": s.image, "miou": s.miou, "boundary_miou": s.boundary_miou} for s in scores]
 
 
 def collect(outcomes, items, args):

@@ -51,6 +51,7 @@ def _eval_model(args):
     """Scores of MODEL over the Datagen datapoints in DATASET."""
     from ..running.loader import load
     from ..evaluation.groundtruth import DatagenClasses, datapoint_folders
+    from ..evaluation.boundary import merge_boundary
     from ..evaluation.scoring import DatapointScorer, datapoint_worker, merge_scores
 
     folders = datapoint_folders(args.dataset)
@@ -75,19 +76,21 @@ def _eval_model(args):
                                    address=args.ray, ship_model=args.ray_ship_model)
         if ev.failed and not ev.per_image:
             raise RuntimeError(every_image_failed(ev.failed))
-        cm, per_image, failed, skipped = ev.matrix, ev.per_image, ev.failed, ev.skipped
+        cm, per_image, failed, skipped, boundary = ev.matrix, ev.per_image, ev.failed, ev.skipped, ev.boundary
     else:
         outcomes = run_items(args, folders, scorer, datapoint_worker,
                              lambda threads: (str(model.info.path), options, classes, groups, threads))
         scores, failed, skipped = collect(outcomes, folders, args)
         cm, per_image = merge_scores(scores, len(scorer.names), scorer.names), per_image_rows(scores)
+        boundary = merge_boundary(scores, cm.num_classes, cm.names)
     palette = (classes.colors // 257).astype(np.uint8)  # the table's own colours, in 8 bits
     return EvalRun(cm, per_image, failed, {**source, "images": len(per_image), "skipped": skipped}, scorer,
-                   {Path(f).name: f for f in folders}, classes.names, palette)
+                   {Path(f).name: f for f in folders}, classes.names, palette, boundary)
 
 
 def _eval_pairs(args):
     """Scores of the label PNGs in --pred against those in --gt."""
+    from ..evaluation.boundary import merge_boundary
     from ..evaluation.scoring import PairScorer, merge_scores, pair_worker
 
     if args.class_map:
@@ -119,8 +122,10 @@ def _eval_pairs(args):
     outcomes = run_items(args, pairs, PairScorer(*make_args), pair_worker, lambda threads: make_args)
     scores, failed, _ = collect(outcomes, pairs, args)
     cm = merge_scores(scores, num_classes, names if num_classes else None, ignore_index=args.ignore_index)
+    boundary = merge_boundary(scores, cm.num_classes, cm.names, cm.ignore_index)
     source = {"gt": str(args.gt), "pred": str(args.pred), "images": len(scores)}
-    return EvalRun(cm, per_image_rows(scores), failed, source, PairScorer(*make_args), {p[0]: p for p in pairs})
+    return EvalRun(cm, per_image_rows(scores), failed, source, PairScorer(*make_args), {p[0]: p for p in pairs},
+                   boundary=boundary)
 
 
 USAGE = ("give either MODEL DATASET_DIR, or --pred DIR --gt DIR (label maps against ground truth), or MODEL "
@@ -141,6 +146,30 @@ def _check_mode(args) -> str:
     if args.gt or not (args.model and args.dataset):
         raise ValueError(USAGE)
     return "dataset"
+
+
+#: classes.csv's boundary columns, after the confusion matrix's.
+BOUNDARY_CSV = ("boundary_iou", "boundary_f", "boundary_precision", "boundary_recall")
+
+
+def classes_csv(cm, boundary) -> str:
+    """classes.csv: the confusion matrix's rows (`ConfusionMatrix.to_csv`)
+    with each class's boundary scores (`BOUNDARY_CSV`) after them, by class
+    id (both score the same classes); empty where undefined."""
+    import csv
+    import io
+    import math
+
+    edges = {r["id"]: r for r in boundary.rows()}
+    rows = list(csv.DictReader(io.StringIO(cm.to_csv())))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, list(rows[0]) + list(BOUNDARY_CSV) if rows else ["id"] + list(BOUNDARY_CSV))
+    writer.writeheader()
+    for row in rows:
+        edge = edges.get(int(row["id"]), {})
+        writer.writerow({**row, **{k: "" if not math.isfinite(edge.get(k, math.nan)) else edge[k]
+                                   for k in BOUNDARY_CSV}})
+    return buf.getvalue()
 
 
 def cmd_eval(args) -> int:
@@ -164,15 +193,16 @@ def cmd_eval(args) -> int:
     else:
         dataset, said = dataset_of(args) if mode == "images" or args.dataset else (None, {})
         run = eval_dataset(args, dataset, said) if dataset is not None else _eval_model(args)
-    cm, per_image, failures, source = run.cm, run.per_image, run.failed, run.source
+    cm, per_image, failures, source, boundary = run.cm, run.per_image, run.failed, run.source, run.boundary
     if source.get("skipped"):
         print(f"skipped {len(source['skipped'])} datapoint(s) without a photo: "
               f"{', '.join(Path(s).name for s in source['skipped'])}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
-    report = {**source, **({"failed": failures} if failures else {}), **per_image_summary(per_image), **cm.to_dict()}
+    report = {**source, **({"failed": failures} if failures else {}), **per_image_summary(per_image), **cm.to_dict(),
+              "boundary": boundary.to_dict()}
     write_text(files[0], json.dumps(report, indent=2) + "\n")
-    cm.to_csv(files[1])
-    table = cm.table(present_only=True)
+    write_text(files[1], classes_csv(cm, boundary))
+    table = cm.table(present_only=True) + "\n\n" + boundary.table(present_only=True)
     write_text(files[2], table + "\n")
     present = [i for i in range(cm.num_classes)
                if (cm.matrix[i].sum() or cm.matrix[:, i].sum()) and cm.names[i] != "--"]
@@ -182,7 +212,8 @@ def cmd_eval(args) -> int:
         write_worst(worst, run, args.worst)
         files.append(worst / "index.html")
     print(table)
-    print(f"mIoU {cm.miou():.4f} over {source['images']} images; wrote {', '.join(str(f) for f in files)}")
+    print(f"mIoU {cm.miou():.4f}, boundary mIoU {boundary.mean_iou():.4f}, mean boundary F "
+          f"{boundary.mean_f_score():.4f} over {source['images']} images; wrote {', '.join(str(f) for f in files)}")
     for f in failures:
         print(f"coreseg eval: failed {f['image']}: {f['error']}", file=sys.stderr)
     if failures:

@@ -15,8 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .datasets import GroundTruthSpec, Pair, read_ground_truth
-from .metrics import ConfusionMatrix
-from .scoring import UNSEEN, ImageScore, scored_classes, scored_prediction, seen_only
+from .scoring import UNSEEN, ImageScore, score_maps, scored_classes, scored_prediction
 
 __all__ = ["ImageScorer", "image_worker", "dataset_names"]
 
@@ -119,8 +118,7 @@ class ImageScorer:
     def __call__(self, pair) -> ImageScore:
         pair = Pair(*pair) if not isinstance(pair, Pair) else pair
         _, gt, pred = self.maps(pair)
-        cm = ConfusionMatrix(len(self.names), self.names, ignore_index=self.ignore_index)
-        return ImageScore.of(pair.name, cm.update(*seen_only(gt, pred)))
+        return score_maps(pair.name, gt, pred, len(self.names), self.names, self.ignore_index)
 
 
 def image_worker(model_path: str, load_kwargs: dict, spec: GroundTruthSpec, groups, threads: int | None):

@@ -3,9 +3,11 @@ this process, in a worker process (`coreseg eval --jobs N`) or in a Ray
 actor (coreseg.dist).
 
 Each image gives an `ImageScore`: the nonzero cells of its confusion
-matrix and its own mIoU. Scores merge by adding integer counts, so the
-merged matrix is the same, bit for bit, in whatever order and on however
-many processes or machines the images were scored.
+matrix and its own mIoU, and the nonzero rows of its boundary counts
+(`coreseg.evaluation.boundary`) and its own boundary mIoU. Scores merge by
+adding integer counts, so the merged matrix and boundary counts are the
+same, bit for bit, in whatever order and on however many processes or
+machines the images were scored.
 
 Examples
 --------
@@ -29,9 +31,10 @@ import numpy as np
 from ..drawing.image_outputs import UNSEEN
 from ..kernels import resize_labels
 from ..kernels._args import MAX_CONFUSION_CLASSES as MAX_CLASSES
+from .boundary import BoundaryCounts
 from .metrics import ConfusionMatrix, align_classes
 
-__all__ = ["ImageScore", "merge_scores", "DatapointScorer", "PairScorer", "read_label_png", "classes_seen",
+__all__ = ["ImageScore", "merge_scores", "score_maps", "image_boundary", "DatapointScorer", "PairScorer", "read_label_png", "classes_seen",
            "scored_classes", "prediction_at", "scored_prediction", "seen_only", "example_map", "UNSEEN",
            "LABEL_PNG_MODES"]
 
@@ -52,6 +55,13 @@ class ImageScore:
         The size of the image's own matrix.
     miou : float or None
         The image's mIoU (None when no class is present).
+    boundary : tuple or None
+        `BoundaryCounts.sparse` of the image: (ids (k,) int64, rows (k, 7)
+        int64); None when not counted. `coreseg.evaluation.boundary.merge_boundary`
+        adds them up.
+    boundary_miou : float or None
+        The image's mean Boundary IoU (None when no class is present or
+        boundaries were not counted).
     """
 
     image: str
@@ -60,13 +70,53 @@ class ImageScore:
     counts: np.ndarray
     num_classes: int
     miou: float | None
+    boundary: tuple | None = None
+    boundary_miou: float | None = None
 
     @classmethod
-    def of(cls, image: str, cm: ConfusionMatrix) -> "ImageScore":
+    def of(cls, image: str, cm: ConfusionMatrix, boundary: BoundaryCounts | None = None) -> "ImageScore":
         rows, cols = np.nonzero(cm.matrix)
         miou = cm.miou()
+        bmiou = boundary.mean_iou() if boundary is not None else math.nan
         return cls(image, rows.astype(np.int64), cols.astype(np.int64), cm.matrix[rows, cols],
-                   cm.num_classes, miou if math.isfinite(miou) else None)
+                   cm.num_classes, miou if math.isfinite(miou) else None,
+                   boundary.sparse() if boundary is not None else None, bmiou if math.isfinite(bmiou) else None)
+
+
+def image_boundary(gt, pred, num_classes: int, names=None, ignore_index: int | None = None) -> BoundaryCounts:
+    """The boundary counts of one image, on its whole maps.
+
+    Parameters
+    ----------
+    gt : (h, w) ndarray of int32, uint8 or uint16
+        Ground truth in scored ids (`ignore_index` where ignored).
+    pred : (h, w) ndarray of int32, uint8 or uint16
+        Prediction in scored ids, -1 where the model never saw the pixel
+        (left out, as the confusion matrix leaves it out via `seen_only`).
+    num_classes, names, ignore_index
+        As `BoundaryCounts`.
+
+    Notes
+    -----
+    A predicted id >= `num_classes` over an ignored ground-truth pixel is
+    taken as unseen there: the confusion matrix accepts it (the pixel
+    counts nowhere), the boundary kernel would refuse it, and either way
+    it is no class, so no class's boundary changes.
+    """
+    if ignore_index is not None:
+        stray = (gt == ignore_index) & (pred >= num_classes)
+        if stray.any():
+            pred = np.where(stray, -1, pred).astype(np.int32)
+    return BoundaryCounts(num_classes, names, ignore_index=ignore_index).add(gt, pred)
+
+
+def score_maps(image: str, gt, pred, num_classes: int, names=None, ignore_index: int | None = None) -> ImageScore:
+    """The `ImageScore` of one image's maps (same shape; pred -1 where
+    unseen): its confusion matrix over the seen pixels and its boundary
+    counts (`image_boundary`). The confusion matrix checks the ids first,
+    so a bad id is refused in its words."""
+    cm = ConfusionMatrix(num_classes, names, ignore_index=ignore_index).update(*seen_only(gt, pred))
+    return ImageScore.of(image, cm, image_boundary(gt, pred, num_classes, names, ignore_index))
 
 
 def merge_scores(scores, num_classes: int | None = None, names=None,
@@ -160,22 +210,21 @@ class PairScorer:
         """pair: (image name, ground-truth path, prediction path)."""
         name, gt_path, pred_path = pair
         _, gt, pred = self.maps(pair)
-        gt, pred = seen_only(gt, pred)
         if self.num_classes:
             n = self.num_classes
         else:
-            n = classes_seen(gt, pred, ignore_index=self.ignore_index)
+            seen = seen_only(gt, pred)  # ids where the model saw nothing count no class
+            n = classes_seen(*seen, ignore_index=self.ignore_index)
             if n > MAX_CLASSES:
                 top, path = max((classes_seen(m, ignore_index=ignore) - 1, p) for m, p, ignore in
-                                ((gt, gt_path, self.ignore_index), (pred, pred_path, None)))
+                                ((seen[0], gt_path, self.ignore_index), (seen[1], pred_path, None)))
                 raise ValueError(f"{path} has id {top}, and at most {MAX_CLASSES} classes (ids 0..{MAX_CLASSES - 1}) "
                                  "are scored (an ignore value in the ground truth: --ignore-index)")
         names = self.names if self.num_classes else None
         try:
-            cm = ConfusionMatrix(n, names, ignore_index=self.ignore_index).update(gt, pred)
+            return score_maps(name, gt, pred, n, names, self.ignore_index)
         except ValueError as e:
             raise ValueError(f"{pred_path} against {gt_path}: {e}") from None
-        return ImageScore.of(name, cm)
 
 
 class DatapointScorer:
@@ -223,8 +272,7 @@ class DatapointScorer:
         if maps is None:
             return None
         _, gt, pred = maps
-        cm = ConfusionMatrix(len(self.names), self.names).update(*seen_only(gt, pred))
-        return ImageScore.of(Path(folder).name, cm)
+        return score_maps(Path(folder).name, gt, pred, len(self.names), self.names)
 
 
 def scored_prediction(seg, shape, lut: np.ndarray) -> np.ndarray:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..evaluation.boundary import BoundaryCounts
 from ..evaluation.metrics import ConfusionMatrix
-from ..evaluation.scoring import ImageScore, prediction_at, seen_only
+from ..evaluation.scoring import ImageScore, prediction_at, score_maps
 from .ray_cluster import column, load_on_actor, model_source, in_input_order, ray_module, connect
 from .ray_segment import model_labels
 from .workers import ITEM_ERRORS
@@ -46,13 +47,14 @@ class _ScoreBatch:
         gt = np.asarray(batch["gt"][i])
         if gt.ndim != 2:
             raise ValueError(f"gt must be a 2-D class map, got shape {gt.shape}")
-        # The photo's own class map (crop modes mapped back), unseen pixels left out.
-        gt, pred = seen_only(gt, prediction_at(self.model.predict(batch["image"][i]), gt.shape))
-        cm = ConfusionMatrix(self.n, self.names, ignore_index=self.ignore_index).update(gt, pred)
-        return ImageScore.of(str(name) if name is not None else "", cm)
+        # The photo's own class map (crop modes mapped back), -1 where unseen:
+        # boundaries on the whole maps, the matrix over the seen pixels.
+        pred = prediction_at(self.model.predict(batch["image"][i]), gt.shape)
+        return score_maps(str(name) if name is not None else "", gt, pred, self.n, self.names, self.ignore_index)
 
     def __call__(self, batch: dict) -> dict:
         partial = np.zeros((self.n, self.n), np.int64)
+        edges = BoundaryCounts(self.n)  # the batch's boundary counts, summed on the driver too
         rows = []
         key = "datapoint" if self.datapoints is not None else "pair" if self.pairs is not None else "gt"
         for i in range(len(batch[key])):
@@ -68,9 +70,11 @@ class _ScoreBatch:
                 rows.append({"index": index, "image": str(batch["datapoint"][i]), "skipped": True})
                 continue
             partial[score.rows, score.cols] += score.counts
-            rows.append({"index": index, "image": score.image, "miou": score.miou})
-        # One row per batch: its partial matrix and what each image gave.
-        return {"matrix": partial[None],
+            edges.add_sparse(*score.boundary)
+            rows.append({"index": index, "image": score.image, "miou": score.miou,
+                         "boundary_miou": score.boundary_miou})
+        # One row per batch: its partial matrix and boundary counts, and what each image gave.
+        return {"matrix": partial[None], "boundary": edges.counts[None],
                 "rows": np.array([pickle.dumps((self.names, rows, self.ignore_index))], dtype=object)}
 
 
@@ -83,18 +87,22 @@ class Evaluation:
     matrix : ConfusionMatrix
         Every scored image's counts, merged.
     per_image : list of dict
-        {"image", "miou"} per scored image, in the dataset's order (its
+        {"image", "miou", "boundary_miou"} per scored image, in the dataset's order (its
         "index" column, else by name).
     failed : list of dict
         {"image", "error"} per image that failed (left out of `matrix`).
     skipped : list of str
         Datapoints without a photo.
+    boundary : BoundaryCounts
+        Every scored image's boundary counts, merged (Boundary IoU and
+        boundary F per class, `coreseg.evaluation.boundary`).
     """
 
     matrix: ConfusionMatrix
     per_image: list
     failed: list
     skipped: list
+    boundary: BoundaryCounts = None
 
 
 def evaluate(model, dataset, *, classes=None, class_map=None, num_classes: int | None = None, names=None,
@@ -165,10 +173,11 @@ def _run(ray, dataset, udf_args, batch_size, actors=None) -> Evaluation:
     out = dataset.map_batches(_ScoreBatch, fn_constructor_args=udf_args, batch_size=batch_size,
                               compute=ray.data.ActorPoolStrategy(size=size), num_cpus=1)
     # The reduce: partial matrices added on the driver (integer counts).
-    total, rows, names, scored_ignore = None, [], None, None
+    total, edges, rows, names, scored_ignore = None, None, [], None, None
     for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
-        part = batch["matrix"].sum(axis=0)
+        part, edge_part = batch["matrix"].sum(axis=0), batch["boundary"].sum(axis=0)
         total = part if total is None else total + part
+        edges = edge_part if edges is None else edges + edge_part
         for blob in batch["rows"]:
             names, batch_rows, scored_ignore = pickle.loads(blob)
             rows.extend(batch_rows)
@@ -177,9 +186,14 @@ def _run(ray, dataset, udf_args, batch_size, actors=None) -> Evaluation:
     cm = ConfusionMatrix(len(total), names, ignore_index=scored_ignore)  # the actors' (pairs: in scored ids)
     cm.matrix[:] = total
     rows = in_input_order(rows)
-    return Evaluation(cm, [{"image": r["image"], "miou": r["miou"]} for r in rows if "miou" in r],
+    scored = [r for r in rows if "miou" in r]
+    boundary = BoundaryCounts(len(total), names, ignore_index=scored_ignore)
+    boundary.counts[:] = edges
+    boundary.images = len(scored)
+    return Evaluation(cm, [{"image": r["image"], "miou": r["miou"], "boundary_miou": r["boundary_miou"]}
+                           for r in scored],
                       [{"image": r["image"], "error": r["error"]} for r in rows if "error" in r],
-                      [r["image"] for r in rows if r.get("skipped")])
+                      [r["image"] for r in rows if r.get("skipped")], boundary)
 
 
 def score_datapoints(model_path, folders, classes, groups, *, labels=None, load_kwargs=None, address="auto",
