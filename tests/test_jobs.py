@@ -310,3 +310,20 @@ def test_many_tiny_files_with_jobs_keep_the_parent_in_constant_memory(tmp_path):
         assert len(list((tmp_path / f"out{n}").glob("*.areas.json"))) == n
         peaks[n] = int(r.stdout.split("PEAK")[-1])
     assert peaks[1000] < 1.15 * peaks[100], peaks
+
+
+def test_segment_workers_do_not_repeat_the_models_warning(tmp_path):
+    from shared_fixtures import MEDIAPIPE
+    from PIL import Image
+
+    model = MEDIAPIPE / "selfie_segmentation.onnx"
+    if not model.is_file():
+        pytest.fail(f"the shared fixtures are not at {MEDIAPIPE} (set CORESEG_SHARED)")
+    pytest.importorskip("onnxruntime", reason="the selfie model runs through onnxruntime here")
+    rng = np.random.default_rng(2)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(tmp_path / f"p{i}.png")
+    # Nothing says how its float input is normalised: said once by the parent, not again by each worker.
+    r = run("segment", model, *(tmp_path / f"p{i}.png" for i in range(4)), "--jobs", "2", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("nothing says how its float input is normalised") == 1, r.stderr

@@ -28,7 +28,7 @@ from .demo import cmd_demo
 from .check import cmd_check
 from .model_files import cmd_annotate, cmd_info
 from .model_options import add_model_options
-from ._common import terminate_cleanly
+from ._common import say, terminate_cleanly
 from . import evaluate, segment
 from .._version import __version__
 from ..modelfiles.metadata_keys import SETTING_KEYS
@@ -109,7 +109,7 @@ def _one_line_warning(command: str):
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, AssumptionWarning):
-            print(f"coreseg {command}: warning: {message}", file=sys.stderr)
+            say(f"coreseg {command}: warning: {message}")  # above a progress bar, if one is drawn
         else:
             shown(message, category, filename, lineno, file, line)
 

@@ -272,5 +272,5 @@ def outputs_worker(model_path: str, load_kwargs: dict, settings, threads: int | 
     from ..drawing.image_outputs import ImageOutputs
     from ..running.loader import load_model
 
-    outputs = ImageOutputs(load_model(model_path, threads, **load_kwargs), settings)
+    outputs = ImageOutputs(load_model(model_path, threads, assumptions=False, **load_kwargs), settings)
     return lambda item: outputs(*item)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import warnings
 from pathlib import Path
 
 from ..kernels import _args, set_num_threads
 from ..modelfiles import bundled
-from ..modelfiles.info import ModelError
+from ..modelfiles.info import AssumptionWarning, ModelError
 from ..modelfiles.settings import arg
 from ..results.geometry import CROP_MODES
 from .segmenter import BackendUnavailableError, Segmenter
@@ -216,12 +217,19 @@ def load(model, backend: str = "auto", compute_units: str = "all", providers=Non
                      "(expected .onnx for 'onnx'; .mlpackage, .mlmodel or .mlmodelc for 'coreml')")
 
 
-def load_model(model_path, threads: int | None = None, **load_kwargs) -> Segmenter:
+def load_model(model_path, threads: int | None = None, *, assumptions: bool = True, **load_kwargs) -> Segmenter:
     """`load` in a worker process or actor, given `threads` of the cores:
     coreseg's kernel threads and, for an ONNX model, its intra-op threads
-    unless `load_kwargs` says otherwise (Core ML schedules its own work)."""
+    unless `load_kwargs` says otherwise (Core ML schedules its own work).
+    ``assumptions=False`` keeps its AssumptionWarnings quiet: the parent
+    loaded the model first and said them once, before its progress bar (a
+    worker's copy would land on the bar's line)."""
     if threads is not None:
         set_num_threads(threads)
         if Path(model_path).suffix.lower() == ".onnx":
             load_kwargs.setdefault("threads", threads)
-    return load(model_path, **load_kwargs)
+    if assumptions:
+        return load(model_path, **load_kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AssumptionWarning)
+        return load(model_path, **load_kwargs)
