@@ -14,6 +14,7 @@ import coreseg
 from coreseg import demo
 from coreseg.groundtruth import DatagenClasses, datapoint_folders
 from coreseg.metrics import ConfusionMatrix
+from coreseg.evaluation.boundary import BoundaryCounts, merge_boundary
 from coreseg.evaluation.scoring import DatapointScorer, merge_scores
 from shared_fixtures import DATAGEN
 
@@ -51,8 +52,12 @@ def test_evaluate_datapoints_equals_one_process(cluster, scenes, ship_model):
     assert result.matrix.names == expected.names
     np.testing.assert_array_equal(result.matrix.matrix, expected.matrix)
     assert result.matrix.table() == expected.table()
-    assert result.per_image == [{"image": s.image, "miou": s.miou} for s in scores]
+    assert result.per_image == [{"image": s.image, "miou": s.miou, "boundary_miou": s.boundary_miou} for s in scores]
     assert result.failed == [] and result.skipped == []
+    # Boundary counts: each batch's summed on the driver, as the matrix.
+    edges = merge_boundary(scores, len(expected.names), expected.names)
+    np.testing.assert_array_equal(result.boundary.counts, edges.counts)
+    assert result.boundary.images == 10 and result.boundary.table() == edges.table()
 
 
 @pytest.mark.skipif(not DATAGEN.is_dir(), reason=f"the shared Datagen fixtures are not at {DATAGEN}")
@@ -131,8 +136,10 @@ def test_cli_eval_on_a_local_ray_instance(scenes, tmp_path):
         assert r.returncode == 0, r.stderr
         runs[name] = {f: (tmp_path / name / f).read_bytes() for f in ("report.json", "classes.csv", "table.txt",
                                                                       "confusion.png")}
-    assert runs["jobs"] == runs["ray"]
-    assert json.loads(runs["ray"]["report.json"])["images"] == 10
+    assert runs["jobs"] == runs["ray"]  # boundary counts, table and csv columns included
+    report = json.loads(runs["ray"]["report.json"])
+    assert report["images"] == 10 and report["boundary"]["images"] == 10
+    assert report["boundary"]["mean_boundary_iou"] > 0 and b"B-IoU" in runs["ray"]["table.txt"]
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +163,7 @@ def test_evaluate_scores_the_photo_under_every_crop_mode(cluster, wide_scenes, c
     np.testing.assert_array_equal(result.matrix.matrix, expected.matrix)
     assert result.matrix.miou() > 0.65  # 0.35 (fit) and 0.51 (center) when the model's input was scored
     rows, by_hand, seen_pixels = [], ConfusionMatrix(len(demo.CLASSES), demo.CLASSES), 0
+    edges = BoundaryCounts(len(demo.CLASSES), demo.CLASSES)
     for i in range(4):
         image, labels = demo.scene(2_300_100 + i, (240, 100 + 20 * i))
         rows.append({"name": f"s{i}", "image": image, "gt": labels})
@@ -163,8 +171,11 @@ def test_evaluate_scores_the_photo_under_every_crop_mode(cluster, wide_scenes, c
         seen = full >= 0
         seen_pixels += int(seen.sum())
         by_hand.update(labels[seen][None], full[seen][None])
+        edges.add(labels, full, seen=seen)
     result = dist.evaluate("demo", ray.data.from_items(rows), batch_size=2, crop=crop)
     np.testing.assert_array_equal(result.matrix.matrix, by_hand.matrix)
+    np.testing.assert_array_equal(result.boundary.counts, edges.counts)  # unseen pixels in no count
+    assert result.boundary.images == 4 and edges.counts.any()
     assert result.matrix.matrix.sum() == seen_pixels and result.failed == []
 
 
