@@ -157,18 +157,20 @@ def test_a_class_map_models_background_edge_is_the_apis(photos, tmp_path):
 def test_refine_pulls_the_photo_backgrounds_matte_onto_its_edges(photos, tmp_path):
     image = np.asarray(Image.open(photos / "a.png"))
     seg = coreseg.load("demo").predict(image)
-    for extra, refine in ((["--refine"], True), (["--refine", "3"], 3.0)):
+    for extra, refine in ((["--refine"], True), (["--refine-radius", "3"], 3.0)):
         out = tmp_path / str(refine)
-        r = run("segment", "demo", photos / "a.png", "--out", out, "--background", "#00FF00", "--keep", "sky",
-                *extra)
+        # The flag before the input: it takes no value, so the photo is not read as its radius.
+        r = run("segment", "demo", "--background", "#00FF00", "--keep", "sky", *extra, photos / "a.png",
+                "--out", out)
         assert r.returncode == 0, r.stderr
         want = seg.replace_background(image, "#00FF00", classes=["sky"], refine=refine)
         np.testing.assert_array_equal(np.asarray(Image.open(out / "a.background.png")), want)
     assert not np.array_equal(want, seg.replace_background(image, "#00FF00", classes=["sky"]))
     r = run("segment", "demo", photos / "a.png", "--out", tmp_path / "x", "--refine")
     assert r.returncode == 1 and "no --background was given" in r.stderr
-    r = run("segment", "demo", photos / "a.png", "--out", tmp_path / "x", "--background", "blur", "--refine", "0")
-    assert r.returncode == 2 and "--refine" in r.stderr and "radius must be a number in [1" in r.stderr
+    r = run("segment", "demo", photos / "a.png", "--out", tmp_path / "x", "--background", "blur", "--refine-radius",
+            "0")
+    assert r.returncode == 2 and "--refine-radius" in r.stderr and "radius must be a number in [1" in r.stderr
     assert not (tmp_path / "x").exists()
 
 

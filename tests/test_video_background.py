@@ -75,7 +75,7 @@ def test_the_background_video_shows_what_the_api_gives(tmp_path):
 def test_refine_follows_each_frames_edges(tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", frames=4, audio=False)
     out = tmp_path / "out"
-    r = segment(clip, "--out", out, "--background", "#00FF00", "--keep", "sky", "--refine", "8", "--smoothing", "ema")
+    r = segment(clip, "--out", out, "--background", "#00FF00", "--keep", "sky", "--refine-radius", "8", "--smoothing", "ema")
     assert r.returncode == 0, r.stderr
     model = coreseg.load("demo")
     options = {"background": "#00FF00", "classes": ["sky"]}

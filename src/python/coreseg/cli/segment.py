@@ -51,7 +51,7 @@ def expand_inputs(items, recursive: bool) -> list[Path]:
 
 
 def refine_arg(text: str) -> float:
-    """--refine's RADIUS: pixels, 1..MAX_REFINE_RADIUS."""
+    """--refine-radius: pixels, 1..MAX_REFINE_RADIUS."""
     import argparse
 
     from ..kernels import _args
@@ -63,6 +63,8 @@ def refine_arg(text: str) -> float:
 
 
 def cmd_segment(args) -> int:
+    # One value for what follows: None (off), True (the default radius) or a radius.
+    args.refine = args.refine_radius if args.refine_radius is not None else (True if args.refine else None)
     from ..running.loader import load
     from ..files.images import check_image_file, default_format
     from ..drawing.image_outputs import (OutputSettings, check_label_count, colliding_stem, highlight_color,
@@ -247,9 +249,13 @@ def add_parser(sub, common) -> None:
                         "scaled to cover it, or made transparent (photos only, an RGBA PNG: MP4 has no alpha); "
                         "the foreground's edge is soft (from the scores, smoothed over time with --smoothing) "
                         "unless --blocky")
-    p.add_argument("--refine", nargs="?", const=True, type=refine_arg, metavar="RADIUS",
+    # A flag and a separate radius: an optional value (nargs="?") would take
+    # the next input file for its radius.
+    p.add_argument("--refine", action="store_true",
                    help="with --background: pull the matte's edge onto the photo's own edges (a guided filter "
-                        "with the photo as guide; RADIUS in pixels, default two of the model's pixels)")
+                        "with the photo as guide, looking two of the model's pixels around)")
+    p.add_argument("--refine-radius", type=refine_arg, metavar="RADIUS",
+                   help="--refine with this radius, in pixels of the photo")
     p.add_argument("--keep", action="append", metavar="CLASS",
                    help="with --background: the classes to keep (repeatable; default every class that is not "
                         "background)")
