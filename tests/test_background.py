@@ -184,6 +184,10 @@ def test_segment_background_writes_what_the_api_gives(astronaut, tmp_path):
     for args, message in ((["--background", "plaid"], "blur[:RADIUS], transparent, #RRGGBB or a picture"),
                           (["--background", "blur", "--keep", "persn"], "no label 'persn'"),
                           (["--keep", "foreground"], "--keep chooses the foreground of --background"),
-                          (["--background", "blur", "--areas-only"], "cannot be combined with --export, --label")):
+                          (["--background", "blur", "--areas-only"], "cannot be combined with --export, --label"),
+                          # A radius the blur refuses is refused before anything is written.
+                          (["--background", "blur:0"], "--background blur:RADIUS takes a number of pixels"),
+                          (["--background", "blur:nan"], "radius must be a number in (0, MAX_BLUR_RADIUS")):
         r = segment(*args, "--out", tmp_path / "x")
         assert r.returncode == 1 and message in r.stderr, (args, r.stderr)
+        assert not (tmp_path / "x").exists()  # nothing written

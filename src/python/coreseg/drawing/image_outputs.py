@@ -86,14 +86,17 @@ class OutputSettings:
 def parse_background(text: str):
     """(background, blur radius or None) of `--background`: "blur" or
     "blur:RADIUS", "transparent", "#RRGGBB", or a picture's path."""
+    from ..kernels import _args
     from ..kernels.palette import parse_color
 
     name, _, radius = text.partition(":")
     if name == "blur":
-        try:
-            return "blur", (float(radius) if radius else None)
-        except ValueError:
-            raise ValueError(f"--background blur:RADIUS takes a number of pixels, got {text!r}") from None
+        if not radius:
+            return "blur", None
+        try:  # checked here, before any output is written
+            return "blur", _args.blur_radius(float(radius))
+        except ValueError as e:
+            raise ValueError(f"--background blur:RADIUS takes a number of pixels, got {text!r} ({e})") from None
     if text == "transparent":
         return "transparent", None
     if text.startswith("#"):
