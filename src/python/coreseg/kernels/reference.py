@@ -43,6 +43,8 @@ __all__ = [
     "upsample_matte",
     "refine_matte",
     "refine_plan",
+    "boundary_counts",
+    "boundary_band",
 ]
 
 COEFF_BITS = 14  # fractional bits of the resample coefficients

@@ -114,7 +114,7 @@ class _Worker:
         self.holding = (index, item)
         try:
             self.conn.send((index, item))
-        except OSError:
+        except (BrokenPipeError, ConnectionResetError):
             # The worker is already gone (it failed to start and exited, or
             # died after its last answer): what it wrote before going is
             # still in the pipe, and its exit shows on its sentinel, so the
