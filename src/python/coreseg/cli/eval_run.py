@@ -23,7 +23,7 @@ class EvalRun:
     ----------
     cm : ConfusionMatrix
     per_image : list of dict
-        {"image", "miou"} per scored image, in input order.
+        {"image", "miou", "boundary_miou"} per scored image, in input order.
     failed : list of dict
         {"image", "error"}.
     source : dict

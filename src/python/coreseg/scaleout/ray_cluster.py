@@ -36,6 +36,7 @@ Examples
 >>> ds = ray.data.from_items([{"datapoint": str(p)} for p in folders])  # doctest: +SKIP
 >>> result = dist.evaluate("model.onnx", ds)         # doctest: +SKIP
 >>> result.matrix.miou()                             # doctest: +SKIP
+>>> result.boundary.mean_iou(), result.boundary.mean_f_score()   # doctest: +SKIP
 """
 
 from __future__ import annotations
