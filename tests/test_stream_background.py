@@ -100,8 +100,8 @@ def test_ema_smoothing_steadies_the_matte(model, refine):
 
 def test_a_picture_is_covered_once(model, images, monkeypatch):
     calls = []
-    cover = stream_module._cover
-    monkeypatch.setattr(stream_module, "_cover", lambda p, size: calls.append(size) or cover(p, size))
+    cover = stream_module.cover_picture
+    monkeypatch.setattr(stream_module, "cover_picture", lambda p, size: calls.append(size) or cover(p, size))
     frames = list(model.stream(images, background=picture(), workers=3))
     assert calls == [(160, 120)]
     for frame, image in zip(frames, images):
@@ -138,8 +138,8 @@ def test_other_options_are_passed_on_to_replace_background(model, images, monkey
 
 def test_refine_follows_each_frame_and_a_picture_is_still_covered_once(model, images, monkeypatch):
     calls = []
-    cover = stream_module._cover
-    monkeypatch.setattr(stream_module, "_cover", lambda p, size: calls.append(size) or cover(p, size))
+    cover = stream_module.cover_picture
+    monkeypatch.setattr(stream_module, "cover_picture", lambda p, size: calls.append(size) or cover(p, size))
     options = {"background": picture(), "classes": ["sky"], "refine": True}
     frames = list(model.stream(images, smoothing="ema", background=options))
     assert calls == [(160, 120)]
@@ -204,6 +204,17 @@ def test_bad_backgrounds_are_refused_at_the_call(model, tmp_path):
         model.stream([], overlay={"classes": "moon"})
     with pytest.raises(TypeError, match="float image"):
         model.stream([], background=np.zeros((4, 4, 3), np.float32))
+    # Options replace_background would only refuse at the first frame.
+    with pytest.raises(ValueError, match="class id 99 is not one of the model's ids 0..7"):
+        model.stream([], background={"classes": [1, 99]})
+    with pytest.raises(TypeError, match="classes are names or ids, got 1.5"):
+        model.stream([], background={"classes": [1.5]})
+    with pytest.raises(TypeError, match="smooth= is True or False, got 'x'"):
+        model.stream([], background={"smooth": "x"})
+    with pytest.raises(TypeError, match="refine must be True, False or a radius in pixels, got 'x'"):
+        model.stream([], background={"refine": "x"})
+    with pytest.raises(ValueError, match=r"radius must be a number in \[1, MAX_REFINE_RADIUS"):
+        model.stream([], background={"refine": -3})
 
 
 def test_memory_is_constant_with_overlay_and_background(model):

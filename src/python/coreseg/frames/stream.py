@@ -31,7 +31,7 @@ from ..kernels import _args
 from ..kernels._buffers import BufferPool
 from ..files.images import as_image
 from .pipeline import MAX_WORKERS, FrameError, OrderedMap
-from ..results.background import _cover
+from ..results.background import cover_picture, refine_radius
 from ..results.segmentation import Segmentation
 from .smoothing import smoother, thumbnail
 from .video import Frame as VideoFrame
@@ -90,9 +90,15 @@ def _check_classes(model, classes) -> None:
     """Unknown class names, at the call rather than at the first frame."""
     if classes is None:
         return
+    n = len(model.labels) if model.labels is not None else None
     for c in [classes] if isinstance(classes, (str, int, np.integer)) else classes:
         if isinstance(c, str):
             model.label_index(c)  # KeyError listing the valid labels
+        elif isinstance(c, (int, np.integer)) and not isinstance(c, bool):
+            if n is not None and not 0 <= c < n:
+                raise ValueError(f"class id {c} is not one of the model's ids 0..{n - 1}")
+        else:
+            raise TypeError(f"classes are names or ids, got {c!r}")
 
 
 #: The options of `stream`'s background that stream itself reads; any other
@@ -126,6 +132,10 @@ def _background_options(background, model) -> dict | None:
         if not (isinstance(options["background"], str) and options["background"] == "blur"):
             raise ValueError("the background option blur= is the radius of background='blur'")
         _args.blur_radius(options["blur"])
+    if options.get("smooth") is not None and not isinstance(options["smooth"], bool):
+        raise TypeError(f"the background option smooth= is True or False, got {options['smooth']!r}")
+    if options.get("refine") not in (None, False, True):
+        refine_radius(None, options["refine"])  # a radius: checked now (True's depends on each frame)
     _check_classes(model, options.get("classes"))
     return options
 
@@ -170,7 +180,7 @@ class _Backgrounds:
                 if picture.shape[2] != channels:  # as replace_background matches the frame's channels
                     picture = picture[..., :3] if picture.shape[2] == 4 else np.dstack(
                         [picture, np.full(picture.shape[:2], 255, np.uint8)])
-                self._covered = (shape, _cover(picture, (shape[1], shape[0])))
+                self._covered = (shape, cover_picture(picture, (shape[1], shape[0])))
             return self._covered[1]
 
     def __call__(self, seg: Segmentation, image: np.ndarray) -> np.ndarray:

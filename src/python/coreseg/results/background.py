@@ -18,7 +18,8 @@ from ..kernels import _args, _arrays
 from ..kernels.palette import is_background, parse_color
 from .geometry import upsample_scores
 
-__all__ = ["foreground_classes", "matte", "replace_background", "model_pixel", "refine_radius", "DEFAULT_BLUR_FRACTION",
+__all__ = ["foreground_classes", "matte", "replace_background", "cover_picture", "model_pixel", "refine_radius",
+           "DEFAULT_BLUR_FRACTION",
            "REFINE_MODEL_PIXELS"]
 
 #: The default blur radius of replace_background, as a share of the image's
@@ -149,7 +150,7 @@ def _decided(seg, ids) -> np.ndarray:
     return np.isin(seg.labels, ids).astype(np.uint8)
 
 
-def _cover(picture: np.ndarray, size) -> np.ndarray:
+def cover_picture(picture: np.ndarray, size) -> np.ndarray:
     """`picture` scaled (aspect kept) to cover `size` (width, height), the
     overflow cropped evenly: a background picture never stretched."""
     w, h = size
@@ -187,7 +188,7 @@ def replace_background(seg, image, background="blur", *, classes=None, blur=None
         if picture.shape[2] != img.shape[2]:
             picture = picture[..., :3] if picture.shape[2] == 4 else np.dstack(
                 [picture, np.full(picture.shape[:2], 255, np.uint8)])
-        back = _cover(picture, (w, h))
+        back = cover_picture(picture, (w, h))
     if isinstance(back, tuple):
         back = back[: img.shape[2]]
     return kernels.blend(img, back, alpha, out=out)
