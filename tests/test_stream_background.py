@@ -151,11 +151,16 @@ def test_refine_follows_each_frame_and_a_picture_is_still_covered_once(model, im
 
 def test_buffers_are_reused_and_a_held_frame_is_never_written_over(model, images):
     held, kept, addresses = None, None, set()
-    for frame in model.stream(images * 4, overlay=True, background="blur"):
+    # One frame in flight per stage: how many arrays are alive at once is
+    # then fixed by the design, not by how the threads happen to be scheduled
+    # (with more in flight, the pool may forget an array and a new one can
+    # land anywhere).
+    for frame in model.stream(images * 4, overlay=True, background="blur", workers=1, queue=0):
         addresses.add(frame.background.__array_interface__["data"][0])
         if frame.index == 2:
             held, kept = frame.background, frame.background.copy()
-    assert len(addresses) <= 8, len(addresses)  # frames in flight, not one per frame (32)
+    # The one drawn, the one the loop holds, the held one, and one between: not one per frame (32).
+    assert len(addresses) <= 4, len(addresses)
     np.testing.assert_array_equal(held, kept)
 
 
