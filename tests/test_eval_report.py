@@ -137,7 +137,9 @@ def images_in_chromium(page):
         # --virtual-time-budget lets the page run until it is idle (every load
         # done) before the DOM is dumped: no waiting by the clock.
         # A profile of its own (CI's HOME may be read-only or shared); root needs --no-sandbox.
+        # A container's /dev/shm is often 64 MB, where Chromium's renderer crashes: use /tmp.
         r = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                            "--disable-dev-shm-usage",
                             f"--user-data-dir={page.parent.parent / '.chromium-profile'}",
                             "--virtual-time-budget=30000", "--dump-dom", check.resolve().as_uri()],
                            capture_output=True, text=True, timeout=300)
