@@ -133,6 +133,11 @@ def test_draw_legend_refuses_what_it_cannot_draw(photos):
         draw_legend(image, seg, out=np.empty((4, 4, 3), np.uint8))
     with pytest.raises(KeyError, match="moon"):
         draw_legend(image.copy(), seg, classes=["moon"])
+    # Entries and a palette are checked as a segmentation's palette is.
+    with pytest.raises(ValueError, match=r"palette must be \(n, 4\) uint8 RGBA colours, got uint8 \(8, 3\)"):
+        draw_legend(image.copy(), seg.legend(), seg.palette[:, :3])
+    with pytest.raises(ValueError, match="ids in the palette's 0..7, got \\(9, 'x', 0.5\\)"):
+        draw_legend(image.copy(), [(9, "x", 0.5)], seg.palette)
 
 
 def test_a_class_map_models_background_edge_is_the_apis(photos, tmp_path):

@@ -110,7 +110,13 @@ def draw_legend(image: np.ndarray, legend, palette=None, *, classes=None, color=
                             "draw_legend(image, entries, palette), or pass the segmentation itself")
         if classes is not None or color is not None:
             raise TypeError("classes= and color= choose a segmentation's entries; entries are drawn as given")
-        entries, pal = list(legend), np.asarray(palette, np.uint8)
+        entries, pal = list(legend), np.asarray(palette)
+        if pal.dtype != np.uint8 or pal.ndim != 2 or pal.shape[1] != 4:
+            raise ValueError(f"palette must be (n, 4) uint8 RGBA colours, got {pal.dtype} {pal.shape}")
+        for entry in entries:
+            if len(entry) != 3 or not 0 <= int(entry[0]) < len(pal):
+                raise ValueError(f"entries are (class_id, name, share) with ids in the palette's 0..{len(pal) - 1}, "
+                                 f"got {entry!r}")
     elif hasattr(legend, "legend") and hasattr(legend, "palette"):
         entries, pal = legend_entries(legend, palette, classes, color)
     else:
