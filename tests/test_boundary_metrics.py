@@ -144,6 +144,8 @@ def test_merge_refuses_what_does_not_add_up():
         BoundaryCounts(4).merge(BoundaryCounts(4, distance=5))
     with pytest.raises(ValueError, match="tolerance"):
         BoundaryCounts(4, tolerance=1) + BoundaryCounts(4, tolerance=2)
+    with pytest.raises(ValueError, match="ignore_index 255 into counts made with ignore_index None"):
+        BoundaryCounts(4).merge(BoundaryCounts(4, ignore_index=255))
     with pytest.raises(TypeError):
         BoundaryCounts(4).merge(np.zeros((4, 7), np.int64))
     with pytest.raises(ValueError, match="beyond 4 classes"):

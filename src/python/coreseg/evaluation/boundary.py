@@ -178,6 +178,9 @@ class BoundaryCounts:
             raise TypeError(f"cannot merge a {type(other).__name__} into BoundaryCounts")
         if other.num_classes != self.num_classes:
             raise ValueError(f"cannot merge {other.num_classes} classes into {self.num_classes}")
+        if other.ignore_index != self.ignore_index:  # the pixels counted differ
+            raise ValueError(f"cannot merge counts made with ignore_index {other.ignore_index} into counts made "
+                             f"with ignore_index {self.ignore_index}")
         for name in ("distance", "tolerance"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine != theirs:
