@@ -6,6 +6,8 @@ confusion.png, and worst/ (the images scored worst, drawn, with index.html)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -187,7 +189,8 @@ def cmd_eval(args) -> int:
     out = Path(args.out)
     files = [out / "report.json", out / "classes.csv", out / "table.txt", out / "confusion.png"]
     worst = out / "worst"
-    refuse_existing(files + ([worst] if args.worst else []), args.force)  # symlinks too, dangling ones included
+    # worst/ too when --worst 0: an earlier run's would be left describing another run.
+    refuse_existing(files + [worst], args.force)  # symlinks too, dangling ones included
     if mode == "pairs":
         run = _eval_pairs(args)
     else:
@@ -211,6 +214,8 @@ def cmd_eval(args) -> int:
     if args.worst:
         write_worst(worst, run, args.worst)
         files.append(worst / "index.html")
+    elif os.path.lexists(worst):  # --force given (else refused above): an earlier run's goes
+        shutil.rmtree(worst) if worst.is_dir() and not worst.is_symlink() else worst.unlink()
     print(table)
     print(f"mIoU {cm.miou():.4f}, boundary mIoU {boundary.mean_iou():.4f}, mean boundary F "
           f"{boundary.mean_f_score():.4f} over {source['images']} images; wrote {', '.join(str(f) for f in files)}")
