@@ -354,3 +354,22 @@ def test_a_centre_crop_scores_only_what_the_model_saw(tmp_path):
         seen_pixels += int((seen & (labels != 255)).sum())
     assert report["confusion_matrix"] == cm.matrix.tolist()
     assert sum(map(sum, report["confusion_matrix"])) == seen_pixels
+
+
+def test_a_colour_table_found_beside_id_pngs_says_so_and_none_turns_it_off(tmp_path):
+    data = scenes([2_500_700])
+    photos, folders = write_three_ways(tmp_path, data)
+    stray = folders["ids16"] / "class_dict.csv"  # found by itself beside the id PNGs
+    stray.write_text((folders["colors"] / "class_dict.csv").read_text())
+    args = ["eval", "demo", "--images", photos, "--gt", folders["ids16"], "--names", ",".join(DEMO),
+            "--ignore-index", "255", "--jobs", "1"]
+    r = run(*args, "--out", tmp_path / "e")
+    assert r.returncode == 1 and f"({stray}, found beside the ground truth; --gt-colors none reads ids)" in r.stderr
+    r = run("eval", "demo", "--images", photos, "--gt", folders["ids16"], "--ignore-index", "255", "--jobs", "1",
+            "--out", tmp_path / "e")  # no --names: the table names the classes, and it cannot read ids
+    assert r.returncode == 1
+    assert "a class_dict.csv found beside the ground truth): give --gt-colors none for id PNGs" in r.stderr
+    r = run(*args, "--gt-colors", "none", "--out", tmp_path / "e")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["confusion_matrix"] == expected(data, photos, ".png").matrix.tolist()

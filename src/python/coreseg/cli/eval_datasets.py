@@ -36,9 +36,12 @@ def _names(text: str) -> tuple[list[str], object]:
 
 def _color_table(args, gt_folder: Path | None):
     """(path, names, colours) of the colour table: --gt-colors, else a
-    class_dict.csv beside the ground truth (CamVid's layout), else None."""
+    class_dict.csv beside the ground truth (CamVid's layout), else None
+    (and None for --gt-colors none)."""
     from ..evaluation.datasets import read_colors
 
+    if args.gt_colors == "none":  # ids, whatever lies beside them
+        return None
     path = Path(args.gt_colors) if args.gt_colors else None
     if path is None and gt_folder is not None:
         path = next((p for p in (gt_folder / "class_dict.csv", gt_folder.parent / "class_dict.csv") if p.is_file()),
@@ -63,7 +66,9 @@ def gt_spec(args, gt_folder: Path | None, base=None):
     table = _color_table(args, gt_folder)
     if table is not None:
         if args.names:
-            raise ValueError(f"--names and a colour table ({table[0]}) both name the dataset's classes: give one")
+            found = "" if args.gt_colors else ", found beside the ground truth; --gt-colors none reads ids"
+            raise ValueError(f"--names and a colour table ({table[0]}{found}) both name the dataset's classes: "
+                             "give one")
         path, table_names, colors = table
         names, said["colour_table"] = tuple(table_names), str(path)
         palette = (colors // 257).astype(np.uint8) if colors.dtype == np.uint16 else colors

@@ -246,7 +246,8 @@ def add_parser(sub, common) -> None:
     p.add_argument("--split", help="VOC and Cityscapes: the split to score (default val when there is one)")
     p.add_argument("--gt-colors", metavar="FILE",
                    help="colour-coded ground truth: its colour table, class_dict.csv (name,r,g,b) or a Datagen-"
-                        "style JSON (16-bit); default a class_dict.csv beside --gt")
+                        "style JSON (16-bit); default a class_dict.csv beside --gt; 'none': ids, whatever lies "
+                        "beside them")
     p.add_argument("--pred", help="folder of predicted label PNGs (8- or 16-bit), paired by name with --gt")
     p.add_argument("--num-classes", type=int, help="with --pred/--gt: default the largest id + 1")
     p.add_argument("--names", metavar="FILE|LIST|PRESET",

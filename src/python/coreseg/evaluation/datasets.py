@@ -369,8 +369,8 @@ def read_ground_truth(path, colors: np.ndarray | None = None) -> np.ndarray:
                                    "palette or one-channel PNG")
         return read_label_png(path)
     if mode in LABEL_PNG_MODES and mode != "P":
-        raise GroundTruthError(f"{path}: one-channel ({mode}) ids, but a colour table was given (--gt-colors): "
-                               "leave it out for id PNGs")
+        raise GroundTruthError(f"{path}: one-channel ({mode}) ids, but a colour table was given (--gt-colors, or "
+                               "a class_dict.csv found beside the ground truth): give --gt-colors none for id PNGs")
     if mode == "P" or _png_depth(path) != 16:
         with open_image(path) as im:
             rgb = np.asarray(im.convert("RGB"))
