@@ -60,6 +60,12 @@ def check_jobs(args) -> None:
         raise ValueError(f"--jobs must be 1 to {MAX_JOBS}, got {args.jobs}")
 
 
+#: Items one eval process has in flight on threads: while the model runs
+#: one, the next one's files are read and decoded (OpenCV, Pillow and the
+#: backends release the GIL), so --jobs 1 keeps more than the model busy.
+READ_AHEAD = 2
+
+
 def run_items(args, items, local, make, make_args, in_flight: int = 1):
     """Outcomes (coreseg.scaleout.workers.Outcome) of `local` over `items`: in this
     process with --jobs 1 or a single item (`in_flight` items at once on

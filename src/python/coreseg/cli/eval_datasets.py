@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import run_items
+from ._common import READ_AHEAD, run_items
 from .eval_run import EvalRun, collect, every_image_failed, parse_class_map, per_image_rows
 from .model_options import load_options
 
@@ -131,7 +131,8 @@ def eval_dataset(args, dataset, said: dict) -> EvalRun:
         cm, per_image, failed, boundary = ev.matrix, ev.per_image, ev.failed, ev.boundary
     else:
         outcomes = run_items(args, pairs, scorer, image_worker,
-                             lambda threads: (str(model.info.path), options, dataset.spec, groups, threads))
+                             lambda threads: (str(model.info.path), options, dataset.spec, groups, threads),
+                             in_flight=READ_AHEAD)
         scores, failed, _ = collect(outcomes, pairs, args)
         cm = merge_scores(scores, len(scorer.names), scorer.names, ignore_index=scorer.ignore_index)
         per_image = per_image_rows(scores)

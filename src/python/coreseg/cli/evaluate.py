@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import check_jobs, run_items
+from ._common import READ_AHEAD, check_jobs, run_items
 from .eval_datasets import dataset_of, eval_dataset
 from .eval_run import (EvalRun, collect, every_image_failed, parse_class_map, per_image_rows,  # noqa: F401 - parse_class_map: its old path
                        per_image_summary, write_worst)
@@ -81,7 +81,8 @@ def _eval_model(args):
         cm, per_image, failed, skipped, boundary = ev.matrix, ev.per_image, ev.failed, ev.skipped, ev.boundary
     else:
         outcomes = run_items(args, folders, scorer, datapoint_worker,
-                             lambda threads: (str(model.info.path), options, classes, groups, threads))
+                             lambda threads: (str(model.info.path), options, classes, groups, threads),
+                             in_flight=READ_AHEAD)
         scores, failed, skipped = collect(outcomes, folders, args)
         cm, per_image = merge_scores(scores, len(scorer.names), scorer.names), per_image_rows(scores)
         boundary = merge_boundary(scores, cm.num_classes, cm.names)
