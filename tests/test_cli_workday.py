@@ -270,7 +270,10 @@ def test_eval_ignore_index_and_per_image_scores(tmp_path):
     assert [c["id"] for c in report["classes"]] == [0, 1]  # class 2 in no table and no mean
     iou1 = 31 / 32  # one class-1 pixel predicted as 2: an error, not dropped
     assert report["miou"] == pytest.approx((1 + iou1) / 2)
-    assert report["per_image"] == [{"image": "x", "miou": pytest.approx((1 + iou1) / 2)}]
+    # One image: its boundary mIoU is the dataset's.
+    assert report["per_image"] == [{"image": "x", "miou": pytest.approx((1 + iou1) / 2),
+                                    "boundary_miou": report["boundary"]["mean_boundary_iou"]}]
+    assert 0 < report["per_image"][0]["boundary_miou"] < 1
     assert report["classes"][1]["precision"] == 1.0 and report["classes"][1]["recall"] == pytest.approx(iou1)
     # An ignore value outside the classes does not make 256 of them.
     c = a.copy()
