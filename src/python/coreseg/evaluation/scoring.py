@@ -373,14 +373,9 @@ def worker_model(model_path: str, threads: int | None, load_kwargs: dict):
     """The model, loaded in a worker process: what it assumes is not warned
     about again (the parent loaded it first and said so once, before the
     progress bar; a worker's warning would land on the bar's line)."""
-    import warnings
-
-    from ..modelfiles.info import AssumptionWarning
     from ..running.loader import load_model
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AssumptionWarning)
-        return load_model(model_path, threads, **load_kwargs)
+    return load_model(model_path, threads, assumptions=False, **load_kwargs)
 
 
 def pair_worker(num_classes, names, ignore_index) -> PairScorer:
