@@ -5,6 +5,7 @@ progress bar."""
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -142,7 +143,9 @@ def images_in_chromium(page):
                             "--disable-dev-shm-usage",
                             f"--user-data-dir={page.parent.parent / '.chromium-profile'}",
                             "--virtual-time-budget=30000", "--dump-dom", check.resolve().as_uri()],
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=300,
+                           # Not coreseg's process: .ci/sanitize's preloaded ASan would abort Chromium.
+                           env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"})
     finally:
         check.unlink()
         shutil.rmtree(page.parent.parent / ".chromium-profile", ignore_errors=True)
