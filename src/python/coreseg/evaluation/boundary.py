@@ -39,6 +39,7 @@ import numpy as np
 from ..kernels import BOUNDARY_COLUMNS, boundary_counts, resize_labels
 from ..kernels import _args, _arrays
 from ..kernels.boundary import bad_value_error
+from .metrics import scored_classes
 
 __all__ = ["BoundaryCounts", "merge_boundary", "boundary_distance", "boundary_tolerance", "DISTANCE_RATIO",
            "TOLERANCE_RATIO"]
@@ -48,7 +49,6 @@ DISTANCE_RATIO = 0.02
 #: The F-score's matching tolerance as a share of the diagonal (DAVIS's).
 TOLERANCE_RATIO = 0.008
 
-UNUSED = "--"
 _GT_BAND, _PRED_BAND, _INTER, _PRED_CONTOUR, _PRED_MATCHED, _GT_CONTOUR, _GT_MATCHED = range(len(BOUNDARY_COLUMNS))
 
 
@@ -217,11 +217,8 @@ class BoundaryCounts:
     # Scores per class: NaN where undefined or not scored.
     def scored(self) -> np.ndarray:
         """(num_classes,) bool: the classes scores and means include (not
-        "--", not ignore_index)."""
-        keep = np.array([name != UNUSED for name in self.names])
-        if self.ignore_index is not None and 0 <= self.ignore_index < self.num_classes:
-            keep[self.ignore_index] = False
-        return keep
+        "--", not ignore_index), as the confusion matrix's."""
+        return scored_classes(self.names, self.ignore_index)
 
     def _ratio(self, num, den) -> np.ndarray:
         num = num.astype(np.float64)

@@ -24,6 +24,16 @@ __all__ = ["confusion_matrix", "ConfusionMatrix", "iou_per_class", "mean_iou", "
 UNUSED = "--"
 
 
+def scored_classes(names, ignore_index) -> np.ndarray:
+    """(len(names),) bool: the classes per-class scores and means include:
+    not named "--" and not `ignore_index` (ConfusionMatrix and
+    BoundaryCounts alike)."""
+    keep = np.array([name != UNUSED for name in names], bool)
+    if ignore_index is not None and 0 <= ignore_index < len(names):
+        keep[ignore_index] = False
+    return keep
+
+
 def iou_per_class(cm) -> np.ndarray:
     """IoU = TP / (TP + FP + FN) per class; NaN where a class is absent from
     both ground truth and prediction."""
@@ -99,10 +109,7 @@ class ConfusionMatrix:
     def scored(self) -> np.ndarray:
         """(num_classes,) bool: the classes scores and means include (not
         "--", not ignore_index)."""
-        keep = np.array([name != UNUSED for name in self.names])
-        if self.ignore_index is not None and 0 <= self.ignore_index < self.num_classes:
-            keep[self.ignore_index] = False
-        return keep
+        return scored_classes(self.names, self.ignore_index)
 
     def _only_scored(self, values: np.ndarray) -> np.ndarray:
         return np.where(self.scored(), values, np.nan)
