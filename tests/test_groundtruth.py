@@ -130,3 +130,17 @@ def test_decode_colors_errors():
     with pytest.raises(ValueError, match="colors values must fit uint8"):
         coreseg.decode_colors(rgb, [[0, 0, 300]])
     assert (coreseg.decode_colors(rgb, [[1, 1, 1]], unknown=9) == 9).all()
+
+
+def test_written_datapoint_reads_back_as_its_scene(tmp_path):
+    """8-bit RGB photo and 16-bit colour-coded labels, written as OpenCV
+    writes them (BGR), read back exactly: the channel swap is the right way
+    round for both bit depths."""
+    from coreseg.evaluation.scenes import CLASSES, scene, write_datapoints
+
+    (folder,) = write_datapoints(tmp_path, [7], size=(96, 64))
+    point = load_datapoint(folder)
+    image, labels = scene(7, (96, 64))
+    np.testing.assert_array_equal(point.image, image)
+    np.testing.assert_array_equal(np.array(point.names)[point.labels], np.array(CLASSES)[labels])
+    assert point.image.flags.c_contiguous and point.image.dtype == np.uint8
