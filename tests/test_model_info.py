@@ -257,3 +257,35 @@ def test_reading_a_core_ml_file_does_not_import_coremltools(models):
     r = subprocess.run([sys.executable, "-c", code, str(models["plain.mlpackage"])], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "image", r.stderr
+
+
+def test_loading_an_onnx_model_does_not_import_onnx():
+    # `import onnx` costs about a second (ml_dtypes), paid by every process
+    # that loads a model, eval's and segment's workers among them; the
+    # generated ModelProto is all a reader needs. After a real import of
+    # onnx, both read the same file alike.
+    pytest.importorskip("onnxruntime", reason="the demo model runs through onnxruntime: pip install '.[onnx]'")
+    import subprocess
+    import sys
+
+    code = ("import sys, coreseg; m = coreseg.load('demo', backend='onnx'); "
+            "assert 'onnx' not in sys.modules and 'ml_dtypes' not in sys.modules, 'onnx was imported'; "
+            "from coreseg.modelfiles import onnx_file; first = onnx_file.read(m.info.path); "
+            "import onnx; assert onnx_file.read(m.info.path) == first; "
+            "assert onnx.load(str(m.info.path)).graph.output[0].name == first.outputs[0].name; "
+            "print(first.outputs[0].dtype)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "float32", r.stderr
+
+
+def test_onnx_dtype_names_are_onnx_helpers():
+    onnx = pytest.importorskip("onnx", reason="pip install '.[onnx]'")
+    from coreseg.modelfiles._onnx_proto import DTYPE_NAMES
+
+    for name, value in onnx.TensorProto.DataType.items():
+        try:
+            expected = onnx.helper.tensor_dtype_to_np_dtype(value).name
+        except (KeyError, ValueError, TypeError):
+            assert value not in DTYPE_NAMES, name
+            continue
+        assert DTYPE_NAMES.get(value) == expected, name

@@ -1,5 +1,6 @@
 """ONNX model files on any OS: their tensors, metadata and labels, read with
-the ``onnx`` package (``coreseg[onnx]``), without running anything.
+the ``onnx`` package's protobuf classes (``coreseg[onnx]``; _onnx_proto),
+without running anything.
 
 `read` gives what the file declares; `describe` applies the model contract
 (coreseg.contract) to it. The ONNX Runtime backend runs what these say.
@@ -19,6 +20,7 @@ from .contract import (
     labels_from_metadata,
     output_contract,
 )
+from ._onnx_proto import DTYPE_NAMES, onnx_ml_pb2
 from .info import PREVIEW_PARAMS_KEY, PREVIEW_TYPE_KEY, ModelError, ModelInfo, given_labels, parse_preview_params
 
 __all__ = ["OnnxFile", "read", "describe"]
@@ -28,14 +30,6 @@ __all__ = ["OnnxFile", "read", "describe"]
 _PASS_THROUGH = {"Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Flatten", "Cast", "Resize",
                  "Upsample", "Slice", "Concat"}
 _ACTIVATION_OPS = {"Sigmoid": "sigmoid", "Softmax": "softmax", "LogSoftmax": "logits"}
-
-
-def onnx_module():
-    try:
-        import onnx
-    except ImportError:
-        raise ImportError("reading ONNX models needs onnx: pip install 'coreseg[onnx]'") from None
-    return onnx
 
 
 @dataclass(frozen=True)
@@ -53,12 +47,8 @@ class OnnxFile:
 
 
 def _tensor(value_info, activation=None) -> Tensor:
-    onnx = onnx_module()
     t = value_info.type.tensor_type
-    try:
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
-    except (KeyError, ValueError, TypeError):
-        dtype = f"onnx type {t.elem_type}"
+    dtype = DTYPE_NAMES.get(t.elem_type, f"onnx type {t.elem_type}")
     shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in t.shape.dim)
     return Tensor(value_info.name, dtype, shape, activation)
 
@@ -79,13 +69,16 @@ def _activation(graph, name: str) -> str | None:
 
 def read(path) -> OnnxFile:
     """Parse an ONNX file's graph description (weights are not loaded from
-    external data files)."""
-    onnx = onnx_module()
+    external data files). Reads with onnx's generated protobuf classes,
+    without importing onnx itself (_onnx_proto says why)."""
+    model_proto = onnx_ml_pb2().ModelProto
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such file")
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        model = model_proto.FromString(path.read_bytes())
+    except OSError as e:
+        raise ModelError(f"{path}: cannot be read ({e.strerror or e})") from None
     except Exception as e:  # protobuf's DecodeError and friends
         raise ModelError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
     graph = model.graph
