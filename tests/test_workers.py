@@ -8,15 +8,16 @@ import pytest
 import worker_tasks
 
 from coreseg.scaleout import workers
-from coreseg.scaleout.workers import WorkerDied, WorkerStartError, process_map, threads_per_worker
+from coreseg.scaleout.workers import WorkerDied, WorkerPool, WorkerStartError, process_map, threads_per_worker
 
 
 def outcomes(make, args, items, jobs=2, **kw):
     return sorted(process_map(make, args, items, jobs=jobs, **kw), key=lambda o: o.index)
 
 
-def test_every_item_once_on_several_processes(tmp_path):
-    got = outcomes(worker_tasks.squarer, (str(tmp_path),), list(range(12)))
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_every_item_once_on_several_processes(tmp_path, context):
+    got = outcomes(worker_tasks.squarer, (str(tmp_path),), list(range(12)), context=context)
     assert [o.index for o in got] == list(range(12))
     assert [o.value[0] for o in got] == [x * x for x in range(12)] and all(o.error is None for o in got)
     pids = {o.value[1] for o in got}
@@ -86,8 +87,8 @@ class _ExitedBeforeItsFirstItem(workers._Worker):
     """A worker that has already exited when the parent sends it an item:
     what happens when the parent is slow (a loaded machine), made certain."""
 
-    def __init__(self, *args):
-        super().__init__(*args)
+    def make(self, *args):
+        super().make(*args)
         self.process.join()
 
 
@@ -99,3 +100,78 @@ def test_a_worker_gone_before_its_item_is_sent_is_a_start_error_not_a_broken_pip
     monkeypatch.setattr(workers, "_Worker", _ExitedBeforeItsFirstItem)
     with pytest.raises(WorkerStartError, match=why):
         list(process_map(make, (), [1, 2], jobs=2))
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_a_pool_imports_first_and_runs_one_map_after_another_on_the_same_workers(context):
+    # The warm-up module is one this process has not imported: it is in a
+    # worker because the pool imported it there, before any work.
+    import sys
+
+    warm = "xml.dom.minidom"
+    assert warm not in sys.modules
+    with WorkerPool(2, imports=(warm, "no_such_module_at_all"), context=context) as pool:
+        first = list(pool.map(worker_tasks.modules_seen, (), [warm, "xml.sax", warm]))
+        assert [o.value[0] for o in sorted(first, key=lambda o: o.index)] == [True, False, True]
+        second = list(pool.map(worker_tasks.pid_and_threads, (1,), list(range(6))))
+    assert len({o.value[1] for o in first}) == 2
+    # The same two processes, each with the second map's work built.
+    assert {o.value[0] for o in second} == {o.value[1] for o in first}
+    assert all(o.value[1] == 1 for o in second)
+
+
+def test_a_map_stopped_early_ends_the_pool(tmp_path):
+    pool = WorkerPool(2, context="fork")
+    gen = pool.map(worker_tasks.squarer, (str(tmp_path),), list(range(50)))
+    next(gen)
+    processes = [w.process for w in pool._workers]
+    gen.close()
+    assert not any(p.is_alive() for p in processes)
+    with pytest.raises(RuntimeError, match="closed"):
+        list(pool.map(worker_tasks.squarer, (str(tmp_path),), [1]))
+
+
+def test_fork_at_startup_only_while_no_other_python_thread_runs():
+    # A fork copies only the thread that calls it: anything another thread
+    # held (a lock, a half-made session) would be copied half-done.
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("fork is used on Linux only (macOS: spawn, always)")
+    code = ("import threading; from coreseg.scaleout.workers import start_method_at_startup as m; print(m()); "
+            "e = threading.Event(); t = threading.Thread(target=e.wait); t.start(); print(m()); "
+            "e.set(); t.join()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["fork", "spawn"], r.stderr
+
+
+def test_forked_workers_end_when_their_parent_is_killed():
+    # A forked worker inherits the parent's ends of every pipe; it closes
+    # them, so the parent's death reads as the end of its pipe, and it exits
+    # instead of waiting for an item forever.
+    import select
+    import signal
+    import subprocess
+    import sys
+
+    if not hasattr(os, "pidfd_open"):
+        pytest.skip("waits on pidfds (Linux 5.3+)")
+    code = ("import os, sys, worker_tasks; from coreseg.scaleout.workers import WorkerPool; "
+            "pool = WorkerPool(2, context='fork'); "
+            "list(pool.map(worker_tasks.pid_and_threads, (1,), [1, 2])); "
+            "print(*[w.process.pid for w in pool._workers], flush=True); sys.stdin.read()")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2
+        fds = [os.pidfd_open(pid) for pid in pids]
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=60)
+        for fd in fds:  # readable when the process has exited
+            assert select.select([fd], [], [], 120)[0] == [fd]
+            os.close(fd)
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -38,3 +38,10 @@ def pid_and_threads(threads):
 
     coreseg.set_num_threads(threads)
     return lambda x: (os.getpid(), coreseg.get_num_threads())
+
+
+def modules_seen():
+    """Whether a module is imported in this worker, and its pid."""
+    import sys
+
+    return lambda name: (name in sys.modules, os.getpid())

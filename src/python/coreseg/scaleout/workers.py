@@ -1,9 +1,12 @@
 """Worker processes for datasets: what `coreseg eval --jobs N` and
 `coreseg segment --jobs N` run on.
 
-Each worker is a process of its own, spawned (it inherits none of the
-parent's threads, sessions or locks), that builds its state once, a model
-loaded in that process, and then takes one item at a time. With one item
+Each worker is a process of its own, spawned, or forked when a command
+starts its workers before anything else (`start_method_at_startup`):
+either way it inherits none of the parent's threads, sessions or locks. A `WorkerPool` starts
+its workers first, so that they import what the work needs while the
+parent gets ready; each then builds its state once, a model loaded in
+that process, and takes one item at a time. With one item
 per worker at a time the parent always knows which item a worker holds, so
 when a worker dies (a crash in a native library, the out-of-memory killer,
 a kill) that item alone is tried again once, on a new worker, and reported
@@ -17,16 +20,21 @@ for the cores of one, with nothing to install.
 from __future__ import annotations
 
 import collections
+import importlib
 import multiprocessing
+import os
 import pickle
 import signal
+import sys
+import threading
+import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
 from ..kernels.threads import threads_per_worker, usable_cores
 
-__all__ = ["Outcome", "WorkerDied", "WorkerStartError", "process_map", "default_jobs", "threads_per_worker",
-           "ITEM_ERRORS"]
+__all__ = ["Outcome", "WorkerDied", "WorkerStartError", "WorkerPool", "process_map", "default_jobs",
+           "threads_per_worker", "start_method_at_startup", "ITEM_ERRORS"]
 
 #: What an item's work may raise that fails that item only (an unreadable
 #: file, an image the model refuses); anything else is a bug and stops a run.
@@ -72,19 +80,25 @@ def _stop(signum, frame):
     raise SystemExit(128 + signum)
 
 
-def _worker_main(conn, make, make_args) -> None:
-    """A worker's life: build the state, then answer one item at a time."""
+def _worker_main(conn, imports, inherited) -> None:
+    """A worker's life: import what the work will need, then build the work
+    when told ("make") and answer one item at a time."""
     # Ctrl-C reaches the whole process group; the parent decides, and ends
     # its workers itself, with SIGTERM: raised here as SystemExit, so the
     # work's `finally` blocks run (an output half-written is removed).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop)
-    try:
-        work = make(*make_args)
-    except BaseException as e:  # noqa: BLE001 - reported to the parent
-        conn.send(("failed", _portable(e)))
-        return
-    conn.send(("ready", None))
+    for fd in inherited:  # forked: the parent's ends of the pipes, so that its death reads as EOF here
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    for name in imports:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a warm-up only: the work's own import says what is missing
+            pass
+    work = None
     while True:
         try:
             message = conn.recv()
@@ -92,7 +106,15 @@ def _worker_main(conn, make, make_args) -> None:
             return
         if message is None:
             return
-        index, item = message
+        if message[0] == "make":
+            try:
+                work = message[1](*message[2])
+            except BaseException as e:  # noqa: BLE001 - reported to the parent
+                conn.send(("failed", _portable(e)))
+                return
+            conn.send(("ready", None))
+            continue
+        _, index, item = message
         try:
             reply = (index, work(item), None)
             conn.send(reply)
@@ -100,25 +122,56 @@ def _worker_main(conn, make, make_args) -> None:
             conn.send((index, None, _portable(e)))
 
 
+def start_method_at_startup() -> str:
+    """The start method for workers started at the start of a command,
+    before it loads a model or runs a kernel: "fork" on Linux while no
+    Python thread but this one runs, else "spawn".
+
+    A forked worker starts with what the parent has imported (numpy and
+    coreseg: about 0.3 s of CPU a worker, not paid again). Fork copies only
+    the calling thread, so anything another thread holds would be copied
+    half-done: at start-up the only other threads are OpenBLAS's (numpy
+    starts them), which stop for a fork (pthread_atfork). Later, or on
+    macOS (whose frameworks do not survive a fork), workers are spawned.
+    """
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
+
+
 class _Worker:
-    def __init__(self, context, make, make_args, number: int):
+    def __init__(self, context, imports, number: int, inherited=()):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, make, make_args),
+        inherited = tuple(inherited) + (self.conn.fileno(),) if context.get_start_method() == "fork" else ()
+        self.process = context.Process(target=_worker_main, args=(child, tuple(imports), inherited),
                                        name=f"coreseg-worker-{number}", daemon=True)
-        self.process.start()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns of any fork while OS threads run: at start-up
+            # those are OpenBLAS's, which stop for it (start_method_at_startup).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.process.start()
         child.close()
-        self.ready = False
+        self.made = 0  # the map whose work it was told to build (WorkerPool.map's number)
+        self.ready = False  # that work is built
         self.holding = None  # (index, item) sent and not answered
+
+    def make(self, number: int, make, make_args) -> None:
+        self.made, self.ready = number, False
+        self._send(("make", make, make_args))
 
     def send(self, index: int, item) -> None:
         self.holding = (index, item)
+        self._send(("item", index, item))
+
+    def _send(self, message) -> None:
         try:
-            self.conn.send((index, item))
+            self.conn.send(message)
         except (BrokenPipeError, ConnectionResetError):
-            # The worker is already gone (it failed to start and exited, or
-            # died after its last answer): what it wrote before going is
-            # still in the pipe, and its exit shows on its sentinel, so the
-            # main loop reads why and retries `holding` as for any death.
+            # The worker is already gone (it failed to build its work and
+            # exited, or died after its last answer): what it wrote before
+            # going is still in the pipe, and its exit shows on its
+            # sentinel, so the map reads why and retries `holding` as for
+            # any death.
             pass
 
     def died(self) -> str:
@@ -132,110 +185,191 @@ class _Worker:
         return f"exit code {code}"
 
 
-def process_map(make, make_args, items, *, jobs: int, retries: int = 1, on_retry=None, context: str = "spawn"):
-    """``make(*make_args)(item)`` for every item, on `jobs` worker processes;
-    yields an `Outcome` per item as each finishes (not in input order).
+class WorkerPool:
+    """`jobs` worker processes, started now and given their work later.
+
+    A command starts its pool first, so that the workers import what the
+    work needs while the parent scans its inputs and loads its own model;
+    then `map` has them build the work (``make(*make_args)``, a model
+    loaded in each) and run it on the items. Use it as a context manager:
+    the workers end with the block.
 
     Parameters
     ----------
-    make : callable
-        Run once in each worker (a module-level function, so that it
-        pickles): builds and returns the callable applied to each item.
-    make_args : tuple
-        Its arguments (picklable).
-    items : sequence
-        Picklable; each is sent to one worker.
     jobs : int
-        Worker processes (1 to MAX_JOBS); no more than there are items.
-    retries : int
-        Times an item is tried again on a new worker when its worker dies
-        holding it. An exception raised by the work is not retried: it is
-        the item's outcome.
-    on_retry : callable, optional
-        ``on_retry(index, why)`` when an item is tried again because its
-        worker died (why: "killed by SIGKILL", "exit code 1", ...).
-
-    Raises
-    ------
-    WorkerStartError
-        A worker failed to build its state (the cause is chained), or
-        workers died while starting more than `jobs` times.
+        Worker processes (1 to MAX_JOBS).
+    imports : sequence of str
+        Modules each worker imports as it starts (a warm-up: one that fails
+        to import is left to the work to report).
+    context : {"spawn", "fork", "forkserver"}
+        The start method: "spawn" (a fresh interpreter) unless the caller
+        knows a fork is safe (`start_method_at_startup`).
     """
-    if not 1 <= jobs <= MAX_JOBS:
-        raise ValueError(f"jobs must be 1 to {MAX_JOBS}, got {jobs}")
-    items = list(items)
-    ctx = multiprocessing.get_context(context)
-    pending = collections.deque(enumerate(items))
-    deaths = collections.Counter()
-    workers: list[_Worker] = []
-    started = start_deaths = 0
-    clean = False
-    try:
-        while pending or any(w.holding is not None for w in workers):
-            busy = sum(w.holding is not None for w in workers)
-            # One worker per item outstanding, at most `jobs`: at the start,
-            # and in place of one that died.
-            while len(workers) < min(jobs, len(pending) + busy):
-                started += 1
-                workers.append(_Worker(ctx, make, make_args, started))
-            for w in workers:
-                if w.holding is None and pending:
-                    w.send(*pending.popleft())
-            ready = set(wait([w.conn for w in workers] + [w.process.sentinel for w in workers]))
-            for w in list(workers):
-                if w.conn not in ready and w.process.sentinel not in ready:
-                    continue
-                try:
-                    message = w.conn.recv() if w.conn.poll() else None
-                except (EOFError, OSError):
-                    message = None
-                if message is None:
-                    if w.process.is_alive():
+
+    def __init__(self, jobs: int, *, imports=(), context: str = "spawn"):
+        if not 1 <= jobs <= MAX_JOBS:
+            raise ValueError(f"jobs must be 1 to {MAX_JOBS}, got {jobs}")
+        self.jobs, self.imports = jobs, tuple(imports)
+        self._context = multiprocessing.get_context(context)
+        self._workers: list[_Worker] = []
+        self._started = self._maps = 0
+        self._closed = False
+        for _ in range(jobs):
+            self._start()
+
+    def _start(self) -> _Worker:
+        self._started += 1
+        w = _Worker(self._context, self.imports, self._started, [v.conn.fileno() for v in self._workers])
+        self._workers.append(w)
+        return w
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def map(self, make, make_args, items, *, retries: int = 1, on_retry=None):
+        """``make(*make_args)(item)`` for every item, on the pool's workers;
+        yields an `Outcome` per item as each finishes (not in input order).
+
+        Parameters
+        ----------
+        make : callable
+            Run once in each worker that takes items (a module-level
+            function, so that it pickles): builds and returns the callable
+            applied to each item.
+        make_args : tuple
+            Its arguments (picklable).
+        items : sequence
+            Picklable; each is sent to one worker.
+        retries : int
+            Times an item is tried again on a new worker when its worker
+            dies holding it. An exception raised by the work is not
+            retried: it is the item's outcome.
+        on_retry : callable, optional
+            ``on_retry(index, why)`` when an item is tried again because its
+            worker died (why: "killed by SIGKILL", "exit code 1", ...).
+
+        Raises
+        ------
+        WorkerStartError
+            A worker failed to build its work (the cause is chained), or
+            workers died while starting more than `jobs` times.
+
+        A map stopped early (an error, the consumer gone) ends the pool's
+        workers at once; one run to its end leaves them for the next map.
+        """
+        if self._closed:
+            raise RuntimeError("this WorkerPool is closed")
+        self._maps += 1
+        number = self._maps
+        pending = collections.deque(enumerate(items))
+        deaths = collections.Counter()
+        start_deaths = 0
+        workers = self._workers
+        clean = False
+        try:
+            while pending or any(w.holding is not None for w in workers):
+                busy = sum(w.holding is not None for w in workers)
+                # One worker per item outstanding, at most `jobs`: in place
+                # of one that died.
+                while len(workers) < min(self.jobs, len(pending) + busy):
+                    self._start()
+                for w in workers:
+                    if w.holding is None and pending:
+                        if w.made != number:
+                            w.make(number, make, make_args)
+                        w.send(*pending.popleft())
+                active = [w for w in workers if w.made == number]
+                ready = set(wait([w.conn for w in active] + [w.process.sentinel for w in active]))
+                for w in active:
+                    if w.conn not in ready and w.process.sentinel not in ready:
                         continue
-                    workers.remove(w)
-                    why = w.died()
-                    if not w.ready:
-                        # Killed while loading the model: its item never ran. Start
-                        # another, unless starting keeps failing.
-                        start_deaths += 1
-                        if start_deaths > jobs:
-                            raise WorkerStartError(f"worker processes died while starting, {start_deaths} "
-                                                   f"times (the last: {why})")
+                    try:
+                        message = w.conn.recv() if w.conn.poll() else None
+                    except (EOFError, OSError):
+                        message = None
+                    if message is None:
+                        if w.process.is_alive():
+                            continue
+                        workers.remove(w)
+                        why = w.died()
+                        if not w.ready:
+                            # Died while building its work: its item never ran.
+                            # Start another, unless starting keeps failing.
+                            start_deaths += 1
+                            if start_deaths > self.jobs:
+                                raise WorkerStartError(f"worker processes died while starting, {start_deaths} "
+                                                       f"times (the last: {why})")
+                            if w.holding is not None:
+                                pending.appendleft(w.holding)
+                            continue
                         if w.holding is not None:
-                            pending.appendleft(w.holding)
+                            index, item = w.holding
+                            deaths[index] += 1
+                            if deaths[index] <= retries:
+                                pending.appendleft((index, item))
+                                if on_retry is not None:
+                                    on_retry(index, why)
+                            else:
+                                yield Outcome(index, error=WorkerDied(
+                                    f"the worker process died holding this item, {deaths[index]} times ({why})"))
                         continue
-                    if w.holding is not None:
-                        index, item = w.holding
-                        deaths[index] += 1
-                        if deaths[index] <= retries:
-                            pending.appendleft((index, item))
-                            if on_retry is not None:
-                                on_retry(index, why)
-                        else:
-                            yield Outcome(index, error=WorkerDied(
-                                f"the worker process died holding this item, {deaths[index]} times ({why})"))
-                    continue
-                if message[0] == "failed":
-                    raise WorkerStartError(f"a worker could not start: {message[1]}") from message[1]
-                if message[0] == "ready":
-                    w.ready = True
-                    continue
-                index, value, error = message
-                w.holding = None
-                yield Outcome(index, value, error)
-        clean = True
-    finally:
-        for w in workers:
-            if clean:
+                    if message[0] == "failed":
+                        raise WorkerStartError(f"a worker could not start: {message[1]}") from message[1]
+                    if message[0] == "ready":
+                        w.ready = True
+                        continue
+                    index, value, error = message
+                    w.holding = None
+                    yield Outcome(index, value, error)
+            clean = True
+        finally:
+            if not clean:  # stopped early (an error, Ctrl-C, the consumer gone): no waiting
+                self._end(terminate=True)
+
+    def close(self) -> None:
+        """End the workers: each finishes its item and exits."""
+        self._end(terminate=False)
+
+    def _end(self, terminate: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for w in self._workers:
+            if terminate:
+                w.process.terminate()
+            else:
                 try:
                     w.conn.send(None)
                 except (OSError, ValueError):
                     pass
-            else:  # stopped early (an error, Ctrl-C, the consumer gone): no waiting
-                w.process.terminate()
-        for w in workers:
+        for w in self._workers:
             w.process.join(timeout=10)
             if w.process.is_alive():
                 w.process.kill()
                 w.process.join()
             w.conn.close()
+
+
+def process_map(make, make_args, items, *, jobs: int, retries: int = 1, on_retry=None, context: str = "spawn"):
+    """``make(*make_args)(item)`` for every item, on `jobs` worker processes
+    (no more than there are items) started for it: `WorkerPool.map` on a
+    pool of its own, ended with the map. Yields an `Outcome` per item as
+    each finishes (not in input order).
+
+    Raises
+    ------
+    ValueError
+        `jobs` is not 1 to MAX_JOBS.
+    WorkerStartError
+        As `WorkerPool.map`.
+    """
+    if not 1 <= jobs <= MAX_JOBS:
+        raise ValueError(f"jobs must be 1 to {MAX_JOBS}, got {jobs}")
+    items = list(items)
+    if not items:
+        return
+    with WorkerPool(min(jobs, len(items)), context=context) as pool:
+        yield from pool.map(make, make_args, items, retries=retries, on_retry=on_retry)
