@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 import signal
 import sys
 import threading
@@ -66,19 +67,60 @@ def check_jobs(args) -> None:
 READ_AHEAD = 2
 
 
+def backend_imports(model: str | None) -> tuple[str, ...]:
+    """The modules a worker needs to run `model` (a path or "demo"), by its
+    name alone (nothing is read): ONNX Runtime and its backend, or the Core
+    ML backend."""
+    if model is None:
+        return ()
+    suffix = Path(model).suffix.lower()
+    coreml = suffix in (".mlpackage", ".mlmodel", ".mlmodelc") or (model == "demo" and sys.platform == "darwin")
+    if coreml:
+        return ("coreseg.running.backends.coreml",)
+    if suffix == ".onnx" or model == "demo":
+        return ("onnxruntime", "coreseg.running.backends.onnx")
+    return ()
+
+
+@contextlib.contextmanager
+def workers_started(args, imports=()):
+    """With --jobs N > 1 (and no --ray): N worker processes started now, as
+    ``args.workers`` for `run_items`, so that they import `imports` while
+    this process scans its inputs and loads its own model (their start-up
+    overlaps it, instead of following it); they end with the block. Called
+    first thing in a command, before a model is loaded: the workers are
+    then forked where that is safe (`start_method_at_startup`)."""
+    from ..scaleout.workers import WorkerPool, start_method_at_startup
+
+    if args.jobs <= 1 or getattr(args, "ray", None):
+        args.workers = None
+        yield
+        return
+    with WorkerPool(args.jobs, imports=imports, context=start_method_at_startup()) as pool:
+        args.workers = pool
+        try:
+            yield
+        finally:
+            args.workers = None
+
+
 def run_items(args, items, local, make, make_args, in_flight: int = 1):
     """Outcomes (coreseg.scaleout.workers.Outcome) of `local` over `items`: in this
     process with --jobs 1 or a single item (`in_flight` items at once on
     threads, in input order), else on worker processes, in completion
     order, each building its own with ``make(*make_args(threads))``,
-    `threads` being its share of the cores."""
+    `threads` being its share of the cores: those `workers_started` started
+    (``args.workers``), or a pool started here."""
     from ..scaleout.workers import process_map, threads_per_worker
 
     jobs = min(args.jobs, len(items))
     if jobs <= 1:
         return _here(local, items, in_flight)
-    return process_map(make, make_args(threads_per_worker(jobs)), items, jobs=jobs,
-                       on_retry=lambda i, why: worker_died(args, items[i], why))
+    on_retry = lambda i, why: worker_died(args, items[i], why)  # noqa: E731
+    pool = getattr(args, "workers", None)
+    if pool is not None:
+        return pool.map(make, make_args(threads_per_worker(min(jobs, pool.jobs))), items, on_retry=on_retry)
+    return process_map(make, make_args(threads_per_worker(jobs)), items, jobs=jobs, on_retry=on_retry)
 
 
 def _here(local, items, in_flight: int):
