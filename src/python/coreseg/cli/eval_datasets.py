@@ -116,7 +116,7 @@ def eval_dataset(args, dataset, said: dict) -> EvalRun:
     theirs = dataset_names(dataset.spec, model.labels)
     model_names = model.labels or [str(i) for i in range(256)]
     groups = parse_class_map(args.class_map, model_names, theirs) if args.class_map else {}
-    scorer = ImageScorer(model, dataset.spec, groups)
+    scorer = ImageScorer(model, dataset.spec, groups, previews=args.worst > 0)
     pairs = dataset.pairs
     source = {"model": str(model.info.path), **said}
     if dataset.spec.names is None:
@@ -129,13 +129,15 @@ def eval_dataset(args, dataset, said: dict) -> EvalRun:
         if ev.failed and not ev.per_image:
             raise RuntimeError(every_image_failed(ev.failed))
         cm, per_image, failed, boundary = ev.matrix, ev.per_image, ev.failed, ev.boundary
+        previews = {}  # Ray keeps none: worst/ predicts its images again
     else:
         outcomes = run_items(args, pairs, scorer, image_worker,
-                             lambda threads: (str(model.info.path), options, dataset.spec, groups, threads),
+                             lambda threads: (str(model.info.path), options, dataset.spec, groups, threads,
+                                              args.worst > 0),
                              in_flight=READ_AHEAD)
-        scores, failed, _ = collect(outcomes, pairs, args)
+        scores, failed, _, previews = collect(outcomes, pairs, args, args.worst)
         cm = merge_scores(scores, len(scorer.names), scorer.names, ignore_index=scorer.ignore_index)
         per_image = per_image_rows(scores)
         boundary = merge_boundary(scores, cm.num_classes, cm.names, cm.ignore_index)
     return EvalRun(cm, per_image, failed, {**source, "images": len(per_image)}, scorer,
-                   {p.name: p for p in pairs}, theirs, dataset.spec.palette, boundary)
+                   {p.name: p for p in pairs}, theirs, dataset.spec.palette, boundary, previews)

@@ -39,6 +39,10 @@ class EvalRun:
     boundary : BoundaryCounts or None
         Every scored image's boundary counts, merged
         (`coreseg.evaluation.boundary`).
+    previews : dict
+        {image name: coreseg.evaluation.worst.Preview} of the images worst/
+        draws, kept while they were scored (`collect`); worst/ predicts
+        again only the images without one (a Ray run's).
     """
 
     cm: object
@@ -50,6 +54,7 @@ class EvalRun:
     dataset_names: list = field(default_factory=list)
     dataset_palette: object = None
     boundary: object = None
+    previews: dict = field(default_factory=dict)
 
 
 def parse_class_map(text: str, model_names, dataset_names) -> dict[str, list[str]]:
@@ -118,12 +123,20 @@ def per_image_rows(scores) -> list[dict]:
     return [{"image": s.image, "miou": s.miou, "boundary_miou": s.boundary_miou} for s in scores]
 
 
-def collect(outcomes, items, args):
+def collect(outcomes, items, args, worst: int = 0):
     """(scores in input order, failed images as {"image", "error"}, skipped
-    datapoints) from the outcomes of a run, with one progress bar."""
+    datapoints, previews) from the outcomes of a run, with one progress bar.
+
+    previews is {image name: Preview} of the `worst` images with the lowest
+    mIoU among the scores with a preview (`worst_rows`' order: ties go to
+    the earlier item; no mIoU, no place), for worst/. Outcomes come in
+    completion order: the worst so far are kept, every other preview is
+    dropped as it arrives (at most `worst` held at any moment), and the
+    scores returned hold none."""
     from ..scaleout.workers import ITEM_ERRORS
 
     done, failed, skipped = {}, {}, []
+    kept = []  # heap of (-mIoU, -index, name, preview): its top is the best of the kept, the first to go
     try:
         for outcome in progress_bar(outcomes, args, total=len(items)):
             item = items[outcome.index]
@@ -135,12 +148,30 @@ def collect(outcomes, items, args):
                 skipped.append(str(item))
             else:
                 done[outcome.index] = outcome.value
+                _keep_worst(kept, worst, outcome.index, outcome.value)
     finally:
         outcomes.close()  # on an error: the workers end now, not when collected
     failures = [{"image": item_name(items[i]), "error": f"{type(failed[i]).__name__}: {failed[i]}"} for i in sorted(failed)]
     if failed and not done:  # nothing scored: the failures are the result
         raise RuntimeError(every_image_failed(failures))
-    return [done[i] for i in sorted(done)], failures, sorted(skipped)
+    return [done[i] for i in sorted(done)], failures, sorted(skipped), {name: p for _, _, name, p in kept}
+
+
+def _keep_worst(kept: list, k: int, index: int, score) -> None:
+    """Take `score`'s preview off it, into `kept` (a heap of (-mIoU,
+    -index, name, preview), at most `k`) when it is among the `k` worst so
+    far, pushing out the best of them; else it is dropped here (a function
+    of its own: no local of a loop holds it while the next image comes)."""
+    import heapq
+
+    preview, score.preview = getattr(score, "preview", None), None
+    if preview is None or score.miou is None or k <= 0:
+        return
+    entry = (-score.miou, -index, score.image, preview)
+    if len(kept) < k:
+        heapq.heappush(kept, entry)
+    elif entry[:2] > kept[0][:2]:  # a lower mIoU, or as low and earlier in the input: it takes the top's place
+        heapq.heapreplace(kept, entry)
 
 
 def every_image_failed(failures: list[dict]) -> str:
@@ -165,9 +196,10 @@ def per_image_summary(rows: list[dict]) -> dict:
 
 
 def write_worst(folder, run: EvalRun, k: int, confusion: str = "../confusion.png") -> list[str]:
-    """worst/: the `k` images with the lowest mIoU, each predicted again
-    here (the parent keeps no image of a run: memory stays flat) and drawn
-    as photo | ground truth | prediction | errors, with index.html. An
+    """worst/: the `k` images with the lowest mIoU, each drawn as photo |
+    ground truth | prediction | errors, with index.html: from the preview
+    kept while it was scored (`EvalRun.previews`), else predicted again
+    here (the parent keeps no whole image of a run: memory stays flat). An
     image that fails now is said and left out. Returns the PNG names."""
     from ..evaluation.report_html import write_worst as write_folder
     from ..evaluation.worst import error_picture, file_name, miou_text, scored_palette, worst_rows
@@ -175,10 +207,13 @@ def write_worst(folder, run: EvalRun, k: int, confusion: str = "../confusion.png
     cm = run.cm
     palette = scored_palette(cm.names, run.dataset_names, run.dataset_palette)
 
+    # Drawn one at a time: 2 threads drawing while the PNGs were written measured no faster (the GIL).
     def pictures():
         for rank, row in enumerate(worst_rows(run.per_image, k), 1):
+            preview = run.previews.get(row["image"])
             try:
-                maps = run.scorer.maps(run.items[row["image"]])
+                maps = (preview.photo, preview.gt, preview.pred) if preview is not None else \
+                    run.scorer.maps(run.items[row["image"]])
             except (OSError, ValueError, RuntimeError) as e:  # it failed now, having scored before: said, not fatal
                 say(f"coreseg eval: worst/ leaves out {row['image']}: {type(e).__name__}: {e}")
                 continue

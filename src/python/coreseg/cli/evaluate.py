@@ -69,7 +69,7 @@ def _eval_model(args):
     model = load(args.model, **options)
     model_names = model.labels or [str(i) for i in range(256)]
     groups = parse_class_map(args.class_map, model_names, classes.names) if args.class_map else {}
-    scorer = DatapointScorer(model, classes, groups)
+    scorer = DatapointScorer(model, classes, groups, previews=args.worst > 0)
     source = {"model": str(model.info.path), "dataset": str(args.dataset)}
     if args.ray:
         from ..scaleout import ray_evaluate
@@ -79,16 +79,18 @@ def _eval_model(args):
         if ev.failed and not ev.per_image:
             raise RuntimeError(every_image_failed(ev.failed))
         cm, per_image, failed, skipped, boundary = ev.matrix, ev.per_image, ev.failed, ev.skipped, ev.boundary
+        previews = {}  # Ray keeps none: worst/ predicts its images again
     else:
         outcomes = run_items(args, folders, scorer, datapoint_worker,
-                             lambda threads: (str(model.info.path), options, classes, groups, threads),
+                             lambda threads: (str(model.info.path), options, classes, groups, threads,
+                                              args.worst > 0),
                              in_flight=READ_AHEAD)
-        scores, failed, skipped = collect(outcomes, folders, args)
+        scores, failed, skipped, previews = collect(outcomes, folders, args, args.worst)
         cm, per_image = merge_scores(scores, len(scorer.names), scorer.names), per_image_rows(scores)
         boundary = merge_boundary(scores, cm.num_classes, cm.names)
     palette = (classes.colors // 257).astype(np.uint8)  # the table's own colours, in 8 bits
     return EvalRun(cm, per_image, failed, {**source, "images": len(per_image), "skipped": skipped}, scorer,
-                   {Path(f).name: f for f in folders}, classes.names, palette, boundary)
+                   {Path(f).name: f for f in folders}, classes.names, palette, boundary, previews)
 
 
 def _eval_pairs(args):
@@ -122,13 +124,14 @@ def _eval_pairs(args):
     # size (its largest id + 1; the ignored value is no class), and the
     # total takes the largest: one pass over the files.
     make_args = (num_classes, names, args.ignore_index)
-    outcomes = run_items(args, pairs, PairScorer(*make_args), pair_worker, lambda threads: make_args)
-    scores, failed, _ = collect(outcomes, pairs, args)
+    outcomes = run_items(args, pairs, PairScorer(*make_args, args.worst > 0), pair_worker,
+                         lambda threads: (*make_args, args.worst > 0))
+    scores, failed, _, previews = collect(outcomes, pairs, args, args.worst)
     cm = merge_scores(scores, num_classes, names if num_classes else None, ignore_index=args.ignore_index)
     boundary = merge_boundary(scores, cm.num_classes, cm.names, cm.ignore_index)
     source = {"gt": str(args.gt), "pred": str(args.pred), "images": len(scores)}
     return EvalRun(cm, per_image_rows(scores), failed, source, PairScorer(*make_args), {p[0]: p for p in pairs},
-                   boundary=boundary)
+                   boundary=boundary, previews=previews)
 
 
 USAGE = ("give either MODEL DATASET_DIR, or --pred DIR --gt DIR (label maps against ground truth), or MODEL "

@@ -16,6 +16,7 @@ import numpy as np
 
 from .datasets import GroundTruthSpec, Pair, read_ground_truth
 from .scoring import UNSEEN, ImageScore, score_maps, scored_classes, scored_prediction
+from .worst import preview_of
 
 __all__ = ["ImageScorer", "image_worker", "dataset_names"]
 
@@ -39,6 +40,8 @@ class ImageScorer:
         its ignored value, its colour table.
     groups : dict, optional
         {model class: [dataset classes]} (`coreseg eval --map`).
+    previews : bool
+        Attach each score's `coreseg.evaluation.worst.Preview` (for worst/).
 
     Attributes
     ----------
@@ -51,8 +54,8 @@ class ImageScorer:
         score too, as `ConfusionMatrix` says), else `UNSEEN`.
     """
 
-    def __init__(self, model, spec: GroundTruthSpec, groups=None):
-        self.model, self.spec = model, spec
+    def __init__(self, model, spec: GroundTruthSpec, groups=None, previews: bool = False):
+        self.model, self.spec, self.previews = model, spec, previews
         self.dataset_names = dataset_names(spec, model.labels)
         self.names, self.gt_lut, self.lut = scored_classes(model.labels, self.dataset_names, groups)
         ignore = spec.ignore_index
@@ -117,14 +120,18 @@ class ImageScorer:
 
     def __call__(self, pair) -> ImageScore:
         pair = Pair(*pair) if not isinstance(pair, Pair) else pair
-        _, gt, pred = self.maps(pair)
-        return score_maps(pair.name, gt, pred, len(self.names), self.names, self.ignore_index)
+        photo, gt, pred = self.maps(pair)
+        score = score_maps(pair.name, gt, pred, len(self.names), self.names, self.ignore_index)
+        score.preview = preview_of(photo, gt, pred) if self.previews else None
+        return score
 
 
-def image_worker(model_path: str, load_kwargs: dict, spec: GroundTruthSpec, groups, threads: int | None):
+def image_worker(model_path: str, load_kwargs: dict, spec: GroundTruthSpec, groups, threads: int | None,
+                 previews: bool = False):
     """What a worker process builds (coreseg.scaleout.workers): the model
-    loaded there, with the threads it may use."""
+    loaded there, with the threads it may use (and `ImageScorer`'s
+    `previews`)."""
     from .scoring import worker_model
 
-    return ImageScorer(worker_model(model_path, threads, load_kwargs), spec, groups)
+    return ImageScorer(worker_model(model_path, threads, load_kwargs), spec, groups, previews)
 

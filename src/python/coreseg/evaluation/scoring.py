@@ -33,6 +33,7 @@ from ..kernels import resize_labels
 from ..kernels._args import MAX_CONFUSION_CLASSES as MAX_CLASSES
 from .boundary import BoundaryCounts
 from .metrics import ConfusionMatrix, align_classes
+from .worst import Preview, preview_of
 
 __all__ = ["ImageScore", "merge_scores", "score_maps", "image_boundary", "DatapointScorer", "PairScorer", "read_label_png", "classes_seen",
            "scored_classes", "prediction_at", "scored_prediction", "seen_only", "example_map", "UNSEEN",
@@ -62,6 +63,8 @@ class ImageScore:
     boundary_miou : float or None
         The image's mean Boundary IoU (None when no class is present or
         boundaries were not counted).
+    preview : coreseg.evaluation.worst.Preview or None
+        What worst/ would draw of the image (a scorer's ``previews=True``).
     """
 
     image: str
@@ -72,6 +75,7 @@ class ImageScore:
     miou: float | None
     boundary: tuple | None = None
     boundary_miou: float | None = None
+    preview: Preview | None = None
 
     @classmethod
     def of(cls, image: str, cm: ConfusionMatrix, boundary: BoundaryCounts | None = None) -> "ImageScore":
@@ -189,10 +193,13 @@ class PairScorer:
     names : list of str, optional
         With `num_classes`.
     ignore_index : int, optional
+    previews : bool
+        Attach each score's `Preview` (for worst/).
     """
 
-    def __init__(self, num_classes: int | None = None, names=None, ignore_index: int | None = None):
-        self.num_classes, self.names, self.ignore_index = num_classes, names, ignore_index
+    def __init__(self, num_classes: int | None = None, names=None, ignore_index: int | None = None,
+                 previews: bool = False):
+        self.num_classes, self.names, self.ignore_index, self.previews = num_classes, names, ignore_index, previews
 
     def maps(self, pair):
         """(None: no photo, ground truth, prediction) of a pair, the
@@ -222,9 +229,11 @@ class PairScorer:
                                  "are scored (an ignore value in the ground truth: --ignore-index)")
         names = self.names if self.num_classes else None
         try:
-            return score_maps(name, gt, pred, n, names, self.ignore_index)
+            score = score_maps(name, gt, pred, n, names, self.ignore_index)
         except ValueError as e:
             raise ValueError(f"{pred_path} against {gt_path}: {e}") from None
+        score.preview = preview_of(None, gt, pred) if self.previews else None
+        return score
 
 
 class DatapointScorer:
@@ -238,6 +247,8 @@ class DatapointScorer:
         The dataset's class list.
     groups : dict, optional
         {model class: [dataset classes]}.
+    previews : bool
+        Attach each score's `Preview` (for worst/).
 
     Attributes
     ----------
@@ -245,8 +256,8 @@ class DatapointScorer:
         The scored classes, index = id in the scores.
     """
 
-    def __init__(self, model, classes, groups=None):
-        self.model, self.classes = model, classes
+    def __init__(self, model, classes, groups=None, previews: bool = False):
+        self.model, self.classes, self.previews = model, classes, previews
         self.names, self.gt_lut, self.lut = scored_classes(model.labels, classes.names, groups)
 
     def maps(self, folder):
@@ -271,8 +282,10 @@ class DatapointScorer:
         maps = self.maps(folder)
         if maps is None:
             return None
-        _, gt, pred = maps
-        return score_maps(Path(folder).name, gt, pred, len(self.names), self.names)
+        photo, gt, pred = maps
+        score = score_maps(Path(folder).name, gt, pred, len(self.names), self.names)
+        score.preview = preview_of(photo, gt, pred) if self.previews else None
+        return score
 
 
 def scored_prediction(seg, shape, lut: np.ndarray) -> np.ndarray:
@@ -365,8 +378,9 @@ def _some(names, k: int = 8) -> str:
 # What a worker process builds (coreseg.scaleout.workers, coreseg.dist): the model
 # is loaded there, with the threads that worker may use.
 
-def datapoint_worker(model_path: str, load_kwargs: dict, classes, groups, threads: int | None) -> DatapointScorer:
-    return DatapointScorer(worker_model(model_path, threads, load_kwargs), classes, groups)
+def datapoint_worker(model_path: str, load_kwargs: dict, classes, groups, threads: int | None,
+                     previews: bool = False) -> DatapointScorer:
+    return DatapointScorer(worker_model(model_path, threads, load_kwargs), classes, groups, previews)
 
 
 def worker_model(model_path: str, threads: int | None, load_kwargs: dict):
@@ -378,5 +392,5 @@ def worker_model(model_path: str, threads: int | None, load_kwargs: dict):
     return load_model(model_path, threads, assumptions=False, **load_kwargs)
 
 
-def pair_worker(num_classes, names, ignore_index) -> PairScorer:
-    return PairScorer(num_classes, names, ignore_index)
+def pair_worker(num_classes, names, ignore_index, previews: bool = False) -> PairScorer:
+    return PairScorer(num_classes, names, ignore_index, previews)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from ..kernels import resize_labels
 from ..kernels.palette import default_palette, is_background
 
 __all__ = ["worst_rows", "scored_palette", "error_picture", "error_panel", "ERROR_COLORS", "PANEL_SIDE", "file_name",
-           "panel_size"]
+           "panel_size", "panel_maps", "Preview", "preview_of"]
 
 #: Longest side of each panel, in pixels.
 PANEL_SIDE = 360
@@ -77,6 +78,74 @@ def panel_size(shape) -> tuple[int, int]:
         return max(1, round(w * scale)), max(1, round(h * scale))
     k = PANEL_SIDE // side
     return w * k, h * k
+
+
+def panel_maps(photo, gt, pred):
+    """An image's maps as `error_picture` starts drawing its panels from:
+    shrunk to `panel_size` when the image is larger than PANEL_SIDE (the
+    maps by `resize_labels`, the photo smoothly, Pillow's BILINEAR), else
+    as they are (`error_picture` enlarges a small image itself). The one
+    place that shrinks for worst/, so a `Preview` draws what the whole
+    image would.
+
+    Parameters
+    ----------
+    photo : (H, W, 3|4) uint8 ndarray or None
+    gt, pred : (H, W) integer ndarray
+        Scored ids; the prediction -1 where unseen.
+
+    Returns
+    -------
+    photo : (h, w, 3) uint8 ndarray or None
+    gt, pred : (h, w) integer ndarray
+        int32 when shrunk from another dtype than int32, uint8 or uint16,
+        else the dtype given.
+    """
+    if max(gt.shape[:2]) <= PANEL_SIDE:
+        return (photo[..., :3] if photo is not None else None), gt, pred
+    width, height = panel_size(gt.shape)
+    gt, pred = (resize_labels(m if m.dtype in (np.int32, np.uint8, np.uint16) else m.astype(np.int32),
+                              (width, height)) for m in (np.asarray(gt), np.asarray(pred)))
+    if photo is not None:
+        Image, _ = pillow()
+        im = Image.fromarray(np.ascontiguousarray(photo[..., :3]))
+        photo = np.asarray(im.resize((width, height), Image.BILINEAR))
+    return photo, gt, pred
+
+
+@dataclass
+class Preview:
+    """What worst/ draws of one image, kept while it is scored (a scorer's
+    ``previews=True``) so worst/ need not predict it again: `panel_maps` of
+    its maps. ``error_picture(p.photo, p.gt, p.pred, ...)`` is the picture
+    of the whole image, bit for bit.
+
+    Attributes
+    ----------
+    photo : (h, w, 3) uint8 ndarray or None
+        None: the image has no photo (label maps scored against ground truth).
+    gt, pred : (h, w) int16 ndarray (int32 when an id does not fit, uint8 as read)
+        Scored ids; the prediction -1 where the model never saw the photo.
+    """
+
+    photo: np.ndarray | None
+    gt: np.ndarray
+    pred: np.ndarray
+
+
+def _compact(ids: np.ndarray) -> np.ndarray:
+    """`ids` in the smallest of uint8 (as it came), int16 and int32 that
+    holds them, as an array of its own (never a view of a larger one)."""
+    if ids.dtype == np.uint8 or not ids.size:
+        return np.array(ids)
+    fits = -(1 << 15) <= int(ids.min()) and int(ids.max()) < 1 << 15
+    return ids.astype(np.int16 if fits else np.int32)
+
+
+def preview_of(photo, gt, pred) -> Preview:
+    """The `Preview` of an image's photo (or None) and maps (see `panel_maps`)."""
+    photo, gt, pred = panel_maps(photo, gt, pred)
+    return Preview(np.array(photo) if photo is not None else None, _compact(gt), _compact(pred))
 
 
 def _colored(ids: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -138,7 +207,8 @@ def error_picture(photo, gt: np.ndarray, pred: np.ndarray, names, palette: np.nd
     photo : (H, W, 3|4) uint8 ndarray or None
     gt, pred : (H, W) integer ndarray
         Scored class ids; the prediction -1 where the model never saw the
-        photo, the ground truth `ignore_index` where it is void.
+        photo, the ground truth `ignore_index` where it is void. A
+        `Preview`'s photo and maps give the picture of the whole image.
     names : list of str
         Scored class names, index = id.
     palette : (len(names), 3) uint8 ndarray
@@ -153,17 +223,14 @@ def error_picture(photo, gt: np.ndarray, pred: np.ndarray, names, palette: np.nd
     Image, _ = pillow()
     from PIL import ImageDraw
 
-    gt, pred = np.asarray(gt, np.int32), np.asarray(pred, np.int32)
-    width, height = panel_size(gt.shape)
-    small_gt = resize_labels(gt, (width, height)) if (height, width) != gt.shape else gt
-    small_pred = resize_labels(pred, (width, height)) if (height, width) != pred.shape else pred
-    small_photo = None
-    if photo is not None:
-        im = Image.fromarray(np.ascontiguousarray(photo[..., :3]))
-        # Shrunk smoothly; enlarged by nearest neighbour, as the maps beside it are.
-        smaller = width < gt.shape[1]
-        small_photo = np.asarray(im.resize((width, height), Image.BILINEAR if smaller else Image.NEAREST)) \
-            if im.size != (width, height) else np.asarray(im)
+    small_photo, small_gt, small_pred = panel_maps(photo, np.asarray(gt), np.asarray(pred))  # a large image shrunk
+    small_gt, small_pred = np.asarray(small_gt, np.int32), np.asarray(small_pred, np.int32)
+    width, height = panel_size(small_gt.shape)
+    if (height, width) != small_gt.shape:  # a small image, enlarged by nearest neighbour (square pixel blocks)
+        small_gt, small_pred = resize_labels(small_gt, (width, height)), resize_labels(small_pred, (width, height))
+        if small_photo is not None:
+            im = Image.fromarray(np.ascontiguousarray(small_photo))
+            small_photo = np.asarray(im.resize((width, height), Image.NEAREST))
     shown_gt = np.where(small_gt == ignore_index, -1, small_gt) if ignore_index is not None else small_gt
     background = np.array([is_background(n) for n in names] or [False])
     panels = ([("photo", small_photo)] if small_photo is not None else []) + [
