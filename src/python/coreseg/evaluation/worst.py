@@ -113,7 +113,7 @@ def panel_maps(photo, gt, pred):
     return photo, gt, pred
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: == on its arrays would be ambiguous
 class Preview:
     """What worst/ draws of one image, kept while it is scored (a scorer's
     ``previews=True``) so worst/ need not predict it again: `panel_maps` of
