@@ -132,20 +132,22 @@ def test_eval_reports_a_failing_image_and_keeps_the_others(scenes, tmp_path):
 
 
 def _worker_pids(parent: int) -> list[int]:
-    """The spawned worker processes of `parent` (not its resource tracker)."""
+    """The worker processes of `parent`, forked or spawned (not a resource
+    tracker)."""
     pids = []
     for task in Path(f"/proc/{parent}/task").iterdir():
         for pid in (task / "children").read_text().split():
             try:
-                if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
                     pids.append(int(pid))
             except OSError:
                 pass
     return pids
 
 
-#: `python DRIVER eval ...` runs the CLI; in its spawned workers (which run
-#: this file as __mp_main__ before their first item), the worker that takes
+#: `python DRIVER eval ...` runs the CLI; in its workers (forked: they copy
+#: the patch below; spawned: they run this file as __mp_main__ before their
+#: first item), the worker that takes
 #: datapoint $CORESEG_TEST_HOLD says so in $CORESEG_TEST_MARKS and waits to be
 #: killed; once the test has written "killed" there, the retry scores it.
 HOLDING_DRIVER = """

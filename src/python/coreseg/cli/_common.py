@@ -83,20 +83,22 @@ def backend_imports(model: str | None) -> tuple[str, ...]:
 
 
 @contextlib.contextmanager
-def workers_started(args, imports=()):
-    """With --jobs N > 1 (and no --ray): N worker processes started now, as
-    ``args.workers`` for `run_items`, so that they import `imports` while
-    this process scans its inputs and loads its own model (their start-up
-    overlaps it, instead of following it); they end with the block. Called
-    first thing in a command, before a model is loaded: the workers are
-    then forked where that is safe (`start_method_at_startup`)."""
+def workers_started(args, imports=(), items: int | None = None):
+    """With --jobs N > 1 (and no --ray): N worker processes (no more than
+    `items`, when known) started now, as ``args.workers`` for `run_items`,
+    so that they import `imports` while this process scans its inputs and
+    loads its own model (their start-up overlaps it, instead of following
+    it); they end with the block. Called first thing in a command, before a
+    model is loaded: the workers are then forked where that is safe
+    (`start_method_at_startup`)."""
     from ..scaleout.workers import WorkerPool, start_method_at_startup
 
-    if args.jobs <= 1 or getattr(args, "ray", None):
+    jobs = args.jobs if items is None else min(args.jobs, items)
+    if jobs <= 1 or getattr(args, "ray", None):
         args.workers = None
         yield
         return
-    with WorkerPool(args.jobs, imports=imports, context=start_method_at_startup()) as pool:
+    with WorkerPool(jobs, imports=imports, context=start_method_at_startup()) as pool:
         args.workers = pool
         try:
             yield

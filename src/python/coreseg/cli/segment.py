@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from ..frames.video import VIDEO_SUFFIXES
-from ._common import check_jobs, progress_bar, run_items
+from ._common import backend_imports, check_jobs, progress_bar, run_items, workers_started
 from .model_options import add_model_options, load_options
 
 #: Files a folder contributes (HEIC needs the `heic` extra).
@@ -27,6 +27,8 @@ MEDIA_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
 #: Images `segment` works on at once (threads: decoding, the model, the
 #: kernels and encoding release the GIL).
 PIPELINE_WORKERS = 2
+#: What a --jobs worker imports as it starts, beside its model's backend.
+WORKER_IMPORTS = ("coreseg.drawing.image_outputs", "coreseg.running.loader", "PIL.Image")
 
 
 def expand_inputs(items, recursive: bool) -> list[Path]:
@@ -65,6 +67,17 @@ def refine_arg(text: str) -> float:
 def cmd_segment(args) -> int:
     # One value for what follows: None (off), True (the default radius) or a radius.
     args.refine = args.refine_radius if args.refine_radius is not None else (True if args.refine else None)
+    check_jobs(args)
+    inputs = expand_inputs(args.images, args.recursive)
+    videos = [p for p in inputs if p.suffix.lower() in VIDEO_SUFFIXES]
+    images = [p for p in inputs if p.suffix.lower() not in VIDEO_SUFFIXES]
+    # The workers start first: they import what they need while this
+    # process loads the model and checks every input.
+    with workers_started(args, WORKER_IMPORTS + backend_imports(args.model), len(images)):
+        return _segment(args, inputs, videos, images)
+
+
+def _segment(args, inputs, videos, images) -> int:
     from ..running.loader import load
     from ..files.images import check_image_file, default_format
     from ..drawing.image_outputs import (OutputSettings, check_label_count, colliding_stem, highlight_color,
@@ -74,10 +87,6 @@ def cmd_segment(args) -> int:
 
     from .segment_video import check_smoothing, check_video_background, segment_videos, video_outputs
 
-    check_jobs(args)
-    inputs = expand_inputs(args.images, args.recursive)
-    videos = [p for p in inputs if p.suffix.lower() in VIDEO_SUFFIXES]
-    images = [p for p in inputs if p.suffix.lower() not in VIDEO_SUFFIXES]
     check_smoothing(args, videos)
     if videos and (args.areas_only or args.export):
         raise ValueError("--areas-only and --export are for images; a video gets STEM.overlay.mp4 and "

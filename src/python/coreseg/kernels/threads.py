@@ -11,10 +11,24 @@ import numpy as np
 from .. import _native
 
 __all__ = ["simd_backend", "set_num_threads", "get_num_threads", "MAX_THREADS", "usable_cores",
-           "threads_per_worker"]
+           "threads_per_worker", "os_threads", "THREADS_AT_IMPORT"]
 
 #: Most threads set_num_threads takes.
 MAX_THREADS = _native.MAX_THREADS
+
+
+def os_threads() -> int | None:
+    """Threads this process runs, native ones included (Linux's
+    /proc/self/task); None where that is not known."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
+
+#: This process's threads when coreseg was imported: numpy's (OpenBLAS's
+#: pool) and those of whatever the program had imported before.
+THREADS_AT_IMPORT = os_threads()
 
 
 def threads_per_worker(workers: int) -> int:

@@ -31,7 +31,7 @@ import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
-from ..kernels.threads import threads_per_worker, usable_cores
+from ..kernels.threads import THREADS_AT_IMPORT, os_threads, threads_per_worker, usable_cores
 
 __all__ = ["Outcome", "WorkerDied", "WorkerStartError", "WorkerPool", "process_map", "default_jobs",
            "threads_per_worker", "start_method_at_startup", "ITEM_ERRORS"]
@@ -125,16 +125,20 @@ def _worker_main(conn, imports, inherited) -> None:
 def start_method_at_startup() -> str:
     """The start method for workers started at the start of a command,
     before it loads a model or runs a kernel: "fork" on Linux while no
-    Python thread but this one runs, else "spawn".
+    thread runs but this one and those running when coreseg was imported,
+    else "spawn".
 
     A forked worker starts with what the parent has imported (numpy and
     coreseg: about 0.3 s of CPU a worker, not paid again). Fork copies only
     the calling thread, so anything another thread holds would be copied
-    half-done: at start-up the only other threads are OpenBLAS's (numpy
-    starts them), which stop for a fork (pthread_atfork). Later, or on
-    macOS (whose frameworks do not survive a fork), workers are spawned.
+    half-done: the threads found at coreseg's import are numpy's OpenBLAS
+    pool, which stops for a fork (pthread_atfork). Any other (a Python
+    thread, ONNX Runtime's or OpenCV's, started by their import) means
+    spawn, as always on macOS, whose frameworks do not survive a fork.
     """
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
+    now = os_threads()
+    if (sys.platform.startswith("linux") and threading.active_count() == 1 and now is not None
+            and THREADS_AT_IMPORT is not None and now <= THREADS_AT_IMPORT):
         return "fork"
     return "spawn"
 
