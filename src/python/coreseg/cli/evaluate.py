@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import READ_AHEAD, check_jobs, run_items
+from ._common import READ_AHEAD, backend_imports, check_jobs, run_items, workers_started
 from .eval_datasets import dataset_of, eval_dataset
 from .eval_run import (EvalRun, collect, every_image_failed, parse_class_map, per_image_rows,  # noqa: F401 - parse_class_map: its old path
                        per_image_summary, write_worst)
@@ -23,6 +23,10 @@ __all__ = ["add_parser", "cmd_eval", "parse_class_map"]
 
 #: worst/'s default number of images.
 WORST = 12
+
+#: What an eval worker imports as it starts, beside its model's backend.
+WORKER_IMPORTS = ("coreseg.evaluation.scoring", "coreseg.evaluation.image_scoring", "coreseg.running.loader", "cv2",
+                  "PIL.Image")
 
 
 def _stem(path: Path) -> str:
@@ -195,11 +199,14 @@ def cmd_eval(args) -> int:
     worst = out / "worst"
     # worst/ too when --worst 0: an earlier run's would be left describing another run.
     refuse_existing(files + [worst], args.force)  # symlinks too, dangling ones included
-    if mode == "pairs":
-        run = _eval_pairs(args)
-    else:
-        dataset, said = dataset_of(args) if mode == "images" or args.dataset else (None, {})
-        run = eval_dataset(args, dataset, said) if dataset is not None else _eval_model(args)
+    # The workers start first: they import what scoring needs while this
+    # process scans the dataset and loads the model.
+    with workers_started(args, WORKER_IMPORTS + (backend_imports(args.model) if mode != "pairs" else ())):
+        if mode == "pairs":
+            run = _eval_pairs(args)
+        else:
+            dataset, said = dataset_of(args) if mode == "images" or args.dataset else (None, {})
+            run = eval_dataset(args, dataset, said) if dataset is not None else _eval_model(args)
     cm, per_image, failures, source, boundary = run.cm, run.per_image, run.failed, run.source, run.boundary
     if source.get("skipped"):
         print(f"skipped {len(source['skipped'])} datapoint(s) without a photo: "
