@@ -3,6 +3,7 @@ time as a ratio to coreseg's in the same run.
 
     python benchmarks/report.py            # runs pytest-benchmark, writes BENCHMARKS.md
     python benchmarks/report.py RESULT.json  # formats an earlier --benchmark-json
+    python benchmarks/report.py RESULT.json --print  # ... on stdout, BENCHMARKS.md left as it is
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ NAMES = {
     "eval_jobs1_one_core": "coreseg eval --jobs 1, pinned to one core",
     "eval_jobs2": "coreseg eval --jobs 2 (two worker processes)",
     "eval_ray": "coreseg eval --ray auto (Ray Data, local 2-CPU cluster)",
+    "eval_default": "coreseg eval, default (every core; worst/ drawn)",
+    "eval_default_worst0": "coreseg eval --worst 0, default (every core)",
+    "segment_default": "coreseg segment, default (every core)",
+    "segment_jobs1": "coreseg segment --jobs 1 (one process)",
+    "segment_jobs2": "coreseg segment --jobs 2 (two worker processes)",
     "opencv_fast": "OpenCV fast guided filter (cv2.boxFilter on a reduction)",
     "coreseg_colour_background": "coreseg, a colour background",
     "coreseg_in_place": "coreseg, in place",
@@ -81,20 +87,85 @@ def _label(name: str) -> str:
     return NAMES.get(base, base)
 
 
+def _row_label(b: dict) -> str:
+    """A row's name: an older revision's row carries it in its params
+    (test_bench_cores: "coreseg at REV, --jobs 1"), the others in the test's name."""
+    return (b.get("params") or {}).get("baseline_row") or _label(b["name"])
+
+
+def _cores_base(group: str, names) -> str | None:
+    """The row test_bench_cores' tables compare with: the older revision's
+    --jobs 1 when it ran, else today's --jobs 1."""
+    older = [n for n in names if n.startswith("coreseg at ") and n.endswith(", --jobs 1")]
+    today = NAMES["segment_jobs1"] if "coreseg segment" in group else NAMES["eval_jobs1"]
+    return older[0] if older else today if today in names else None
+
+
+def _cores_against(base: str | None) -> str:
+    """"vs ..." of test_bench_cores' tables: '083b6ed --jobs 1' or '--jobs 1'."""
+    if base and base.startswith("coreseg at "):
+        return base.removeprefix("coreseg at ").replace(", ", " ")
+    return "--jobs 1"
+
+
+def once_started_tables(data: dict) -> dict[str, list[str]]:
+    """test_bench_cores' 40- and 2-image runs of one command, subtracted: per
+    image once started, wall = (wall40 - wall2) / (40 - 2), CPU likewise, and
+    the cores busy then (CPU over wall, over the cores the command may use).
+    {the 40-image group: its table's lines}."""
+    runs = defaultdict(dict)  # (command, label) -> {images: (wall s, CPU s, cores, group)}
+    for b in data["benchmarks"]:
+        info = b.get("extra_info", {})
+        if "once_started" in info:
+            runs[(info["once_started"], _row_label(b))][info["images"]] = (
+                b["stats"]["median"], info["cpu_s"], info["cores"], b["group"])
+    rows = defaultdict(list)  # the large group -> [(label, wall, cpu, cores, n_large, n_small)]
+    for (command, label), by_size in runs.items():
+        if len(by_size) < 2:
+            continue
+        small, large = min(by_size), max(by_size)
+        (w_small, c_small, _, _), (w_large, c_large, cores, group) = by_size[small], by_size[large]
+        n = large - small
+        rows[group].append((label, (w_large - w_small) / n, (c_large - c_small) / n, cores, large, small))
+    tables = {}
+    for group, found in rows.items():
+        found.sort(key=lambda r: r[1])
+        base = _cores_base(group, [r[0] for r in found])
+        ours = next((r[1] for r in found if r[0] == base), None)
+        against = _cores_against(base)
+        large, small = found[0][4], found[0][5]
+        lines = [f"## {group}: per image once started", "",
+                 f"Per image, from the runs above: ({large} images - {small} images) / {large - small}; busy is the "
+                 "CPU time of the command's processes over the wall time, over the cores it may use.", "",
+                 "| implementation | wall per image | images/s | CPU per image | busy once started |"
+                 + (f" vs {against} |" if ours else ""),
+                 "|---|---:|---:|---:|---:|" + ("---:|" if ours else "")]
+        for label, wall, cpu, cores, _, _ in found:
+            ratio = f" {wall / ours:.2f}x |" if ours else ""
+            lines.append(f"| {label} | {wall * 1e3:.1f} ms | {1 / wall:.1f} | {cpu * 1e3:.1f} ms | "
+                         f"{cpu / wall / cores * 100:.0f}% of {cores} |" + ratio)
+        tables[group] = lines + [""]
+    return tables
+
+
 def format_report(data: dict) -> str:
     groups = defaultdict(list)
     peaks = {}
     for b in data["benchmarks"]:
-        groups[b["group"]].append((_label(b["name"]), b["stats"]["median"]))
+        groups[b["group"]].append((_row_label(b), b["stats"]["median"]))
         if "peak_mib" in b.get("extra_info", {}):
             peaks[(b["group"], _label(b["name"]))] = f"{b['extra_info']['peak_mib']} MiB"
         if "images_per_s" in b.get("extra_info", {}):
-            peaks[(b["group"], _label(b["name"]))] = f"{b['extra_info']['images_per_s']} images/s"
+            peaks[(b["group"], _row_label(b))] = f"{b['extra_info']['images_per_s']} images/s"
+        if "cpu_s_per_image" in b.get("extra_info", {}):  # test_bench_cores: the process tree's CPU time
+            peaks[(b["group"], _row_label(b))] += (f", {b['extra_info']['cpu_s_per_image'] * 1e3:.1f} ms CPU/image, "
+                                                   f"{b['extra_info']['cores_busy']:.2f} cores busy")
         if "frames_per_s" in b.get("extra_info", {}):
             peaks[(b["group"], _label(b["name"]))] = f"{b['extra_info']['frames_per_s']} frames/s"
         if "spread" in b.get("extra_info", {}):
             peaks[(b["group"], _label(b["name"]))] = f"spread {b['extra_info']['spread'] * 100:.0f}%"
     info = data.get("machine_info", {})
+    once_started = once_started_tables(data)
     lines = [
         "# Benchmarks",
         "",
@@ -112,11 +183,15 @@ def format_report(data: dict) -> str:
     for group in sorted(groups):
         rows = sorted(groups[group], key=lambda r: r[1])
         times = dict(rows)
-        base = next((n for n in times if n in ("coreseg", NAMES["coreseg_cli"], NAMES["sequential"],
-                                               NAMES["eval_jobs1"])
-                     or n.startswith("coreseg's session options")), None)
+        if group.startswith("cores: "):  # test_bench_cores
+            base = _cores_base(group, times)
+        else:
+            base = next((n for n in times if n in ("coreseg", NAMES["coreseg_cli"], NAMES["sequential"],
+                                                   NAMES["eval_jobs1"])
+                         or n.startswith("coreseg's session options")), None)
         ours = times.get(base)
-        against = ("the sequential loop" if base == NAMES["sequential"] else
+        against = (_cores_against(base) if group.startswith("cores: ") else
+                   "the sequential loop" if base == NAMES["sequential"] else
                    "--jobs 1" if base == NAMES["eval_jobs1"] else
                    "coreseg's options" if base and base.startswith("coreseg's session") else "coreseg")
         peak = any((group, name) in peaks for name, _ in rows)
@@ -128,6 +203,7 @@ def format_report(data: dict) -> str:
             extra = f" {peaks[(group, name)]} |" if (group, name) in peaks else (" |" if peak else "")
             lines.append(f"| {name} | {unit} | {ratio} |" + extra)
         lines.append("")
+        lines += once_started.get(group, [])
     lines += instructions_table()
     return "\n".join(lines)
 
@@ -147,6 +223,8 @@ def instructions_table() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    show = "--print" in argv  # a partial run's tables, without replacing BENCHMARKS.md
+    argv = [a for a in argv if a != "--print"]
     if argv:
         data = json.loads(Path(argv[0]).read_text())
     else:
@@ -159,6 +237,9 @@ def main(argv: list[str]) -> int:
 
     data.setdefault("coreseg_simd", coreseg.simd_backend())
     data.setdefault("coreseg_threads", coreseg.get_num_threads())
+    if show:
+        print(format_report(data))
+        return 0
     (HERE.parent / "BENCHMARKS.md").write_text(format_report(data))
     print(f"wrote {HERE.parent / 'BENCHMARKS.md'}")
     return 0
