@@ -4,6 +4,7 @@ palette, id or colour-coded PNGs; unmatched files and classes with nothing
 in common refused clearly; --jobs and Ray give what one process gives."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -21,9 +22,9 @@ COLORS_RGB = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in demo.CO
 FILES = ("report.json", "classes.csv", "table.txt", "confusion.png")
 
 
-def run(*args):
+def run(*args, env=None):
     return subprocess.run([sys.executable, "-m", "coreseg", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env=env)
 
 
 def outputs(folder):
@@ -327,9 +328,12 @@ def test_ray_scores_pairs_as_one_process_does(tmp_path):
     data = scenes(range(2_500_900, 2_500_904))
     voc_tree(tmp_path / "voc", data, set(data))
     runs = {}
+    # --ray local starts an instance of its own, whatever cluster the
+    # environment names (here one that does not exist).
+    env = {**os.environ, "RAY_ADDRESS": "192.0.2.1:6379"}
     for name, extra in (("jobs", ["--jobs", "1"]), ("ray", ["--ray", "local"])):
         r = run("eval", "demo", tmp_path / "voc", "--names", ",".join(DEMO), "--worst", "2", "--out",
-                tmp_path / name, *extra)
+                tmp_path / name, *extra, env=env)
         assert r.returncode == 0, r.stderr
         runs[name] = outputs(tmp_path / name)
     assert runs["jobs"] == runs["ray"]

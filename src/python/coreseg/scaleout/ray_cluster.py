@@ -77,7 +77,10 @@ def connect(address: str | None = "auto", **init_kwargs):
     ray = ray_module()
     if ray.is_initialized():
         return ray
-    ray.init(address=None if address == "local" else address, **init_kwargs)
+    # "local" is ray.init's own: a new instance here, even beside a running
+    # cluster (None would join one found on this machine, or a stale
+    # address left by one that has stopped).
+    ray.init(address=address, **init_kwargs)
     return ray
 
 
