@@ -144,6 +144,9 @@ def once_started_tables(data: dict) -> dict[str, list[str]]:
             ratio = f" {wall / ours:.2f}x |" if ours else ""
             lines.append(f"| {label} | {wall * 1e3:.1f} ms | {1 / wall:.1f} | {cpu * 1e3:.1f} ms | "
                          f"{cpu / wall / cores * 100:.0f}% of {cores} |" + ratio)
+        if any(cpu > wall * cores * 1.02 for _, wall, cpu, cores, _, _ in found):
+            lines += ["", "Over 100% busy cannot be: that row's two runs met different loads on the machine, "
+                      "and its numbers here are off."]
         tables[group] = lines + [""]
     return tables
 

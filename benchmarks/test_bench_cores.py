@@ -18,6 +18,13 @@ run this) and CORESEG_BASELINE_REV naming it, rows run that revision's
 commands too (its default and --jobs 1); it has no --worst, so today's
 default also runs with --worst 0, like for like.
 
+The commands' Python modules are compiled once into a folder of the
+module's own (PYTHONPYCACHEPREFIX; PYTHONDONTWRITEBYTECODE, if set, is
+dropped for them), as an installed package has them compiled: else each
+process, workers included, would compile coreseg's sources every run
+(about 0.15 s of a run here), which no user pays; the older revision's
+commands get the same.
+
 With --benchmark-disable (CI runs the benchmarks once, as tests) the
 "40" set holds 4 datapoints: the commands are checked to run, and
 no number is recorded."""
@@ -57,44 +64,61 @@ def _write(root, seeds):
 
 
 @pytest.fixture(scope="module")
-def all_datapoints(request, tmp_path_factory):
-    """The 40 datapoints (4 with --benchmark-disable), written on every core."""
+def command_env(tmp_path_factory):
+    """The commands' environment: no progress bar, modules compiled once (see above)."""
+    env = dict(os.environ, TQDM_DISABLE="1", PYTHONPYCACHEPREFIX=str(tmp_path_factory.mktemp("pycache")))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def datapoint_folders(request, tmp_path_factory):
+    """{size key: folder}: the 40 datapoints (4 with --benchmark-disable),
+    written on every core, and a folder of the first 2."""
     n = 4 if request.config.getoption("benchmark_disable", False) else 40
     root = tmp_path_factory.mktemp("datapoints")
     seeds = list(range(FIRST_SEED, FIRST_SEED + n))
     with ProcessPoolExecutor(CORES) as pool:
         list(pool.map(_write, [root] * CORES, [seeds[i::CORES] for i in range(CORES)]))
-    return root
-
-
-@pytest.fixture(scope="module", params=list(SIZES))
-def datapoints(request, all_datapoints, tmp_path_factory):
-    """(size key, folder): all of them, or a folder of the first 2."""
-    if SIZES[request.param] == 2:
-        root = tmp_path_factory.mktemp("datapoints2")
-        for seed in range(FIRST_SEED, FIRST_SEED + 2):
-            shutil.copytree(all_datapoints / f"scene_{seed}", root / f"scene_{seed}")
-        return request.param, root
-    return request.param, all_datapoints
+    two = tmp_path_factory.mktemp("datapoints2")
+    for seed in seeds[:2]:
+        shutil.copytree(root / f"scene_{seed}", two / f"scene_{seed}")
+    return {"40": root, "2": two}
 
 
 @pytest.fixture(scope="module")
-def photos(datapoints, tmp_path_factory):
-    """(size key, folder): the same scenes' photos as JPEGs (quality 90), named by scene."""
-    size, root = datapoints
-    folder = tmp_path_factory.mktemp(f"photos{size}")
-    for scene in sorted(root.iterdir()):
-        with Image.open(scene / "camera" / "visible_spectrum_01.png") as photo:
-            photo.convert("RGB").save(folder / f"{scene.name}.jpg", quality=90)
-    return size, folder
+def photo_folders(datapoint_folders, tmp_path_factory):
+    """{size key: folder}: the same scenes' photos as JPEGs (quality 90), named by scene."""
+    folders = {}
+    for size, root in datapoint_folders.items():
+        folders[size] = tmp_path_factory.mktemp(f"photos{size}")
+        for scene in sorted(root.iterdir()):
+            with Image.open(scene / "camera" / "visible_spectrum_01.png") as photo:
+                photo.convert("RGB").save(folders[size] / f"{scene.name}.jpg", quality=90)
+    return folders
 
 
-def run_command(benchmark, kind, inputs, command, prefix=(), pythonpath=None):
+# Function-scoped: a command's 40- and 2-image runs come one after the
+# other, so the machine's load drifts little between the two that
+# report.py subtracts.
+@pytest.fixture(params=list(SIZES))
+def datapoints(request, datapoint_folders):
+    """(size key, folder of datapoints)."""
+    return request.param, datapoint_folders[request.param]
+
+
+@pytest.fixture(params=list(SIZES))
+def photos(request, photo_folders):
+    """(size key, folder of JPEGs)."""
+    return request.param, photo_folders[request.param]
+
+
+def run_command(benchmark, kind, inputs, env, command, prefix=(), pythonpath=None):
     """Time `command` (after `python -m coreseg`) in its own process, 3
     rounds after a warm-up, and record its process tree's CPU time."""
     size, folder = inputs
     images = len(list(folder.iterdir()))
-    env = dict(os.environ, TQDM_DISABLE="1")
+    env = dict(env)
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath
     argv = [*prefix, sys.executable, "-m", "coreseg", *command]
@@ -124,59 +148,67 @@ def run_command(benchmark, kind, inputs, command, prefix=(), pythonpath=None):
             cpu_s=round(statistics.median(cpu for _, cpu in timed), 4))
 
 
-def eval_command(benchmark, datapoints, out, *args, **kwargs):
-    run_command(benchmark, "eval", datapoints, ["eval", "demo", str(datapoints[1]), "--out", str(out), "--force",
-                                                *args], **kwargs)
+def eval_command(benchmark, datapoints, env, out, *args, **kwargs):
+    run_command(benchmark, "eval", datapoints, env,
+                ["eval", "demo", str(datapoints[1]), "--out", str(out), "--force", *args], **kwargs)
 
 
-def segment_command(benchmark, photos, out, *args, **kwargs):
-    run_command(benchmark, "segment", photos, ["segment", "demo", str(photos[1]), "--out", str(out), "--force",
-                                               *args], **kwargs)
+def segment_command(benchmark, photos, env, out, *args, **kwargs):
+    run_command(benchmark, "segment", photos, env,
+                ["segment", "demo", str(photos[1]), "--out", str(out), "--force", *args], **kwargs)
 
 
-def test_eval_default(benchmark, datapoints, tmp_path):
-    eval_command(benchmark, datapoints, tmp_path)
+def test_eval_default(benchmark, datapoints, command_env, tmp_path):
+    eval_command(benchmark, datapoints, command_env, tmp_path)
 
 
-def test_eval_default_worst0(benchmark, datapoints, tmp_path):
-    eval_command(benchmark, datapoints, tmp_path, "--worst", "0")
+def test_eval_default_worst0(benchmark, datapoints, command_env, tmp_path):
+    eval_command(benchmark, datapoints, command_env, tmp_path, "--worst", "0")
 
 
-def test_eval_jobs1(benchmark, datapoints, tmp_path):
-    eval_command(benchmark, datapoints, tmp_path, "--jobs", "1")
+def test_eval_jobs1(benchmark, datapoints, command_env, tmp_path):
+    eval_command(benchmark, datapoints, command_env, tmp_path, "--jobs", "1")
 
 
-def test_eval_jobs2(benchmark, datapoints, tmp_path):
-    eval_command(benchmark, datapoints, tmp_path, "--jobs", "2")
+def test_eval_jobs2(benchmark, datapoints, command_env, tmp_path):
+    eval_command(benchmark, datapoints, command_env, tmp_path, "--jobs", "2")
 
 
 @pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset (util-linux) to pin to one core")
-def test_eval_jobs1_one_core(benchmark, datapoints, tmp_path):
-    eval_command(benchmark, datapoints, tmp_path, "--jobs", "1", prefix=("taskset", "-c", "0"))
+def test_eval_jobs1_one_core(benchmark, datapoints, command_env, tmp_path):
+    eval_command(benchmark, datapoints, command_env, tmp_path, "--jobs", "1", prefix=("taskset", "-c", "0"))
 
 
-def test_segment_default(benchmark, photos, tmp_path):
-    segment_command(benchmark, photos, tmp_path)
+def test_segment_default(benchmark, photos, command_env, tmp_path):
+    segment_command(benchmark, photos, command_env, tmp_path)
 
 
-def test_segment_jobs1(benchmark, photos, tmp_path):
-    segment_command(benchmark, photos, tmp_path, "--jobs", "1")
+def test_segment_jobs1(benchmark, photos, command_env, tmp_path):
+    segment_command(benchmark, photos, command_env, tmp_path, "--jobs", "1")
 
 
-def test_segment_jobs2(benchmark, photos, tmp_path):
-    segment_command(benchmark, photos, tmp_path, "--jobs", "2")
+def test_segment_jobs2(benchmark, photos, command_env, tmp_path):
+    segment_command(benchmark, photos, command_env, tmp_path, "--jobs", "2")
 
 
 if BASELINE:  # collected only when an older revision is installed (benchmarks/baseline.sh)
-    #: row label (report.py reads it from the test's params) -> the arguments.
-    BASELINE_ROWS = {f"coreseg at {BASELINE_REV}, --jobs 1": ("--jobs", "1"),
-                     f"coreseg at {BASELINE_REV}, default (every core)": ()}
-    BASELINE_IDS = [f"{BASELINE_REV}-jobs1", f"{BASELINE_REV}-default"]
+    # Each row one test of its own, so that its 40- and 2-image runs come
+    # one after the other; report.py reads the row's name from its params.
+    JOBS1 = f"coreseg at {BASELINE_REV}, --jobs 1"
+    DEFAULT = f"coreseg at {BASELINE_REV}, default (every core)"
 
-    @pytest.mark.parametrize("baseline_row", list(BASELINE_ROWS), ids=BASELINE_IDS)
-    def test_eval_baseline(benchmark, datapoints, tmp_path, baseline_row):
-        eval_command(benchmark, datapoints, tmp_path, *BASELINE_ROWS[baseline_row], pythonpath=BASELINE)
+    @pytest.mark.parametrize("baseline_row", [JOBS1], ids=[BASELINE_REV])
+    def test_eval_baseline_jobs1(benchmark, datapoints, command_env, tmp_path, baseline_row):
+        eval_command(benchmark, datapoints, command_env, tmp_path, "--jobs", "1", pythonpath=BASELINE)
 
-    @pytest.mark.parametrize("baseline_row", list(BASELINE_ROWS), ids=BASELINE_IDS)
-    def test_segment_baseline(benchmark, photos, tmp_path, baseline_row):
-        segment_command(benchmark, photos, tmp_path, *BASELINE_ROWS[baseline_row], pythonpath=BASELINE)
+    @pytest.mark.parametrize("baseline_row", [DEFAULT], ids=[BASELINE_REV])
+    def test_eval_baseline_default(benchmark, datapoints, command_env, tmp_path, baseline_row):
+        eval_command(benchmark, datapoints, command_env, tmp_path, pythonpath=BASELINE)
+
+    @pytest.mark.parametrize("baseline_row", [JOBS1], ids=[BASELINE_REV])
+    def test_segment_baseline_jobs1(benchmark, photos, command_env, tmp_path, baseline_row):
+        segment_command(benchmark, photos, command_env, tmp_path, "--jobs", "1", pythonpath=BASELINE)
+
+    @pytest.mark.parametrize("baseline_row", [DEFAULT], ids=[BASELINE_REV])
+    def test_segment_baseline_default(benchmark, photos, command_env, tmp_path, baseline_row):
+        segment_command(benchmark, photos, command_env, tmp_path, pythonpath=BASELINE)
