@@ -5,14 +5,16 @@
 #   folder=$(sh benchmarks/baseline.sh 083b6ed)      # builds it once (a few minutes: the native core)
 #   CORESEG_BASELINE=$folder CORESEG_BASELINE_REV=083b6ed \
 #       python -m pytest benchmarks/test_bench_cores.py --benchmark-json=/tmp/cores.json
-#   python benchmarks/report.py /tmp/cores.json      # (or report.py alone, with both variables set)
+#   python benchmarks/report.py /tmp/cores.json --print   # its tables; without --print it rewrites BENCHMARKS.md
+#   (report.py alone, with both variables set, runs every benchmark with the older rows and writes BENCHMARKS.md)
 #
 # The revision is checked out as a git worktree in /tmp/coreseg-REV and
 # installed with `pip install --no-deps --no-build-isolation --target
 # /tmp/coreseg-REV-site`: its dependencies are today's (numpy, onnxruntime,
 # OpenCV, ...), so only coreseg itself differs. The benchmarks run it with
 # PYTHONPATH=FOLDER. The folder is printed on stdout, everything else goes
-# to stderr; a folder already built is reused.
+# to stderr; a folder already built is reused. Afterwards:
+# git worktree remove /tmp/coreseg-REV; rm -rf /tmp/coreseg-REV-site.
 set -eu
 
 rev=${1:?usage: baseline.sh REVISION (e.g. 083b6ed)}
