@@ -195,21 +195,38 @@ def per_image_summary(rows: list[dict]) -> dict:
     return {"per_image": rows, "mean_of_per_image_miou": sum(values) / len(values) if values else None}
 
 
-def write_worst(folder, run: EvalRun, k: int, confusion: str = "../confusion.png") -> list[str]:
+def write_worst(folder, run: EvalRun, k: int, confusion: str = "../confusion.png", workers=None) -> list[str]:
     """worst/: the `k` images with the lowest mIoU, each drawn as photo |
     ground truth | prediction | errors, with index.html: from the preview
     kept while it was scored (`EvalRun.previews`), else predicted again
     here (the parent keeps no whole image of a run: memory stays flat). An
-    image that fails now is said and left out. Returns the PNG names."""
+    image that fails now is said and left out. Returns the PNG names.
+
+    With `workers` (a coreseg.scaleout.workers.WorkerPool: eval --jobs N),
+    the previews are drawn and encoded on them, side by side, instead of one
+    after another here (the same bytes)."""
     from ..evaluation.report_html import write_worst as write_folder
-    from ..evaluation.worst import error_picture, file_name, miou_text, scored_palette, worst_rows
+    from ..evaluation.worst import error_picture, file_name, miou_text, picture_worker, scored_palette, worst_rows
 
     cm = run.cm
     palette = scored_palette(cm.names, run.dataset_names, run.dataset_palette)
+    rows = [(f"{rank}. {row['image']}: mIoU {miou_text(row['miou'])}", row)
+            for rank, row in enumerate(worst_rows(run.per_image, k), 1)]
+    drawn = {}
+    if workers is not None:
+        todo = [i for i, (_, row) in enumerate(rows) if row["image"] in run.previews]
+        items = [(rows[i][0], run.previews[rows[i][1]["image"]]) for i in todo]
+        for outcome in workers.map(picture_worker, (cm.names, palette, cm.ignore_index), items):
+            if outcome.error is None:  # else drawn here below, where an error says what went wrong
+                drawn[todo[outcome.index]] = outcome.value
 
-    # Drawn one at a time: 2 threads drawing while the PNGs were written measured no faster (the GIL).
+    # Here, one at a time: 2 threads drawing while the PNGs were written measured no faster (the GIL).
     def pictures():
-        for rank, row in enumerate(worst_rows(run.per_image, k), 1):
+        for i, (title, row) in enumerate(rows):
+            rank = i + 1
+            if i in drawn:
+                yield file_name(rank, row["image"]), row["image"], row["miou"], drawn[i]
+                continue
             preview = run.previews.get(row["image"])
             try:
                 maps = (preview.photo, preview.gt, preview.pred) if preview is not None else \
@@ -220,7 +237,6 @@ def write_worst(folder, run: EvalRun, k: int, confusion: str = "../confusion.png
             if maps is None:
                 continue
             photo, gt, pred = maps
-            title = f"{rank}. {row['image']}: mIoU {miou_text(row['miou'])}"
             yield (file_name(rank, row["image"]), row["image"], row["miou"],
                    error_picture(photo, gt, pred, cm.names, palette, title=title, ignore_index=cm.ignore_index))
 

@@ -207,11 +207,13 @@ def cmd_eval(args) -> int:
         else:
             dataset, said = dataset_of(args) if mode == "images" or args.dataset else (None, {})
             run = eval_dataset(args, dataset, said) if dataset is not None else _eval_model(args)
+        out.mkdir(parents=True, exist_ok=True)
+        if args.worst:  # while the workers are there: they draw the pictures
+            write_worst(worst, run, args.worst, workers=args.workers)
     cm, per_image, failures, source, boundary = run.cm, run.per_image, run.failed, run.source, run.boundary
     if source.get("skipped"):
         print(f"skipped {len(source['skipped'])} datapoint(s) without a photo: "
               f"{', '.join(Path(s).name for s in source['skipped'])}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
     report = {**source, **({"failed": failures} if failures else {}), **per_image_summary(per_image), **cm.to_dict(),
               "boundary": boundary.to_dict()}
     write_text(files[0], json.dumps(report, indent=2) + "\n")
@@ -223,7 +225,6 @@ def cmd_eval(args) -> int:
     sub = cm.matrix[np.ix_(present, present)]
     write_png(files[3], confusion_heatmap(sub, [cm.names[i] for i in present], counts=args.counts))
     if args.worst:
-        write_worst(worst, run, args.worst)
         files.append(worst / "index.html")
     elif os.path.lexists(worst):  # --force given (else refused above): an earlier run's goes
         shutil.rmtree(worst) if worst.is_dir() and not worst.is_symlink() else worst.unlink()

@@ -91,8 +91,9 @@ def write_worst(folder, pictures, classes, summary: dict, *, confusion: str | No
     Parameters
     ----------
     folder : str or os.PathLike
-    pictures : iterable of (file name, image name, mIoU, (h, w, 3) uint8 ndarray)
-        Worst first; drawn lazily, one at a time.
+    pictures : iterable of (file name, image name, mIoU, picture)
+        Worst first; each picture a (h, w, 3) uint8 ndarray or its PNG
+        bytes; drawn lazily, one at a time.
     classes, summary, confusion
         As `index_html`.
 
@@ -109,7 +110,10 @@ def write_worst(folder, pictures, classes, summary: dict, *, confusion: str | No
     def write(tmp):
         entries = []
         for file, name, miou, picture in pictures:
-            write_png(Path(tmp) / file, picture)
+            if isinstance(picture, bytes):  # encoded already (by a worker)
+                (Path(tmp) / file).write_bytes(picture)
+            else:
+                write_png(Path(tmp) / file, picture)
             entries.append((file, name, miou))
             written.append(file)
         (Path(tmp) / "index.html").write_text(index_html(entries, classes, summary, confusion=confusion))

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..drawing.legend import label_font
-from ..files.images import pillow
-from ..kernels import resize_labels
+from ..files.images import pillow, png_bytes
+from ..kernels import resize_image, resize_labels
 from ..kernels.palette import default_palette, is_background
 
 __all__ = ["worst_rows", "scored_palette", "error_picture", "error_panel", "ERROR_COLORS", "PANEL_SIDE", "file_name",
@@ -83,7 +83,7 @@ def panel_size(shape) -> tuple[int, int]:
 def panel_maps(photo, gt, pred):
     """An image's maps as `error_picture` starts drawing its panels from:
     shrunk to `panel_size` when the image is larger than PANEL_SIDE (the
-    maps by `resize_labels`, the photo smoothly, Pillow's BILINEAR), else
+    maps by `resize_labels`, the photo smoothly by `resize_image`), else
     as they are (`error_picture` enlarges a small image itself). The one
     place that shrinks for worst/, so a `Preview` draws what the whole
     image would.
@@ -107,9 +107,9 @@ def panel_maps(photo, gt, pred):
     gt, pred = (resize_labels(m if m.dtype in (np.int32, np.uint8, np.uint16) else m.astype(np.int32),
                               (width, height)) for m in (np.asarray(gt), np.asarray(pred)))
     if photo is not None:
-        Image, _ = pillow()
-        im = Image.fromarray(np.ascontiguousarray(photo[..., :3]))
-        photo = np.asarray(im.resize((width, height), Image.BILINEAR))
+        # coreseg's own resampling: Pillow's BILINEAR within 1 per channel,
+        # 10x as fast (a preview is made for every image scored).
+        photo = resize_image(photo[..., :3], (width, height), layout="RGB")
     return photo, gt, pred
 
 
@@ -274,3 +274,15 @@ def error_picture(photo, gt: np.ndarray, pred: np.ndarray, names, palette: np.nd
 
 def miou_text(value) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def picture_worker(names, palette: np.ndarray, ignore_index: int | None):
+    """What a worker process builds to draw worst/ (coreseg.scaleout.workers):
+    items are (title, Preview), each drawn by `error_picture` and returned
+    as PNG bytes (what the parent writes, as it would have encoded them)."""
+    def draw(item) -> bytes:
+        title, preview = item
+        return png_bytes(error_picture(preview.photo, preview.gt, preview.pred, names, palette, title=title,
+                                       ignore_index=ignore_index))
+
+    return draw

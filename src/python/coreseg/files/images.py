@@ -224,6 +224,19 @@ QUALITY = 92
 PNG_COMPRESS_LEVEL = 1
 
 
+def png_bytes(array: np.ndarray) -> bytes:
+    """An RGB/RGBA uint8 image as PNG bytes, compressed as `write_png`
+    compresses it (the same bytes it writes)."""
+    import io
+
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"expected an (h, w, 3|4) uint8 image, got {array.dtype} {array.shape}")
+    Image, _ = pillow()
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buf.getvalue()
+
+
 def write_png(path, array: np.ndarray) -> None:
     """Write RGB/RGBA uint8 or a 2-D uint8/uint16 map as PNG (uint16 keeps
     all 16 bits), with fast compression."""
