@@ -3,6 +3,7 @@ take one item at a time, so a dead worker's item is known, retried once,
 and nothing already returned is counted twice."""
 
 import os
+import sys
 
 import pytest
 import worker_tasks
@@ -11,11 +12,15 @@ from coreseg.scaleout import workers
 from coreseg.scaleout.workers import WorkerDied, WorkerPool, WorkerStartError, process_map, threads_per_worker
 
 
+#: Start methods tested: fork where coreseg uses it (Linux), spawn everywhere.
+CONTEXTS = ["fork", "spawn"] if sys.platform.startswith("linux") else ["spawn"]
+
+
 def outcomes(make, args, items, jobs=2, **kw):
     return sorted(process_map(make, args, items, jobs=jobs, **kw), key=lambda o: o.index)
 
 
-@pytest.mark.parametrize("context", ["fork", "spawn"])
+@pytest.mark.parametrize("context", CONTEXTS)
 def test_every_item_once_on_several_processes(tmp_path, context):
     got = outcomes(worker_tasks.squarer, (str(tmp_path),), list(range(12)), context=context)
     assert [o.index for o in got] == list(range(12))
@@ -102,17 +107,19 @@ def test_a_worker_gone_before_its_item_is_sent_is_a_start_error_not_a_broken_pip
         list(process_map(make, (), [1, 2], jobs=2))
 
 
-@pytest.mark.parametrize("context", ["fork", "spawn"])
+@pytest.mark.parametrize("context", CONTEXTS)
 def test_a_pool_imports_first_and_runs_one_map_after_another_on_the_same_workers(context):
     # The warm-up module is one this process has not imported: it is in a
     # worker because the pool imported it there, before any work.
     import sys
 
-    warm = "xml.dom.minidom"
+    warm, control = "xml.dom.minidom", "xml.sax"
     assert warm not in sys.modules
     with WorkerPool(2, imports=(warm, "no_such_module_at_all"), context=context) as pool:
-        first = list(pool.map(worker_tasks.modules_seen, (), [warm, "xml.sax", warm]))
-        assert [o.value[0] for o in sorted(first, key=lambda o: o.index)] == [True, False, True]
+        first = list(pool.map(worker_tasks.modules_seen, (), [warm, control, warm]))
+        # A module neither imported: not there (a fork copies what this process has).
+        expected = [True, context == "fork" and control in sys.modules, True]
+        assert [o.value[0] for o in sorted(first, key=lambda o: o.index)] == expected
         second = list(pool.map(worker_tasks.pid_and_threads, (1,), list(range(6))))
     assert len({o.value[1] for o in first}) == 2
     # The same two processes, each with the second map's work built.
@@ -121,7 +128,7 @@ def test_a_pool_imports_first_and_runs_one_map_after_another_on_the_same_workers
 
 
 def test_a_map_stopped_early_ends_the_pool(tmp_path):
-    pool = WorkerPool(2, context="fork")
+    pool = WorkerPool(2)
     gen = pool.map(worker_tasks.squarer, (str(tmp_path),), list(range(50)))
     next(gen)
     processes = [w.process for w in pool._workers]
@@ -139,13 +146,18 @@ def test_fork_at_startup_only_while_no_other_thread_runs():
 
     if not sys.platform.startswith("linux"):
         pytest.skip("fork is used on Linux only (macOS: spawn, always)")
+    pytest.importorskip("onnxruntime", reason="the native-thread case imports onnxruntime: pip install '.[onnx]'")
     code = ("import threading; from coreseg.scaleout.workers import start_method_at_startup as m; print(m()); "
             "e = threading.Event(); t = threading.Thread(target=e.wait); t.start(); print(m()); "
-            "e.set(); t.join(); print(m()); "
+            "e.set(); t.join(); "
             # a native thread: ONNX Runtime starts one as it is imported
             "import onnxruntime; print(m())")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and r.stdout.split() == ["fork", "spawn", "fork", "spawn"], r.stderr
+    assert r.returncode == 0 and r.stdout.split() == ["fork", "spawn", "spawn"], r.stderr
+    r = subprocess.run([sys.executable, "-c", "from coreseg.scaleout.workers import start_method_at_startup as m; "
+                        "print(m())"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "CORESEG_WORKER_START": "spawn"})
+    assert r.returncode == 0 and r.stdout.split() == ["spawn"], r.stderr
 
 
 def test_forked_workers_end_when_their_parent_is_killed():
@@ -177,3 +189,36 @@ def test_forked_workers_end_when_their_parent_is_killed():
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_a_map_of_fewer_items_ends_the_idle_workers_and_one_map_runs_at_a_time(tmp_path):
+    with WorkerPool(3) as pool:
+        gen = pool.map(worker_tasks.squarer, (str(tmp_path),), [1, 2, 3])
+        next(gen)
+        with pytest.raises(RuntimeError, match="one map at a time"):
+            next(pool.map(worker_tasks.squarer, (str(tmp_path),), [4]))
+        list(gen)
+        got = list(pool.map(worker_tasks.squarer, (str(tmp_path),), [5]))
+        assert [o.value[0] for o in got] == [25] and len(pool._workers) == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork is used on Linux only")
+def test_a_worker_replacing_a_dead_one_is_spawned_once_the_parent_runs_threads(tmp_path):
+    # The pool forked its first workers; by the time one dies the parent
+    # may run threads (a model loaded), so its replacement is spawned.
+    import threading
+
+    with WorkerPool(1, context="fork") as pool:
+        first = pool._workers[0]
+        stop = threading.Event()
+        thread = threading.Thread(target=stop.wait)
+        thread.start()
+        try:
+            got = list(pool.map(worker_tasks.squarer, (str(tmp_path),), [-1, 3]))
+            replacement = pool._workers[0]
+        finally:
+            stop.set()
+            thread.join()
+    assert sorted(o.value[0] for o in got) == [1, 9]
+    assert first.process._popen.__module__ == "multiprocessing.popen_fork"
+    assert replacement.process._popen.__module__ == "multiprocessing.popen_spawn_posix"

@@ -98,12 +98,16 @@ def workers_started(args, imports=(), items: int | None = None):
         args.workers = None
         yield
         return
-    with WorkerPool(jobs, imports=imports, context=start_method_at_startup()) as pool:
-        args.workers = pool
-        try:
-            yield
-        finally:
-            args.workers = None
+    pool = WorkerPool(jobs, imports=imports, context=start_method_at_startup())
+    args.workers = pool
+    try:
+        yield
+    except BaseException:
+        pool.terminate()  # an error or Ctrl-C: no waiting for their imports to end
+        raise
+    finally:
+        args.workers = None
+        pool.close()
 
 
 def run_items(args, items, local, make, make_args, in_flight: int = 1):

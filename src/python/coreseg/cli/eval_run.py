@@ -207,6 +207,7 @@ def write_worst(folder, run: EvalRun, k: int, confusion: str = "../confusion.png
     after another here (the same bytes)."""
     from ..evaluation.report_html import write_worst as write_folder
     from ..evaluation.worst import error_picture, file_name, miou_text, picture_worker, scored_palette, worst_rows
+    from ..scaleout.workers import WorkerStartError
 
     cm = run.cm
     palette = scored_palette(cm.names, run.dataset_names, run.dataset_palette)
@@ -216,9 +217,12 @@ def write_worst(folder, run: EvalRun, k: int, confusion: str = "../confusion.png
     if workers is not None:
         todo = [i for i, (_, row) in enumerate(rows) if row["image"] in run.previews]
         items = [(rows[i][0], run.previews[rows[i][1]["image"]]) for i in todo]
-        for outcome in workers.map(picture_worker, (cm.names, palette, cm.ignore_index), items):
-            if outcome.error is None:  # else drawn here below, where an error says what went wrong
-                drawn[todo[outcome.index]] = outcome.value
+        try:
+            for outcome in workers.map(picture_worker, (cm.names, palette, cm.ignore_index), items):
+                if outcome.error is None:  # else drawn here below, where an error says what went wrong
+                    drawn[todo[outcome.index]] = outcome.value
+        except WorkerStartError as e:  # the rest are drawn here
+            say(f"coreseg eval: worst/ is drawn in this process: {e}")
 
     # Here, one at a time: 2 threads drawing while the PNGs were written measured no faster (the GIL).
     def pictures():

@@ -182,10 +182,33 @@ def classes_csv(cm, boundary) -> str:
     return buf.getvalue()
 
 
-def cmd_eval(args) -> int:
-    from ..files.safe_io import refuse_existing, write_text
+def _write_report(args, run, files) -> str:
+    """report.json, classes.csv, table.txt and confusion.png of a run (into
+    `files`, in that order); returns the table."""
+    from ..files.safe_io import write_text
     from ..files.images import write_png
     from ..evaluation.heatmap import confusion_heatmap
+
+    cm, per_image, failures, source, boundary = run.cm, run.per_image, run.failed, run.source, run.boundary
+    if source.get("skipped"):
+        print(f"skipped {len(source['skipped'])} datapoint(s) without a photo: "
+              f"{', '.join(Path(s).name for s in source['skipped'])}", file=sys.stderr)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    report = {**source, **({"failed": failures} if failures else {}), **per_image_summary(per_image), **cm.to_dict(),
+              "boundary": boundary.to_dict()}
+    write_text(files[0], json.dumps(report, indent=2) + "\n")
+    write_text(files[1], classes_csv(cm, boundary))
+    table = cm.table(present_only=True) + "\n\n" + boundary.table(present_only=True)
+    write_text(files[2], table + "\n")
+    present = [i for i in range(cm.num_classes)
+               if (cm.matrix[i].sum() or cm.matrix[:, i].sum()) and cm.names[i] != "--"]
+    sub = cm.matrix[np.ix_(present, present)]
+    write_png(files[3], confusion_heatmap(sub, [cm.names[i] for i in present], counts=args.counts))
+    return table
+
+
+def cmd_eval(args) -> int:
+    from ..files.safe_io import refuse_existing
 
     mode = _check_mode(args)
     if args.worst < 0:
@@ -207,27 +230,13 @@ def cmd_eval(args) -> int:
         else:
             dataset, said = dataset_of(args) if mode == "images" or args.dataset else (None, {})
             run = eval_dataset(args, dataset, said) if dataset is not None else _eval_model(args)
-        out.mkdir(parents=True, exist_ok=True)
+        table = _write_report(args, run, files)
         if args.worst:  # while the workers are there: they draw the pictures
             write_worst(worst, run, args.worst, workers=args.workers)
-    cm, per_image, failures, source, boundary = run.cm, run.per_image, run.failed, run.source, run.boundary
-    if source.get("skipped"):
-        print(f"skipped {len(source['skipped'])} datapoint(s) without a photo: "
-              f"{', '.join(Path(s).name for s in source['skipped'])}", file=sys.stderr)
-    report = {**source, **({"failed": failures} if failures else {}), **per_image_summary(per_image), **cm.to_dict(),
-              "boundary": boundary.to_dict()}
-    write_text(files[0], json.dumps(report, indent=2) + "\n")
-    write_text(files[1], classes_csv(cm, boundary))
-    table = cm.table(present_only=True) + "\n\n" + boundary.table(present_only=True)
-    write_text(files[2], table + "\n")
-    present = [i for i in range(cm.num_classes)
-               if (cm.matrix[i].sum() or cm.matrix[:, i].sum()) and cm.names[i] != "--"]
-    sub = cm.matrix[np.ix_(present, present)]
-    write_png(files[3], confusion_heatmap(sub, [cm.names[i] for i in present], counts=args.counts))
-    if args.worst:
-        files.append(worst / "index.html")
-    elif os.path.lexists(worst):  # --force given (else refused above): an earlier run's goes
-        shutil.rmtree(worst) if worst.is_dir() and not worst.is_symlink() else worst.unlink()
+            files.append(worst / "index.html")
+        elif os.path.lexists(worst):  # --force given (else refused above): an earlier run's goes
+            shutil.rmtree(worst) if worst.is_dir() and not worst.is_symlink() else worst.unlink()
+    cm, failures, source, boundary = run.cm, run.failed, run.source, run.boundary
     print(table)
     print(f"mIoU {cm.miou():.4f}, boundary mIoU {boundary.mean_iou():.4f}, mean boundary F "
           f"{boundary.mean_f_score():.4f} over {source['images']} images; wrote {', '.join(str(f) for f in files)}")

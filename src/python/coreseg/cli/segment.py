@@ -173,6 +173,8 @@ def _segment(args, inputs, videos, images) -> int:
             bad[p] = str(error)
     finally:
         outcomes.close()  # stopping at a failure: the workers end now, not when collected
+    if args.workers is not None:
+        args.workers.close()  # videos run in this process: the workers' models are freed now
     report = []
     for i in sorted(results):  # input order, whatever order they finished in
         entry, annotated = results[i]

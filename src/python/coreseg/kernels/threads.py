@@ -17,11 +17,11 @@ __all__ = ["simd_backend", "set_num_threads", "get_num_threads", "MAX_THREADS", 
 MAX_THREADS = _native.MAX_THREADS
 
 
-def os_threads() -> int | None:
-    """Threads this process runs, native ones included (Linux's
-    /proc/self/task); None where that is not known."""
+def os_threads() -> frozenset | None:
+    """The ids of the threads this process runs, native ones included
+    (Linux's /proc/self/task); None where they are not known."""
     try:
-        return len(os.listdir("/proc/self/task"))
+        return frozenset(os.listdir("/proc/self/task"))
     except OSError:
         return None
 

@@ -122,23 +122,28 @@ def _worker_main(conn, imports, inherited) -> None:
             conn.send((index, None, _portable(e)))
 
 
+#: Set to "spawn", workers are always spawned (what macOS runs, tested on Linux).
+START_ENV = "CORESEG_WORKER_START"
+
+
 def start_method_at_startup() -> str:
     """The start method for workers started at the start of a command,
-    before it loads a model or runs a kernel: "fork" on Linux while no
-    thread runs but this one and those running when coreseg was imported,
-    else "spawn".
+    before it loads a model or runs a kernel: "fork" on Linux while every
+    thread running was running when coreseg was imported, else "spawn"
+    (and always with CORESEG_WORKER_START=spawn).
 
     A forked worker starts with what the parent has imported (numpy and
     coreseg: about 0.3 s of CPU a worker, not paid again). Fork copies only
     the calling thread, so anything another thread holds would be copied
     half-done: the threads found at coreseg's import are numpy's OpenBLAS
     pool, which stops for a fork (pthread_atfork). Any other (a Python
-    thread, ONNX Runtime's or OpenCV's, started by their import) means
+    thread; ONNX Runtime's or OpenCV's, started by their import) means
     spawn, as always on macOS, whose frameworks do not survive a fork.
     """
     now = os_threads()
-    if (sys.platform.startswith("linux") and threading.active_count() == 1 and now is not None
-            and THREADS_AT_IMPORT is not None and now <= THREADS_AT_IMPORT):
+    if (sys.platform.startswith("linux") and os.environ.get(START_ENV) != "spawn"
+            and threading.active_count() == 1 and now is not None and THREADS_AT_IMPORT is not None
+            and now <= THREADS_AT_IMPORT):
         return "fork"
     return "spawn"
 
@@ -177,6 +182,15 @@ class _Worker:
             # sentinel, so the map reads why and retries `holding` as for
             # any death.
             pass
+
+    def stop(self) -> None:
+        """Tell the worker to end (it exits once it has read this), and wait."""
+        self._send(None)
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
 
     def died(self) -> str:
         self.process.join(timeout=5)
@@ -217,15 +231,31 @@ class WorkerPool:
         self._context = multiprocessing.get_context(context)
         self._workers: list[_Worker] = []
         self._started = self._maps = 0
-        self._closed = False
-        for _ in range(jobs):
-            self._start()
+        self._closed = self._mapping = False
+        try:
+            for _ in range(jobs):
+                self._start()
+        except BaseException:
+            self.terminate()
+            raise
 
     def _start(self) -> _Worker:
+        context = self._context
+        if self._started >= self.jobs and context.get_start_method() == "fork":
+            # In place of one that died: the parent may run threads by now
+            # (a model loaded), and a fork would copy what they hold.
+            context = multiprocessing.get_context(start_method_at_startup())
         self._started += 1
-        w = _Worker(self._context, self.imports, self._started, [v.conn.fileno() for v in self._workers])
+        w = _Worker(context, self.imports, self._started, [v.conn.fileno() for v in self._workers])
         self._workers.append(w)
         return w
+
+    def _trim(self, keep: int) -> None:
+        """End the idle workers beyond `keep` (a map of fewer items than
+        the pool has workers)."""
+        for w in [w for w in self._workers if w.holding is None][: max(0, len(self._workers) - keep)]:
+            self._workers.remove(w)
+            w.stop()
 
     def __enter__(self) -> "WorkerPool":
         return self
@@ -263,12 +293,17 @@ class WorkerPool:
 
         A map stopped early (an error, the consumer gone) ends the pool's
         workers at once; one run to its end leaves them for the next map.
+        One map at a time; workers beyond the items' count are ended.
         """
         if self._closed:
             raise RuntimeError("this WorkerPool is closed")
+        if self._mapping:
+            raise RuntimeError("this WorkerPool runs one map at a time: finish the one under way first")
+        self._mapping = True
         self._maps += 1
         number = self._maps
         pending = collections.deque(enumerate(items))
+        self._trim(len(pending))
         deaths = collections.Counter()
         start_deaths = 0
         workers = self._workers
@@ -299,6 +334,7 @@ class WorkerPool:
                             continue
                         workers.remove(w)
                         why = w.died()
+                        w.conn.close()
                         if not w.ready:
                             # Died while building its work: its item never ran.
                             # Start another, unless starting keeps failing.
@@ -330,12 +366,17 @@ class WorkerPool:
                     yield Outcome(index, value, error)
             clean = True
         finally:
+            self._mapping = False
             if not clean:  # stopped early (an error, Ctrl-C, the consumer gone): no waiting
                 self._end(terminate=True)
 
     def close(self) -> None:
         """End the workers: each finishes its item and exits."""
         self._end(terminate=False)
+
+    def terminate(self) -> None:
+        """End the workers now (SIGTERM: their `finally` blocks run)."""
+        self._end(terminate=True)
 
     def _end(self, terminate: bool) -> None:
         if self._closed:
