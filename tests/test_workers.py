@@ -12,8 +12,25 @@ from coreseg.scaleout import workers
 from coreseg.scaleout.workers import WorkerDied, WorkerPool, WorkerStartError, process_map, threads_per_worker
 
 
-#: Start methods tested: fork where coreseg uses it (Linux), spawn everywhere.
-CONTEXTS = ["fork", "spawn"] if sys.platform.startswith("linux") else ["spawn"]
+#: Start methods tested in this process: spawn. coreseg forks only from a
+#: process running no thread but those it found at its import
+#: (start_method_at_startup), which the test process is not by now (ONNX
+#: Runtime's, OpenCV's...): the fork tests run in fresh processes below,
+#: and the CLI's in tests/test_jobs.py.
+CONTEXTS = ["spawn"]
+
+#: Run in a fresh process by the fork tests (Linux): `code` after it.
+FRESH = "import os, sys, threading, worker_tasks; from coreseg.scaleout.workers import WorkerPool; "
+
+
+def run_fresh(code: str) -> str:
+    """stdout of `code` run in a fresh Python process (fails on its error)."""
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-c", FRESH + code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 0, r.stderr
+    return r.stdout
 
 
 def outcomes(make, args, items, jobs=2, **kw):
@@ -203,22 +220,20 @@ def test_a_map_of_fewer_items_ends_the_idle_workers_and_one_map_runs_at_a_time(t
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork is used on Linux only")
-def test_a_worker_replacing_a_dead_one_is_spawned_once_the_parent_runs_threads(tmp_path):
-    # The pool forked its first workers; by the time one dies the parent
-    # may run threads (a model loaded), so its replacement is spawned.
-    import threading
-
-    with WorkerPool(1, context="fork") as pool:
-        first = pool._workers[0]
-        stop = threading.Event()
-        thread = threading.Thread(target=stop.wait)
-        thread.start()
-        try:
-            got = list(pool.map(worker_tasks.squarer, (str(tmp_path),), [-1, 3]))
-            replacement = pool._workers[0]
-        finally:
-            stop.set()
-            thread.join()
-    assert sorted(o.value[0] for o in got) == [1, 9]
-    assert first.process._popen.__module__ == "multiprocessing.popen_fork"
-    assert replacement.process._popen.__module__ == "multiprocessing.popen_spawn_posix"
+def test_forked_workers_run_maps_and_one_replacing_a_dead_one_is_spawned(tmp_path):
+    # Forked at start-up (one thread running), two maps on the same
+    # workers; once the parent runs a thread (as after loading a model), a
+    # worker replacing one that died is spawned: a fork then would copy what
+    # that thread holds.
+    out = run_fresh(
+        f"marks = {str(tmp_path)!r}; pool = WorkerPool(2, context='fork'); one = WorkerPool(1, context='fork'); "
+        "first = sorted(pool.map(worker_tasks.squarer, (marks,), list(range(8))), key=lambda o: o.index); "
+        "assert [o.value[0] for o in first] == [x * x for x in range(8)]; "
+        "pids = {o.value[1] for o in first}; "
+        "second = list(pool.map(worker_tasks.pid_and_threads, (1,), [1, 2, 3, 4])); "
+        "assert {o.value[0] for o in second} == pids, 'the same workers'; "
+        "stop = threading.Event(); t = threading.Thread(target=stop.wait); t.start(); "
+        "got = sorted(o.value[0] for o in one.map(worker_tasks.squarer, (marks,), [-1, 3])); "
+        "stop.set(); t.join(); assert got == [1, 9], got; "
+        "print(*[type(w.process._popen).__module__ for w in one._workers]); pool.close(); one.close()")
+    assert out.split() == ["multiprocessing.popen_spawn_posix"]
