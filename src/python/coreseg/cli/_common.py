@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from ..drawing.image_outputs import OUTLINE  # noqa: F401 - the commands draw the same outline
 
