@@ -166,9 +166,11 @@ def test_memory_is_constant_over_the_stream(model):
     # Bounded by the frames in flight, whatever the stream's length. A leak
     # of one frame-sized array per frame would add 30 frames' worth per
     # window of 30; scheduling moves a window's peak by a few frames in
-    # flight (up to 9 seen on a loaded machine). All stay under 40 frames.
+    # flight (up to 9 seen on a loaded machine). The first window's peak is
+    # up to 33 frames' worth (the fake Core ML pass, a loaded clean-clone
+    # CI run): with those 9 on top, all stay under 50 (40 failed once so).
     assert max(peaks) - peaks[0] < 15 * image.nbytes, peaks
-    assert max(peaks) < 40 * image.nbytes, peaks
+    assert max(peaks) < 50 * image.nbytes, peaks
 
 
 def test_overlay_buffers_are_reused_only_when_released():
