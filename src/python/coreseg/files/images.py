@@ -231,10 +231,16 @@ def png_bytes(array: np.ndarray) -> bytes:
 
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ValueError(f"expected an (h, w, 3|4) uint8 image, got {array.dtype} {array.shape}")
-    Image, _ = pillow()
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    _save_pillow_png(array, buf)
     return buf.getvalue()
+
+
+def _save_pillow_png(array: np.ndarray, file) -> None:
+    """A uint8 image saved by Pillow as PNG into `file` (a path or a binary
+    file), compressed at PNG_COMPRESS_LEVEL: `png_bytes` and `write_png`."""
+    Image, _ = pillow()
+    Image.fromarray(np.ascontiguousarray(array)).save(file, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
 def write_png(path, array: np.ndarray) -> None:
@@ -247,9 +253,8 @@ def write_png(path, array: np.ndarray) -> None:
         data = encode_gray_png(array)
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
         return
-    Image, _ = pillow()
-    image = Image.fromarray(np.ascontiguousarray(array))
-    atomic_write(path, lambda tmp: image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL))
+    pillow()  # the extra's message before a temporary file is made
+    atomic_write(path, lambda tmp: _save_pillow_png(array, tmp))
 
 
 def encode_gray_png(array: np.ndarray) -> bytes:

@@ -186,6 +186,11 @@ class _Worker:
     def stop(self) -> None:
         """Tell the worker to end (it exits once it has read this), and wait."""
         self._send(None)
+        self.reap()
+
+    def reap(self) -> None:
+        """Wait for the worker to exit (killed if it has not within 10 s),
+        and close its pipe."""
         self.process.join(timeout=10)
         if self.process.is_alive():
             self.process.kill()
@@ -390,12 +395,8 @@ class WorkerPool:
                     w.conn.send(None)
                 except (OSError, ValueError):
                     pass
-        for w in self._workers:
-            w.process.join(timeout=10)
-            if w.process.is_alive():
-                w.process.kill()
-                w.process.join()
-            w.conn.close()
+        for w in self._workers:  # all told first, then waited for: they end side by side
+            w.reap()
 
 
 def process_map(make, make_args, items, *, jobs: int, retries: int = 1, on_retry=None, context: str = "spawn"):
