@@ -137,8 +137,9 @@ def start_method_at_startup() -> str:
     the calling thread, so anything another thread holds would be copied
     half-done: the threads found at coreseg's import are numpy's OpenBLAS
     pool, which stops for a fork (pthread_atfork). Any other (a Python
-    thread; ONNX Runtime's or OpenCV's, started by their import) means
-    spawn, as always on macOS, whose frameworks do not survive a fork.
+    thread; a native library's pool, such as ONNX Runtime's or OpenCV's,
+    which may start at their import or first use) means spawn, as always
+    on macOS, whose frameworks do not survive a fork.
     """
     now = os_threads()
     if (sys.platform.startswith("linux") and os.environ.get(START_ENV) != "spawn"
