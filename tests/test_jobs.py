@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_process import coreseg_argv
 from shared_fixtures import DATAGEN
 
 import coreseg
@@ -237,8 +238,8 @@ def test_ctrl_c_ends_the_workers_and_leaves_no_partial_file(tmp_path):
     image = demo.scene(2_500_000, (1600, 1200))[0]
     for i in range(40):
         Image.fromarray(image).save(photos / f"p{i:02d}.png", compress_level=0)
-    proc = subprocess.Popen([sys.executable, "-m", "coreseg", "segment", "demo", str(photos), "--out", str(out),
-                             "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(coreseg_argv("segment", "demo", photos, "--out", out, "--jobs", "2"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while len(list(out.glob("*.labels.png"))) < 2 and time.monotonic() < deadline:  # the workers are writing
         time.sleep(0.02)

@@ -13,6 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from cli_process import coreseg_argv
 
 import coreseg
 from coreseg import demo
@@ -125,7 +126,7 @@ def test_a_damaged_video_is_a_clear_error_and_leaves_nothing(tmp_path):
 def test_ctrl_c_leaves_no_half_written_file(tmp_path):
     clip = make_clip(tmp_path / "long.mp4", frames=400, size=(640, 360), audio=False, moving=False)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "coreseg", "segment", "demo", clip, "--out", out],
+    proc = subprocess.Popen(coreseg_argv("segment", "demo", clip, "--out", out),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     # Interrupted as soon as the writer has started (an event, not a delay: a

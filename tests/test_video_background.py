@@ -15,6 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from cli_process import coreseg_argv
 
 import coreseg
 from coreseg import demo
@@ -158,8 +159,8 @@ def test_a_later_run_removes_a_dead_runs_background_part(tmp_path):
 def test_a_signal_leaves_neither_video_half_written(tmp_path):
     clip = make_clip(tmp_path / "long.mp4", frames=400, size=(640, 360), audio=False, moving=False)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "coreseg", "segment", "demo", clip, "--out", out,
-                             "--background", "blur"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(coreseg_argv("segment", "demo", clip, "--out", out, "--background", "blur"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + HANG
     # Signalled once both writers have started (an event: their temporary files).
     while len(list(out.glob(".long.*.mp4.*"))) < 2 and time.monotonic() < deadline and proc.poll() is None:

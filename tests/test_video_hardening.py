@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
                                 reason="the demo model runs through onnxruntime here: pip install '.[onnx]'")
 
 from coreseg.video import IncompleteVideoWarning, VideoReader, VideoWriter  # noqa: E402
+from cli_process import coreseg_argv  # noqa: E402
 from test_video import make_clip  # noqa: E402
 
 HANG = 300  # seconds: only a hang (a deadlock) ever gets near this
@@ -334,7 +335,7 @@ def test_writer_stamps_frames_at_their_times(tmp_path):
 def test_a_signal_leaves_no_half_written_file(tmp_path, sig):
     clip = make_clip(tmp_path / "long.mp4", frames=400, size=(640, 360), audio=False, moving=False)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "coreseg", "segment", "demo", clip, "--out", out],
+    proc = subprocess.Popen(coreseg_argv("segment", "demo", clip, "--out", out),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + HANG
     # Signalled once the writer has started (an event: its temporary file),
