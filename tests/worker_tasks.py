@@ -45,3 +45,29 @@ def modules_seen():
     import sys
 
     return lambda name: (name in sys.modules, os.getpid())
+
+
+def page_faults_of_repeated_work():
+    """Page faults of one "image's" allocations done again and again:
+    three 12 MiB blocks alive at once, then freed (an image's buffers),
+    six times. Items are ignored; the result is (faults of each round,
+    whether this process's malloc can be tuned at all)."""
+    import resource
+
+    from coreseg.scaleout.process_memory import keep_freed_memory
+
+    def work(_):
+        import ctypes
+
+        # Faults counted in 4 KiB pages, whatever the machine's transparent
+        # huge pages setting ("always" would fault a block in 2 MiB at a time).
+        ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE
+        rounds = []
+        for _ in range(6):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            blocks = [bytearray(12 << 20) for _ in range(3)]  # zero-filled: every page touched
+            del blocks
+            rounds.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        return rounds, keep_freed_memory()
+
+    return work

@@ -133,7 +133,10 @@ def model_source(model, ship: bool) -> ModelSource:
 
 def load_on_actor(source: ModelSource, load_kwargs: dict):
     from ..running.loader import load_model
+    from .process_memory import keep_freed_memory
 
+    # An actor is a process of its own, fed one batch after another.
+    keep_freed_memory()
     # One CPU per actor (Ray's default): one thread each.
     return load_model(source.local_path(), 1, **load_kwargs)
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 
 from ..kernels.threads import THREADS_AT_IMPORT, os_threads, threads_per_worker, usable_cores
+from .process_memory import keep_freed_memory
 
 __all__ = ["Outcome", "WorkerDied", "WorkerStartError", "WorkerPool", "process_map", "default_jobs",
            "threads_per_worker", "start_method_at_startup", "ITEM_ERRORS"]
@@ -93,6 +94,7 @@ def _worker_main(conn, imports, inherited) -> None:
             os.close(fd)
         except OSError:
             pass
+    keep_freed_memory()  # one image after another: what one frees, the next needs
     for name in imports:
         try:
             importlib.import_module(name)
