@@ -244,13 +244,16 @@ def test_a_worker_keeps_the_memory_an_image_frees_for_the_next():
     # An image's tens of MB freed and allocated again: glibc's malloc,
     # left to itself, hands them back to the kernel and faults them in
     # again, zero-filled, every image; a worker keeps them.
+    import resource
     import subprocess
 
-    got = list(WorkerPool(1).map(worker_tasks.page_faults_of_repeated_work, (), [0]))
+    with WorkerPool(1) as pool:
+        got = list(pool.map(worker_tasks.page_faults_of_repeated_work, (), [0]))
     rounds, tunable = got[0].value
     if not tunable:
         pytest.skip("no glibc malloc to tune here (macOS, musl, or an AddressSanitizer build)")
-    assert rounds[0] > 0.9 * (36 << 20) // 4096, rounds  # the first round faults its pages in (most of them)
+    pages = (36 << 20) // resource.getpagesize()
+    assert rounds[0] > 0.9 * pages, rounds  # the first round faults its pages in (most of them)
     assert sum(rounds[1:]) < 200, rounds  # later rounds reuse them
     # The same work in a process left as it starts (the pattern is one glibc
     # does give back): the test tells the two apart.
