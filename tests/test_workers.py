@@ -245,7 +245,6 @@ def test_a_worker_keeps_the_memory_an_image_frees_for_the_next():
     # left to itself, hands them back to the kernel and faults them in
     # again, zero-filled, every image; a worker keeps them.
     import resource
-    import subprocess
 
     with WorkerPool(1) as pool:
         got = list(pool.map(worker_tasks.page_faults_of_repeated_work, (), [0]))
@@ -257,9 +256,5 @@ def test_a_worker_keeps_the_memory_an_image_frees_for_the_next():
     assert sum(rounds[1:]) < 200, rounds  # later rounds reuse them
     # The same work in a process left as it starts (the pattern is one glibc
     # does give back): the test tells the two apart.
-    code = ("import sys, worker_tasks; rounds, _ = worker_tasks.page_faults_of_repeated_work()(0); "
-            "print(sum(rounds[1:]))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert r.returncode == 0, r.stderr
-    assert int(r.stdout) > 10 * max(sum(rounds[1:]), 100), (r.stdout, rounds)
+    fresh = int(run_fresh("rounds, _ = worker_tasks.page_faults_of_repeated_work()(0); print(sum(rounds[1:]))"))
+    assert fresh > 10 * max(sum(rounds[1:]), 100), (fresh, rounds)
